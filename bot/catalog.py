@@ -1,0 +1,264 @@
+"""The models the bot can run: endpoint, kind, parameters, price rule, output field.
+
+The catalog ships as `bot/models.toml` (one table per model, transcribed from Runpod's model pages)
+and operators extend or override it from the `[models.<id>]` tables of their config, so a new model,
+a moved endpoint id or a new price needs no code change. Parameters are checked by a pydantic model
+built from each model's schema, before any request leaves the bot, and every rejection names the
+parameter and what it allows.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from bot.errors import ConfigError, InvalidRequest, UnknownModel
+
+Kind = Literal["image", "image_edit", "video", "text", "speech", "transcription"]
+ParamType = Literal["string", "integer", "number", "boolean", "url", "url_list"]
+PriceUnit = Literal[
+    "megapixel",
+    "image",
+    "video",
+    "second",
+    "5_seconds",
+    "1k_characters",
+    "1m_tokens",
+    "audio_second",
+]
+
+KIND_LABELS: dict[str, str] = {
+    "image": "image generation",
+    "image_edit": "image editing",
+    "video": "video generation",
+    "text": "text generation",
+    "speech": "text-to-speech",
+    "transcription": "audio transcription",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Strict):
+    type: ParamType = "string"
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    multiple_of: int | None = None
+    choices: list[Any] | None = None
+    max_length: int | None = None
+    description: str = ""
+
+    def allowed(self) -> str:
+        """What this parameter accepts, in words a user can act on."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(choice) for choice in self.choices)
+        noun = {
+            "integer": "a whole number",
+            "number": "a number",
+            "boolean": "true or false",
+            "url": "an http(s) URL",
+            "url_list": "a list of http(s) URLs",
+            "string": "text",
+        }[self.type]
+        parts = [noun]
+        if self.min is not None and self.max is not None:
+            parts.append(f"from {_num(self.min)} to {_num(self.max)}")
+        elif self.min is not None:
+            parts.append(f"at least {_num(self.min)}")
+        elif self.max is not None:
+            parts.append(f"at most {_num(self.max)}")
+        if self.multiple_of:
+            parts.append(f"a multiple of {self.multiple_of}")
+        if self.max_length is not None:
+            parts.append(f"up to {self.max_length} characters")
+        return ", ".join(parts)
+
+
+class PriceRule(_Strict):
+    """How Runpod bills a model: `usd` per `unit`, optionally looked up in `table`.
+
+    `by` names the parameters whose values (joined by ",") select the unit price in `table`, e.g.
+    `by = ["size", "duration"]`, `table = {"1280*720,5" = "0.50"}`. Token prices are per 1M: `usd`
+    for output tokens and `input_usd` for input tokens. `estimate_usd` is the amount to hold when
+    the quantity is only known afterwards (e.g. a video as long as a reference clip).
+    """
+
+    unit: PriceUnit
+    usd: Decimal | None = None
+    input_usd: Decimal | None = None
+    by: list[str] = []
+    table: dict[str, Decimal] = {}
+    estimate_usd: Decimal | None = None
+
+    @model_validator(mode="after")
+    def _has_a_price(self) -> PriceRule:
+        if self.usd is None and not self.table:
+            raise ValueError("a price needs `usd` or a `table`")
+        if self.table and not self.by:
+            raise ValueError("a price `table` needs `by` (the parameters that select a row)")
+        return self
+
+
+class Model(_Strict):
+    id: str
+    name: str
+    endpoint: str
+    kind: Kind
+    price: PriceRule
+    output: str
+    params: dict[str, ParamSpec]
+    aliases: list[str] = []
+    description: str = ""
+    nsfw: bool = False
+    # Text models: the model name on the OpenAI-compatible route (streaming).
+    openai_model: str | None = None
+    # Transcription: characters to hold for when the length is unknown in advance.
+    estimate_characters: int = Field(default=5000, ge=0)
+
+    @property
+    def prompt_param(self) -> str | None:
+        return "prompt" if "prompt" in self.params else None
+
+    @property
+    def media_inputs(self) -> list[str]:
+        """Parameters that take a URL of a file (image to edit, audio to transcribe...)."""
+        return [name for name, spec in self.params.items() if spec.type in ("url", "url_list")]
+
+    @functools.cached_property
+    def _schema(self) -> type[BaseModel]:
+        return _build_schema(self)
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The input to send: defaults filled in, every value checked; else InvalidRequest."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise InvalidRequest(
+                f"{self.id} has no parameter {', '.join(map(repr, unknown))}; "
+                f"it takes: {', '.join(self.params)}"
+            )
+        try:
+            checked = self._schema(**params)
+        except ValidationError as exc:
+            raise InvalidRequest(_explain(self, exc)) from None
+        return {k: v for k, v in checked.model_dump().items() if v is not None}
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_PY_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "url": str,
+    "url_list": list[str],
+}
+
+
+def _build_schema(model: Model) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, spec in model.params.items():
+        annotation: Any = _PY_TYPES[spec.type]
+        if spec.choices is not None:
+            annotation = Literal[tuple(spec.choices)]
+        constraints: dict[str, Any] = {}
+        if spec.min is not None:
+            constraints["ge"] = spec.min
+        if spec.max is not None:
+            constraints["le"] = spec.max
+        if spec.multiple_of:
+            constraints["multiple_of"] = spec.multiple_of
+        if spec.max_length is not None:
+            constraints["max_length"] = spec.max_length
+        if spec.type == "url":
+            constraints["pattern"] = r"^https?://\S+$"
+        default = ... if spec.required else spec.default
+        if not spec.required and spec.default is None:
+            annotation = annotation | None
+        fields[name] = (annotation, Field(default, **constraints))
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"Params_{model.id}",
+        __config__=ConfigDict(extra="forbid", strict=False, coerce_numbers_to_str=False),
+        **fields,
+    )
+
+
+def _explain(model: Model, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "input"
+        spec = model.params.get(name)
+        if err["type"] == "missing":
+            problems.append(f"{name} is required")
+        elif spec is not None:
+            problems.append(f"{name} must be {spec.allowed()} (got {_shown(err.get('input'))})")
+        else:
+            problems.append(f"{name}: {err['msg']}")
+    return f"{model.name}: " + "; ".join(dict.fromkeys(problems))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class Catalog:
+    """All models, found by id, alias or endpoint id."""
+
+    def __init__(self, models: list[Model]) -> None:
+        self._models = {model.id: model for model in models}
+        self._names: dict[str, Model] = {}
+        for model in models:
+            for name in (model.id, model.endpoint, *model.aliases):
+                self._names[name.lower()] = model
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, name: str) -> Model:
+        model = self._names.get(name.strip().lower())
+        if model is None:
+            raise UnknownModel(
+                f"unknown model {name!r}; try one of: {', '.join(sorted(self._models))}"
+            )
+        return model
+
+    def of_kind(self, *kinds: str) -> list[Model]:
+        return [model for model in self if model.kind in kinds]
+
+
+def load_catalog(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Catalog:
+    """The shipped catalog with the operator's `[models.<id>]` tables merged over it."""
+    shipped = tomllib.loads(resources.files("bot").joinpath("models.toml").read_text("utf-8"))
+    tables: dict[str, dict[str, Any]] = {
+        model_id: dict(table) for model_id, table in shipped["models"].items()
+    }
+    for model_id, override in (overrides or {}).items():
+        merged = tables.setdefault(model_id, {})
+        for key, value in override.items():
+            if key == "params" and isinstance(value, Mapping):
+                merged["params"] = {**merged.get("params", {}), **value}
+            else:
+                merged[key] = value
+    models = []
+    for model_id, table in tables.items():
+        try:
+            models.append(Model(id=model_id, **table))
+        except (ValidationError, TypeError) as exc:
+            raise ConfigError(f"models.{model_id}: {exc}") from None
+    return Catalog(models)

@@ -1,0 +1,54 @@
+"""Argument parsing and dispatch for `python -m bot`.
+
+Subcommands are registered by the modules that own them (`register(subparsers)`), so this file
+stays a table of contents. A handler returns the process exit code; `BotError`s print their
+message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from bot import cli_basic
+from bot.errors import BotError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", help="path to config.toml (default: $BOT_CONFIG or ./config.toml)"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def _command_modules() -> list[ModuleType]:
+    return [cli_basic]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except BotError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

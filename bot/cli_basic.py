@@ -1,0 +1,137 @@
+"""`run`, `check`, `models` and `cost`: the commands that need only settings and the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bot import pricing
+from bot.catalog import KIND_LABELS, Catalog, load_catalog
+from bot.config import Settings, config_path, load_settings
+from bot.errors import ConfigError, InvalidRequest
+
+EXIT_INVALID = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = subparsers.add_parser("run", help="start every adapter whose token is set")
+    run.set_defaults(handler=_run)
+    check = subparsers.add_parser("check", help="validate the configuration; print what would run")
+    check.set_defaults(handler=_check)
+    models = subparsers.add_parser("models", help="list the model catalog with prices")
+    models.set_defaults(handler=_models)
+    cost = subparsers.add_parser("cost", help="estimate what a request would cost")
+    cost.add_argument("model", help="model id, alias or endpoint id")
+    cost.add_argument("params", nargs="*", metavar="key=value", help="model parameters")
+    cost.set_defaults(handler=_cost)
+
+
+def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
+    settings = load_settings(args.config)
+    return settings, load_catalog(settings.models)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings, _ = settings_and_catalog(args)
+    if not settings.enabled_adapters():
+        print(
+            "error: no chat platform is configured. Set DISCORD_TOKEN (Discord), or "
+            "SLACK_BOT_TOKEN with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET (Slack).",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    if settings.runpod.api_key is None:
+        print("error: RUNPOD_API_KEY is not set.", file=sys.stderr)
+        return EXIT_INVALID
+    from bot.app import serve  # the composition root, imported only when the bot really runs
+
+    await serve(settings)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    try:
+        settings, catalog = settings_and_catalog(args)
+    except ConfigError as exc:
+        print(f"{path}: {exc.message}", file=sys.stderr)
+        return EXIT_INVALID
+    source = str(path) if path.exists() else f"{path} (not found: defaults and environment only)"
+    print(f"config: {source}")
+    print(f"runpod: {settings.runpod.base_url}  api key {_is_set(settings.runpod.api_key)}")
+    print(f"database: {settings.storage.database}")
+    print(f"models: {len(catalog)} in the catalog")
+    adapters = settings.enabled_adapters()
+    print(f"adapters that would run: {', '.join(adapters) if adapters else 'none'}")
+    if "slack" in adapters:
+        mode = "socket mode" if settings.slack.app_token else f"HTTP on port {settings.slack.port}"
+        print(f"slack: {mode}")
+    quotas = settings.quotas
+    print(
+        f"default user limits: daily {_limit(quotas.daily_usd)}, weekly {_limit(quotas.weekly_usd)},"
+        f" monthly {_limit(quotas.monthly_usd)} ({quotas.timezone})"
+    )
+    return 0
+
+
+def _is_set(secret: Any) -> str:
+    return "set" if secret is not None else "NOT SET"
+
+
+def _limit(value: Any) -> str:
+    return "unlimited" if value is None else pricing.format_usd(value)
+
+
+def _models(args: argparse.Namespace) -> int:
+    _, catalog = settings_and_catalog(args)
+    rows = [(m.id, KIND_LABELS[m.kind], pricing.describe(m), m.endpoint) for m in catalog]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in sorted(rows, key=lambda r: (r[1], r[0])):
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
+        )
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    _, catalog = settings_and_catalog(args)
+    model = catalog.get(args.model)
+    params = parse_key_values(args.params)
+    params.setdefault("prompt", "cost estimate") if model.prompt_param else None
+    for name in model.media_inputs:
+        spec = model.params[name]
+        if spec.required and name not in params:
+            params[name] = (
+                ["https://example.com/input"]
+                if spec.type == "url_list"
+                else "https://example.com/input"
+            )
+    checked = model.validate_params(params)
+    amount = pricing.estimate(model, checked)
+    print(pricing.format_usd(amount))
+    print(f"{model.name}: {pricing.describe(model)}")
+    return 0
+
+
+def parse_key_values(items: list[str]) -> dict[str, Any]:
+    """`width=512 seed=7 image_format=png` -> typed values (ints, floats, booleans, text)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"expected key=value, got {item!r}")
+        params[key.strip()] = _typed(value.strip())
+    return params
+
+
+def _typed(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value

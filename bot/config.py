@@ -1,0 +1,228 @@
+"""Settings: `config.toml` first, environment variables over it.
+
+The usual names work (`RUNPOD_API_KEY`, `DISCORD_TOKEN`, `SLACK_BOT_TOKEN`, `SLACK_SIGNING_SECRET`,
+`SLACK_APP_TOKEN`), and any setting can be given as `BOT_<SECTION>__<KEY>`, e.g.
+`BOT_QUOTAS__DAILY_USD=2.50`. Every base URL is a setting so tests can point the bot at local fakes.
+Secrets are `SecretStr`: they print as `**********` and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+
+# Environment variables people already have, mapped onto settings paths.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "RUNPOD_API_KEY": ("runpod", "api_key"),
+    "DISCORD_TOKEN": ("discord", "token"),
+    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
+}
+
+Usd = Decimal
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunpodSettings(Section):
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.runpod.ai/v2"
+    # Public URL prefix at which Runpod can reach this bot's HTTP listener (e.g.
+    # "https://bot.example.com"). When set, jobs are pushed to us instead of polled.
+    webhook_url: str | None = None
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=10)
+
+
+class StorageSettings(Section):
+    database: Path = Path("bot.db")
+    # Keep a copy of every result here; also enables the identical-request cache.
+    media_dir: Path | None = None
+
+
+class DiscordSettings(Section):
+    token: SecretStr | None = None
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    # Sync commands to these guilds (instant); empty means global commands.
+    guilds: list[int] = []
+    # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
+    shards: int | Literal["auto"] | None = None
+    admin_role: str | None = None
+
+
+class SlackSettings(Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    port: int = Field(default=3000, ge=0, le=65535)
+    admin_users: list[str] = []
+
+
+class QuotaLimits(Section):
+    """Spend limits for one scope; `None` means no limit for that period."""
+
+    daily_usd: Usd | None = Field(default=None, ge=0)
+    weekly_usd: Usd | None = Field(default=None, ge=0)
+    monthly_usd: Usd | None = Field(default=None, ge=0)
+
+
+class QuotaSettings(Section):
+    # Default per-user limits.
+    daily_usd: Usd | None = Field(default=Decimal("1.00"), ge=0)
+    weekly_usd: Usd | None = Field(default=None, ge=0)
+    monthly_usd: Usd | None = Field(default=Decimal("10.00"), ge=0)
+    # Default limits shared by a whole server/workspace.
+    workspace: QuotaLimits = QuotaLimits(monthly_usd=Decimal("100.00"))
+    # Role name or id -> limits; the most generous of a user's roles wins.
+    roles: dict[str, QuotaLimits] = {}
+    # "platform:workspace:user" identities (or bare user ids) with no limit at all.
+    unlimited_users: list[str] = []
+    timezone: str = "UTC"
+    # Percentages of a limit at which the user is warned after a charge.
+    thresholds: list[int] = [80, 100]
+    # Holds older than this whose job is not running are released by the sweeper.
+    hold_max_age_minutes: int = Field(default=120, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def user_limits(self) -> QuotaLimits:
+        return QuotaLimits(
+            daily_usd=self.daily_usd, weekly_usd=self.weekly_usd, monthly_usd=self.monthly_usd
+        )
+
+
+class JobSettings(Section):
+    # Ask the user to confirm before running anything estimated above this.
+    confirm_above_usd: Usd = Field(default=Decimal("0.50"), ge=0)
+    max_per_user: int = Field(default=2, ge=1)
+    max_global: int = Field(default=20, ge=1)
+    timeout_s: float = Field(default=1800.0, gt=0)
+    progress_interval_s: float = Field(default=2.0, ge=0)
+    max_download_mb: float = Field(default=100.0, gt=0)
+    download_timeout_s: float = Field(default=120.0, gt=0)
+    # Re-deliver identical seeded requests from the archive (needs storage.media_dir).
+    cache: bool = True
+
+
+class HttpSettings(Section):
+    """The bot's own small HTTP listener (Runpod webhooks)."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class ChannelPolicy(Section):
+    models: list[str] | None = None  # None: every model
+    commands: list[str] | None = None  # None: every command
+
+
+class PolicySettings(Section):
+    allow_dms: bool = True
+    blocked_terms: list[str] = []
+    # Channel id -> what may run there.
+    channels: dict[str, ChannelPolicy] = {}
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads at start; built once by `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    log_level: str = "INFO"
+    runpod: RunpodSettings = RunpodSettings()
+    storage: StorageSettings = StorageSettings()
+    discord: DiscordSettings = DiscordSettings()
+    slack: SlackSettings = SlackSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    jobs: JobSettings = JobSettings()
+    http: HttpSettings = HttpSettings()
+    policy: PolicySettings = PolicySettings()
+    # Catalog additions and overrides, keyed by model id (see config.example.toml).
+    models: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: BOT_* env, then the usual names, then the file (passed as init).
+        return env_settings, _AliasEnvSource(settings_cls), init_settings
+
+    def enabled_adapters(self) -> list[str]:
+        adapters = []
+        if self.discord.token is not None:
+            adapters.append("discord")
+        if self.slack.bot_token is not None and (
+            self.slack.app_token is not None or self.slack.signing_secret is not None
+        ):
+            adapters.append("slack")
+        return adapters
+
+
+class _AliasEnvSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, dict[str, str]] = {}
+        for name, (section, key) in ENV_ALIASES.items():
+            if os.environ.get(name):
+                values.setdefault(section, {})[key] = os.environ[name]
+        return values
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read settings; a missing file is fine, a bad value raises ConfigError naming the key."""
+    file = config_path(path)
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(root)"
+        # Never echo the rejected value: it may be a secret.
+        lines.append(f"{key}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,163 @@
+"""What a job costs, in Decimal dollars, by Runpod's billing rules.
+
+`estimate` prices a request before it runs (what the ledger holds); `actual` prices a finished job
+(what the ledger charges): the output's own `cost` field when Runpod sent one, since that is what
+was billed, else the model's rule applied to the actual output. Billing rounds up after the 10th
+decimal place, so every amount here does too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
+
+from bot.catalog import Model, PriceRule
+from bot.errors import InvalidRequest
+
+BILLING_QUANTUM = Decimal("1e-10")
+MEGAPIXEL = Decimal(1_000_000)
+# Rough rules for what is only known afterwards: ~4 characters a token, ~15 characters a second of
+# speech. They size holds, never charges.
+CHARS_PER_TOKEN = 4
+SPEECH_CHARS_PER_SECOND = 15
+
+UNIT_LABELS: dict[str, str] = {
+    "megapixel": "per megapixel",
+    "image": "per image",
+    "video": "per video",
+    "second": "per second of video",
+    "5_seconds": "per 5 seconds of video",
+    "1k_characters": "per 1,000 characters",
+    "1m_tokens": "per 1M tokens",
+    "audio_second": "per second of audio",
+}
+
+
+def round_up(amount: Decimal) -> Decimal:
+    """Runpod's billing precision: up to the next 1e-10 dollar."""
+    return amount.quantize(BILLING_QUANTUM, rounding=ROUND_CEILING)
+
+
+def format_usd(amount: Decimal) -> str:
+    """`$0.00524288`: every significant digit, no exponent, at least cents."""
+    text = format(amount.normalize(), "f")
+    if "." not in text:
+        text += ".00"
+    elif len(text.split(".")[1]) < 2:
+        text += "0"
+    return f"${text}"
+
+
+def describe(model: Model) -> str:
+    """The price in words, e.g. `$0.02 per megapixel` or `$0.25-$1.50 per video`."""
+    rule = model.price
+    label = UNIT_LABELS[rule.unit]
+    if rule.unit == "1m_tokens" and rule.input_usd is not None and rule.usd is not None:
+        if rule.input_usd == rule.usd:
+            return f"{format_usd(rule.usd)} {label}"
+        return f"{format_usd(rule.input_usd)} in / {format_usd(rule.usd)} out {label}"
+    if rule.table:
+        low, high = min(rule.table.values()), max(rule.table.values())
+        if low != high:
+            return f"{format_usd(low)}-{format_usd(high)} {label}"
+        return f"{format_usd(low)} {label}"
+    assert rule.usd is not None  # PriceRule guarantees usd or table
+    return f"{format_usd(rule.usd)} {label}"
+
+
+def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
+    """The price of a validated request before it runs: what to hold."""
+    rule = model.price
+    if rule.estimate_usd is not None:
+        return round_up(rule.estimate_usd)
+    if rule.unit == "1m_tokens":
+        prompt_tokens = math.ceil(len(str(params.get("prompt", ""))) / CHARS_PER_TOKEN)
+        return _tokens(rule, prompt_tokens, int(params.get("max_tokens") or 0))
+    if rule.unit == "1k_characters" and model.kind == "transcription":
+        return round_up(_unit_price(rule, params) * model.estimate_characters / 1000)
+    return round_up(_unit_price(rule, params) * _quantity(model, params))
+
+
+def actual(model: Model, params: Mapping[str, Any], output: Any) -> Decimal:
+    """The price of a finished job: Runpod's own `cost` when present, else the rule."""
+    billed = reported_cost(output)
+    if billed is not None:
+        return round_up(billed)
+    rule = model.price
+    body = output[0] if isinstance(output, list) and output else output
+    if rule.unit == "1m_tokens" and isinstance(body, Mapping):
+        usage = body.get("usage") or {}
+        tokens_in = int(usage.get("input", usage.get("prompt_tokens", 0)) or 0)
+        tokens_out = int(usage.get("output", usage.get("completion_tokens", 0)) or 0)
+        return _tokens(rule, tokens_in, tokens_out)
+    if model.kind == "transcription" and isinstance(body, Mapping):
+        characters = len(str(body.get(model.output) or ""))
+        return round_up(_unit_price(rule, params) * characters / 1000)
+    return estimate(model, params)
+
+
+def reported_cost(output: Any) -> Decimal | None:
+    """The `cost` field Runpod puts in an output (a dict, or the first item of a list)."""
+    body = output[0] if isinstance(output, list) and output else output
+    if not isinstance(body, Mapping) or body.get("cost") is None:
+        return None
+    try:
+        cost = Decimal(str(body["cost"]))
+    except (InvalidOperation, ValueError):
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
+
+
+def _tokens(rule: PriceRule, tokens_in: int, tokens_out: int) -> Decimal:
+    out_price = rule.usd or Decimal(0)
+    in_price = rule.input_usd if rule.input_usd is not None else out_price
+    return round_up((in_price * tokens_in + out_price * tokens_out) / MEGAPIXEL)
+
+
+def _unit_price(rule: PriceRule, params: Mapping[str, Any]) -> Decimal:
+    if not rule.table:
+        assert rule.usd is not None
+        return rule.usd
+    key = ",".join(str(params.get(name)) for name in rule.by)
+    try:
+        return rule.table[key]
+    except KeyError:
+        shown = ", ".join(f"{name}={params.get(name)}" for name in rule.by)
+        choices = "; ".join(sorted(rule.table))
+        raise InvalidRequest(f"no price for {shown}; priced combinations: {choices}") from None
+
+
+def _quantity(model: Model, params: Mapping[str, Any]) -> Decimal:
+    """How many billing units a request produces, from its parameters."""
+    unit = model.price.unit
+    count = Decimal(int(params.get("num_images") or params.get("num_outputs") or 1))
+    if unit == "megapixel":
+        width, height = image_size(params)
+        return Decimal(width * height) / MEGAPIXEL * count
+    if unit == "image":
+        return count
+    if unit == "second":
+        return Decimal(int(params.get("duration") or 5))
+    if unit == "5_seconds":
+        return Decimal(math.ceil(int(params.get("duration") or 5) / 5))
+    if unit == "1k_characters":
+        return Decimal(len(str(params.get("prompt") or params.get("text") or ""))) / 1000
+    if unit == "audio_second":
+        characters = len(str(params.get("prompt") or params.get("text") or ""))
+        return Decimal(max(1, math.ceil(characters / SPEECH_CHARS_PER_SECOND)))
+    return Decimal(1)
+
+
+def image_size(params: Mapping[str, Any]) -> tuple[int, int]:
+    """Output size from `width`/`height` or a `size` like `1024*768` / `1024x768`."""
+    if params.get("width") and params.get("height"):
+        return int(params["width"]), int(params["height"])
+    size = str(params.get("size") or "")
+    for sep in ("*", "x", "X"):
+        if sep in size:
+            left, _, right = size.partition(sep)
+            if left.strip().isdigit() and right.strip().isdigit():
+                return int(left), int(right)
+    return 1024, 1024
