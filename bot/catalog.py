@@ -14,14 +14,25 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from bot.errors import ConfigError, InvalidRequest, UnknownModel
 
 Kind = Literal["image", "image_edit", "video", "text", "speech", "transcription"]
-ParamType = Literal["string", "integer", "number", "boolean", "url", "url_list"]
+ParamType = Literal[
+    "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
+]
 PriceUnit = Literal[
     "megapixel",
     "image",
@@ -32,6 +43,10 @@ PriceUnit = Literal[
     "1m_tokens",
     "audio_second",
 ]
+
+# Chat roles of a `messages` parameter.
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 KIND_LABELS: dict[str, str] = {
     "image": "image generation",
@@ -55,22 +70,18 @@ class ParamSpec(_Strict):
     max: float | None = None
     multiple_of: int | None = None
     choices: list[Any] | None = None
+    # Characters for text; items for lists.
+    min_length: int | None = None
     max_length: int | None = None
+    # object_list: the fields of each object (e.g. a LoRA's `path` and `scale`).
+    items: dict[str, ParamSpec] | None = None
     description: str = ""
 
     def allowed(self) -> str:
         """What this parameter accepts, in words a user can act on."""
         if self.choices is not None:
             return "one of " + ", ".join(str(choice) for choice in self.choices)
-        noun = {
-            "integer": "a whole number",
-            "number": "a number",
-            "boolean": "true or false",
-            "url": "an http(s) URL",
-            "url_list": "a list of http(s) URLs",
-            "string": "text",
-        }[self.type]
-        parts = [noun]
+        parts = [self._noun()]
         if self.min is not None and self.max is not None:
             parts.append(f"from {_num(self.min)} to {_num(self.max)}")
         elif self.min is not None:
@@ -79,18 +90,48 @@ class ParamSpec(_Strict):
             parts.append(f"at most {_num(self.max)}")
         if self.multiple_of:
             parts.append(f"a multiple of {self.multiple_of}")
-        if self.max_length is not None:
-            parts.append(f"up to {self.max_length} characters")
+        unit = "characters" if self.type == "string" else "items"
+        if self.min_length is not None and self.max_length is not None:
+            parts.append(f"{self.min_length} to {self.max_length} {unit}")
+        elif self.min_length is not None:
+            parts.append(f"at least {self.min_length} {unit}")
+        elif self.max_length is not None:
+            parts.append(f"up to {self.max_length} {unit}")
         return ", ".join(parts)
+
+    def _noun(self) -> str:
+        if self.type == "object_list":
+            items = (self.items or {}).items()
+            fields = ", ".join(f"{name} ({spec.allowed()})" for name, spec in items)
+            return f"a list of objects with {fields}" if fields else "a list of objects"
+        return {
+            "integer": "a whole number",
+            "number": "a number",
+            "boolean": "true or false",
+            "url": "an http(s) URL",
+            "url_list": "a list of http(s) URLs",
+            "string": "text",
+            "messages": "text, or a list of messages with role (one of "
+            + ", ".join(ROLES)
+            + ") and content (text)",
+        }[self.type]
+
+    @model_validator(mode="after")
+    def _items_only_for_objects(self) -> ParamSpec:
+        if (self.items is not None) != (self.type == "object_list"):
+            raise ValueError("`items` is required for type object_list and only for it")
+        return self
 
 
 class PriceRule(_Strict):
     """How Runpod bills a model: `usd` per `unit`, optionally looked up in `table`.
 
     `by` names the parameters whose values (joined by ",") select the unit price in `table`, e.g.
-    `by = ["size", "duration"]`, `table = {"1280*720,5" = "0.50"}`. Token prices are per 1M: `usd`
-    for output tokens and `input_usd` for input tokens. `estimate_usd` is the amount to hold when
-    the quantity is only known afterwards (e.g. a video as long as a reference clip).
+    `by = ["size", "duration"]`, `table = {"1280*720,5" = "0.50"}` (booleans as `true`/`false`).
+    Token prices are per 1M: `usd` (or `table`) for output tokens and `input_usd` (or
+    `input_table`, keyed like `table`, e.g. by a `model` variant) for input tokens.
+    `estimate_usd` is the amount to hold when the quantity is only known afterwards (e.g. a video
+    as long as a reference clip).
     """
 
     unit: PriceUnit
@@ -98,14 +139,17 @@ class PriceRule(_Strict):
     input_usd: Decimal | None = None
     by: list[str] = []
     table: dict[str, Decimal] = {}
+    input_table: dict[str, Decimal] = {}
     estimate_usd: Decimal | None = None
 
     @model_validator(mode="after")
     def _has_a_price(self) -> PriceRule:
         if self.usd is None and not self.table:
             raise ValueError("a price needs `usd` or a `table`")
-        if self.table and not self.by:
+        if (self.table or self.input_table) and not self.by:
             raise ValueError("a price `table` needs `by` (the parameters that select a row)")
+        if self.input_table and self.unit != "1m_tokens":
+            raise ValueError("`input_table` is for token prices (unit 1m_tokens)")
         return self
 
 
@@ -127,7 +171,10 @@ class Model(_Strict):
 
     @property
     def prompt_param(self) -> str | None:
-        return "prompt" if "prompt" in self.params else None
+        """Where the user's text goes: `prompt`, or a chat model's `messages` (text accepted)."""
+        if "prompt" in self.params:
+            return "prompt"
+        return next((name for name, spec in self.params.items() if spec.type == "messages"), None)
 
     @property
     def media_inputs(self) -> list[str]:
@@ -139,7 +186,13 @@ class Model(_Strict):
         return _build_schema(self)
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The input to send: defaults filled in, every value checked; else InvalidRequest."""
+        """The input to send: defaults filled in, every value checked; else InvalidRequest.
+
+        A dotted parameter name (`sampling_params.max_tokens`) is a field of a nested object in
+        the input; it is accepted dotted or nested, and returned nested, so a checked input
+        checks again unchanged.
+        """
+        params = _flatten(params, self.params)
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             raise InvalidRequest(
@@ -147,52 +200,106 @@ class Model(_Strict):
                 f"it takes: {', '.join(self.params)}"
             )
         try:
-            checked = self._schema(**params)
+            checked = self._schema.model_validate(params)
         except ValidationError as exc:
             raise InvalidRequest(_explain(self, exc)) from None
-        return {k: v for k, v in checked.model_dump().items() if v is not None}
+        return _nest(checked.model_dump(by_alias=True, exclude_none=True))
 
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def _flatten(params: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        prefix = f"{key}."
+        if key not in specs and isinstance(value, Mapping) and prefix in _heads(specs):
+            flat.update({prefix + sub: item for sub, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _heads(specs: Mapping[str, ParamSpec]) -> set[str]:
+    return {name.split(".", 1)[0] + "." for name in specs if "." in name}
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+_URL = r"^https?://\S+$"
 _PY_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
     "number": float,
     "boolean": bool,
     "url": str,
-    "url_list": list[str],
+    "url_list": list[Annotated[str, StringConstraints(pattern=_URL)]],
 }
 
 
-def _build_schema(model: Model) -> type[BaseModel]:
-    fields: dict[str, Any] = {}
-    for name, spec in model.params.items():
-        annotation: Any = _PY_TYPES[spec.type]
-        if spec.choices is not None:
-            annotation = Literal[tuple(spec.choices)]
-        constraints: dict[str, Any] = {}
-        if spec.min is not None:
-            constraints["ge"] = spec.min
-        if spec.max is not None:
-            constraints["le"] = spec.max
-        if spec.multiple_of:
-            constraints["multiple_of"] = spec.multiple_of
-        if spec.max_length is not None:
-            constraints["max_length"] = spec.max_length
-        if spec.type == "url":
-            constraints["pattern"] = r"^https?://\S+$"
-        default = ... if spec.required else spec.default
-        if not spec.required and spec.default is None:
-            annotation = annotation | None
-        fields[name] = (annotation, Field(default, **constraints))
+class _Message(_Strict):
+    role: Role
+    content: str
+
+
+def _text_as_message(value: Any) -> Any:
+    return [{"role": "user", "content": value}] if isinstance(value, str) else value
+
+
+def _annotation(name: str, spec: ParamSpec) -> Any:
+    if spec.choices is not None:
+        return Literal[tuple(spec.choices)]
+    if spec.type == "messages":
+        return Annotated[list[_Message], BeforeValidator(_text_as_message)]
+    if spec.type == "object_list":
+        item = _object_schema(f"Item_{name}", spec.items or {})
+        return list[item]  # type: ignore[valid-type]
+    return _PY_TYPES[spec.type]
+
+
+def _field(name: str, spec: ParamSpec) -> tuple[Any, Any]:
+    annotation = _annotation(name, spec)
+    constraints: dict[str, Any] = {}
+    if spec.min is not None:
+        constraints["ge"] = spec.min
+    if spec.max is not None:
+        constraints["le"] = spec.max
+    if spec.multiple_of:
+        constraints["multiple_of"] = spec.multiple_of
+    if spec.min_length is not None:
+        constraints["min_length"] = spec.min_length
+    if spec.max_length is not None:
+        constraints["max_length"] = spec.max_length
+    if spec.type == "url":
+        constraints["pattern"] = _URL
+    default = ... if spec.required else spec.default
+    if not spec.required and spec.default is None:
+        annotation = annotation | None
+    # Field names are generated: parameter names may be dotted or shadow BaseModel attributes.
+    return annotation, Field(default, alias=name, **constraints)
+
+
+def _object_schema(title: str, specs: Mapping[str, ParamSpec]) -> type[BaseModel]:
+    fields = {f"p{i}": _field(name, spec) for i, (name, spec) in enumerate(specs.items())}
     return create_model(  # type: ignore[call-overload, no-any-return]
-        f"Params_{model.id}",
+        title,
         __config__=ConfigDict(extra="forbid", strict=False, coerce_numbers_to_str=False),
         **fields,
     )
+
+
+def _build_schema(model: Model) -> type[BaseModel]:
+    return _object_schema(f"Params_{model.id}", model.params)
 
 
 def _explain(model: Model, exc: ValidationError) -> str:
@@ -200,7 +307,7 @@ def _explain(model: Model, exc: ValidationError) -> str:
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else "input"
         spec = model.params.get(name)
-        if err["type"] == "missing":
+        if err["type"] == "missing" and len(err["loc"]) == 1:
             problems.append(f"{name} is required")
         elif spec is not None:
             problems.append(f"{name} must be {spec.allowed()} (got {_shown(err.get('input'))})")

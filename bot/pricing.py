@@ -9,7 +9,7 @@ decimal place, so every amount here does too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +18,7 @@ from bot.errors import InvalidRequest
 
 BILLING_QUANTUM = Decimal("1e-10")
 MEGAPIXEL = Decimal(1_000_000)
+TOKENS_PER_PRICE = Decimal(1_000_000)
 # Rough rules for what is only known afterwards: ~4 characters a token, ~15 characters a second of
 # speech. They size holds, never charges.
 CHARS_PER_TOKEN = 4
@@ -54,17 +55,21 @@ def describe(model: Model) -> str:
     """The price in words, e.g. `$0.02 per megapixel` or `$0.25-$1.50 per video`."""
     rule = model.price
     label = UNIT_LABELS[rule.unit]
-    if rule.unit == "1m_tokens" and rule.input_usd is not None and rule.usd is not None:
-        if rule.input_usd == rule.usd:
-            return f"{format_usd(rule.usd)} {label}"
-        return f"{format_usd(rule.input_usd)} in / {format_usd(rule.usd)} out {label}"
-    if rule.table:
-        low, high = min(rule.table.values()), max(rule.table.values())
-        if low != high:
-            return f"{format_usd(low)}-{format_usd(high)} {label}"
-        return f"{format_usd(low)} {label}"
-    assert rule.usd is not None  # PriceRule guarantees usd or table
-    return f"{format_usd(rule.usd)} {label}"
+    output = _span(rule.table.values() if rule.table else [rule.usd], rule.estimate_usd)
+    if rule.unit == "1m_tokens" and (rule.input_table or rule.input_usd is not None):
+        inputs = _span(rule.input_table.values() or [rule.input_usd], None)
+        if inputs != output:
+            return f"{inputs} in / {output} out {label}"
+    return f"{output} {label}"
+
+
+def _span(prices: Iterable[Decimal | None], estimate_usd: Decimal | None) -> str:
+    """`$0.25` or `$0.25-$1.50`; a hold above every listed price extends the range."""
+    known = [price for price in prices if price is not None]
+    if estimate_usd is not None:
+        known.append(estimate_usd)
+    low, high = min(known), max(known)
+    return format_usd(low) if low == high else f"{format_usd(low)}-{format_usd(high)}"
 
 
 def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
@@ -73,8 +78,9 @@ def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
     if rule.estimate_usd is not None:
         return round_up(rule.estimate_usd)
     if rule.unit == "1m_tokens":
-        prompt_tokens = math.ceil(len(str(params.get("prompt", ""))) / CHARS_PER_TOKEN)
-        return _tokens(rule, prompt_tokens, int(params.get("max_tokens") or 0))
+        prompt_tokens = math.ceil(len(_text(params)) / CHARS_PER_TOKEN)
+        max_tokens = _value(params, "max_tokens") or _value(params, "sampling_params.max_tokens")
+        return _tokens(rule, params, prompt_tokens, int(max_tokens or 0))
     if rule.unit == "1k_characters" and model.kind == "transcription":
         return round_up(_unit_price(rule, params) * model.estimate_characters / 1000)
     return round_up(_unit_price(rule, params) * _quantity(model, params))
@@ -91,7 +97,7 @@ def actual(model: Model, params: Mapping[str, Any], output: Any) -> Decimal:
         usage = body.get("usage") or {}
         tokens_in = int(usage.get("input", usage.get("prompt_tokens", 0)) or 0)
         tokens_out = int(usage.get("output", usage.get("completion_tokens", 0)) or 0)
-        return _tokens(rule, tokens_in, tokens_out)
+        return _tokens(rule, params, tokens_in, tokens_out)
     if model.kind == "transcription" and isinstance(body, Mapping):
         characters = len(str(body.get(model.output) or ""))
         return round_up(_unit_price(rule, params) * characters / 1000)
@@ -110,23 +116,54 @@ def reported_cost(output: Any) -> Decimal | None:
     return cost if cost.is_finite() and cost >= 0 else None
 
 
-def _tokens(rule: PriceRule, tokens_in: int, tokens_out: int) -> Decimal:
-    out_price = rule.usd or Decimal(0)
-    in_price = rule.input_usd if rule.input_usd is not None else out_price
-    return round_up((in_price * tokens_in + out_price * tokens_out) / MEGAPIXEL)
+def _tokens(rule: PriceRule, params: Mapping[str, Any], tokens_in: int, tokens_out: int) -> Decimal:
+    out_price = _unit_price(rule, params)
+    if rule.input_table:
+        in_price = _lookup(rule, rule.input_table, params)
+    else:
+        in_price = rule.input_usd if rule.input_usd is not None else out_price
+    return round_up((in_price * tokens_in + out_price * tokens_out) / TOKENS_PER_PRICE)
 
 
 def _unit_price(rule: PriceRule, params: Mapping[str, Any]) -> Decimal:
     if not rule.table:
         assert rule.usd is not None
         return rule.usd
-    key = ",".join(str(params.get(name)) for name in rule.by)
+    return _lookup(rule, rule.table, params)
+
+
+def _lookup(rule: PriceRule, table: Mapping[str, Decimal], params: Mapping[str, Any]) -> Decimal:
+    key = ",".join(_key_part(_value(params, name)) for name in rule.by)
     try:
-        return rule.table[key]
+        return table[key]
     except KeyError:
-        shown = ", ".join(f"{name}={params.get(name)}" for name in rule.by)
-        choices = "; ".join(sorted(rule.table))
+        shown = ", ".join(f"{name}={_key_part(_value(params, name))}" for name in rule.by)
+        choices = "; ".join(sorted(table))
         raise InvalidRequest(f"no price for {shown}; priced combinations: {choices}") from None
+
+
+def _key_part(value: Any) -> str:
+    """A parameter value as it appears in a price table key: booleans as JSON writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _value(params: Mapping[str, Any], name: str) -> Any:
+    """A parameter of a checked input, where a dotted name is a field of a nested object."""
+    if name in params:
+        return params[name]
+    head, dot, rest = name.partition(".")
+    inner = params.get(head)
+    return _value(inner, rest) if dot and isinstance(inner, Mapping) else None
+
+
+def _text(params: Mapping[str, Any]) -> str:
+    """The text a request sends: its prompt, or the content of its chat messages."""
+    messages = params.get("messages")
+    if isinstance(messages, list):
+        return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, Mapping))
+    return str(params.get("prompt") or params.get("text") or "")
 
 
 def _quantity(model: Model, params: Mapping[str, Any]) -> Decimal:
@@ -143,9 +180,9 @@ def _quantity(model: Model, params: Mapping[str, Any]) -> Decimal:
     if unit == "5_seconds":
         return Decimal(math.ceil(int(params.get("duration") or 5) / 5))
     if unit == "1k_characters":
-        return Decimal(len(str(params.get("prompt") or params.get("text") or ""))) / 1000
+        return Decimal(len(_text(params))) / 1000
     if unit == "audio_second":
-        characters = len(str(params.get("prompt") or params.get("text") or ""))
+        characters = len(_text(params))
         return Decimal(max(1, math.ceil(characters / SPEECH_CHARS_PER_SECOND)))
     return Decimal(1)
 
