@@ -1,0 +1,380 @@
+"""The bot's one SQLite file: connections, write transactions, migrations and online backup.
+
+Two connections: a writer, used by one transaction at a time in this process (an asyncio lock)
+and by one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock up
+front, waiting up to the busy timeout); and a read-only reader, whose queries see the last
+committed state and never wait for the writer (WAL).
+
+Durability: WAL with `synchronous=NORMAL`. In WAL mode NORMAL cannot corrupt the file and loses
+nothing when the process crashes; only a power loss or kernel crash can roll back the last
+commits since the WAL was last synced. `FULL` would fsync on every commit and cap the ledger at
+the disk's fsync rate (a few hundred per second on cloud disks, far fewer on some). The loss we
+accept: a settle rolled back by a power cut under-charges one member, and a hold rolled back
+goes together with the job row written in the same transaction.
+
+Schema versions live in `PRAGMA user_version`: `MIGRATIONS[i]` brings the file to version
+`i + 1`, each in its own transaction. Migrations only add; none drops a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import aiosqlite
+
+from bot.errors import BotError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Params = Sequence[Any] | dict[str, Any]
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+# Version 1: the spend ledger (bot/ledger.py). Amounts are INTEGER units of 1e-10 USD, instants
+# are INTEGER microseconds since the Unix epoch (UTC).
+_LEDGER_SCHEMA = """
+CREATE TABLE holds (
+    job_id      TEXT PRIMARY KEY,
+    user_key    TEXT NOT NULL,              -- platform:workspace:user
+    pool_key    TEXT NOT NULL,              -- platform:workspace
+    roles       TEXT NOT NULL DEFAULT '[]', -- JSON list, the member's roles when the job began
+    model       TEXT NOT NULL,
+    held        INTEGER NOT NULL CHECK (held >= 0),
+    charged     INTEGER NOT NULL DEFAULT 0 CHECK (charged >= 0),
+    state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'settled', 'released')),
+    created_at  INTEGER NOT NULL,
+    closed_at   INTEGER,                    -- when settled or released
+    settled_day TEXT,                       -- local date of the settle in quotas.timezone
+    reason      TEXT                        -- why it was released
+) WITHOUT ROWID;
+CREATE INDEX holds_user_active ON holds (user_key, held) WHERE state = 'held';
+CREATE INDEX holds_pool_active ON holds (pool_key, held) WHERE state = 'held';
+CREATE INDEX holds_active_age ON holds (created_at) WHERE state = 'held';
+CREATE INDEX holds_user_recent ON holds (user_key, created_at);
+CREATE INDEX holds_settled ON holds (closed_at) WHERE state = 'settled';
+
+-- Settled spend per scope and local day: every period is a run of whole local days, so the
+-- admission check reads at most 31 rows per scope however many jobs there were. Derived from
+-- `holds` by the trigger below; rebuilt from it when quotas.timezone changes.
+CREATE TABLE daily_spend (
+    scope_key TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    charged   INTEGER NOT NULL,
+    PRIMARY KEY (scope_key, day)
+) WITHOUT ROWID;
+CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds
+WHEN NEW.state = 'settled' AND OLD.state <> 'settled'
+BEGIN
+    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
+    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.pool_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
+END;
+
+CREATE TABLE limit_overrides (
+    scope_key TEXT NOT NULL,
+    period    TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+    amount    INTEGER CHECK (amount >= 0),  -- NULL: no limit for this period
+    set_by    TEXT NOT NULL,
+    set_at    INTEGER NOT NULL,
+    PRIMARY KEY (scope_key, period)
+) WITHOUT ROWID;
+
+CREATE TABLE unlimited_scopes (
+    scope_key TEXT PRIMARY KEY,
+    set_by    TEXT NOT NULL,
+    set_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE grants (
+    id         INTEGER PRIMARY KEY,
+    grant_key  TEXT UNIQUE,                 -- optional idempotency key
+    scope_key  TEXT NOT NULL,
+    amount     INTEGER NOT NULL CHECK (amount > 0),
+    reason     TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    granted_at INTEGER NOT NULL
+);
+CREATE INDEX grants_scope ON grants (scope_key, granted_at);
+
+CREATE TABLE admin_log (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    scope_key TEXT NOT NULL,
+    detail    TEXT NOT NULL
+);
+
+CREATE TABLE ledger_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Append only: index i brings the file to schema version i + 1.
+# The job engine's table (see bot/jobstore.py for what the columns mean).
+_JOBS_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    channel_ref TEXT NOT NULL,
+    command TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    estimate TEXT NOT NULL,
+    cost TEXT,
+    copies TEXT NOT NULL DEFAULT '[]',
+    webhook_token TEXT,
+    cache_key TEXT,
+    error TEXT,
+    notified INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX jobs_unfinished ON jobs(state, notified);
+CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
+CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
+"""
+
+MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA]
+
+
+class SchemaTooNew(BotError):
+    """The file was written by a newer version of the bot."""
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `fn` on the connection's own thread, in one hop.
+
+    aiosqlite has no public call for this; `_execute` and `_conn` have been stable through its
+    0.x releases (pinned `<1`). One hop per ledger operation instead of one per statement is
+    most of the ledger's throughput (a hop costs ~65 µs here), and it means no other coroutine
+    can run between the statements of one operation.
+    """
+    execute = cast(Callable[..., Awaitable[T]], conn._execute)
+    return await execute(fn, conn._conn)
+
+
+def _in_transaction(
+    fn: Callable[[sqlite3.Connection], T], begin: str
+) -> Callable[[sqlite3.Connection], T]:
+    def call(raw: sqlite3.Connection) -> T:
+        raw.execute(begin)
+        try:
+            result = fn(raw)
+            raw.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+        return result
+
+    return call
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """Yield the statements of `script` one by one (executescript would commit mid-migration)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                yield pending.strip()
+            pending = ""
+    if pending.strip().strip(";").strip():
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:80]!r}")
+
+
+def backup_file(source: Path, dest: Path) -> None:
+    """Copy a live database file to `dest` (blocking; use `Database.backup` from async code).
+
+    One backup step copies the whole file under one read snapshot, so the copy is consistent
+    while writers go on (WAL lets them). The copy is written beside `dest`, checked, switched
+    to a self-contained rollback journal and renamed into place, so `dest` is never half-made.
+    """
+    if dest.exists() and dest.resolve() == source.resolve():
+        raise BotError(f"backup destination {dest} is the database itself")
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(source, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            (check,) = dst.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise BotError(f"backup failed its integrity check: {check}")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    os.replace(partial, dest)
+
+
+class Database:
+    """The open file; build it with `await Database.open(path)`."""
+
+    def __init__(
+        self, path: Path, *, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        migrations: Sequence[str] | None = None,
+    ) -> Database:
+        """Open (creating if needed) and migrate to the newest schema."""
+        path = Path(path)
+        writer = await _connect(path, busy_timeout_ms)
+        try:
+            (mode,) = await _fetchone(writer, "PRAGMA journal_mode=WAL")
+            if str(mode).lower() != "wal":
+                raise BotError(f"{path}: cannot use WAL journal mode (got {mode})")
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            reader = await _connect(path, busy_timeout_ms)
+        except BaseException:
+            await writer.close()
+            raise
+        await reader.execute("PRAGMA query_only=ON")
+        db = cls(path, writer=writer, reader=reader)
+        try:
+            await db._migrate(MIGRATIONS if migrations is None else migrations)
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        assert row is not None
+        return int(row[0])
+
+    @asynccontextmanager
+    async def _write_slot(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            raise RuntimeError("nested write transaction: pass the open transaction as tx=")
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` if the block raises.
+
+        The connection yielded is for this block only; hand it to ledger calls as `tx=` so they
+        join the transaction instead of waiting for it.
+        """
+        async with self._write_slot():
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        try:
+            await asyncio.shield(self._writer.execute("ROLLBACK"))
+        except sqlite3.OperationalError as exc:
+            # COMMIT may have gone through before a cancellation reached us.
+            if "no transaction is active" not in str(exc):
+                raise
+
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, tx: aiosqlite.Connection | None = None
+    ) -> T:
+        """Run `fn` on the writer's thread: in `tx` if given, else in its own write transaction."""
+        if tx is None:
+            async with self._write_slot():
+                return await _on_thread(self._writer, _in_transaction(fn, "BEGIN IMMEDIATE"))
+        if tx is not self._writer or not self._lock.locked():
+            raise RuntimeError("tx must be the connection of an open Database.transaction()")
+        return await _on_thread(tx, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the reader's thread under one read snapshot."""
+        return await _on_thread(self._reader, _in_transaction(fn, "BEGIN"))
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def backup(self, dest: Path) -> None:
+        """Online copy of the whole file to `dest`; writers carry on meanwhile."""
+        await asyncio.to_thread(backup_file, self.path, Path(dest))
+        log.info("backed up %s to %s", self.path, dest)
+
+    async def _migrate(self, migrations: Sequence[str]) -> None:
+        target = len(migrations)
+        for version in range(1, target + 1):
+            applied = await self.run(partial(_apply, migrations, version))
+            if applied:
+                log.info("%s: migrated to schema version %d", self.path, version)
+        current = await self.schema_version()
+        if current > target:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {current}, newer than this bot's {target};"
+                " upgrade the bot"
+            )
+
+
+def _apply(migrations: Sequence[str], version: int, raw: sqlite3.Connection) -> bool:
+    """Apply migration `version` inside the caller's transaction unless the file has it."""
+    (current,) = raw.execute("PRAGMA user_version").fetchone()
+    if current >= version:
+        return False
+    for statement in split_statements(migrations[version - 1]):
+        raw.execute(statement)
+    violations = raw.execute("PRAGMA foreign_key_check").fetchall()
+    if violations:
+        raise BotError(f"migration {version} leaves foreign key violations: {violations[:3]}")
+    raw.execute(f"PRAGMA user_version = {int(version)}")
+    return True
+
+
+async def _connect(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+async def _fetchone(conn: aiosqlite.Connection, sql: str) -> sqlite3.Row:
+    rows = list(await conn.execute_fetchall(sql))
+    return rows[0]

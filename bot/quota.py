@@ -1,0 +1,278 @@
+"""Quota values and policy, independent of storage: who may spend how much, and what to tell them.
+
+Money is `Decimal` USD in every signature here and exact integer units of 1e-10 USD inside
+(`to_units`), the precision Runpod bills to. Finer amounts round up, as Runpod's billing does.
+
+Effective limit of a scope for a period: the admin's override for that scope, else (users only)
+the most generous of the member's role tiers, else the configured default; plus credit granted
+in the current period. A role tier or an override only replaces the periods it sets: a tier
+`{daily_usd = 5}` keeps the default monthly limit. `None` means no limit. An unlimited member
+skips the user limits; the workspace pool still applies unless the pool itself is unlimited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.config import QuotaLimits, QuotaSettings
+from bot.errors import BotError, InvalidRequest
+from bot.periods import Period, Window
+
+UNITS_PER_USD = 10**10
+_FIELDS = {Period.DAY: "daily_usd", Period.WEEK: "weekly_usd", Period.MONTH: "monthly_usd"}
+_CENT = Decimal("0.01")
+
+
+def to_units(amount: Decimal) -> int:
+    """Decimal USD -> integer units of 1e-10 USD, rounding finer amounts up."""
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise ValueError(f"not a finite Decimal amount: {amount!r}")
+    return int(amount.scaleb(10).to_integral_value(rounding=ROUND_CEILING))
+
+
+def to_usd(units: int) -> Decimal:
+    return Decimal(units).scaleb(-10)
+
+
+def format_usd(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN) -> str:
+    """Dollars and cents; under a cent keeps four decimals ("$0.0034") so it does not read as $0."""
+    if amount == 0 or abs(amount) >= _CENT:
+        return f"${amount.quantize(_CENT, rounding=rounding):,}"
+    return f"${amount.quantize(Decimal('0.0001'), rounding=rounding).normalize():f}"
+
+
+class Scope(StrEnum):
+    USER = "user"
+    WORKSPACE = "workspace"
+
+
+def scope_of(key: str) -> Scope:
+    """Tell a user key ("platform:workspace:user") from a pool key ("platform:workspace")."""
+    parts = key.split(":")
+    if len(parts) in (2, 3) and all(part.strip() == part and part for part in parts):
+        return Scope.USER if len(parts) == 3 else Scope.WORKSPACE
+    raise InvalidRequest(
+        f"{key!r} is not a scope: use platform:workspace:user or platform:workspace"
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who asks: their platform, workspace (or guild) and user id, and their roles there."""
+
+    platform: str
+    workspace: str
+    user: str
+    roles: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("platform", "workspace", "user"):
+            value = getattr(self, name)
+            if not value or ":" in value:
+                raise ValueError(f"Identity.{name} must be non-empty without ':': {value!r}")
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.user}"
+
+    @property
+    def pool_key(self) -> str:
+        return f"{self.platform}:{self.workspace}"
+
+
+@dataclass(frozen=True)
+class ScopeState:
+    """What the database says about one scope for the current periods, in units."""
+
+    held: int = 0
+    charged: Mapping[Period, int] = field(default_factory=dict)
+    granted: Mapping[Period, int] = field(default_factory=dict)
+    overrides: Mapping[Period, int | None] = field(default_factory=dict)
+    unlimited: bool = False
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """One scope's standing for one period, as the user is shown it."""
+
+    scope: Scope
+    period: Period
+    limit: Decimal | None  # None: no limit
+    spent: Decimal
+    held: Decimal
+    remaining: Decimal | None  # never below zero; None: no limit
+    resets_at: datetime
+
+    def describe(self) -> str:
+        if self.remaining is None:
+            return f"no limit {self.period.adverb}"
+        left = format_usd(self.remaining, rounding=ROUND_DOWN)
+        return f"{left} left {self.period.adverb}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An `Allowance` in units, for the admission arithmetic."""
+
+    scope: Scope
+    period: Period
+    limit: int | None
+    charged: int
+    held: int
+    resets_at: datetime
+
+    @property
+    def available(self) -> int | None:
+        return None if self.limit is None else self.limit - self.charged - self.held
+
+    def allowance(self) -> Allowance:
+        available = self.available
+        return Allowance(
+            scope=self.scope,
+            period=self.period,
+            limit=None if self.limit is None else to_usd(self.limit),
+            spent=to_usd(self.charged),
+            held=to_usd(self.held),
+            remaining=None if available is None else to_usd(max(available, 0)),
+            resets_at=self.resets_at,
+        )
+
+
+def _limit_units(limits: QuotaLimits, period: Period) -> int | None:
+    value: Decimal | None = getattr(limits, _FIELDS[period])
+    return None if value is None else to_units(value)
+
+
+def _most_generous(values: Collection[int | None]) -> int | None:
+    return None if None in values else max(v for v in values if v is not None)
+
+
+def user_base_limits(
+    quotas: QuotaSettings, roles: Collection[str], overrides: Mapping[Period, int | None]
+) -> dict[Period, int | None]:
+    defaults = quotas.user_limits()
+    tiers = [quotas.roles[role] for role in sorted(roles) if role in quotas.roles]
+    base: dict[Period, int | None] = {}
+    for period, name in _FIELDS.items():
+        if period in overrides:
+            base[period] = overrides[period]
+        elif tiers:
+            base[period] = _most_generous(
+                [_limit_units(t if name in t.model_fields_set else defaults, period) for t in tiers]
+            )
+        else:
+            base[period] = _limit_units(defaults, period)
+    return base
+
+
+def pool_base_limits(
+    quotas: QuotaSettings, overrides: Mapping[Period, int | None]
+) -> dict[Period, int | None]:
+    return {
+        period: overrides[period] if period in overrides else _limit_units(quotas.workspace, period)
+        for period in Period
+    }
+
+
+def is_unlimited_user(quotas: QuotaSettings, identity: Identity, flagged: bool) -> bool:
+    listed = quotas.unlimited_users
+    return flagged or identity.user_key in listed or identity.user in listed
+
+
+def budgets(
+    scope: Scope,
+    base: Mapping[Period, int | None],
+    state: ScopeState,
+    current: Mapping[Period, Window],
+    *,
+    unlimited: bool,
+) -> list[Budget]:
+    result = []
+    for period in Period:
+        limit = base[period]
+        if unlimited or limit is None:
+            limit = None
+        else:
+            limit += state.granted.get(period, 0)
+        charged = state.charged.get(period, 0)
+        result.append(Budget(scope, period, limit, charged, state.held, current[period].end))
+    return result
+
+
+@dataclass(frozen=True)
+class ThresholdCrossed:
+    """A settle took spending past `percent` of a limit (only the highest one per limit)."""
+
+    scope: Scope
+    period: Period
+    percent: int
+    spent: Decimal
+    limit: Decimal
+
+
+def crossings(before: Budget, cost: int, thresholds: Collection[int]) -> ThresholdCrossed | None:
+    if before.limit is None:
+        return None
+    after = before.charged + cost
+    passed = [t for t in thresholds if before.charged * 100 < t * before.limit <= after * 100]
+    if not passed:
+        return None
+    return ThresholdCrossed(
+        before.scope, before.period, max(passed), to_usd(after), to_usd(before.limit)
+    )
+
+
+class QuotaExceeded(BotError):
+    """A job would take a member or the workspace past a limit; nothing was held or charged."""
+
+    def __init__(
+        self,
+        *,
+        scope: Scope,
+        period: Period,
+        limit: Decimal,
+        remaining: Decimal,
+        resets_at: datetime,
+        amount: Decimal,
+        zone: ZoneInfo | None = None,
+    ) -> None:
+        self.scope = Scope(scope)
+        self.period = Period(period)
+        self.limit = limit
+        self.remaining = remaining
+        self.resets_at = resets_at
+        self.amount = amount
+        whose = "Your" if self.scope is Scope.USER else "This workspace's"
+        when = resets_at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M %Z")
+        super().__init__(
+            f"{whose} {self.period.adjective} limit is {format_usd(limit)};"
+            f" {format_usd(remaining, rounding=ROUND_DOWN)} is left until {when}."
+            f" This costs about {format_usd(amount, rounding=ROUND_UP)}."
+        )
+
+    @classmethod
+    def for_budget(cls, budget: Budget, amount: int, zone: ZoneInfo) -> QuotaExceeded:
+        allowance = budget.allowance()
+        assert allowance.limit is not None and allowance.remaining is not None
+        return cls(
+            scope=budget.scope,
+            period=budget.period,
+            limit=allowance.limit,
+            remaining=allowance.remaining,
+            resets_at=budget.resets_at,
+            amount=to_usd(amount),
+            zone=zone,
+        )
+
+
+def refusal(candidates: Collection[Budget], amount: int) -> Budget | None:
+    """The limit to name when `amount` does not fit: the one that frees up last."""
+    failing = [b for b in candidates if b.available is not None and amount > b.available]
+    if not failing:
+        return None
+    return max(failing, key=lambda b: (b.resets_at, b.scope is Scope.USER))
