@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from bot.catalog import Model, PriceRule
@@ -37,8 +37,11 @@ UNIT_LABELS: dict[str, str] = {
 
 
 def round_up(amount: Decimal) -> Decimal:
-    """Runpod's billing precision: up to the next 1e-10 dollar."""
-    return amount.quantize(BILLING_QUANTUM, rounding=ROUND_CEILING)
+    """Runpod's billing precision: up to the next 1e-10 dollar, however large the amount."""
+    with localcontext() as context:
+        # Room for every digit left of the point plus the ten after it (the default 28 is not).
+        context.prec = max(context.prec, amount.adjusted() + 12)
+        return amount.quantize(BILLING_QUANTUM, rounding=ROUND_CEILING)
 
 
 def format_usd(amount: Decimal) -> str:
