@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bot import cli_basic
+from bot import cli_basic, cli_try, ledger_cli
 from bot.errors import BotError
 
 EXIT_USAGE = 2
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[ModuleType]:
-    return [cli_basic]
+    return [cli_basic, cli_try, ledger_cli]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

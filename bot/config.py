@@ -125,6 +125,15 @@ class JobSettings(Section):
     download_timeout_s: float = Field(default=120.0, gt=0)
     # Re-deliver identical seeded requests from the archive (needs storage.media_dir).
     cache: bool = True
+    # The model each command uses when the user names none.
+    default_models: dict[str, str] = {
+        "imagine": "flux-schnell",
+        "edit": "qwen-image-edit",
+        "video": "wan-2-5",
+        "transcribe": "whisper-v3-large",
+        "ask": "qwen3-32b",
+        "speak": "minimax-speech",
+    }
 
 
 class HttpSettings(Section):

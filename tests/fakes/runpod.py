@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["image", "video", "text", "speech", "transcription"]
 Route = Literal[
-    "run", "runsync", "status", "stream", "cancel", "retry", "health", "purge-queue", "openai",
-    "media",
+    "run", "runsync", "status", "status-sync", "stream", "cancel", "retry", "health",
+    "purge-queue", "openai", "media",
 ]  # fmt: skip
 Outcome = Literal["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED", "VANISH", "MEDIA_404"]
 Seconds = float | Callable[[dict[str, Any]], float]
@@ -234,6 +234,7 @@ class FakeRunpod:
         self.runsync_min_wait_ms = runsync_min_wait_ms  # Runpod's floor; tests lower it for speed
         self.webhook_retry_s, self.webhook_retries = webhook_retry_s, webhook_retries
         self.requests: list[RecordedRequest] = []
+        self.status_sync = True  # serve the /status-sync long poll
         self.jobs: dict[str, FakeJob] = {}
         self.endpoints: dict[str, FakeEndpoint] = {}
         self.root_url = ""
@@ -258,6 +259,7 @@ class FakeRunpod:
             ("POST", "/run", "run", self._run),
             ("POST", "/runsync", "runsync", self._runsync),
             ("GET", "/status/{job_id}", "status", self._status),
+            ("GET", "/status-sync/{job_id}", "status-sync", self._status_sync),
             ("GET", "/stream/{job_id}", "stream", self._stream),
             ("POST", "/cancel/{job_id}", "cancel", self._cancel),
             ("POST", "/retry/{job_id}", "retry", self._retry),
@@ -542,6 +544,25 @@ class FakeRunpod:
     async def _status(self, request: web.Request) -> web.Response:
         job = self._job(request)
         return _json(self.status_body(job)) if job else _error(404, "job not found")
+
+    async def _status_sync(self, request: web.Request) -> web.Response:
+        """`GET /status-sync/{id}?wait=ms`: the long poll Runpod's JavaScript SDK uses.
+
+        Undocumented in the public pages; set `status_sync = False` to fake an endpoint that
+        lacks it (the route then answers 404 like an unknown path).
+        """
+        if not self.status_sync:
+            return _error(404, "not found")
+        job = self._job(request)
+        if job is None:
+            return _error(404, "job not found")
+        try:
+            wait_ms = min(90_000, max(1000, int(request.query.get("wait", "90000"))))
+        except ValueError:
+            return _error(400, "wait must be an integer number of milliseconds")
+        if job.done is not None and job.status not in FINAL:
+            await asyncio.wait({job.done}, timeout=wait_ms / 1000)
+        return _json(self.status_body(job))
 
     async def _stream(self, request: web.Request) -> web.Response:
         job = self._job(request)

@@ -1,0 +1,142 @@
+"""The composition root: settings -> http client -> database -> ledger -> Runpod -> jobs -> adapters.
+
+Adapters are found through the `runpod_bot.adapters` entry-point group (see pyproject.toml), so
+the core names no platform: each entry point is `async def run(core: Core) -> None`, which
+registers its DeliveryFactory, connects, calls `core.jobs.resume(platform)` once it can post, and
+runs until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import httpx
+
+from bot.catalog import Catalog, load_catalog
+from bot.config import Settings
+from bot.db import Database
+from bot.errors import ConfigError
+from bot.jobs import JobService
+from bot.ledger import SqliteLedger
+from bot.listener import Listener
+from bot.outputs import Downloader
+from bot.runpod import RunpodClient
+
+log = logging.getLogger(__name__)
+
+ADAPTER_GROUP = "runpod_bot.adapters"
+SWEEP_INTERVAL_S = 300.0
+
+
+@dataclass(frozen=True)
+class Core:
+    """Everything an adapter may use; built once per process."""
+
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    ledger: SqliteLedger
+    runpod: RunpodClient
+    jobs: JobService
+    http: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def open_core(settings: Settings) -> AsyncIterator[Core]:
+    """Build the core in dependency order and close it in reverse."""
+    if settings.runpod.api_key is None:
+        raise ConfigError("runpod.api_key: RUNPOD_API_KEY is not set")
+    catalog = load_catalog(settings.models)
+    async with httpx.AsyncClient(
+        timeout=settings.runpod.request_timeout_s,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        headers={"User-Agent": "runpod-community-bot"},
+        follow_redirects=True,
+        trust_env=False,
+    ) as http:
+        db = await Database.open(settings.storage.database)
+        try:
+            ledger = SqliteLedger(db, settings.quotas)
+            runpod = RunpodClient(
+                http,
+                base_url=settings.runpod.base_url,
+                api_key=settings.runpod.api_key,
+                max_retries=settings.runpod.max_retries,
+                request_timeout_s=settings.runpod.request_timeout_s,
+            )
+            downloader = Downloader(
+                http,
+                max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
+                timeout_s=settings.jobs.download_timeout_s,
+            )
+            jobs = JobService(
+                db=db,
+                ledger=ledger,
+                runpod=runpod,
+                catalog=catalog,
+                settings=settings,
+                downloader=downloader,
+            )
+            try:
+                yield Core(settings, catalog, db, ledger, runpod, jobs, http)
+            finally:
+                await jobs.aclose()
+        finally:
+            await db.close()
+
+
+AdapterRun = Callable[[Core], Awaitable[None]]
+
+
+def load_adapters(names: list[str]) -> dict[str, AdapterRun]:
+    found = {ep.name: ep for ep in entry_points(group=ADAPTER_GROUP)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ConfigError(f"adapter not installed: {', '.join(missing)} (pip install -e .)")
+    return {name: found[name].load() for name in names}
+
+
+async def serve(settings: Settings) -> None:
+    """Run every configured adapter until SIGINT/SIGTERM; unfinished jobs resume next start."""
+    adapters = load_adapters(settings.enabled_adapters())
+    async with open_core(settings) as core:
+        listener = Listener(core.jobs, host=settings.http.host, port=settings.http.port)
+        await listener.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            swept = await core.jobs.sweep()
+            if swept:
+                log.info("released %d stale holds at start", len(swept))
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(run(core), name=f"adapter-{name}")
+                    for name, run in adapters.items()
+                ]
+                tasks.append(group.create_task(_sweep_forever(core), name="sweeper"))
+                log.info("running: %s", ", ".join(adapters))
+                await stop.wait()
+                log.info("shutting down; unfinished jobs resume at next start")
+                for task in tasks:
+                    task.cancel()
+        finally:
+            await listener.stop()
+
+
+async def _sweep_forever(core: Core) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        try:
+            await core.jobs.sweep()
+        except Exception:
+            log.exception("hold sweep failed")

@@ -1,0 +1,153 @@
+"""`python -m bot try`: run one job from the terminal through the same core (the playground).
+
+The job is charged to a local identity (`cli:local:<user>`) that the default quotas apply to,
+so operators can try their limits. Results go to `--out` (or the current folder); `--show-request`
+prints the equivalent Runpod API call. `python -m bot resume` finishes terminal jobs that an
+interrupted `try` left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot import pricing, show
+from bot.app import Core, open_core
+from bot.cli_basic import parse_key_values, settings_and_catalog
+from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result
+from bot.errors import InvalidRequest
+from bot.jobs import Invocation
+from bot.policy import Where
+from bot.quota import Identity
+from bot.requests import COMMANDS, build_request
+
+PLATFORM = "cli"
+EXIT_FAILED = 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = subparsers.add_parser("try", help="run one job from the terminal")
+    run.add_argument("model", help="model id, alias or endpoint id")
+    run.add_argument("prompt", nargs="?", default="", help="the prompt (text for speech models)")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--file", action="append", default=[], metavar="URL", help="input file URL")
+    run.add_argument("--count", type=int, default=1)
+    run.add_argument("--out", help="where to write the result (default: ./<job id>.<ext>)")
+    run.add_argument("--show-request", action="store_true", help="print the equivalent API call")
+    run.add_argument("--yes", action="store_true", help="confirm an expensive job")
+    run.set_defaults(handler=_try)
+    resume = subparsers.add_parser("resume", help="finish terminal jobs an interrupted `try` left")
+    resume.set_defaults(handler=_resume)
+
+
+def local_identity() -> Identity:
+    user = re.sub(r"[^A-Za-z0-9_.-]", "_", getpass.getuser()) or "operator"
+    return Identity(PLATFORM, "local", user)
+
+
+async def _try(args: argparse.Namespace) -> int:
+    settings, catalog = settings_and_catalog(args)
+    model = catalog.get(args.model)
+    command = next((name for name, (_, kinds) in COMMANDS.items() if model.kind in kinds), None)
+    if command is None:
+        raise InvalidRequest(f"{model.id} cannot be run from here")
+    options = parse_key_values(args.param)
+    options["model"] = model.id
+    options["count"] = args.count
+    request = build_request(
+        command,
+        catalog,
+        prompt=args.prompt,
+        options=options,
+        default_model=model.id,
+        media=args.file,
+    )
+    if args.show_request:
+        print(show.api_call(settings.runpod.base_url, model.endpoint, request.input))
+    identity = local_identity()
+    out = str(Path(args.out).resolve()) if args.out else ""
+    channel = ChannelRef(PLATFORM, identity.workspace, out or str(Path.cwd()), identity.user)
+    delivery = TerminalDelivery(channel)
+    async with open_core(settings) as core:
+        _register(core)
+        await core.jobs.resume(PLATFORM)
+        submitted = await core.jobs.submit(
+            Invocation(request, identity, channel, delivery, Where(channel="terminal", is_dm=True)),
+            confirmed=args.yes,
+        )
+        print(
+            f"job {submitted.job_id}: estimated {pricing.format_usd(submitted.estimate)}",
+            file=sys.stderr,
+        )
+        await core.jobs.wait_idle()
+    return 0 if delivery.ok else EXIT_FAILED
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    settings, _ = settings_and_catalog(args)
+    async with open_core(settings) as core:
+        _register(core)
+        count = await core.jobs.resume(PLATFORM)
+        print(f"resumed {count} job(s)", file=sys.stderr)
+        await core.jobs.wait_idle()
+    return 0
+
+
+def _register(core: Core) -> None:
+    core.jobs.register_platform(PLATFORM, TerminalDelivery)
+
+
+class TerminalDelivery:
+    """Progress on stderr, results into files; re-delivering a job overwrites the same files."""
+
+    def __init__(self, channel: ChannelRef, *, stream: TextIO | None = None) -> None:
+        self._channel = channel
+        self._stream = stream or sys.stderr
+        self.ok = True
+
+    async def progress(self, update: Progress) -> None:
+        print(f"  {update.describe()}", file=self._stream)
+
+    async def confirm(self, request: Confirmation) -> None:
+        self.ok = False
+        print(
+            f"{request.summary} is estimated at {pricing.format_usd(request.estimate)}, above the"
+            f" {pricing.format_usd(request.threshold)} confirmation threshold: run again with --yes.",
+            file=self._stream,
+        )
+
+    async def deliver(self, result: Result) -> None:
+        target = Path(self._channel.channel)
+        for number, file in enumerate(result.files):
+            path = _output_path(target, file.filename, number)
+            path.write_bytes(file.data)
+            print(f"wrote {path}", file=self._stream)
+        if result.text and result.command in ("ask", "transcribe"):
+            print(result.text)
+        cost = "free (cached)" if result.cached else pricing.format_usd(result.cost)
+        print(f"cost: {cost}. {result.remaining}".rstrip(), file=self._stream)
+        for note in result.notes:
+            print(f"note: {note}", file=self._stream)
+
+    async def fail(self, failure: Failure) -> None:
+        self.ok = False
+        print(f"job {failure.job_id} failed: {failure.message}", file=self._stream)
+
+    async def warn(self, job_id: str, message: str) -> None:
+        print(f"warning: {message}", file=self._stream)
+
+
+def _output_path(target: Path, filename: str, number: int) -> Path:
+    """`--out fox.png` for the first file, `fox-2.png`... for more; a folder keeps the names."""
+    if target.is_dir():
+        return target / filename
+    if number == 0:
+        return target
+    return target.with_name(f"{target.stem}-{number + 1}{target.suffix}")
+
+
+_: type[Delivery] = TerminalDelivery

@@ -1,0 +1,208 @@
+"""The jobs table: every job's request, state, Runpod ids and outputs, written before each step.
+
+A job runs `count` copies of one request (one Runpod job each). Its state moves
+received -> held -> submitting -> submitted -> completed -> delivered, or ends in failed /
+timed_out / cancelled with the hold released. `notified` records that the user was told how a
+job ended, so a crash between ending a job and telling the user is repaired on the next start.
+Amounts here are Decimal text for display; the ledger holds the authoritative integer amounts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import aiosqlite
+
+from bot.db import Database
+from bot.delivery import ChannelRef
+
+ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
+FAILED_STATES = ("failed", "timed_out", "cancelled")
+FINAL_STATES = ("delivered", *FAILED_STATES)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One Runpod job of a (possibly batched) request."""
+
+    seed: int | None = None
+    runpod_id: str | None = None
+    status: str | None = None
+    output: Any = None
+    error: str | None = None
+    cost: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    identity: tuple[str, str, str]  # platform, workspace, user
+    channel: ChannelRef
+    command: str
+    model: str
+    request: dict[str, Any]  # {"input": {...}, "count": n, "media": [...]}
+    state: str
+    estimate: Decimal
+    created_at: float
+    cost: Decimal | None = None
+    copies: tuple[Copy, ...] = ()
+    webhook_token: str | None = None
+    cache_key: str | None = None
+    error: str | None = None
+    notified: bool = False
+    updated_at: float = 0.0
+    finished_at: float | None = None
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return dict(self.request["input"])
+
+    @property
+    def count(self) -> int:
+        return int(self.request.get("count", 1))
+
+    def with_copies(self, copies: Iterable[Copy]) -> JobRecord:
+        return replace(self, copies=tuple(copies))
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, job: JobRecord, *, tx: aiosqlite.Connection) -> None:
+        now = time.time()
+        await tx.execute(
+            "INSERT INTO jobs (id, platform, workspace, user_id, channel_ref, command, model,"
+            " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                *job.identity,
+                job.channel.to_json(),
+                job.command,
+                job.model,
+                json.dumps(job.request),
+                job.state,
+                str(job.estimate),
+                _copies_json(job.copies),
+                job.webhook_token,
+                job.cache_key,
+                job.created_at,
+                now,
+            ),
+        )
+
+    async def save(
+        self, job: JobRecord, *, tx: aiosqlite.Connection | None = None, **changes: Any
+    ) -> JobRecord:
+        """Write the job's state, copies, cost and error; returns the updated record."""
+        job = replace(job, **changes, updated_at=time.time())
+        if job.state in FINAL_STATES and job.finished_at is None:
+            job = replace(job, finished_at=job.updated_at)
+        sql = (
+            "UPDATE jobs SET state = ?, cost = ?, copies = ?, error = ?, notified = ?,"
+            " updated_at = ?, finished_at = ? WHERE id = ?"
+        )
+        params = (
+            job.state,
+            None if job.cost is None else str(job.cost),
+            _copies_json(job.copies),
+            job.error,
+            int(job.notified),
+            job.updated_at,
+            job.finished_at,
+            job.id,
+        )
+        if tx is not None:
+            await tx.execute(sql, params)
+        else:
+            async with self._db.transaction() as conn:
+                await conn.execute(sql, params)
+        return job
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else _record(row)
+
+    async def unfinished(self) -> list[JobRecord]:
+        """Jobs a restart must carry on: still active, or ended without the user being told."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks})"
+            " OR (notified = 0 AND state IN ('delivered', 'failed', 'timed_out', 'cancelled'))"
+            " ORDER BY created_at",
+            ACTIVE_STATES,
+        )
+        return [_record(row) for row in rows]
+
+    async def cached(self, cache_key: str) -> JobRecord | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM jobs WHERE cache_key = ? AND state IN ('completed', 'delivered')"
+            " ORDER BY created_at DESC LIMIT 1",
+            (cache_key,),
+        )
+        return None if row is None else _record(row)
+
+
+_COLUMNS = (
+    "id, platform, workspace, user_id, channel_ref, command, model, request, state, estimate,"
+    " cost, copies, webhook_token, cache_key, error, notified, created_at, updated_at, finished_at"
+)
+
+
+def _copies_json(copies: Iterable[Copy]) -> str:
+    return json.dumps([asdict(copy) for copy in copies])
+
+
+def _record(row: Any) -> JobRecord:
+    (
+        job_id,
+        platform,
+        workspace,
+        user,
+        channel,
+        command,
+        model,
+        request,
+        state,
+        estimate,
+        cost,
+        copies,
+        webhook_token,
+        cache_key,
+        error,
+        notified,
+        created_at,
+        updated_at,
+        finished_at,
+    ) = tuple(row)
+    return JobRecord(
+        id=job_id,
+        identity=(platform, workspace, user),
+        channel=ChannelRef.from_json(channel),
+        command=command,
+        model=model,
+        request=json.loads(request),
+        state=state,
+        estimate=Decimal(estimate),
+        cost=None if cost is None else Decimal(cost),
+        copies=tuple(Copy(**c) for c in json.loads(copies)),
+        webhook_token=webhook_token,
+        cache_key=cache_key,
+        error=error,
+        notified=bool(notified),
+        created_at=created_at,
+        updated_at=updated_at,
+        finished_at=finished_at,
+    )
+
+
+def new_copies(count: int, seeds: list[int | None]) -> tuple[Copy, ...]:
+    return tuple(Copy(seed=seeds[i] if i < len(seeds) else None) for i in range(count))
+
+

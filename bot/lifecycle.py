@@ -1,0 +1,608 @@
+"""One job's life after admission: submit its copies, track them, settle, deliver, or release.
+
+    held -> submitting -> submitted -> completed -> delivered
+                 \\-> failed | timed_out | cancelled (hold released, user told)
+
+Rules that keep money and results safe:
+- `submitting` is written before `/run` is called and each Runpod id right after it returns, so
+  a restart knows which copies exist; a copy whose `/run` may or may not have gone out is
+  dropped, not resubmitted (no double run), and the user is told.
+- media is downloaded before charging: a result that cannot be fetched is not charged;
+- the charge (ledger settle) and the `completed` state are one transaction;
+- `delivered` is written after the platform accepted the result; a crash in between re-sends
+  it with the same job id, which adapters use to deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot import pricing
+from bot.catalog import Catalog, Model
+from bot.config import Settings
+from bot.db import Database
+from bot.delivery import Delivery, Failure, MediaFile, Progress, Result
+from bot.jobstore import Copy, JobRecord, JobStore
+from bot.ledger import Settlement, SqliteLedger
+from bot.outputs import Downloader, OutputError, extract, transcript_files
+from bot.pricing import format_usd
+from bot.progress import ProgressThrottle
+from bot.quota import Identity, Scope
+from bot.runpod import FINAL_STATES, JobState, NotFound, RunpodClient, RunpodError, RunpodTimeout
+from bot.slots import Slots
+
+log = logging.getLogger(__name__)
+
+DELIVERY_ATTEMPTS = 5
+STREAM_POLL_S = 0.5
+
+
+class Archive:
+    """A folder keeping a copy of every result: `<media_dir>/<job id>/<file>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def save(self, job_id: str, files: tuple[MediaFile, ...]) -> None:
+        folder = self.root / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            (folder / Path(file.filename).name).write_bytes(file.data)
+
+    def load(self, job_id: str) -> tuple[MediaFile, ...] | None:
+        folder = self.root / job_id
+        if not folder.is_dir():
+            return None
+        files = []
+        for path in sorted(folder.iterdir()):
+            content_type = _content_type(path.suffix)
+            files.append(MediaFile(path.name, content_type, path.read_bytes()))
+        return tuple(files) or None
+
+
+def _content_type(suffix: str) -> str:
+    from bot.outputs import EXTENSIONS
+
+    for content_type, extension in EXTENSIONS.items():
+        if suffix.lstrip(".") == extension:
+            return content_type
+    return "text/plain; charset=utf-8" if suffix in (".txt", ".srt") else "application/octet-stream"
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        db: Database,
+        ledger: SqliteLedger,
+        runpod: RunpodClient,
+        catalog: Catalog,
+        settings: Settings,
+        downloader: Downloader,
+        archive: Archive | None,
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._ledger = ledger
+        self._runpod = runpod
+        self._catalog = catalog
+        self._settings = settings
+        self._downloader = downloader
+        self._archive = archive
+        self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+        self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[JobState]]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Results fetched before settling, handed to delivery without a second download.
+        self._prefetched: dict[str, tuple[dict[int, tuple[MediaFile, ...]], Settlement]] = {}
+
+    # --- control --------------------------------------------------------------------------
+
+    def start(self, job: JobRecord, delivery: Delivery, *, resumed: bool = False) -> None:
+        if job.id in self._tasks:
+            return
+        task = asyncio.create_task(self._drive(job, delivery, resumed), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        self._idle.clear()
+        task.add_done_callback(lambda _: self._forget(job.id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        if not self._tasks:
+            self._idle.set()
+
+    def running_ids(self) -> set[str]:
+        return set(self._tasks)
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+    async def cancel(self, job: JobRecord) -> None:
+        """Stop a job: Runpod cancels what runs there; a job still waiting for a slot just ends.
+
+        The task is interrupted only while it waits for a slot (nothing sent yet); a copy whose
+        `/run` is in flight is cancelled at Runpod as soon as its id is known (`_submit`).
+        """
+        self._cancel_requested.add(job.id)
+        task = self._tasks.get(job.id)
+        if task is not None and self._slots.position(job.id) is not None:
+            task.cancel()
+            return
+        current = await self._store.get(job.id) or job
+        await self._cancel_at_runpod(current)
+
+    async def _cancel_at_runpod(self, job: JobRecord) -> None:
+        model = self._catalog.get(job.model)
+        for copy in job.copies:
+            if not copy.runpod_id or copy.status in FINAL_STATES:
+                continue
+            try:
+                await self._runpod.cancel(model.endpoint, copy.runpod_id)
+            except RunpodError as exc:
+                log.warning("job %s: cancel of %s failed: %s", job.id, copy.runpod_id, exc.message)
+
+    def webhook(self, job_id: str, index: int, token: str, state: JobState) -> bool:
+        waiting = self._webhooks.get((job_id, index))
+        if waiting is None:
+            return False
+        expected, future = waiting
+        if not hmac.compare_digest(expected, token) or state.id == "" or not state.final:
+            return False
+        if not future.done():
+            future.set_result(state)
+        return True
+
+    async def aclose(self) -> None:
+        """Stop driving jobs; their state stays in the database for `resume()` next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the life of one job --------------------------------------------------------------
+
+    async def _drive(self, job: JobRecord, delivery: Delivery, resumed: bool) -> None:
+        model = self._catalog.get(job.model)
+        throttle = ProgressThrottle(
+            delivery.progress, interval_s=self._settings.jobs.progress_interval_s
+        )
+        started = time.monotonic()
+
+        async def progress(state: str, **extra: Any) -> None:
+            await throttle.push(
+                Progress(job.id, model.name, state, time.monotonic() - started, **extra)
+            )
+
+        try:
+            if job.state in ("held", "submitting", "submitted"):
+                job = await self._run(job, model, progress, resumed)
+            await throttle.close()
+            if job.state == "completed":
+                await self._deliver(job, model, delivery)
+            elif job.state in ("failed", "timed_out", "cancelled") and not job.notified:
+                await self._tell_failure(job, delivery)
+        except asyncio.CancelledError:
+            if job.id in self._cancel_requested:
+                # cancelled by the user while waiting for a slot: nothing ran at Runpod
+                with contextlib.suppress(Exception):
+                    await self._end(job, "cancelled", "Cancelled before it started.", delivery)
+            raise
+        except Exception:
+            log.exception("job %s: unexpected failure", job.id)
+            with contextlib.suppress(Exception):
+                current = await self._store.get(job.id) or job
+                if current.state in ("held", "submitting", "submitted"):
+                    await self._end(
+                        current, "failed", "Something went wrong inside the bot.", delivery
+                    )
+        finally:
+            await throttle.close()
+            self._cancel_requested.discard(job.id)
+
+    async def _run(
+        self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]], resumed: bool
+    ) -> JobRecord:
+        user_key = ":".join(job.identity)
+
+        async def on_wait(position: int) -> None:
+            await progress("queued", position=position)
+
+        async with self._slots.slot(job.id, user_key, on_wait=on_wait):
+            if job.state == "submitting" and resumed:
+                job = await self._drop_unknown_copies(job)
+            if job.state in ("held", "submitting"):
+                job = await self._submit(job, model, progress)
+            if job.state == "submitted":
+                job = await self._track(job, model, progress)
+        return job
+
+    async def _drop_unknown_copies(self, job: JobRecord) -> JobRecord:
+        """After a crash mid-submit, a copy with no Runpod id may or may not exist: drop it."""
+        copies = [
+            c
+            if c.runpod_id
+            else replace(c, status="FAILED", error="lost in a restart; not charged")
+            for c in job.copies
+        ]
+        job = await self._store.save(job, copies=tuple(copies))
+        if all(c.runpod_id is None for c in job.copies):
+            return await self._end_quietly(
+                job,
+                "failed",
+                "The bot restarted while sending this job to Runpod, so it may not have run. "
+                "Nothing was charged; please run the command again.",
+            )
+        return await self._store.save(job, state="submitted")
+
+    async def _submit(
+        self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
+    ) -> JobRecord:
+        job = await self._store.save(job, state="submitting")
+        await progress("submitting")
+        copies = list(job.copies)
+        for index, copy in enumerate(copies):
+            if copy.runpod_id or copy.status in FINAL_STATES:
+                continue
+            if job.id in self._cancel_requested:
+                copies[index] = replace(copy, status="CANCELLED", error="cancelled")
+                continue
+            payload = dict(job.input)
+            if copy.seed is not None:
+                payload["seed"] = copy.seed
+            try:
+                state = await self._runpod.run(
+                    model.endpoint,
+                    payload,
+                    webhook=self._webhook_url(job, index),
+                    # Runpod's own limit is a backstop a minute behind our watchdog.
+                    policy={"executionTimeout": int((self._settings.jobs.timeout_s + 60) * 1000)},
+                )
+            except RunpodError as exc:
+                log.warning("job %s: /run failed: %s", job.id, exc.message)
+                copies[index] = replace(copy, status="FAILED", error=_runpod_reason(exc))
+                if not exc.maybe_started and exc.status in (400, 401, 403, 404):
+                    copies[index + 1 :] = [
+                        replace(c, status="FAILED", error=_runpod_reason(exc))
+                        for c in copies[index + 1 :]
+                    ]
+                    break
+                continue
+            copies[index] = replace(copy, runpod_id=state.id, status=state.status)
+            job = await self._store.save(job, copies=tuple(copies))
+            log.info("job %s: copy %d submitted as %s", job.id, index, state.id)
+            await progress(state.status)
+            if job.id in self._cancel_requested:
+                await self._cancel_at_runpod(replace(job, copies=(copies[index],)))
+        job = await self._store.save(job, copies=tuple(copies))
+        if not any(c.runpod_id for c in copies):
+            if job.id in self._cancel_requested:
+                return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
+            return await self._end_quietly(job, "failed", _failure_message(copies))
+        return await self._store.save(job, state="submitted")
+
+    async def _track(
+        self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
+    ) -> JobRecord:
+        deadline = time.monotonic() + self._settings.jobs.timeout_s
+        live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
+        results = await asyncio.gather(
+            *(self._wait_copy(job, model, i, deadline, progress) for i in live)
+        )
+        copies = list(job.copies)
+        for index, copy in zip(live, results, strict=True):
+            copies[index] = copy
+        job = replace(job, copies=tuple(copies))
+        return await self._finish(job, model)
+
+    async def _wait_copy(
+        self,
+        job: JobRecord,
+        model: Model,
+        index: int,
+        deadline: float,
+        progress: Callable[..., Awaitable[None]],
+    ) -> Copy:
+        copy = job.copies[index]
+        assert copy.runpod_id is not None
+        runpod_id = copy.runpod_id
+
+        async def on_status(state: JobState) -> None:
+            await progress(state.status)
+
+        try:
+            remaining = max(1.0, deadline - time.monotonic())
+            if model.kind == "text":
+                state = await self._stream_text(job, model, runpod_id, remaining, progress)
+            else:
+                state = await self._wait_or_webhook(
+                    job, model, index, runpod_id, remaining, on_status
+                )
+        except RunpodTimeout:
+            log.warning("job %s: copy %s timed out; cancelling at Runpod", job.id, runpod_id)
+            with contextlib.suppress(RunpodError):
+                await self._runpod.cancel(model.endpoint, runpod_id)
+            return replace(copy, status="TIMED_OUT", error="took longer than this bot allows")
+        except NotFound:
+            return replace(
+                copy,
+                status="FAILED",
+                error="Runpod no longer knows this job (it expired or vanished)",
+            )
+        except RunpodError as exc:
+            return replace(copy, status="FAILED", error=_runpod_reason(exc))
+        if state.status == "TIMED_OUT":
+            return replace(copy, status=state.status, error="took longer than Runpod allows")
+        return replace(copy, status=state.status, output=state.output, error=state.error)
+
+    async def _wait_or_webhook(
+        self,
+        job: JobRecord,
+        model: Model,
+        index: int,
+        runpod_id: str,
+        timeout_s: float,
+        on_status: Callable[[JobState], Awaitable[None]],
+    ) -> JobState:
+        poll = asyncio.ensure_future(
+            self._runpod.wait(model.endpoint, runpod_id, timeout_s=timeout_s, on_status=on_status)
+        )
+        if not job.webhook_token:
+            return await poll
+        pushed: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
+        self._webhooks[(job.id, index)] = (job.webhook_token, pushed)
+        try:
+            done, _ = await asyncio.wait({poll, pushed}, return_when=asyncio.FIRST_COMPLETED)
+            if pushed in done:
+                log.info("job %s: copy %d finished (webhook)", job.id, index)
+                return pushed.result()
+            return poll.result()
+        finally:
+            self._webhooks.pop((job.id, index), None)
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RunpodError):
+                await poll
+
+    async def _stream_text(
+        self,
+        job: JobRecord,
+        model: Model,
+        runpod_id: str,
+        timeout_s: float,
+        progress: Callable[..., Awaitable[None]],
+    ) -> JobState:
+        """Text models: poll `/stream` and show the reply as it grows; `/status` for the end."""
+        from bot.outputs import strip_think, text_of
+
+        deadline = time.monotonic() + timeout_s
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                status, chunks = await self._runpod.stream(model.endpoint, runpod_id)
+            except NotFound:
+                break  # no stream for this endpoint: wait for the final answer instead
+            for chunk in chunks:
+                text += text_of(chunk) if not isinstance(chunk, str) else chunk
+            if chunks:
+                await progress("IN_PROGRESS", partial_text=strip_think(text))
+            if status in FINAL_STATES:
+                break
+            await asyncio.sleep(STREAM_POLL_S)
+        remaining = max(1.0, deadline - time.monotonic())
+        return await self._runpod.wait(model.endpoint, runpod_id, timeout_s=remaining)
+
+    async def _finish(self, job: JobRecord, model: Model) -> JobRecord:
+        """All copies ended: fetch results, then charge and record completion in one step."""
+        copies = list(job.copies)
+        files: dict[int, tuple[MediaFile, ...]] = {}
+        for index, copy in enumerate(copies):
+            if copy.status != "COMPLETED":
+                continue
+            try:
+                files[index] = await self._fetch(job, model, index, copy)
+            except OutputError as exc:
+                copies[index] = replace(copy, status="FAILED", error=exc.message)
+        job = replace(job, copies=tuple(copies))
+        done = [i for i, c in enumerate(copies) if c.status == "COMPLETED"]
+        if not done:
+            if all(c.status == "CANCELLED" for c in copies if c.runpod_id):
+                return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
+            state = "timed_out" if any(c.status == "TIMED_OUT" for c in copies) else "failed"
+            return await self._end_quietly(job, state, _failure_message(copies))
+        for index in done:
+            cost = pricing.actual(
+                model, {**job.input, "seed": copies[index].seed}, copies[index].output
+            )
+            copies[index] = replace(copies[index], cost=str(cost))
+        total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
+        async with self._db.transaction() as tx:
+            settlement = await self._ledger.settle(job.id, total, tx=tx)
+            job = await self._store.save(
+                job, tx=tx, state="completed", cost=total, copies=tuple(copies)
+            )
+        log.info("job %s completed; charged %s", job.id, total)
+        self._prefetched[job.id] = (files, settlement)
+        return job
+
+    async def _fetch(
+        self, job: JobRecord, model: Model, index: int, copy: Copy
+    ) -> tuple[MediaFile, ...]:
+        found = extract(model, copy.output)
+        if model.kind == "text":
+            return ()
+        if model.kind == "transcription":
+            return transcript_files(job.id, found.text or "", found.segments)
+        fetched = []
+        for n, url in enumerate(found.urls):
+            name = f"{job.id}-{index + 1}" + (f"-{n + 1}" if len(found.urls) > 1 else "")
+            fetched.append(await self._downloader.fetch(url, kind=model.kind, name=name))
+        return tuple(fetched)
+
+    # --- telling the user -----------------------------------------------------------------
+
+    async def _deliver(self, job: JobRecord, model: Model, delivery: Delivery) -> None:
+        prefetched = self._prefetched.pop(job.id, None)
+        files, settlement = prefetched if prefetched else ({}, None)
+        copies = job.copies
+        if prefetched is None:  # resumed after a restart: fetch again (URLs live 7 days)
+            for index, copy in enumerate(copies):
+                if copy.status == "COMPLETED":
+                    try:
+                        files[index] = await self._fetch(job, model, index, copy)
+                    except OutputError as exc:
+                        log.error("job %s: charged but result lost: %s", job.id, exc.message)
+        result = await self._result(job, model, files, settlement)
+        if self._archive and result.files:
+            await asyncio.to_thread(self._archive.save, job.id, result.files)
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                await delivery.deliver(result)
+                break
+            except Exception as exc:
+                if attempt + 1 == DELIVERY_ATTEMPTS:
+                    log.error("job %s: delivery failed for good: %s", job.id, exc)
+                    await self._store.save(
+                        job, state="delivered", error=f"delivery failed: {exc}", notified=True
+                    )
+                    return
+                log.warning("job %s: delivery failed (%s); retrying", job.id, exc)
+                await asyncio.sleep(min(30.0, 1.0 * 2**attempt))
+        await self._store.save(job, state="delivered", notified=True)
+        log.info("job %s delivered", job.id)
+        for warning in _warnings(settlement):
+            with contextlib.suppress(Exception):
+                await delivery.warn(job.id, warning)
+
+    async def _result(
+        self,
+        job: JobRecord,
+        model: Model,
+        files: dict[int, tuple[MediaFile, ...]],
+        settlement: Settlement | None,
+    ) -> Result:
+        texts = [extract(model, c.output).text for c in job.copies if c.status == "COMPLETED"]
+        failed = [c for c in job.copies if c.status != "COMPLETED"]
+        notes = []
+        if failed:
+            notes.append(
+                f"{len(failed)} of {len(job.copies)} failed and were not charged: {failed[0].error}"
+            )
+        remaining = settlement.summary() if settlement else await self._remaining_text(job)
+        return Result(
+            job_id=job.id,
+            command=job.command,
+            model=model.name,
+            model_id=model.id,
+            prompt=str(job.input.get("prompt", "")),
+            files=tuple(f for index in sorted(files) for f in files[index]),
+            text="\n\n".join(t for t in texts if t) or None,
+            seeds=tuple(
+                c.seed for c in job.copies if c.status == "COMPLETED" and c.seed is not None
+            ),
+            cost=job.cost or Decimal(0),
+            remaining=remaining,
+            elapsed_s=(job.updated_at or time.time()) - job.created_at,
+            notes=tuple(notes),
+            params=job.input,
+        )
+
+    async def _remaining_text(self, job: JobRecord) -> str:
+        usage = await self._ledger.usage(Identity(*job.identity))
+        return Settlement(
+            job.id,
+            Decimal(0),
+            Decimal(0),
+            Decimal(0),
+            [],
+            [a for a in (*usage.user, *usage.workspace) if a.limit is not None],
+        ).summary()
+
+    async def _end_quietly(self, job: JobRecord, state: str, message: str) -> JobRecord:
+        """Release the hold and record how the job ended; the user is told by `_drive`."""
+        async with self._db.transaction() as tx:
+            await self._ledger.release(job.id, reason=state, tx=tx)
+            job = await self._store.save(job, tx=tx, state=state, error=message, cost=Decimal(0))
+        log.info("job %s %s: %s", job.id, state, message)
+        return job
+
+    async def _end(self, job: JobRecord, state: str, message: str, delivery: Delivery) -> None:
+        job = await self._end_quietly(job, state, message)
+        await self._tell_failure(job, delivery)
+
+    async def _tell_failure(self, job: JobRecord, delivery: Delivery) -> None:
+        await delivery.fail(
+            Failure(job.id, job.error or job.state, charged=Decimal(0), retryable=True)
+        )
+        await self._store.save(job, notified=True)
+
+    # --- the cache ------------------------------------------------------------------------
+
+    async def cached(self, job: JobRecord, delivery: Delivery) -> bool:
+        """Deliver an identical earlier result from the archive, free; False when there is none."""
+        if self._archive is None or job.cache_key is None:
+            return False
+        earlier = await self._store.cached(job.cache_key)
+        files = self._archive.load(earlier.id) if earlier else None
+        if earlier is None or files is None:
+            return False
+        model = self._catalog.get(job.model)
+        cached_job = replace(
+            job, state="delivered", cost=Decimal(0), copies=earlier.copies, notified=True
+        )
+        async with self._db.transaction() as tx:
+            await self._store.insert(cached_job, tx=tx)
+        result = await self._result(cached_job, model, {0: files}, None)
+        await delivery.deliver(replace(result, cached=True, cost=Decimal(0)))
+        log.info("job %s delivered from the cache of %s", job.id, earlier.id)
+        return True
+
+    def _webhook_url(self, job: JobRecord, index: int) -> str | None:
+        base = self._settings.runpod.webhook_url
+        if not base or not job.webhook_token:
+            return None
+        return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
+
+
+def _runpod_reason(exc: RunpodError) -> str:
+    if exc.status == 400:
+        return f"Runpod rejected the request: {exc.message}"
+    if exc.status in (401, 403):
+        return "the bot's Runpod API key was refused (tell an admin)"
+    if exc.status == 429:
+        return "Runpod is rate limiting this bot; try again in a minute"
+    if exc.maybe_started:
+        return "the connection to Runpod broke while sending the job"
+    return f"Runpod could not be reached ({exc.message})"
+
+
+def _failure_message(copies: list[Copy] | tuple[Copy, ...]) -> str:
+    reasons = [c.error or c.status or "unknown" for c in copies if c.status != "COMPLETED"]
+    reason = reasons[0] if reasons else "unknown"
+    return f"The job failed: {reason}. Nothing was charged."
+
+
+def _warnings(settlement: Settlement | None) -> list[str]:
+    """Soft-threshold notices, e.g. "You have used 80% of your daily limit ($0.80 of $1.00)."."""
+    notices = []
+    for crossed in settlement.crossed if settlement else []:
+        whose = "You have" if crossed.scope is Scope.USER else "This workspace has"
+        notices.append(
+            f"{whose} used {crossed.percent}% of the {crossed.period.adjective} limit"
+            f" ({format_usd(crossed.spent)} of {format_usd(crossed.limit)})."
+        )
+    return notices

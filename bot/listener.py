@@ -1,0 +1,62 @@
+"""The bot's own small HTTP listener: Runpod webhooks (push instead of poll) and a health check.
+
+A webhook URL carries the job id, the copy index and an unguessable per-job token; calls for
+unknown or finished jobs, or with a wrong token, are answered (so Runpod stops retrying) and
+ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from bot.jobs import JobService
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+
+
+class Listener:
+    def __init__(self, jobs: JobService, *, host: str, port: int) -> None:
+        self._jobs = jobs
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
+        app.router.add_post("/runpod/webhook/{job}/{index}/{token}", self._webhook)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        log.info("HTTP listener on %s:%s", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job"]
+        try:
+            index = int(request.match_info["index"])
+            body = json.loads(await request.read())
+        except (ValueError, json.JSONDecodeError):
+            log.warning("job %s: malformed webhook ignored", job_id)
+            return web.json_response({"ok": False, "error": "malformed"}, status=400)
+        used = await self._jobs.on_webhook(job_id, index, request.match_info["token"], body)
+        if not used:
+            log.info("job %s: webhook for no waiting job ignored", job_id)
+        return web.json_response({"ok": True, "used": used})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})

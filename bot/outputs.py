@@ -1,0 +1,244 @@
+"""Turning a finished Runpod job's output into files and text a chat can show.
+
+Output URLs expire after 7 days, so media is downloaded as soon as a job completes: streamed,
+capped in size, bounded in time and checked to be the kind of file the model makes. Transcripts
+become a `.txt` (and an `.srt` when the model returned timed segments); text models' replies lose
+their `<think>` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from bot.catalog import Model
+from bot.delivery import MediaFile
+from bot.errors import BotError
+
+log = logging.getLogger(__name__)
+
+MEDIA_KINDS = {"image": "image/", "image_edit": "image/", "video": "video/", "speech": "audio/"}
+URL_FIELDS = ("image_url", "video_url", "audio_url", "result", "url", "images", "image_urls")
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "video/quicktime": "mov",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+}
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+
+
+class OutputError(BotError):
+    """The job finished but its result could not be fetched or read."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    urls: tuple[str, ...] = ()
+    text: str | None = None
+    segments: tuple[Mapping[str, Any], ...] = ()
+
+
+def extract(model: Model, output: Any) -> Extracted:
+    """Find the result in an output shaped as the model's page documents (and known variants)."""
+    body = (
+        output[0] if isinstance(output, list) and output and isinstance(output[0], dict) else output
+    )
+    if model.kind == "text":
+        return Extracted(text=strip_think(text_of(output)))
+    if not isinstance(body, Mapping):
+        if isinstance(body, str) and body.startswith(("http://", "https://")):
+            return Extracted(urls=(body,))
+        raise OutputError(f"{model.name} returned an output the bot cannot read")
+    if model.kind == "transcription":
+        text = body.get(model.output) or body.get("text") or body.get("transcription")
+        if not isinstance(text, str):
+            raise OutputError(f"{model.name} returned no transcription")
+        segments = body.get("segments") or ()
+        return Extracted(
+            text=text.strip(), segments=tuple(s for s in segments if isinstance(s, Mapping))
+        )
+    for name in (model.output, *URL_FIELDS):
+        value = body.get(name)
+        urls = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        urls = [u for u in urls if isinstance(u, str) and u.startswith(("http://", "https://"))]
+        if urls:
+            return Extracted(urls=tuple(urls))
+    raise OutputError(f"{model.name} finished but returned no file")
+
+
+def text_of(output: Any) -> str:
+    """The reply of a text model: native `[{"choices": [{"tokens": [...]}]}]` or OpenAI shape."""
+    body = output[0] if isinstance(output, list) and output else output
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, Mapping):
+        return ""
+    parts: list[str] = []
+    for choice in body.get("choices") or []:
+        if not isinstance(choice, Mapping):
+            continue
+        if isinstance(choice.get("tokens"), list):
+            parts.extend(str(t) for t in choice["tokens"])
+        elif isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+        elif isinstance(choice.get("message"), Mapping):
+            parts.append(str(choice["message"].get("content") or ""))
+        elif isinstance(choice.get("delta"), Mapping):
+            parts.append(str(choice["delta"].get("content") or ""))
+    if not parts and isinstance(body.get("text"), str):
+        parts.append(body["text"])
+    return "".join(parts)
+
+
+def strip_think(text: str) -> str:
+    return _THINK.sub("", text).strip()
+
+
+def srt(segments: tuple[Mapping[str, Any], ...]) -> str:
+    """SubRip subtitles from `[{"start": s, "end": s, "text": ...}]`."""
+    blocks = []
+    for number, segment in enumerate(segments, start=1):
+        start, end = _stamp(segment.get("start")), _stamp(segment.get("end"))
+        blocks.append(f"{number}\n{start} --> {end}\n{str(segment.get('text', '')).strip()}\n")
+    return "\n".join(blocks)
+
+
+def _stamp(seconds: Any) -> str:
+    try:
+        total_ms = max(0, round(float(seconds) * 1000))
+    except (TypeError, ValueError):
+        total_ms = 0
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02}:{minutes:02}:{secs:02},{ms:03}"
+
+
+def transcript_files(
+    job_id: str, text: str, segments: tuple[Mapping[str, Any], ...]
+) -> tuple[MediaFile, ...]:
+    files = [MediaFile(f"transcript-{job_id}.txt", "text/plain; charset=utf-8", text.encode())]
+    if segments:
+        files.append(
+            MediaFile(f"transcript-{job_id}.srt", "application/x-subrip", srt(segments).encode())
+        )
+    return tuple(files)
+
+
+class Downloader:
+    """Fetches result media with a size cap, a time limit, retries and a content-type check."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, max_bytes: int, timeout_s: float, attempts: int = 3
+    ) -> None:
+        self._http = http
+        self._max_bytes = max_bytes
+        self._timeout_s = timeout_s
+        self._attempts = attempts
+
+    async def fetch(self, url: str, *, kind: str, name: str) -> MediaFile:
+        expected = MEDIA_KINDS.get(kind, "")
+        for attempt in range(self._attempts):
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    data, content_type = await self._get(url)
+                break
+            except (httpx.TransportError, TimeoutError, _Transient) as exc:
+                if attempt + 1 == self._attempts:
+                    raise OutputError(
+                        f"the result could not be downloaded ({_reason(exc)})"
+                    ) from exc
+                log.warning("download of %s failed (%s); retrying", name, _reason(exc))
+                await asyncio.sleep(0.5 * 2**attempt)
+        content_type = _sniff(data) or content_type
+        if expected and not content_type.startswith(expected):
+            raise OutputError(
+                f"the result is {content_type or 'an unknown file'}, not {expected.rstrip('/')}"
+            )
+        width, height = _dimensions(data) if content_type.startswith("image/") else (None, None)
+        extension = EXTENSIONS.get(content_type, "bin")
+        return MediaFile(f"{name}.{extension}", content_type, data, width, height)
+
+    async def _get(self, url: str) -> tuple[bytes, str]:
+        async with self._http.stream("GET", url, timeout=self._timeout_s) as response:
+            if response.status_code >= 500 or response.status_code == 429:
+                raise _Transient(f"HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise OutputError(
+                    f"the result could not be downloaded (HTTP {response.status_code}; it may have expired)"
+                )
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > self._max_bytes:
+                raise OutputError(
+                    f"the result is {_mb(declared)}, over the {_mb(self._max_bytes)} limit"
+                )
+            buffer = bytearray()
+            async for chunk in response.aiter_bytes():
+                buffer.extend(chunk)
+                if len(buffer) > self._max_bytes:
+                    raise OutputError(f"the result is over the {_mb(self._max_bytes)} limit")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            return bytes(buffer), content_type
+
+
+class _Transient(Exception):
+    pass
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+    (b"ID3", "audio/mpeg"),
+    (b"fLaC", "audio/flac"),
+    (b"OggS", "audio/ogg"),
+    (b"\x1aE\xdf\xa3", "video/webm"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The real type from the first bytes: servers often say application/octet-stream."""
+    for magic, content_type in _MAGIC:
+        if data.startswith(magic):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
+    return None
+
+
+def _dimensions(data: bytes) -> tuple[int | None, int | None]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width, image.height
+    except (UnidentifiedImageError, OSError):
+        return None, None

@@ -1,0 +1,68 @@
+"""Who may run what, where: per-channel models and commands, blocked terms, NSFW gating, DMs.
+
+Adapters describe where a request came from (`Where`); the policy answers with a PolicyDenied
+whose message tells the user what is allowed instead. Nothing is held or charged before it passes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.catalog import Model
+from bot.config import PolicySettings
+from bot.errors import PolicyDenied
+
+
+@dataclass(frozen=True)
+class Where:
+    """The platform facts the policy needs about where a request was made."""
+
+    channel: str
+    is_dm: bool = False
+    nsfw_channel: bool = False
+    is_admin: bool = False
+
+
+class Policy:
+    def __init__(self, settings: PolicySettings) -> None:
+        self._settings = settings
+        self._blocked = [
+            re.compile(rf"(?<!\w){re.escape(_fold(term))}(?!\w)")
+            for term in settings.blocked_terms
+            if term.strip()
+        ]
+
+    def check(self, command: str, model: Model, prompt: str, where: Where) -> None:
+        if where.is_dm and not self._settings.allow_dms:
+            raise PolicyDenied("This bot does not run jobs in direct messages; ask in a channel.")
+        channel = self._settings.channels.get(where.channel)
+        if channel is not None and channel.commands is not None and command not in channel.commands:
+            allowed = ", ".join(f"/{c}" for c in channel.commands) or "no commands"
+            raise PolicyDenied(f"/{command} is not allowed in this channel (allowed: {allowed}).")
+        if channel is not None and channel.models is not None and model.id not in channel.models:
+            allowed = ", ".join(channel.models) or "none"
+            raise PolicyDenied(f"{model.id} is not allowed in this channel (allowed: {allowed}).")
+        if model.nsfw and not (where.nsfw_channel or where.is_dm):
+            raise PolicyDenied(f"{model.name} may only be used in age-restricted channels.")
+        folded = _fold(prompt)
+        for pattern in self._blocked:
+            if pattern.search(folded):
+                raise PolicyDenied("The prompt contains a term this community has blocked.")
+
+    def allowed_models(self, models: list[Model], where: Where) -> list[Model]:
+        """The models a picker should offer here (autocomplete)."""
+        channel = self._settings.channels.get(where.channel)
+        return [
+            m
+            for m in models
+            if (channel is None or channel.models is None or m.id in channel.models)
+            and (not m.nsfw or where.nsfw_channel or where.is_dm)
+        ]
+
+
+def _fold(text: str) -> str:
+    """Case- and accent-insensitive form, so `Ünsafe` matches a blocked `unsafe`."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

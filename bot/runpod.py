@@ -1,0 +1,454 @@
+"""Async client for Runpod Public Endpoints (and Serverless endpoints with the same API).
+
+Errors, top to bottom:
+
+    RunpodError                 any failure talking to Runpod; fields status, retry_after, maybe_started
+    ├── Unauthorized            401/403: the API key is wrong or lacks access
+    ├── BadRequest              400: the API rejected the input (message is the API's own)
+    ├── NotFound                404: unknown endpoint, or a job past its retention
+    ├── RateLimited             429: retry_after from the Retry-After header when sent
+    ├── UpstreamError           5xx: the endpoint or a worker failed
+    ├── ConnectionFailed        the connection could not be made or was reset
+    ├── RunpodTimeout           no answer in time
+    └── MalformedResponse       an answer that is not the JSON the API documents
+
+Retries. Idempotent calls (status, stream, cancel, health) retry 429, 5xx, connection errors and
+timeouts with exponential backoff and full jitter, honouring Retry-After. `run`/`runsync` start
+work that Runpod bills, so they retry only when the request provably did not start a job: a 429
+(rejected before queueing) or a connection that was never established. Any other failure after
+the request may have been sent raises with `maybe_started=True`; the caller must not blindly
+resubmit (the job engine releases the hold and tells the user).
+
+Waiting. `wait()` long-polls `GET /status-sync/{id}?wait=ms`, the route Runpod's own JavaScript
+SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) while the job runs, answered within one
+round trip of completion. Where an endpoint does not serve that route (404 while `/status`
+knows the job), it falls back to polling `/status` at a schedule that starts at 0.25 s and grows
+by 1.5x to 2 s: about 9 requests for a 10 s job, seen at most 2 s after completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+KNOWN_STATES = FINAL_STATES | {"IN_QUEUE", "IN_PROGRESS", "RUNNING"}
+LONG_POLL_MAX_S = 90.0
+
+
+class RunpodError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        maybe_started: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.maybe_started = maybe_started
+
+
+class Unauthorized(RunpodError):
+    pass
+
+
+class BadRequest(RunpodError):
+    pass
+
+
+class NotFound(RunpodError):
+    pass
+
+
+class RateLimited(RunpodError):
+    pass
+
+
+class UpstreamError(RunpodError):
+    pass
+
+
+class ConnectionFailed(RunpodError):
+    pass
+
+
+class RunpodTimeout(RunpodError):
+    pass
+
+
+class MalformedResponse(RunpodError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One answer about a job: `/run`, `/status`, `/cancel`, or a webhook body."""
+
+    id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    delay_ms: int | None = None
+    execution_ms: int | None = None
+    worker_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @classmethod
+    def parse(cls, body: Any) -> JobState:
+        if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
+            raise MalformedResponse(f"expected a job object with an id, got {_preview(body)}")
+        status = str(body.get("status") or "UNKNOWN").upper()
+        if status not in KNOWN_STATES:
+            log.warning("job %s: unknown status %r, treated as still running", body["id"], status)
+        error = body.get("error")
+        return cls(
+            id=body["id"],
+            status=status,
+            output=body.get("output"),
+            error=None if error is None else str(error),
+            delay_ms=_int_or_none(body.get("delayTime")),
+            execution_ms=_int_or_none(body.get("executionTime")),
+            worker_id=body.get("workerId"),
+            raw=body,
+        )
+
+
+StatusCallback = Callable[[JobState], Awaitable[None]]
+
+
+class RunpodClient:
+    """Public Endpoints over an injected `httpx.AsyncClient` (its pool, proxies and limits)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: SecretStr | str,
+        max_retries: int = 4,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 20.0,
+        request_timeout_s: float = 30.0,
+        long_poll_s: float = 20.0,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        self._headers = {"Authorization": f"Bearer {key}"}
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base_s
+        self._backoff_max = backoff_max_s
+        self._timeout = request_timeout_s
+        self._long_poll = min(long_poll_s, LONG_POLL_MAX_S)
+        self._no_status_sync: set[str] = set()
+
+    # --- the routes -------------------------------------------------------------------------
+
+    async def run(
+        self,
+        endpoint: str,
+        input: Mapping[str, Any],
+        *,
+        webhook: str | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> JobState:
+        body = _job_body(input, webhook, policy)
+        return JobState.parse(
+            await self._call("POST", f"{endpoint}/run", json=body, starts_job=True)
+        )
+
+    async def runsync(
+        self, endpoint: str, input: Mapping[str, Any], *, wait_s: float | None = None
+    ) -> JobState:
+        params = {"wait": int(min(max(wait_s, 1.0), 300.0) * 1000)} if wait_s else None
+        timeout = (wait_s or 90.0) + self._timeout
+        body = await self._call(
+            "POST",
+            f"{endpoint}/runsync",
+            json=_job_body(input, None, None),
+            params=params,
+            timeout=timeout,
+            starts_job=True,
+        )
+        return JobState.parse(body)
+
+    async def status(self, endpoint: str, job_id: str) -> JobState:
+        return JobState.parse(await self._call("GET", f"{endpoint}/status/{job_id}"))
+
+    async def status_sync(self, endpoint: str, job_id: str, *, wait_s: float) -> JobState:
+        """The job once it is final, or as it stands after `wait_s` seconds."""
+        wait_ms = int(min(max(wait_s, 1.0), LONG_POLL_MAX_S) * 1000)
+        body = await self._call(
+            "GET",
+            f"{endpoint}/status-sync/{job_id}",
+            params={"wait": wait_ms},
+            timeout=wait_ms / 1000 + self._timeout,
+        )
+        return JobState.parse(body)
+
+    async def cancel(self, endpoint: str, job_id: str) -> JobState:
+        return JobState.parse(await self._call("POST", f"{endpoint}/cancel/{job_id}"))
+
+    async def health(self, endpoint: str) -> dict[str, Any]:
+        body = await self._call("GET", f"{endpoint}/health")
+        if not isinstance(body, dict):
+            raise MalformedResponse(f"expected a health object, got {_preview(body)}")
+        return body
+
+    async def stream(self, endpoint: str, job_id: str) -> tuple[str, list[Any]]:
+        """One poll of `/stream/{id}`: the job status and the chunks produced since the last poll."""
+        body = await self._call("GET", f"{endpoint}/stream/{job_id}")
+        if not isinstance(body, dict):
+            raise MalformedResponse(f"expected a stream object, got {_preview(body)}")
+        chunks = body.get("stream") or []
+        outputs = [c.get("output") if isinstance(c, dict) else c for c in chunks]
+        return str(body.get("status") or "UNKNOWN").upper(), outputs
+
+    async def chat_stream(
+        self, endpoint: str, *, model: str, messages: list[dict[str, str]], **params: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The OpenAI-compatible route with `stream: true`: yields each SSE chunk as parsed JSON.
+
+        Not durable (no job id to resume), so the job engine uses `run` + `stream` instead; this
+        is for callers that want the lowest latency and can simply retry.
+        """
+        body = {"model": model, "messages": messages, "stream": True, **params}
+        url = f"{self._base}/{endpoint}/openai/v1/chat/completions"
+        try:
+            async with self._http.stream(
+                "POST", url, json=body, headers=self._headers, timeout=self._timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _error_for(response, starts_job=True)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        yield json.loads(data)
+                    except json.JSONDecodeError as exc:
+                        raise MalformedResponse(f"bad stream chunk {_preview(data)}") from exc
+        except httpx.TimeoutException as exc:
+            raise RunpodTimeout("the stream stalled", maybe_started=True) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"stream broken: {exc}", maybe_started=True) from exc
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def wait(
+        self,
+        endpoint: str,
+        job_id: str,
+        *,
+        timeout_s: float,
+        on_status: StatusCallback | None = None,
+    ) -> JobState:
+        """The job's final state, seen as soon after completion as the API allows.
+
+        `on_status` gets every non-final answer (each long poll, or each poll) for progress.
+        Raises RunpodTimeout when `timeout_s` passes first.
+        """
+        deadline = time.monotonic() + timeout_s
+        interval = 0.25
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunpodTimeout(f"job {job_id} not finished after {timeout_s:.0f} s")
+            if endpoint not in self._no_status_sync:
+                state = await self._long_poll_once(
+                    endpoint, job_id, min(remaining, self._long_poll)
+                )
+            else:
+                state = None
+            if state is None:
+                state = await self.status(endpoint, job_id)
+                if not state.final:
+                    await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                    interval = min(interval * 1.5, 2.0)
+            if on_status is not None and not state.final:
+                await on_status(state)
+            if state.final:
+                return state
+
+    async def _long_poll_once(self, endpoint: str, job_id: str, wait_s: float) -> JobState | None:
+        """A long poll, or None once the endpoint is known not to serve `/status-sync`."""
+        try:
+            return await self.status_sync(endpoint, job_id, wait_s=max(wait_s, 1.0))
+        except NotFound:
+            # Either the route is missing or the job is gone; /status tells which.
+            state = await self.status(endpoint, job_id)
+            log.info("endpoint %s has no /status-sync; polling /status instead", endpoint)
+            self._no_status_sync.add(endpoint)
+            return state if state.final else None
+
+    # --- transport --------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        starts_job: bool = False,
+    ) -> Any:
+        url = f"{self._base}/{path}"
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=self._headers,
+                    timeout=timeout or self._timeout,
+                )
+            except httpx.TransportError as exc:
+                error = _transport_error(exc, starts_job=starts_job)
+            else:
+                if response.status_code == 200:
+                    return _json(response)
+                error = _error_for(response, starts_job=starts_job)
+            if not self._retryable(error, starts_job) or attempt >= self._max_retries:
+                raise error
+            delay = self._backoff(attempt, error.retry_after)
+            log.warning(
+                "runpod %s %s failed (%s); retry %d in %.2f s",
+                method,
+                path.split("/")[1] if "/" in path else path,
+                type(error).__name__,
+                attempt + 1,
+                delay,
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _retryable(error: RunpodError, starts_job: bool) -> bool:
+        if starts_job:
+            return isinstance(error, RateLimited) or (
+                isinstance(error, ConnectionFailed) and not error.maybe_started
+            )
+        return isinstance(
+            error,
+            RateLimited | UpstreamError | ConnectionFailed | RunpodTimeout | MalformedResponse,
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._backoff_max * 3)
+        return random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
+
+
+def _job_body(
+    input: Mapping[str, Any], webhook: str | None, policy: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": dict(input)}
+    if webhook:
+        body["webhook"] = webhook
+    if policy:
+        body["policy"] = dict(policy)
+    return body
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(
+            f"HTTP 200 with a body that is not JSON: {_preview(response.text)}"
+        ) from exc
+
+
+def _error_for(response: httpx.Response, *, starts_job: bool) -> RunpodError:
+    status = response.status_code
+    message = _api_message(response)
+    if status in (401, 403):
+        return Unauthorized(f"Runpod refused the API key ({status})", status=status)
+    if status == 400:
+        return BadRequest(message or "bad request", status=status)
+    if status == 404:
+        return NotFound(message or "not found", status=status)
+    if status == 429:
+        return RateLimited(
+            "rate limited by Runpod", status=status, retry_after=_retry_after(response)
+        )
+    if status >= 500:
+        return UpstreamError(
+            f"Runpod answered {status}: {message or response.reason_phrase}",
+            status=status,
+            retry_after=_retry_after(response),
+            maybe_started=starts_job,
+        )
+    return RunpodError(f"unexpected HTTP {status}: {message}", status=status)
+
+
+def _transport_error(exc: httpx.TransportError, *, starts_job: bool) -> RunpodError:
+    # A connect error means nothing reached Runpod; anything later may have started a job.
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    maybe = starts_job and not never_sent
+    if isinstance(exc, httpx.TimeoutException):
+        return RunpodTimeout(
+            f"no answer from Runpod in time ({type(exc).__name__})", maybe_started=maybe
+        )
+    return ConnectionFailed(
+        f"connection to Runpod failed ({type(exc).__name__})", maybe_started=maybe
+    )
+
+
+def _api_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:300].strip()
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if body.get(key):
+                return str(body[key])[:300]
+    return _preview(body)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _preview(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,73 @@
+"""Shared fixtures: a clean environment, a FakeRunpod with every catalog endpoint, settings, core."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import Core, open_core
+from bot.catalog import load_catalog
+from bot.config import Settings
+from tests.fakes.runpod import FakeRunpod
+
+API_KEY = "rp_test_key_SECRET_0123456789"
+_FAKE_KINDS = {"image_edit": "image"}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real credentials, proxies or config files leak into a test."""
+    for name in list(os.environ):
+        if (
+            name.startswith("BOT_")
+            or name.lower().endswith("_proxy")
+            or name
+            in (
+                "RUNPOD_API_KEY",
+                "DISCORD_TOKEN",
+                "SLACK_BOT_TOKEN",
+                "SLACK_SIGNING_SECRET",
+                "SLACK_APP_TOKEN",
+            )
+        ):
+            monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def register_catalog(fake: FakeRunpod) -> None:
+    for model in load_catalog():
+        fake.endpoint(model.endpoint, kind=_FAKE_KINDS.get(model.kind, model.kind))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def runpod_fake() -> AsyncIterator[FakeRunpod]:
+    async with FakeRunpod(api_key=API_KEY) as fake:
+        register_catalog(fake)
+        yield fake
+
+
+def make_settings(tmp_path: Path, fake: FakeRunpod, **sections: dict[str, Any]) -> Settings:
+    base: dict[str, dict[str, Any]] = {
+        "runpod": {"api_key": API_KEY, "base_url": fake.base_url, "max_retries": 3},
+        "storage": {"database": str(tmp_path / "bot.db")},
+        "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},
+        "http": {"host": "127.0.0.1", "port": 0},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, runpod_fake: FakeRunpod) -> Settings:
+    return make_settings(tmp_path, runpod_fake)
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    async with open_core(settings) as built:
+        yield built
