@@ -98,7 +98,8 @@ def _cost(args: argparse.Namespace) -> int:
     _, catalog = settings_and_catalog(args)
     model = catalog.get(args.model)
     params = parse_key_values(args.params)
-    params.setdefault("prompt", "cost estimate") if model.prompt_param else None
+    if model.prompt_param:
+        params.setdefault(model.prompt_param, "cost estimate")
     for name in model.media_inputs:
         spec = model.params[name]
         if spec.required and name not in params:

@@ -64,6 +64,7 @@ class Progress:
     elapsed_s: float
     position: int | None = None  # place in this user's queue while waiting for a slot
     partial_text: str | None = None  # text models: everything generated so far
+    started_at: float | None = None  # epoch seconds, for clocks the platform updates itself
 
     def describe(self) -> str:
         words = {
@@ -97,6 +98,8 @@ class MediaFile:
     data: bytes
     width: int | None = None
     height: int | None = None
+    # Where Runpod serves it (valid 7 days): a link to post when the file is too big to upload.
+    source_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -183,10 +183,12 @@ class JobRunner:
             delivery.progress, interval_s=self._settings.jobs.progress_interval_s
         )
         started = time.monotonic()
+        started_at = time.time()
 
         async def progress(state: str, **extra: Any) -> None:
+            elapsed = time.monotonic() - started
             await throttle.push(
-                Progress(job.id, model.name, state, time.monotonic() - started, **extra)
+                Progress(job.id, model.name, state, elapsed, started_at=started_at, **extra)
             )
 
         try:

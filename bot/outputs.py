@@ -175,7 +175,7 @@ class Downloader:
             )
         width, height = _dimensions(data) if content_type.startswith("image/") else (None, None)
         extension = EXTENSIONS.get(content_type, "bin")
-        return MediaFile(f"{name}.{extension}", content_type, data, width, height)
+        return MediaFile(f"{name}.{extension}", content_type, data, width, height, source_url=url)
 
     async def _get(self, url: str) -> tuple[bytes, str]:
         async with self._http.stream("GET", url, timeout=self._timeout_s) as response:

@@ -66,6 +66,10 @@ class Request:
 
     @property
     def prompt(self) -> str:
+        """The user's text: `prompt`, or the last chat message for `messages` models."""
+        messages = self.input.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], Mapping):
+            return str(messages[-1].get("content", ""))
         return str(self.input.get("prompt", ""))
 
     @property
@@ -218,9 +222,9 @@ def _model_params(
             f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}"
         )
     if prompt:
-        if "prompt" not in model.params:
+        if model.prompt_param is None:
             raise InvalidRequest(f"{model.name} takes no prompt")
-        params["prompt"] = prompt
+        params[model.prompt_param] = prompt
     if "ar" in options:
         params.update(_aspect_ratio(model, str(options.pop("ar"))))
     if "size" in options:
@@ -229,16 +233,25 @@ def _model_params(
     if "no" in options:
         params["negative_prompt"] = options.pop("no")
     params.update(_media_params(model, media))
-    for name, value in options.items():
-        if name not in model.params:
+    for option, value in options.items():
+        name = _param_name(model, option)
+        if name is None:
             raise InvalidRequest(
-                f"unknown option --{name} for {model.id}. Options: "
+                f"unknown option --{option} for {model.id}. Options: "
                 + ", ".join(OPTION_HELP)
                 + f"; or any {model.id} parameter: "
-                + ", ".join(f"--{p}" for p in model.params if p != "prompt")
+                + ", ".join(f"--{p.rsplit('.', 1)[-1]}" for p in model.params if p != "prompt")
             )
         params[name] = _typed(value, model.params[name].type)
     return params
+
+
+def _param_name(model: Model, option: str) -> str | None:
+    """`max_tokens` names `max_tokens`, or a nested `sampling_params.max_tokens`."""
+    if option in model.params:
+        return option
+    nested = [name for name in model.params if name.rsplit(".", 1)[-1] == option]
+    return nested[0] if len(nested) == 1 else None
 
 
 def _media_params(model: Model, media: Sequence[str]) -> dict[str, Any]:
