@@ -1,0 +1,203 @@
+"""The database file: pragmas, migrations, transactions and online backup."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.db import MIGRATIONS, Database, SchemaTooNew, split_statements
+from bot.errors import BotError
+from bot.ledger import SqliteLedger
+from tests.ledger_support import ALICE, BOB, Clock, quotas, usd
+
+EXTRA = """
+CREATE TABLE notes (id INTEGER PRIMARY KEY, job_id TEXT REFERENCES holds (job_id), text TEXT);
+-- a comment; with a semicolon
+INSERT INTO notes (job_id, text) SELECT job_id, 'migrated; kept' FROM holds;
+ALTER TABLE holds ADD COLUMN note TEXT DEFAULT 'none';
+"""
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+async def test_an_empty_file_gets_every_migration_and_the_pragmas(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "new.db")
+    try:
+        assert await db.schema_version() == len(MIGRATIONS)
+        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
+        assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
+        assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 10_000  # type: ignore[index]
+        async with db.transaction() as tx:
+            rows = list(await tx.execute_fetchall("PRAGMA synchronous"))
+            assert rows[0][0] == 1  # NORMAL
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await db.fetchall("CREATE TABLE nope (x)")  # the reader cannot write
+    finally:
+        await db.close()
+    assert {"holds", "daily_spend", "grants", "limit_overrides"} <= tables(tmp_path / "new.db")
+
+
+async def test_a_file_at_an_older_version_is_migrated_without_losing_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = await Database.open(path, migrations=MIGRATIONS[:1])
+    ledger = SqliteLedger(db, quotas(), clock=Clock())
+    await ledger.hold("j1", ALICE, usd("0.25"), model="m")
+    await ledger.hold("j2", BOB, usd("0.50"), model="m")
+    await ledger.settle("j2", usd("0.40"))
+    await db.close()
+
+    db = await Database.open(path, migrations=[*MIGRATIONS, EXTRA])
+    try:
+        assert await db.schema_version() == len(MIGRATIONS) + 1
+        rows = await db.fetchall("SELECT job_id, state, charged, note FROM holds ORDER BY job_id")
+        assert [tuple(r) for r in rows] == [
+            ("j1", "held", 0, "none"),
+            ("j2", "settled", 4_000_000_000, "none"),
+        ]
+        notes = await db.fetchall("SELECT job_id, text FROM notes ORDER BY job_id")
+        assert [tuple(r) for r in notes] == [("j1", "migrated; kept"), ("j2", "migrated; kept")]
+        ledger = SqliteLedger(db, quotas(), clock=Clock())
+        await ledger.settle("j1", usd("0.25"))  # the ledger works on the migrated file
+    finally:
+        await db.close()
+    db = await Database.open(path, migrations=[*MIGRATIONS, EXTRA])  # reopening changes nothing
+    await db.close()
+
+
+async def test_a_failing_migration_leaves_the_previous_version_intact(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    await (await Database.open(path)).close()
+    broken = "CREATE TABLE half (x); INSERT INTO no_such_table VALUES (1);"
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        await Database.open(path, migrations=[*MIGRATIONS, broken])
+    assert "half" not in tables(path)
+    db = await Database.open(path)
+    try:
+        assert await db.schema_version() == len(MIGRATIONS)
+    finally:
+        await db.close()
+
+
+async def test_a_file_from_a_newer_bot_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n.db"
+    await (await Database.open(path, migrations=[*MIGRATIONS, "CREATE TABLE later (x);"])).close()
+    with pytest.raises(SchemaTooNew, match="newer than this bot"):
+        await Database.open(path)
+
+
+def test_split_statements_respects_strings_comments_and_triggers() -> None:
+    script = """
+    CREATE TABLE t (x TEXT); -- comment; here
+    INSERT INTO t VALUES ('a;b');
+    CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO t VALUES ('c'); END;
+    """
+    statements = list(split_statements(script))
+    assert len(statements) == 3
+    assert statements[2].startswith("CREATE TRIGGER") and statements[2].endswith("END;")
+    with pytest.raises(ValueError, match="incomplete"):
+        list(split_statements("CREATE TABLE t (x); CREATE TRIGGER tr AFTER INSERT ON t BEGIN"))
+
+
+async def test_a_transaction_rolls_back_when_its_block_raises(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "t.db")
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x)")
+        with pytest.raises(KeyError):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+                raise KeyError("x")
+        assert await db.fetchall("SELECT * FROM t") == []
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (2)")
+            # Reads outside the transaction do not see it until it commits.
+            assert await db.fetchall("SELECT * FROM t") == []
+        assert [tuple(r) for r in await db.fetchall("SELECT * FROM t")] == [(2,)]
+    finally:
+        await db.close()
+
+
+async def test_a_cancelled_transaction_rolls_back_and_frees_the_writer(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "c.db")
+    entered = asyncio.Event()
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x)")
+
+        async def writer() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+                entered.set()
+                await asyncio.Event().wait()  # until cancelled
+
+        task = asyncio.create_task(writer())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (2)")
+        assert [tuple(r) for r in await db.fetchall("SELECT * FROM t")] == [(2,)]
+    finally:
+        await db.close()
+
+
+async def test_backup_while_a_writer_runs_is_a_consistent_copy(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "live.db")
+    ledger = SqliteLedger(db, quotas(), clock=Clock())
+    some_written = asyncio.Event()
+    progressed = asyncio.Event()
+    stop = asyncio.Event()
+    written = 0
+
+    async def write() -> None:
+        nonlocal written
+        while not stop.is_set():
+            job = f"j{written}"
+            await ledger.hold(job, ALICE, usd("0.01"), model="m")
+            await ledger.settle(job, usd("0.01"))
+            written += 1
+            progressed.set()
+            if written == 50:
+                some_written.set()
+
+    try:
+        task = asyncio.create_task(write())
+        await some_written.wait()
+        await db.backup(tmp_path / "copy.db")
+        at_backup_end = written
+        while written < at_backup_end + 5:  # the writer carries on undisturbed
+            progressed.clear()
+            await progressed.wait()
+        stop.set()
+        await task
+    finally:
+        await db.close()
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        (jobs, charged) = copy.execute(
+            "SELECT COUNT(*), SUM(charged) FROM holds WHERE state = 'settled'"
+        ).fetchone()
+        (bucketed,) = copy.execute(
+            "SELECT SUM(charged) FROM daily_spend WHERE scope_key = ?", (ALICE.user_key,)
+        ).fetchone()
+        (held,) = copy.execute("SELECT COUNT(*) FROM holds WHERE state = 'held'").fetchone()
+    assert 50 <= jobs <= at_backup_end + 1 and held <= 1
+    assert bucketed == charged  # a snapshot: the totals match the rows they came from
+    assert not (tmp_path / "copy.db.partial").exists()
+
+
+async def test_backup_refuses_to_overwrite_the_database(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "self.db")
+    try:
+        with pytest.raises(BotError, match="is the database itself"):
+            await db.backup(tmp_path / "self.db")
+    finally:
+        await db.close()

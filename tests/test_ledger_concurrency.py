@@ -1,0 +1,105 @@
+"""Concurrent holds cannot overspend: many asyncio tasks, and two processes on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot.db import Database
+from bot.ledger import Identity, QuotaExceeded, SqliteLedger
+from bot.periods import Period
+from tests.ledger_support import ALICE, open_ledger, quotas, usd
+
+CENT = usd("0.01")
+
+
+async def _hold_all(ledger: SqliteLedger, jobs: list[tuple[str, Identity]]) -> tuple[int, int]:
+    """Hold a cent for every job at once; count successes and refusals (anything else raises)."""
+
+    async def one(job_id: str, who: Identity) -> bool:
+        try:
+            await ledger.hold(job_id, who, CENT, model="m")
+        except QuotaExceeded:
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(job_id, who) for job_id, who in jobs))
+    return sum(results), results.count(False)
+
+
+async def test_200_concurrent_holds_fit_exactly_n(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "c.db", quotas(daily_usd="0.37")) as ledger:
+        ok, refused = await _hold_all(ledger, [(f"j{i}", ALICE) for i in range(200)])
+        assert (ok, refused) == (37, 163)
+        day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
+        assert (day.held, day.remaining) == (usd("0.37"), 0)
+
+
+async def test_concurrent_holds_of_many_members_fit_the_pool_exactly(tmp_path: Path) -> None:
+    settings = quotas(daily_usd="0.05", workspace={"monthly_usd": "0.61"})
+    members = [Identity("slack", "T1", f"u{n}") for n in range(20)]
+    async with open_ledger(tmp_path / "c.db", settings) as ledger:
+        jobs = [(f"j{i}", members[i % 20]) for i in range(200)]
+        ok, _ = await _hold_all(ledger, jobs)
+        assert ok == 61
+        rows = await ledger._db.fetchall(
+            "SELECT user_key, SUM(held) FROM holds WHERE state = 'held' GROUP BY user_key"
+        )
+        assert all(held <= 5 * 10**8 for _, held in rows)  # nobody past their own 5 cents
+
+
+def _process_holds(path: str, prefix: str, count: int, barrier: Any, results: Any) -> None:
+    async def run() -> int:
+        db = await Database.open(path)
+        try:
+            ledger = SqliteLedger(db, quotas(daily_usd="0.60"))
+            barrier.wait()
+            ok, _ = await _hold_all(ledger, [(f"{prefix}{i}", ALICE) for i in range(count)])
+            return ok
+        finally:
+            await db.close()
+
+    results.put((prefix, asyncio.run(run())))
+
+
+async def test_two_processes_sharing_the_file_fit_exactly_n(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    await (await Database.open(path)).close()  # migrated once, before the race
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [
+        ctx.Process(target=_process_holds, args=(str(path), prefix, 100, barrier, results))
+        for prefix in ("a", "b")
+    ]
+    for worker in workers:
+        worker.start()
+    counts = dict(await asyncio.to_thread(lambda: [results.get(timeout=60) for _ in workers]))
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 30)
+        assert worker.exitcode == 0
+    assert counts["a"] + counts["b"] == 60, counts
+    db = await Database.open(path)
+    try:
+        row = await db.fetchone("SELECT COUNT(*), SUM(held) FROM holds WHERE state = 'held'")
+        assert row is not None and tuple(row) == (60, 60 * 10**8)
+    finally:
+        await db.close()
+    results.close()
+    results.join_thread()
+
+
+async def test_concurrent_settles_and_releases_are_applied_once(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "c.db", quotas(daily_usd="1")) as ledger:
+        for i in range(10):
+            await ledger.hold(f"j{i}", ALICE, usd("0.05"), model="m")
+        calls = [ledger.settle(f"j{i}", usd("0.03")) for i in range(10) for _ in range(5)]
+        calls += [ledger.release(f"j{i}", reason="race") for i in range(10) for _ in range(5)]
+        await asyncio.gather(*calls)
+        rows = await ledger._db.fetchall("SELECT state, charged FROM holds")
+        assert all(state in ("settled", "released") for state, _ in rows)
+        day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
+        settled = sum(Decimal(charged) for state, charged in rows if state == "settled")
+        assert day.spent == settled / 10**10 and day.held == 0
