@@ -229,7 +229,8 @@ def _model_params(
         params.update(_aspect_ratio(model, str(options.pop("ar"))))
     if "size" in options:
         size = str(options.pop("size"))
-        params.update(_size(model, size) if _is_wxh(size) else {"size": size})
+        tier = "size" in model.params and not _is_wxh(size)  # e.g. "720p"
+        params.update({"size": size} if tier else _size(model, size))
     if "no" in options:
         params["negative_prompt"] = options.pop("no")
     params.update(_media_params(model, media))

@@ -331,8 +331,13 @@ class RunpodClient:
                 error = _transport_error(exc, starts_job=starts_job)
             else:
                 if response.status_code == 200:
-                    return _json(response)
-                error = _error_for(response, starts_job=starts_job)
+                    try:
+                        return _json(response)
+                    except MalformedResponse as malformed:
+                        malformed.maybe_started = starts_job
+                        error = malformed
+                else:
+                    error = _error_for(response, starts_job=starts_job)
             if not self._retryable(error, starts_job) or attempt >= self._max_retries:
                 raise error
             delay = self._backoff(attempt, error.retry_after)
