@@ -72,6 +72,15 @@ class SlackSettings(Section):
     api_url: str = "https://slack.com/api/"
     port: int = Field(default=3000, ge=0, le=65535)
     admin_users: list[str] = []
+    # Where HTTP mode listens (POST /slack/events; also the file links below).
+    host: str = "0.0.0.0"
+    # Public base URL of this listener (e.g. "https://bot.example.com"). When set, files shared
+    # with a mention are handed to Runpod as short-lived signed links served from here.
+    public_url: str | None = None
+    # Role name -> Slack user ids, for quota tiers (user group handles work as roles too).
+    roles: dict[str, list[str]] = {}
+    # Channel ids where models marked NSFW may run (Slack has no age-restricted channels).
+    nsfw_channels: list[str] = []
 
 
 class QuotaLimits(Section):
