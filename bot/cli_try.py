@@ -124,7 +124,11 @@ class TerminalDelivery:
         target = Path(self._channel.channel)
         for number, file in enumerate(result.files):
             path = _output_path(target, file.filename, number)
-            path.write_bytes(file.data)
+            if path.exists() and path.read_bytes() == file.data:
+                continue  # delivered before a restart: the same result, not a second one
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_bytes(file.data)
+            partial.replace(path)
             print(f"wrote {path}", file=self._stream)
         if result.text and result.command in ("ask", "transcribe"):
             print(result.text)
