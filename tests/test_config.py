@@ -126,3 +126,29 @@ def test_run_without_any_platform_token_says_so_and_fails(tmp_path: Path) -> Non
 def test_run_without_a_runpod_key_says_so(tmp_path: Path) -> None:
     done = run_cli("run", env={"DISCORD_TOKEN": "x"}, cwd=tmp_path)
     assert done.returncode == 2 and "RUNPOD_API_KEY" in done.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_the_example_config_loads_and_documents_every_setting() -> None:
+    from bot.config import Settings
+
+    settings = load_settings(EXAMPLE)
+    assert settings.quotas.daily_usd == Decimal("1.00")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    missing = [key for key in _keys(Settings) if key.rsplit(".", 1)[-1] not in text]
+    assert not missing, f"config.example.toml does not mention: {missing}"
