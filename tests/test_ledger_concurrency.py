@@ -62,7 +62,11 @@ def _process_holds(path: str, prefix: str, count: int, barrier: Any, results: An
         finally:
             await db.close()
 
-    results.put((prefix, asyncio.run(run())))
+    try:
+        results.put((prefix, asyncio.run(run())))
+    except BaseException as exc:  # reported to the test instead of dying silently
+        results.put((prefix, f"{type(exc).__name__}: {exc}"))
+        raise
 
 
 async def test_two_processes_sharing_the_file_fit_exactly_n(tmp_path: Path) -> None:
@@ -79,8 +83,9 @@ async def test_two_processes_sharing_the_file_fit_exactly_n(tmp_path: Path) -> N
     counts = dict(await asyncio.to_thread(lambda: [results.get(timeout=60) for _ in workers]))
     for worker in workers:
         await asyncio.to_thread(worker.join, 30)
-        assert worker.exitcode == 0
+    assert all(isinstance(n, int) for n in counts.values()), counts
     assert counts["a"] + counts["b"] == 60, counts
+    assert [worker.exitcode for worker in workers] == [0, 0]
     db = await Database.open(path)
     try:
         row = await db.fetchone("SELECT COUNT(*), SUM(held) FROM holds WHERE state = 'held'")
