@@ -12,17 +12,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
 import httpx
 
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.db import Database
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.jobs import JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
@@ -92,7 +93,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             await db.close()
 
 
-AdapterRun = Callable[[Core], Awaitable[None]]
+AdapterRun = Callable[[Core], Coroutine[Any, Any, None]]
 
 
 def load_adapters(names: list[str]) -> dict[str, AdapterRun]:
@@ -119,7 +120,7 @@ async def serve(settings: Settings) -> None:
             if swept:
                 log.info("released %d stale holds at start", len(swept))
             async with asyncio.TaskGroup() as group:
-                tasks = [
+                tasks: list[asyncio.Task[None]] = [
                     group.create_task(run(core), name=f"adapter-{name}")
                     for name, run in adapters.items()
                 ]
@@ -129,6 +130,9 @@ async def serve(settings: Settings) -> None:
                 log.info("shutting down; unfinished jobs resume at next start")
                 for task in tasks:
                     task.cancel()
+        except* BotError as failed:
+            # An adapter that cannot start (a refused token...) says why; the others stop too.
+            raise failed.exceptions[0] from None
         finally:
             await listener.stop()
 
