@@ -17,6 +17,7 @@ import random
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -197,7 +198,9 @@ class JobService:
         await self._runner.cancel(job)
         return "Cancelling. Anything not finished will not be charged."
 
-    async def rerun(self, job_id: str, *, mode: str, invocation_of: Any) -> Submitted:
+    async def rerun(
+        self, job_id: str, *, mode: str, invocation_of: Callable[[Request], Invocation]
+    ) -> Submitted:
         """Reroll (same options, new seed) or variations (same options, new seeds, up to 4).
 
         `invocation_of(request)` builds the Invocation for whoever clicked, where they clicked.
@@ -272,7 +275,9 @@ class JobService:
         return resumed
 
     async def sweep(self) -> list[str]:
-        return await self.ledger.sweep(running_job_ids=self._runner.running_ids())
+        """Release holds whose job is gone: not running here and not waiting to be resumed."""
+        live = self._runner.running_ids() | await self._store.active_ids()
+        return await self.ledger.sweep(running_job_ids=live)
 
     async def wait_idle(self, timeout_s: float | None = None) -> None:
         """Until no job task is running (tests, `try`, shutdown)."""

@@ -140,6 +140,14 @@ class JobStore:
         )
         return [_record(row) for row in rows]
 
+    async def active_ids(self) -> set[str]:
+        """Jobs that will still be carried on (now or after a restart): their holds are live."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = await self._db.fetchall(
+            f"SELECT id FROM jobs WHERE state IN ({marks})", ACTIVE_STATES
+        )
+        return {row[0] for row in rows}
+
     async def cached(self, cache_key: str) -> JobRecord | None:
         row = await self._db.fetchone(
             f"SELECT {_COLUMNS} FROM jobs WHERE cache_key = ? AND state IN ('completed', 'delivered')"
@@ -204,5 +212,3 @@ def _record(row: Any) -> JobRecord:
 
 def new_copies(count: int, seeds: list[int | None]) -> tuple[Copy, ...]:
     return tuple(Copy(seed=seeds[i] if i < len(seeds) else None) for i in range(count))
-
-

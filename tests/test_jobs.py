@@ -327,3 +327,31 @@ async def test_other_users_do_not_share_a_personal_limit(
         _, b = await submit(core, "a fox --model flux-dev", who=BOB)
         await b.wait_for(lambda: b.ended)
         assert b.results
+
+
+async def test_the_sweeper_keeps_holds_of_jobs_that_will_resume(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    """An old hold is stale only when its job is over: one waiting for a restart keeps it."""
+    from datetime import timedelta
+
+    runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 30
+    settings = make_settings(tmp_path, runpod_fake)
+    async with open_core(settings) as core:
+        submitted, delivery = await submit(core, "a slow fox")
+        await delivery.wait_for(
+            lambda: any(u.state == "IN_QUEUE" for u in delivery.progress_updates)
+        )
+    async with open_core(settings) as core:  # restarted; the adapter has not resumed yet
+        later = core.ledger._clock() + timedelta(hours=5)
+        core.ledger._clock = lambda: later
+        assert await core.jobs.sweep() == []
+        assert (await spent(core))[1] > 0
+        job = await core.jobs.job(submitted.job_id)
+        assert job is not None
+        async with core.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE jobs SET state = 'failed', notified = 1 WHERE id = ?", (job.id,)
+            )
+        assert await core.jobs.sweep() == [job.id]
+        assert (await spent(core))[1] == 0
