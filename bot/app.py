@@ -70,6 +70,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 base_url=settings.runpod.base_url,
                 api_key=settings.runpod.api_key,
                 max_retries=settings.runpod.max_retries,
+                backoff_base_s=settings.runpod.backoff_base_s,
                 request_timeout_s=settings.runpod.request_timeout_s,
             )
             downloader = Downloader(
