@@ -383,3 +383,18 @@ async def test_reconnect_resumes_the_session(fake: FakeDiscord) -> None:
 
     assert original.content == "pong: still here"
     assert len(fake.gateway.identifies) == 1 and len(fake.gateway.resumes) == 1
+
+
+async def test_a_repeated_nonce_returns_the_first_message_instead_of_a_second(
+    fake: FakeDiscord,
+) -> None:
+    async with running(TreeClient(), fake.bot_token) as client:
+        channel = client.get_partial_messageable(fake.guild.text_channel.id)
+        first = await channel.send("result", nonce="job123")
+        again = await channel.send("result", nonce="job123")
+        other = await channel.send("result", nonce="job124")
+        fake.advance_clock(fake.nonce_window + 1)
+        late = await channel.send("result", nonce="job123")
+
+    assert again.id == first.id and other.id != first.id and late.id != first.id
+    assert [m.nonce for m in fake.messages.values()] == ["job123", "job124", "job123"]

@@ -35,6 +35,9 @@ What Discord behaviour is modelled, because the bot must cope with it:
   body discord.py needs to wait and retry.
 - Commands must have been synced (`tree.sync()`) before a user can run them; a command the user
   may not see (contexts, `default_member_permissions`) cannot be run either.
+- A channel message sent with a `nonce` and `enforce_nonce` repeats nothing: if the bot sent one
+  with the same nonce to the same channel within `nonce_window` seconds (Discord says "the past
+  few minutes"; 5 here), that message is returned and no new one is created.
 Not modelled: channel permission overwrites, threads, user messages, message content events,
 select menus and modals beyond recording the callback, replay of missed events on RESUME.
 
@@ -162,6 +165,7 @@ class Message:
     created_at: datetime
     edited_at: datetime | None = None
     version: int = 0
+    nonce: str | None = None
     payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -419,6 +423,9 @@ class FakeDiscord:
         self._by_token: dict[str, SentInteraction] = {}
         self._files: dict[int, Attachment] = {}
         self._rate_limits: dict[str, tuple[int, float, bool]] = {}
+        #: (channel id, nonce) -> (message id, when) of messages sent with `enforce_nonce`.
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        self.nonce_window = 5 * 60.0
         self._clock_offset = 0.0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -965,7 +972,15 @@ class FakeDiscord:
             raise _ApiError(403, "Missing Permissions", 50013)
         _check_message(body, files, self._upload_limit(guild), creating=True)
         body["flags"] = int(body.get("flags") or 0) & ~(EPHEMERAL | LOADING)
+        nonce = str(body["nonce"]) if body.get("nonce") is not None else None
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier_id, sent_at = self._nonces.get((channel.id, nonce), (0, float("-inf")))
+            earlier = self.messages.get(earlier_id)
+            if earlier is not None and self._now() - sent_at <= self.nonce_window:
+                return _json(200, earlier.payload)
         message = await self._create(request, channel, guild, body, files, None)
+        if nonce is not None:
+            self._nonces[(channel.id, nonce)] = (message.id, self._now())
         return _json(200, message.payload)
 
     async def _post_typing(self, request: web.Request) -> web.Response:
@@ -1055,6 +1070,8 @@ class FakeDiscord:
             mention_roles=[],
             mention_everyone=False,
         )
+        if message.nonce is not None:
+            payload["nonce"] = message.nonce
         if via is not None:
             app_id = str(self.application_id)
             payload.update(webhook_id=app_id, application_id=app_id)
@@ -1091,6 +1108,7 @@ class FakeDiscord:
             allowed_mentions=body.get("allowed_mentions"),
             interaction_id=via.id if via is not None else None,
             created_at=datetime.now(UTC),
+            nonce=str(body["nonce"]) if body.get("nonce") is not None else None,
         )
         if original and via is not None:
             via.original_message_id = message.id
