@@ -106,6 +106,7 @@ class JobRunner:
         self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
+        self._cancelled: set[str] = set()  # Runpod ids already sent a /cancel
         self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[JobState]]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -152,6 +153,9 @@ class JobRunner:
         for copy in job.copies:
             if not copy.runpod_id or copy.status in FINAL_STATES:
                 continue
+            if copy.runpod_id in self._cancelled:
+                continue  # the user's click and the end of /run can both get here
+            self._cancelled.add(copy.runpod_id)
             try:
                 await self._runpod.cancel(model.endpoint, copy.runpod_id)
             except RunpodError as exc:
