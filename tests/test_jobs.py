@@ -355,3 +355,25 @@ async def test_the_sweeper_keeps_holds_of_jobs_that_will_resume(
             )
         assert await core.jobs.sweep() == [job.id]
         assert (await spent(core))[1] == 0
+
+
+async def test_crossing_a_soft_threshold_warns_the_member(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    settings = make_settings(tmp_path, runpod_fake, quotas={"daily_usd": "0.025"})
+    async with open_core(settings) as core:
+        _, delivery = await submit(core, "a fox --model flux-dev")  # $0.02097152 of $0.025
+        await delivery.wait_for(lambda: delivery.warnings)
+    assert "80% of the daily limit" in delivery.warnings[0]
+
+
+async def test_image_editing_sends_the_attachment_and_returns_an_image(
+    core: Core, runpod_fake: FakeRunpod
+) -> None:
+    _, delivery = await submit(
+        core, "make it snowy", command="edit", media=("https://files.example.com/fox.png",)
+    )
+    await delivery.wait_for(lambda: delivery.ended)
+    assert delivery.results[0].files[0].content_type == "image/png"
+    (job,) = runpod_fake.jobs.values()
+    assert "https://files.example.com/fox.png" in str(job.input)
