@@ -1,0 +1,129 @@
+"""The buttons on job cards: Reroll, Variations, Cancel, Show request, and Run it / Cancel.
+
+Each button's `value` is the job id and everything else comes from SQLite, so buttons on cards
+posted before a restart keep working. A reroll runs in the same thread, paid by whoever clicked.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from adapters.slack import blocks
+from adapters.slack.context import Origin, SlackContext
+from adapters.slack.delivery import SlackDelivery
+from adapters.slack.info import MAX_REPLY
+from adapters.slack.launch import show_card
+from adapters.slack.reply import Audience
+from adapters.slack.text import code_block, escape
+from bot.errors import BotError, InvalidRequest
+from bot.jobs import Invocation
+from bot.requests import Request
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this click."
+
+
+class Buttons:
+    def __init__(self, ctx: SlackContext) -> None:
+        self._ctx = ctx
+
+    async def click(self, body: dict[str, Any]) -> None:
+        """Handle one click; never raises (errors become an ephemeral reply to the clicker)."""
+        action = body["actions"][0]
+        action_id, job_id = str(action.get("action_id")), str(action.get("value", ""))
+        origin = origin_of(body)
+        log.info("slack %s on job %s by %s", action_id, job_id, origin.user)
+        try:
+            reply = await self._dispatch(action_id, job_id, origin, body)
+        except BotError as exc:
+            reply = escape(exc.message)
+        except Exception:
+            log.exception("slack %s on job %s failed", action_id, job_id)
+            reply = APOLOGY
+        if reply:
+            await self._ctx.replies.ephemeral(_clicker(body, origin), reply)
+
+    async def _dispatch(
+        self, action_id: str, job_id: str, origin: Origin, body: dict[str, Any]
+    ) -> str | None:
+        ctx = self._ctx
+        jobs = ctx.core.jobs
+        is_admin = await ctx.people.is_admin(origin.user)
+        if action_id in (blocks.REROLL, blocks.VARIATIONS):
+            mode = "reroll" if action_id == blocks.REROLL else "variations"
+            await self._rerun(job_id, mode, origin)
+            return None
+        if action_id == blocks.CANCEL:
+            return await jobs.cancel(job_id, user=origin.user, is_admin=is_admin)
+        if action_id == blocks.SHOW:
+            call = await jobs.show_request(job_id)
+            return f"The Runpod API call for job `{job_id}`:\n" + code_block(call, MAX_REPLY - 60)
+        if action_id == blocks.CONFIRM:
+            await self._confirm(job_id, origin)
+            return None
+        if action_id == blocks.DECLINE:
+            said = await jobs.cancel(job_id, user=origin.user, is_admin=is_admin)
+            await self._replace_question(origin, said)
+            return None
+        raise InvalidRequest("That button is not one I know.")
+
+    async def _rerun(self, job_id: str, mode: str, origin: Origin) -> None:
+        ctx = self._ctx
+        old = await ctx.core.jobs.job(job_id)
+        if old is None:
+            raise InvalidRequest("That job is not known to this bot.")
+        identity = await ctx.people.identity(origin.team, origin.user)
+        where = await ctx.where(origin)
+        made: list[SlackDelivery] = []
+
+        def invocation_of(request: Request) -> Invocation:
+            ref = origin.channel_ref(origin=mode, command=old.command, prompt=request.prompt)
+            made.append(ctx.delivery(ref))
+            return Invocation(request, identity, ref, made[-1], where)
+
+        submitted = await ctx.core.jobs.rerun(job_id, mode=mode, invocation_of=invocation_of)
+        await show_card(ctx, origin, submitted, made[-1])
+
+    async def _confirm(self, job_id: str, origin: Origin) -> None:
+        ctx = self._ctx
+        job = await ctx.core.jobs.job(job_id)
+        if job is None:
+            raise InvalidRequest("That job is not known to this bot.")
+        delivery = ctx.delivery(job.channel)
+        roles = await ctx.people.roles(origin.user)
+        submitted = await ctx.core.jobs.confirm(
+            job_id, user=origin.user, roles=roles, delivery=delivery
+        )
+        await self._replace_question(origin, "Confirmed; it is running.")
+        await show_card(ctx, origin, submitted, delivery)
+
+    async def _replace_question(self, origin: Origin, text: str) -> None:
+        """Swap the (ephemeral) confirmation for its outcome, so its buttons can't be reused."""
+        if origin.response_url:
+            await self._ctx.replies.respond(
+                origin.response_url, replace_original=True, text=escape(text)
+            )
+
+
+def origin_of(body: dict[str, Any]) -> Origin:
+    """Where a click happened; later messages go into the clicked card's thread."""
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
+    user = body["user"]
+    team = str((body.get("team") or {}).get("id") or user.get("team_id"))
+    thread = container.get("thread_ts") or container.get("message_ts")
+    return Origin(
+        team=team,
+        channel=channel,
+        user=str(user["id"]),
+        thread=str(thread) if thread else None,
+        response_url=body.get("response_url"),
+    )
+
+
+def _clicker(body: dict[str, Any], origin: Origin) -> Audience:
+    """Replies to a click go to the clicker alone, next to the card (never replacing it)."""
+    thread = (body.get("container") or {}).get("thread_ts")
+    return Audience(channel=origin.channel, user=origin.user, thread=thread)

@@ -1,0 +1,78 @@
+"""One entry for every way of asking: `/imagine ...` and `@bot imagine ...` end up in `Commands.run`.
+
+This is also the one place where failures become replies: a `BotError`'s message is shown as it
+is (escaped), anything else is logged with its traceback and the user gets a short apology.
+All replies here are ephemeral.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.slack import admin, info
+from adapters.slack.context import Origin, SlackContext
+from adapters.slack.launch import start_job
+from adapters.slack.text import escape
+from bot.errors import BotError
+from bot.requests import COMMANDS
+
+log = logging.getLogger(__name__)
+
+JOB_COMMANDS = tuple(COMMANDS)  # imagine, edit, video, transcribe, ask, speak
+INFO_COMMANDS = ("cost", "models", "usage", "show", "quota", "help")
+SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS if name != "help")
+APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this request."
+
+
+class Commands:
+    def __init__(self, ctx: SlackContext) -> None:
+        self._ctx = ctx
+
+    async def run(
+        self,
+        origin: Origin,
+        name: str,
+        text: str,
+        *,
+        files: list[Mapping[str, Any]] | None = None,
+        kind: str = "command",
+    ) -> None:
+        """Do one command for one user; never raises (errors become an ephemeral reply)."""
+        try:
+            reply = await self._dispatch(origin, name, text, files or [], kind)
+        except BotError as exc:
+            reply = escape(exc.message)
+        except Exception:
+            log.exception("slack /%s from %s failed", name, origin.user)
+            reply = APOLOGY
+        if reply:
+            await self._ctx.replies.ephemeral(origin.audience, reply)
+
+    async def _dispatch(
+        self,
+        origin: Origin,
+        name: str,
+        text: str,
+        files: list[Mapping[str, Any]],
+        kind: str,
+    ) -> str | None:
+        ctx = self._ctx
+        if name in JOB_COMMANDS:
+            await start_job(ctx, origin, name, text, files=files, kind=kind)
+            return None
+        if name == "usage":
+            return await info.usage_text(ctx, origin)
+        if name == "models":
+            return await info.models_text(ctx, origin, text)
+        if name == "cost":
+            return await info.cost_text(ctx, text)
+        if name == "show":
+            return await info.show_text(ctx, origin, text)
+        if name == "quota":
+            return await admin.quota_text(ctx, origin, text)
+        if name == "help":
+            return info.help_text()
+        hint = "Try `@me imagine a cat`, `@me ask ...` or `@me help`."
+        return f"I don't know {escape(name)!r}. {hint}" if name else hint

@@ -1,0 +1,244 @@
+"""`SlackDelivery`: what a job shows in Slack, from the first progress line to the result card.
+
+One job, one *anchor* message, edited in place: a new parent message for a slash command (its
+replies are the job's thread), a reply in the thread of a mention or a clicked card. It shows
+progress with a Cancel button, and finally the result card (prompt, model, seed, cost, what is
+left, Reroll / Variations / Show request). Files go into the thread with `files_upload_v2`;
+text is posted in pieces under Slack's practical message size and edited while it streams.
+Errors, warnings and confirmations are ephemeral, for the requester only.
+
+Everything a later call must find again (the anchor, text pieces, "files uploaded", "delivered")
+is stored by job id (`SlackStore`), so a Delivery rebuilt after a restart edits the same
+messages, and a result delivered twice (crash after the upload) is posted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import blocks
+from adapters.slack.reply import Audience, Replies
+from adapters.slack.store import SlackStore
+from adapters.slack.text import clip, escape, split_text
+from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 3500  # Slack documents 40k; messages fail with msg_too_long around 4k
+MAX_UPLOAD_BYTES = 1024**3  # Slack's per-file limit
+ANCHOR = "anchor"
+FILES = "files"
+DELIVERED = "delivered"
+
+
+class SlackDelivery:
+    def __init__(
+        self, *, client: AsyncWebClient, store: SlackStore, replies: Replies, ref: ChannelRef
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._replies = replies
+        self.ref = ref
+        self._lock = asyncio.Lock()
+        self._posted: dict[str, dict[str, tuple[str, str]]] = {}  # job id -> kind -> (ch, ts)
+        self._shown: dict[tuple[str, str], str] = {}  # (job id, kind) -> text last sent
+
+    @property
+    def audience(self) -> Audience:
+        extra = self.ref.extra
+        return Audience(
+            channel=self.ref.channel,
+            user=self.ref.user,
+            thread=self.ref.thread,
+            response_url=extra.get("response_url"),
+            response_url_at=float(extra.get("response_url_at", 0) or 0),
+        )
+
+    @property
+    def title(self) -> str:
+        return blocks.headline(self.ref.extra, self.ref.user)
+
+    # --- the Delivery protocol ----------------------------------------------------------
+
+    async def progress(self, update: Progress) -> None:
+        view = blocks.progress(self.title, update.describe(), update.job_id)
+        await self.show(update.job_id, self._fallback("working on it"), view)
+        if update.partial_text:
+            await self._post_text(update.job_id, update.partial_text, final=False)
+
+    async def confirm(self, request: Confirmation) -> None:
+        question = f"This will cost about {blocks.cost(request.estimate)}; run it?"
+        await self._replies.ephemeral(self.audience, question, blocks.confirmation(request))
+
+    async def deliver(self, result: Result) -> None:
+        posted = await self._messages(result.job_id)
+        if DELIVERED in posted:
+            log.info("job %s: already in Slack; not posting it again", result.job_id)
+            return
+        view = blocks.progress(self.title, f"{result.model}: uploading", result.job_id)
+        channel, anchor = await self.show(result.job_id, self._fallback("uploading"), view)
+        thread = self.ref.thread or anchor
+        text, files = _shown_parts(result)
+        if text:
+            await self._post_text(result.job_id, text, final=True, thread=thread)
+        if files and FILES not in posted:
+            await self._upload(result, files, channel, thread)
+            await self._remember(result.job_id, FILES, channel, anchor)
+        card = blocks.result(self.title, result, variations=result.command in ("imagine", "edit"))
+        await self.show(result.job_id, self._fallback(blocks.summary(result)), card)
+        await self._remember(result.job_id, DELIVERED, channel, anchor)
+
+    async def fail(self, failure: Failure) -> None:
+        await self._replies.ephemeral(self.audience, failure.message)
+        try:
+            await self.show(
+                failure.job_id, self._fallback("ended"), blocks.ended(self.title, failure)
+            )
+        except (SlackApiError, SlackClientError) as exc:
+            log.warning("job %s: could not mark the card as ended: %s", failure.job_id, exc)
+
+    async def warn(self, job_id: str, message: str) -> None:
+        await self._replies.ephemeral(self.audience, f"⚠️ {message}")
+
+    # --- the anchor ---------------------------------------------------------------------
+
+    async def open(self, job_id: str) -> tuple[str, str]:
+        """Make sure the job's anchor exists (posting a 'queued' one if needed)."""
+        view = blocks.progress(self.title, "queued", job_id)
+        return await self.show(job_id, self._fallback("queued"), view, create_only=True)
+
+    async def show(
+        self, job_id: str, text: str, view: Sequence[dict[str, Any]], *, create_only: bool = False
+    ) -> tuple[str, str]:
+        """Post the anchor with this content, or edit it if it exists: (channel, ts)."""
+        async with self._lock:
+            posted = await self._messages(job_id)
+            if ANCHOR in posted:
+                channel, ts = posted[ANCHOR]
+                if not create_only:
+                    await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=view)
+                return channel, ts
+            answer = await self._client.chat_postMessage(
+                channel=self.ref.channel,
+                thread_ts=self.ref.thread,
+                text=text,
+                blocks=view,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            channel, ts = str(answer["channel"]), str(answer["ts"])
+            await self._remember(job_id, ANCHOR, channel, ts)
+            log.info("job %s: card posted in %s at %s", job_id, channel, ts)
+            return channel, ts
+
+    def _fallback(self, state: str) -> str:
+        return f"{self.title} ({state})"
+
+    # --- text and files -----------------------------------------------------------------
+
+    async def _post_text(
+        self, job_id: str, text: str, *, final: bool, thread: str | None = None
+    ) -> None:
+        """Post or edit the pieces of a (growing) text; on the final call drop extra pieces."""
+        posted = await self._messages(job_id)
+        channel, anchor = posted[ANCHOR]
+        thread = thread or self.ref.thread or anchor
+        pieces = split_text(escape(text), TEXT_LIMIT)
+        for index, piece in enumerate(pieces):
+            kind = f"text:{index}"
+            if kind in posted:
+                if self._shown.get((job_id, kind)) != piece:
+                    await self._client.chat_update(
+                        channel=posted[kind][0], ts=posted[kind][1], text=piece
+                    )
+            else:
+                answer = await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread,
+                    text=piece,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+                await self._remember(job_id, kind, str(answer["channel"]), str(answer["ts"]))
+            self._shown[(job_id, kind)] = piece
+        if final:
+            extra = sorted(k for k in posted if k.startswith("text:") and int(k[5:]) >= len(pieces))
+            for kind in extra:
+                await self._client.chat_delete(channel=posted[kind][0], ts=posted[kind][1])
+                await self._store.forget(job_id, kind)
+                posted.pop(kind, None)
+
+    async def _upload(
+        self, result: Result, files: Sequence[MediaFile], channel: str, thread: str
+    ) -> None:
+        fits = [f for f in files if len(f.data) <= MAX_UPLOAD_BYTES]
+        uploads = [
+            {
+                "file": f.data,
+                "filename": f.filename,
+                "title": _title(result, f),
+                "alt_txt": clip(result.prompt, 1000) or None,
+            }
+            for f in fits
+        ]
+        started = time.monotonic()
+        try:
+            if uploads:
+                await self._client.files_upload_v2(
+                    file_uploads=uploads, channel=channel, thread_ts=thread
+                )
+        except (SlackApiError, SlackClientError) as exc:
+            if not all(f.source_url for f in files):
+                raise
+            log.warning("job %s: upload failed (%s); posting links instead", result.job_id, exc)
+            fits = []
+        log.info(
+            "job %s: %d file(s) uploaded in %.1fs",
+            result.job_id,
+            len(fits),
+            time.monotonic() - started,
+        )
+        too_big = [f for f in files if not any(f is g for g in fits)]
+        if too_big:
+            await self._client.chat_postMessage(
+                channel=channel, thread_ts=thread, text=_links(too_big), unfurl_links=False
+            )
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    async def _messages(self, job_id: str) -> dict[str, tuple[str, str]]:
+        if job_id not in self._posted:
+            self._posted[job_id] = await self._store.messages(job_id)
+        return self._posted[job_id]
+
+    async def _remember(self, job_id: str, kind: str, channel: str, ts: str) -> None:
+        (await self._messages(job_id))[kind] = (channel, ts)
+        await self._store.remember(job_id, kind, channel, ts)
+
+
+def _shown_parts(result: Result) -> tuple[str | None, tuple[MediaFile, ...]]:
+    """What to post: a short transcript inline (its .txt file is then redundant), a long one
+    as files only; other text always inline."""
+    if result.command != "transcribe" or not result.text:
+        return result.text, result.files
+    if len(escape(result.text)) > TEXT_LIMIT:
+        return None, result.files
+    return result.text, tuple(f for f in result.files if not f.filename.endswith(".txt"))
+
+
+def _title(result: Result, file: MediaFile) -> str:
+    seed = f" · seed {result.seeds[0]}" if len(result.seeds) == 1 else ""
+    return f"{result.model}{seed} · {file.filename}"
+
+
+def _links(files: Sequence[MediaFile]) -> str:
+    lines = ["Too big to upload here; download (links work for 7 days):"]
+    lines += [f"• <{escape(f.source_url or '')}|{escape(f.filename)}>" for f in files]
+    return "\n".join(lines)

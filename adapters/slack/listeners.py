@@ -1,0 +1,75 @@
+"""Bolt listeners: each acks at once and hands the work to a task the adapter owns.
+
+Slash commands, `app_mention` events and button clicks all arrive here (over HTTP or Socket
+Mode alike). Events Slack redelivers (`X-Slack-Retry-Num`, the same `event_id`) are recognised
+by `SlackStore.first_time` and ignored, so a slow moment never produces two answers; a retry of
+an event we never saw (the bot was down) is handled as new.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from adapters.slack import blocks
+from adapters.slack.buttons import Buttons
+from adapters.slack.commands import SLASH_COMMANDS, Commands
+from adapters.slack.context import Origin, SlackContext
+from adapters.slack.text import strip_mentions_of
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
+    commands = Commands(ctx)
+    buttons = Buttons(ctx)
+
+    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack()
+        origin = Origin(
+            team=str(command["team_id"]),
+            channel=str(command["channel_id"]),
+            user=str(command["user_id"]),
+            response_url=command.get("response_url"),
+        )
+        name = str(command["command"]).lstrip("/")
+        work = commands.run(origin, name, str(command.get("text", "")))
+        ctx.tasks.spawn(work, name=f"slack-/{name}-{origin.user}")
+
+    async def on_mention(body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        retry = request.headers.get("x-slack-retry-num", [None])[0]
+        ctx.tasks.spawn(mention(body, retry), name=f"slack-mention-{body.get('event_id')}")
+
+    async def mention(body: dict[str, Any], retry: str | None) -> None:
+        event = body["event"]
+        keys = (
+            f"event:{body.get('event_id')}",
+            f"mention:{event.get('channel')}:{event.get('ts')}",
+        )
+        if not await ctx.store.first_time(*keys):
+            log.info("slack event %s already handled (retry %s); ignored", keys[0], retry)
+            return
+        text = strip_mentions_of(str(event.get("text", "")), bot_user_id)
+        word, rest = ([*text.split(maxsplit=1), "", ""])[:2]
+        origin = Origin(
+            team=str(body.get("team_id") or event.get("team")),
+            channel=str(event["channel"]),
+            user=str(event["user"]),
+            thread=str(event.get("thread_ts") or event["ts"]),
+            reply_thread=event.get("thread_ts"),
+        )
+        name = word.strip().lower().lstrip("/")
+        await commands.run(origin, name, rest, files=event.get("files") or [], kind="mention")
+
+    async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        ctx.tasks.spawn(buttons.click(body), name=f"slack-click-{body.get('trigger_id')}")
+
+    for name in SLASH_COMMANDS:
+        app.command(name)(on_command)
+    app.event("app_mention")(on_mention)
+    for action_id in blocks.ACTIONS:
+        app.action(action_id)(on_click)

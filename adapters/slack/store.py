@@ -1,0 +1,95 @@
+"""What the Slack adapter must remember across restarts, in the bot's SQLite file.
+
+- `slack_seen`: keys of events already handled (event ids, mention messages), so an event Slack
+  redelivers after a restart is still recognised. The process also keeps a bounded in-memory set
+  in front of it, so a retry burst costs no database write.
+- `slack_messages`: per job, the messages we posted that later calls must find again: the
+  `anchor` (the one message edited for progress and turned into the result card), streamed text
+  pieces (`text:0`, `text:1`...), and `delivered`, written once a result is in Slack, which makes
+  a second `deliver` of the same job (after a crash) a no-op.
+
+These tables belong to the adapter (prefixed `slack_`, created if missing); the core's
+migrations neither know nor touch them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import OrderedDict
+from functools import partial
+
+from bot.db import Database
+
+SEEN_MEMORY = 5000
+SEEN_KEEP_S = 3 * 24 * 3600  # Slack retries for minutes; three days is plenty
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS slack_seen (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS slack_messages ("
+    " job_id TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL,"
+    " PRIMARY KEY (job_id, kind)) WITHOUT ROWID",
+)
+
+
+class SlackStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    async def open(self) -> None:
+        """Create the tables if needed and forget events too old to be retried."""
+        await self._db.run(_create)
+        await self._db.run(partial(_prune, time.time() - SEEN_KEEP_S))
+
+    async def first_time(self, *keys: str) -> bool:
+        """True once for a new event; False for any event sharing a key with an earlier one."""
+        if any(key in self._recent for key in keys):
+            return False
+        for key in keys:
+            self._recent[key] = None
+        while len(self._recent) > SEEN_MEMORY:
+            self._recent.popitem(last=False)
+        return bool(await self._db.run(partial(_mark_seen, keys, time.time())))
+
+    async def messages(self, job_id: str) -> dict[str, tuple[str, str]]:
+        """kind -> (channel, ts) of what was posted for this job."""
+        rows = await self._db.fetchall(
+            "SELECT kind, channel, ts FROM slack_messages WHERE job_id = ?", (job_id,)
+        )
+        return {str(row[0]): (str(row[1]), str(row[2])) for row in rows}
+
+    async def remember(self, job_id: str, kind: str, channel: str, ts: str) -> None:
+        await self._db.run(partial(_upsert, job_id, kind, channel, ts))
+
+    async def forget(self, job_id: str, kind: str) -> None:
+        await self._db.run(partial(_delete, job_id, kind))
+
+
+def _create(raw: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        raw.execute(statement)
+
+
+def _prune(before: float, raw: sqlite3.Connection) -> None:
+    raw.execute("DELETE FROM slack_seen WHERE at < ?", (before,))
+
+
+def _mark_seen(keys: tuple[str, ...], now: float, raw: sqlite3.Connection) -> bool:
+    fresh = [
+        raw.execute("INSERT OR IGNORE INTO slack_seen (key, at) VALUES (?, ?)", (k, now)).rowcount
+        for k in keys
+    ]
+    return all(fresh)
+
+
+def _upsert(job_id: str, kind: str, channel: str, ts: str, raw: sqlite3.Connection) -> None:
+    raw.execute(
+        "INSERT INTO slack_messages (job_id, kind, channel, ts) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (job_id, kind) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
+        (job_id, kind, channel, ts),
+    )
+
+
+def _delete(job_id: str, kind: str, raw: sqlite3.Connection) -> None:
+    raw.execute("DELETE FROM slack_messages WHERE job_id = ? AND kind = ?", (job_id, kind))
