@@ -56,11 +56,12 @@ CREATE TABLE holds (
     settled_day TEXT,                       -- local date of the settle in quotas.timezone
     reason      TEXT                        -- why it was released
 ) WITHOUT ROWID;
+-- Every index costs each hold and settle a b-tree write, so there are only these: the active
+-- holds per member and per pool (admission; also scanned whole by the sweeper: they hold only
+-- running jobs) and a member's recent jobs. Reports scan the table on the reader.
 CREATE INDEX holds_user_active ON holds (user_key, held) WHERE state = 'held';
-CREATE INDEX holds_pool_active ON holds (pool_key, held) WHERE state = 'held';
-CREATE INDEX holds_active_age ON holds (created_at) WHERE state = 'held';
+CREATE INDEX holds_pool_active ON holds (pool_key, held, created_at) WHERE state = 'held';
 CREATE INDEX holds_user_recent ON holds (user_key, created_at);
-CREATE INDEX holds_settled ON holds (closed_at) WHERE state = 'settled';
 
 -- Settled spend per scope and local day: every period is a run of whole local days, so the
 -- admission check reads at most 31 rows per scope however many jobs there were. Derived from
@@ -186,6 +187,29 @@ def _in_transaction(
     return call
 
 
+def _run_batch(
+    fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
+) -> list[tuple[bool, Any]]:
+    """One write transaction for several calls, each in a savepoint: (ok, result or error)."""
+    outcomes: list[tuple[bool, Any]] = []
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        for fn in fns:
+            raw.execute("SAVEPOINT call")
+            try:
+                outcomes.append((True, fn(raw)))
+            except Exception as exc:
+                raw.execute("ROLLBACK TO call")
+                outcomes.append((False, exc))
+            raw.execute("RELEASE call")
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 def split_statements(script: str) -> Iterator[str]:
     """Yield the statements of `script` one by one (executescript would commit mid-migration)."""
     pending = ""
@@ -237,6 +261,8 @@ class Database:
         self._reader = reader
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -268,6 +294,8 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
         await self._reader.close()
         await self._writer.close()
 
@@ -315,13 +343,52 @@ class Database:
     async def run(
         self, fn: Callable[[sqlite3.Connection], T], *, tx: aiosqlite.Connection | None = None
     ) -> T:
-        """Run `fn` on the writer's thread: in `tx` if given, else in its own write transaction."""
-        if tx is None:
+        """Run `fn` on the writer's thread: in `tx` if given, else atomically in a write
+        transaction of its own or shared with other calls queued meanwhile (group commit).
+
+        Shared: calls that arrive while a batch runs go together into the next one, each in a
+        savepoint, so one raising undoes only itself, and each sees the ones before it. The
+        batch commits once; no result is handed back before that commit.
+        """
+        if tx is not None:
+            if tx is not self._writer or not self._lock.locked():
+                raise RuntimeError("tx must be the connection of an open Database.transaction()")
+            return await _on_thread(tx, fn)
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            raise RuntimeError("nested write transaction: pass the open transaction as tx=")
+        if not self._pending and not self._lock.locked():
+            # Nobody to share a batch with: run it now, without a hand-off to the flusher.
             async with self._write_slot():
                 return await _on_thread(self._writer, _in_transaction(fn, "BEGIN IMMEDIATE"))
-        if tx is not self._writer or not self._lock.locked():
-            raise RuntimeError("tx must be the connection of an open Database.transaction()")
-        return await _on_thread(tx, fn)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"db-writer {self.path}")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._write_slot():
+                    outcomes = await _on_thread(
+                        self._writer, partial(_run_batch, [fn for fn, _ in batch])
+                    )
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():  # its caller was cancelled; the work is done regardless
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` on the reader's thread under one read snapshot."""

@@ -20,7 +20,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -49,19 +48,17 @@ from bot.quota import (
     Allowance,
     Budget,
     Identity,
+    Policy,
     QuotaExceeded,
     Scope,
     ThresholdCrossed,
     budgets,
     crossings,
     format_usd,
-    is_unlimited_user,
-    pool_base_limits,
     refusal,
     scope_of,
     to_units,
     to_usd,
-    user_base_limits,
 )
 
 __all__ = [
@@ -97,6 +94,7 @@ class SqliteLedger:
     ) -> None:
         self._db = db
         self._quotas = quotas
+        self._policy = Policy(quotas)
         self._clock = clock
         self._zone = ZoneInfo(quotas.timezone)
         self._zone_synced = False
@@ -263,18 +261,13 @@ class SqliteLedger:
             calendar = self._calendar = store.Calendar.at(now, self._zone)
         current = calendar.windows
         user, pool = store.scope_states(raw, identity.user_key, identity.pool_key, calendar)
-        quotas = self._quotas
-        user_base = user_base_limits(quotas, identity.roles, user.overrides)
-        user_unlimited = is_unlimited_user(quotas, identity, user.unlimited)
+        policy = self._policy
+        user_base = policy.user_base(identity.roles, user.overrides)
+        user_unlimited = policy.user_unlimited(identity, user.unlimited)
+        pool_base = policy.pool_base(pool.overrides)
         return (
             budgets(Scope.USER, user_base, user, current, unlimited=user_unlimited),
-            budgets(
-                Scope.WORKSPACE,
-                pool_base_limits(quotas, pool.overrides),
-                pool,
-                current,
-                unlimited=pool.unlimited,
-            ),
+            budgets(Scope.WORKSPACE, pool_base, pool, current, unlimited=pool.unlimited),
         )
 
     # -- the operations, each run whole on the writer's thread ------------------------------------
@@ -342,7 +335,10 @@ class SqliteLedger:
         thresholds = self._quotas.thresholds
         crossed = [c for b in user + pool if (c := crossings(b, units, thresholds)) is not None]
         released = held if state is HoldState.HELD else 0
-        after = [replace(b, charged=b.charged + units, held=b.held - released) for b in user + pool]
+        after = [
+            Budget(b.scope, b.period, b.limit, b.charged + units, b.held - released, b.resets_at)
+            for b in user + pool
+        ]
         return _settlement(job_id, units, held, crossed, _limited(after)), state
 
     def _release(self, job_id: str, reason: str, now: datetime, raw: sqlite3.Connection) -> bool:
@@ -357,8 +353,8 @@ class SqliteLedger:
         self, cutoff: datetime, running: set[str], now: datetime, raw: sqlite3.Connection
     ) -> list[tuple[str, datetime]]:
         stale = raw.execute(
-            "SELECT job_id, created_at FROM holds WHERE state = 'held' AND created_at < ?"
-            " ORDER BY created_at",
+            "SELECT job_id, created_at FROM holds INDEXED BY holds_pool_active"
+            " WHERE state = 'held' AND created_at < ? ORDER BY created_at",
             (to_micros(cutoff),),
         ).fetchall()
         swept = [(job, from_micros(at)) for job, at in stale if job not in running]

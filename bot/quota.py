@@ -143,45 +143,53 @@ class Budget:
         )
 
 
-def _limit_units(limits: QuotaLimits, period: Period) -> int | None:
-    value: Decimal | None = getattr(limits, _FIELDS[period])
-    return None if value is None else to_units(value)
+PERIODS = tuple(Period)
+Limits = dict[Period, int | None]  # units; None: no limit
+
+
+def _units_of(limits: QuotaLimits, *, only_set: bool = False) -> Limits:
+    """A limits table in units; with `only_set`, just the periods written in the config."""
+    result: Limits = {}
+    for period, name in _FIELDS.items():
+        if only_set and name not in limits.model_fields_set:
+            continue
+        value: Decimal | None = getattr(limits, name)
+        result[period] = None if value is None else to_units(value)
+    return result
 
 
 def _most_generous(values: Collection[int | None]) -> int | None:
     return None if None in values else max(v for v in values if v is not None)
 
 
-def user_base_limits(
-    quotas: QuotaSettings, roles: Collection[str], overrides: Mapping[Period, int | None]
-) -> dict[Period, int | None]:
-    defaults = quotas.user_limits()
-    tiers = [quotas.roles[role] for role in sorted(roles) if role in quotas.roles]
-    base: dict[Period, int | None] = {}
-    for period, name in _FIELDS.items():
-        if period in overrides:
-            base[period] = overrides[period]
-        elif tiers:
-            base[period] = _most_generous(
-                [_limit_units(t if name in t.model_fields_set else defaults, period) for t in tiers]
-            )
-        else:
-            base[period] = _limit_units(defaults, period)
-    return base
+class Policy:
+    """The configured limits, converted once; combines them with what the database holds."""
 
+    def __init__(self, quotas: QuotaSettings) -> None:
+        self._user = _units_of(quotas.user_limits())
+        self._pool = _units_of(quotas.workspace)
+        self._tiers = {role: _units_of(t, only_set=True) for role, t in quotas.roles.items()}
+        self._unlimited = frozenset(quotas.unlimited_users)
 
-def pool_base_limits(
-    quotas: QuotaSettings, overrides: Mapping[Period, int | None]
-) -> dict[Period, int | None]:
-    return {
-        period: overrides[period] if period in overrides else _limit_units(quotas.workspace, period)
-        for period in Period
-    }
+    def user_base(self, roles: Collection[str], overrides: Mapping[Period, int | None]) -> Limits:
+        """Override, else the most generous tier (a tier's unset periods are the defaults)."""
+        tiers = [self._tiers[role] for role in roles if role in self._tiers]
+        base: Limits = {}
+        for period in PERIODS:
+            if period in overrides:
+                base[period] = overrides[period]
+            elif tiers:
+                default = self._user[period]
+                base[period] = _most_generous([t.get(period, default) for t in tiers])
+            else:
+                base[period] = self._user[period]
+        return base
 
+    def pool_base(self, overrides: Mapping[Period, int | None]) -> Limits:
+        return {p: overrides[p] if p in overrides else self._pool[p] for p in PERIODS}
 
-def is_unlimited_user(quotas: QuotaSettings, identity: Identity, flagged: bool) -> bool:
-    listed = quotas.unlimited_users
-    return flagged or identity.user_key in listed or identity.user in listed
+    def user_unlimited(self, identity: Identity, flagged: bool) -> bool:
+        return flagged or identity.user_key in self._unlimited or identity.user in self._unlimited
 
 
 def budgets(
@@ -193,7 +201,7 @@ def budgets(
     unlimited: bool,
 ) -> list[Budget]:
     result = []
-    for period in Period:
+    for period in PERIODS:
         limit = base[period]
         if unlimited or limit is None:
             limit = None

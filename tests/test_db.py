@@ -148,6 +148,34 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_writer(tmp_path:
         await db.close()
 
 
+async def test_concurrent_calls_share_a_commit_but_fail_alone(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "g.db")
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+
+        def insert(x: int, raw: sqlite3.Connection) -> int:
+            raw.execute("INSERT INTO t VALUES (?)", (x,))
+            if x % 3 == 0:
+                raise ValueError(x)  # undoes its own insert only
+            return x
+
+        calls = [db.run(lambda raw, x=x: insert(x, raw)) for x in range(1, 31)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert [o for o in outcomes if isinstance(o, ValueError)] == outcomes[2::3]
+        rows = [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")]
+        assert rows == [x for x in range(1, 31) if x % 3]
+        # Each call sees the ones queued before it: a duplicate key fails only the second.
+        first, second = await asyncio.gather(
+            db.run(lambda raw: insert(100, raw)),
+            db.run(lambda raw: insert(100, raw)),
+            return_exceptions=True,
+        )
+        assert first == 100 and isinstance(second, sqlite3.IntegrityError)
+    finally:
+        await db.close()
+
+
 async def test_backup_while_a_writer_runs_is_a_consistent_copy(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "live.db")
     ledger = SqliteLedger(db, quotas(), clock=Clock())
