@@ -94,7 +94,7 @@ def progress(title: str, line: str, job_id: str) -> list[Block]:
 def result(title: str, done: Result, *, variations: bool) -> list[Block]:
     blocks = [section(title), context(summary(done))]
     for note in done.notes:
-        blocks.append(context(f"⚠️ {escape(clip(note, 1000))}"))
+        blocks.append(context(f"⚠️ {clip(escape(note), 1000)}"))
     buttons = [button("🎲 Reroll", REROLL, done.job_id)]
     if variations:
         buttons.append(button("🔀 Variations", VARIATIONS, done.job_id))
@@ -134,7 +134,7 @@ def ended(title: str, failure: Failure) -> list[Block]:
 def confirmation(request: Confirmation) -> list[Block]:
     question = (
         f"💸 This will cost about *{format_usd(request.estimate)}*, more than the"
-        f" {format_usd(request.threshold)} that needs a yes first:\n{escape(clip(request.summary, 1000))}"
+        f" {format_usd(request.threshold)} that needs a yes first:\n{clip(escape(request.summary), 1500)}"
     )
     return [
         section(question),

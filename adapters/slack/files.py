@@ -88,6 +88,13 @@ class FileLinks:
             raise web.HTTPForbidden(text="bad signature")
         if not expires.isdigit() or int(expires) < self._clock():
             raise web.HTTPGone(text="link expired")
+        try:
+            return await self._relay(request, source)
+        except httpx.HTTPError as exc:
+            log.warning("shared file fetch failed: %s", type(exc).__name__)
+            raise web.HTTPBadGateway(text="Slack could not be reached") from None
+
+    async def _relay(self, request: web.Request, source: str) -> web.StreamResponse:
         headers = {"Authorization": f"Bearer {self._token}"}
         async with self._http.stream("GET", source, headers=headers) as upstream:
             content_type = upstream.headers.get("content-type", "application/octet-stream")
