@@ -5,7 +5,9 @@
 Scenarios, each on its own new file in a temp directory on disk:
 - single writer: one task, one pair after the other (latency-bound: two operations in series);
 - N requesters: N asyncio tasks in one process sharing one Database (group commit applies);
-- 2 processes: N/2 requesters in each of two processes sharing the file (cross-process lock).
+- 2 processes: N/2 requesters in each of two processes sharing the file (cross-process lock);
+and, for scale, empty write transactions through `Database.run` in series (the thread
+hand-off, lock and BEGIN/COMMIT that every operation pays).
 Every pair holds $0.01 for one of 200 members of one workspace and settles $0.009, with real
 limits that never refuse; the totals are checked after each run. Prints the median of the runs.
 """
@@ -91,6 +93,18 @@ def _two_processes(path: Path, requesters: int, pairs: int) -> float:
     return time.perf_counter() - start
 
 
+async def _round_trips(path: Path, count: int) -> float:
+    """An empty write transaction through `Database.run`: the fixed cost of every operation."""
+    db = await Database.open(path)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            await db.run(lambda raw: None)
+        return time.perf_counter() - start
+    finally:
+        await db.close()
+
+
 def _check(path: Path, pairs: int) -> None:
     with sqlite3.connect(path) as conn:
         jobs, charged = conn.execute(
@@ -100,17 +114,20 @@ def _check(path: Path, pairs: int) -> None:
         raise SystemExit(f"wrong totals after the run: {jobs} jobs, {charged} units")
 
 
-def _measure(name: str, runs: int, pairs: int, once: Callable[[Path], float]) -> None:
+def _measure(
+    name: str, runs: int, pairs: int, once: Callable[[Path], float], *, unit: str = "pairs/s"
+) -> None:
     rates = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
             path = Path(tmp) / "bench.db"
             asyncio.run(_create(path))
             seconds = once(path)
-            _check(path, pairs)
+            if unit == "pairs/s":
+                _check(path, pairs)
         rates.append(pairs / seconds)
     shown = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"{name:<34} median {statistics.median(rates):>7,.0f} pairs/s   (runs: {shown})")
+    print(f"{name:<36} median {statistics.median(rates):>7,.0f} {unit}  (runs: {shown})")
 
 
 async def _create(path: Path) -> None:
@@ -128,6 +145,13 @@ def main() -> None:
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version},"
         f" {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {pairs} pairs x {args.runs} runs"
+    )
+    _measure(
+        "empty write transactions, in series",
+        args.runs,
+        pairs,
+        lambda p: asyncio.run(_round_trips(p, pairs)),
+        unit="tx/s",
     )
     _measure(
         "single writer", args.runs, pairs, lambda p: asyncio.run(_requesters(p, "s", 1, pairs))
