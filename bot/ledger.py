@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -52,12 +52,14 @@ from bot.quota import (
     QuotaExceeded,
     Scope,
     ThresholdCrossed,
+    amount_units,
     budgets,
     crossings,
+    describe_limits,
     format_usd,
+    limited,
     refusal,
     scope_of,
-    to_units,
     to_usd,
 )
 
@@ -106,7 +108,7 @@ class SqliteLedger:
         self, job_id: str, identity: Identity, amount: Decimal, *, model: str, tx: Tx | None = None
     ) -> Hold:
         """Reserve `amount` for the job, or raise `QuotaExceeded`; the same job id holds once."""
-        units = _non_negative(amount, "hold amount")
+        units = amount_units(amount, "hold amount")
         if not job_id:
             raise ValueError("job_id must not be empty")
         hold, created = await self._write(
@@ -122,7 +124,7 @@ class SqliteLedger:
 
     async def settle(self, job_id: str, cost: Decimal, *, tx: Tx | None = None) -> Settlement:
         """Charge the actual cost (in full, even above the hold) and end the hold."""
-        units = _non_negative(cost, "cost")
+        units = amount_units(cost, "cost")
         result, previous = await self._write(partial(self._settle, job_id, units, self._now()), tx)
         if previous is HoldState.SETTLED:
             log.info("settle %s: already settled at %s", job_id, format_usd(result.charged))
@@ -176,9 +178,9 @@ class SqliteLedger:
         chosen = {
             p: v for p, v in periods.items() if f"{p.adjective}_usd" in limits.model_fields_set
         }
-        units = {p: None if v is None else _non_negative(v, "limit") for p, v in chosen.items()}
+        units = {p: None if v is None else amount_units(v, "limit") for p, v in chosen.items()}
         await self._write(partial(store.set_limits, scope_key, units, by, self._now()), None)
-        log.info("limits of %s set by %s: %s", scope_key, by, _describe_limits(chosen))
+        log.info("limits of %s set by %s: %s", scope_key, by, describe_limits(chosen))
 
     async def grant(
         self,
@@ -191,7 +193,7 @@ class SqliteLedger:
     ) -> Grant:
         """Add credit to the scope for the current periods; once per `grant_key` if given."""
         scope_of(scope_key)
-        units = _non_negative(amount, "grant")
+        units = amount_units(amount, "grant")
         if units == 0:
             raise InvalidRequest("a grant must be more than $0")
         if not reason.strip():
@@ -238,17 +240,9 @@ class SqliteLedger:
             self._zone_synced = True
 
     def _sync_zone(self, raw: sqlite3.Connection) -> None:
-        """Re-bucket settled spend by local day if quotas.timezone changed since last time."""
-        row = raw.execute("SELECT value FROM ledger_meta WHERE key = 'timezone'").fetchone()
-        if row is not None and row[0] == self._quotas.timezone:
-            return
-        store.rebucket(raw, lambda instant: local_date(instant, self._zone))
-        raw.execute(
-            "INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('timezone', ?)",
-            (self._quotas.timezone,),
-        )
-        if row is not None:
-            log.warning("time zone changed from %s to %s: spend re-bucketed", row[0], self._zone)
+        previous = store.sync_zone(raw, self._quotas.timezone, self._zone)
+        if previous is not None:
+            log.warning("time zone changed from %s to %s: spend re-bucketed", previous, self._zone)
 
     def _day(self, instant: datetime) -> str:
         return local_date(instant, self._zone).isoformat()
@@ -325,8 +319,8 @@ class SqliteLedger:
         user, pool = self._budgets(raw, identity, now)
         held = row["held"]
         if state is HoldState.SETTLED:
-            remaining = _limited(user + pool)
-            return _settlement(job_id, row["charged"], held, [], remaining), state
+            remaining = limited(user + pool)
+            return Settlement.of(job_id, row["charged"], held, [], remaining), state
         raw.execute(
             "UPDATE holds SET state = 'settled', charged = ?, closed_at = ?, settled_day = ?"
             " WHERE job_id = ?",
@@ -339,7 +333,7 @@ class SqliteLedger:
             Budget(b.scope, b.period, b.limit, b.charged + units, b.held - released, b.resets_at)
             for b in user + pool
         ]
-        return _settlement(job_id, units, held, crossed, _limited(after)), state
+        return Settlement.of(job_id, units, held, crossed, limited(after)), state
 
     def _release(self, job_id: str, reason: str, now: datetime, raw: sqlite3.Connection) -> bool:
         cursor = raw.execute(
@@ -366,32 +360,3 @@ class SqliteLedger:
         user, pool = self._budgets(raw, identity, now)
         recent = store.recent_jobs(raw, identity.user_key, RECENT_JOBS)
         return Usage([b.allowance() for b in user], [b.allowance() for b in pool], recent)
-
-
-def _non_negative(amount: Decimal, what: str) -> int:
-    try:
-        units = to_units(amount)
-    except ValueError as exc:
-        raise InvalidRequest(f"{what} must be a finite amount in USD") from exc
-    if units < 0:
-        raise InvalidRequest(f"{what} must not be negative")
-    return units
-
-
-def _describe_limits(limits: dict[Period, Decimal | None]) -> str:
-    if not limits:
-        return "nothing"
-    return ", ".join(
-        f"{p.adjective} {'no limit' if v is None else format_usd(v)}" for p, v in limits.items()
-    )
-
-
-def _limited(all_budgets: Sequence[Budget]) -> list[Allowance]:
-    return [b.allowance() for b in all_budgets if b.limit is not None]
-
-
-def _settlement(
-    job_id: str, charged: int, held: int, crossed: list[ThresholdCrossed], left: list[Allowance]
-) -> Settlement:
-    overage = to_usd(max(charged - held, 0))
-    return Settlement(job_id, to_usd(charged), to_usd(held), overage, crossed, left)

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.quota import Allowance, Scope, ThresholdCrossed
+from bot.quota import Allowance, Scope, ThresholdCrossed, to_usd
 
 
 class HoldState(StrEnum):
@@ -41,6 +41,19 @@ class Settlement:
     overage: Decimal  # charged above the hold (Runpod's bill beat the estimate)
     crossed: list[ThresholdCrossed]  # empty when repeated: warn once
     remaining: list[Allowance]  # limited periods only, user first
+
+    @classmethod
+    def of(
+        cls,
+        job_id: str,
+        charged: int,
+        held: int,
+        crossed: list[ThresholdCrossed],
+        remaining: list[Allowance],
+    ) -> Settlement:
+        """Build one from amounts in units."""
+        overage = to_usd(max(charged - held, 0))
+        return cls(job_id, to_usd(charged), to_usd(held), overage, crossed, remaining)
 
     def summary(self) -> str:
         """E.g. "$0.98 left today, $9.50 left this month; the workspace has $80.00 left ..."."""

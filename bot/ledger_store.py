@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.errors import InvalidRequest
 from bot.ledger_records import Grant, Hold, HoldState, RecentJob, Report, ReportLine
-from bot.periods import Period, Window, from_micros, to_micros, windows
+from bot.periods import Period, Window, from_micros, local_date, to_micros, windows
 from bot.quota import Identity, ScopeState, to_usd
 
 _STATE_SQL = """
@@ -101,12 +101,15 @@ def scope_states(
     return state(user_key), state(pool_key)
 
 
-def rebucket(raw: sqlite3.Connection, day_of: Callable[[datetime], date]) -> None:
-    """Recompute every settle's local day and the per-day totals (the time zone changed)."""
+def sync_zone(raw: sqlite3.Connection, name: str, zone: ZoneInfo) -> str | None:
+    """Re-bucket settled spend by local day if the zone changed; return the previous zone."""
+    row = raw.execute("SELECT value FROM ledger_meta WHERE key = 'timezone'").fetchone()
+    if row is not None and row[0] == name:
+        return None
     settled = raw.execute("SELECT job_id, closed_at FROM holds WHERE state = 'settled'")
     raw.executemany(
         "UPDATE holds SET settled_day = ? WHERE job_id = ?",
-        [(day_of(from_micros(at)).isoformat(), job) for job, at in settled.fetchall()],
+        [(local_date(from_micros(at), zone).isoformat(), job) for job, at in settled.fetchall()],
     )
     raw.execute("DELETE FROM daily_spend")
     raw.execute(
@@ -117,6 +120,8 @@ def rebucket(raw: sqlite3.Connection, day_of: Callable[[datetime], date]) -> Non
                SELECT pool_key, settled_day, charged FROM holds WHERE state = 'settled')
            GROUP BY key, settled_day"""
     )
+    raw.execute("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('timezone', ?)", (name,))
+    return None if row is None else str(row[0])
 
 
 def report(

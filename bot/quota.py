@@ -35,6 +35,17 @@ def to_units(amount: Decimal) -> int:
     return int(amount.scaleb(10).to_integral_value(rounding=ROUND_CEILING))
 
 
+def amount_units(amount: Decimal, what: str) -> int:
+    """`to_units` for amounts given by callers: negative or non-finite is an `InvalidRequest`."""
+    try:
+        units = to_units(amount)
+    except ValueError as exc:
+        raise InvalidRequest(f"{what} must be a finite amount in USD") from exc
+    if units < 0:
+        raise InvalidRequest(f"{what} must not be negative")
+    return units
+
+
 def to_usd(units: int) -> Decimal:
     return Decimal(units).scaleb(-10)
 
@@ -44,6 +55,15 @@ def format_usd(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN) -> str:
     if amount == 0 or abs(amount) >= _CENT:
         return f"${amount.quantize(_CENT, rounding=rounding):,}"
     return f"${amount.quantize(Decimal('0.0001'), rounding=rounding).normalize():f}"
+
+
+def describe_limits(limits: Mapping[Period, Decimal | None]) -> str:
+    """E.g. "daily $2.00, monthly no limit"."""
+    if not limits:
+        return "nothing"
+    return ", ".join(
+        f"{p.adjective} {'no limit' if v is None else format_usd(v)}" for p, v in limits.items()
+    )
 
 
 class Scope(StrEnum):
@@ -145,6 +165,11 @@ class Budget:
 
 PERIODS = tuple(Period)
 Limits = dict[Period, int | None]  # units; None: no limit
+
+
+def limited(all_budgets: Collection[Budget]) -> list[Allowance]:
+    """The allowances worth showing: those with a limit."""
+    return [b.allowance() for b in all_budgets if b.limit is not None]
 
 
 def _units_of(limits: QuotaLimits, *, only_set: bool = False) -> Limits:
