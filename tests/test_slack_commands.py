@@ -222,3 +222,24 @@ async def test_a_rate_limited_post_is_retried_after_retry_after(bot: SlackBot) -
     await bot.wait(bot.finished_cards)
     errors = [c.error for c in bot.fake.calls_to("chat.postMessage")]
     assert errors[:2] == ["ratelimited", None] and len(bot.cards()) == 1
+
+
+async def test_user_groups_and_configured_roles_pick_the_quota_tier(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    fake.add_usergroup("S0DESIGN", "designers", [BOB])
+    quotas = {
+        "daily_usd": "0.001",
+        "roles": {"designers": {"daily_usd": "5"}, "vip": {"daily_usd": "1"}},
+    }
+    slack = {"roles": {"vip": [BOSS]}}
+    async with running_bot(tmp_path, runpod_fake, fake, slack=slack, quotas=quotas) as bot:
+        for user in (ALICE, BOB, BOSS):
+            await bot.command("/imagine", "a fox --model flux-dev", user=user)
+        await bot.wait(lambda: len(bot.finished_cards()) == 2)
+        (refusal,) = await bot.wait(lambda: bot.ephemerals(ALICE))
+        await bot.idle()
+        assert refusal.text.startswith("Your daily limit is $0.001;")
+        headlines = sorted(block_texts(card)[0] for card in bot.finished_cards())
+        assert headlines == [f"🎨 <@{user}> asked for: a fox" for user in sorted((BOB, BOSS))]
+        assert any("$4.97 left today" in block_texts(c)[1] for c in bot.finished_cards())

@@ -157,3 +157,12 @@ async def test_the_request_url_check_is_answered(bot: SlackBot) -> None:
     }
     response = await bot.signer.post_event(bot.url, challenge)
     assert response.status == 200 and challenge["challenge"] in response.body
+
+
+async def test_a_mention_cannot_make_the_bot_ping_anyone(bot: SlackBot) -> None:
+    event = await bot.mention("imagine <!here> and <!channel> meet <@U0BOB> &lt;!everyone&gt;")
+    (card,) = await bot.wait(bot.finished_cards)
+    shown = "@here and @channel meet @U0BOB &lt;!everyone&gt;"
+    assert block_texts(card)[0] == f"🎨 <@{ALICE}> asked for: {shown}"
+    assert card.text.startswith(f"🎨 <@{ALICE}> asked for: {shown}")
+    assert card.thread_ts == event["event"]["ts"]
