@@ -46,7 +46,8 @@ class RunpodSettings(Section):
     webhook_url: str | None = None
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
-    # First retry waits up to this long (full jitter), doubling per attempt, capped at 20 s.
+    # First retry of a Runpod call (jittered) or of a result download waits about this long,
+    # doubling per attempt.
     backoff_base_s: float = Field(default=0.5, gt=0)
 
 

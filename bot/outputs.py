@@ -147,12 +147,19 @@ class Downloader:
     """Fetches result media with a size cap, a time limit, retries and a content-type check."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, max_bytes: int, timeout_s: float, attempts: int = 3
+        self,
+        http: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        timeout_s: float,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
     ) -> None:
         self._http = http
         self._max_bytes = max_bytes
         self._timeout_s = timeout_s
         self._attempts = attempts
+        self._backoff_s = backoff_s
 
     async def fetch(self, url: str, *, kind: str, name: str) -> MediaFile:
         expected = MEDIA_KINDS.get(kind, "")
@@ -167,7 +174,7 @@ class Downloader:
                         f"the result could not be downloaded ({_reason(exc)})"
                     ) from exc
                 log.warning("download of %s failed (%s); retrying", name, _reason(exc))
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(self._backoff_s * 2**attempt)
         content_type = _sniff(data) or content_type
         if expected and not content_type.startswith(expected):
             raise OutputError(
