@@ -339,7 +339,9 @@ class JobRunner:
                 state = await self._wait_or_webhook(
                     job, model, index, runpod_id, remaining, on_status
                 )
-        except RunpodTimeout:
+        except RunpodTimeout as exc:
+            if time.monotonic() < deadline:  # Runpod stopped answering, not our watchdog
+                return await self._give_up(job, model, copy, exc)
             log.warning("job %s: copy %s timed out; cancelling at Runpod", job.id, runpod_id)
             with contextlib.suppress(RunpodError):
                 await self._runpod.cancel(model.endpoint, runpod_id)
@@ -351,10 +353,21 @@ class JobRunner:
                 error="Runpod no longer knows this job (it expired or vanished)",
             )
         except RunpodError as exc:
-            return replace(copy, status="FAILED", error=_runpod_reason(exc))
+            return await self._give_up(job, model, copy, exc)
         if state.status == "TIMED_OUT":
             return replace(copy, status=state.status, error="took longer than Runpod allows")
         return replace(copy, status=state.status, output=state.output, error=state.error)
+
+    async def _give_up(self, job: JobRecord, model: Model, copy: Copy, exc: RunpodError) -> Copy:
+        """Runpod stopped answering about a copy: cancel it there (it would run on, billed to
+        the operator, for a result nobody sees) and fail it."""
+        assert copy.runpod_id is not None
+        log.warning(
+            "job %s: lost track of %s (%s); cancelling at Runpod", job.id, copy.runpod_id, exc
+        )
+        with contextlib.suppress(RunpodError):
+            await self._runpod.cancel(model.endpoint, copy.runpod_id)
+        return replace(copy, status="FAILED", error=_runpod_reason(exc))
 
     async def _wait_or_webhook(
         self,
@@ -400,8 +413,12 @@ class JobRunner:
         while time.monotonic() < deadline:
             try:
                 status, chunks = await self._runpod.stream(model.endpoint, runpod_id)
-            except NotFound:
-                break  # no stream for this endpoint: wait for the final answer instead
+            except RunpodError as exc:
+                # No stream for this endpoint (404), or it failed: the stream is progress only,
+                # so wait for the final answer instead of failing a job that may be fine.
+                if not isinstance(exc, NotFound):
+                    log.warning("job %s: progress stream failed (%s)", job.id, exc)
+                break
             for chunk in chunks:
                 text += text_of(chunk) if not isinstance(chunk, str) else chunk
             if chunks:
