@@ -1,0 +1,171 @@
+"""The Discord adapter's wiring: the discord.py client, its command tree, buttons and Delivery.
+
+discord.py reads its REST base and gateway from two class attributes (`Route.BASE`,
+`DiscordWebSocket.DEFAULT_GATEWAY`); `use_endpoints` sets them from settings so operators (and
+tests, with the fake Discord) point the bot elsewhere the same way. Only the `guilds` intent is
+asked for: slash commands and buttons need no privileged intent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from discord import app_commands
+
+from adapters.discord import commands
+from adapters.discord.admin import QuotaCommands
+from adapters.discord.buttons import JobButton
+from adapters.discord.context import PLATFORM, report_error
+from adapters.discord.delivery import DiscordDelivery
+from adapters.discord.handlers import JobHandlers
+from adapters.discord.info import InfoCommands
+from bot.app import Core
+from bot.config import DiscordSettings
+from bot.delivery import ChannelRef
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def use_endpoints(settings: DiscordSettings) -> None:
+    """Send discord.py's REST calls and gateway connection where the settings say."""
+    discord.http.Route.BASE = settings.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True  # channels, roles and upload limits of the servers the bot is in
+    return wanted
+
+
+class _Hooks:
+    """discord.py calls these on the client; they hand over to the adapter."""
+
+    adapter: DiscordAdapter
+
+    async def setup_hook(self) -> None:
+        await self.adapter.setup()
+
+    async def on_ready(self) -> None:
+        await self.adapter.on_ready()
+
+
+class BotClient(_Hooks, discord.Client):
+    pass
+
+
+class ShardedBotClient(_Hooks, discord.AutoShardedClient):
+    pass
+
+
+class DiscordAdapter:
+    """Everything the Discord side of the bot is, built from the core."""
+
+    def __init__(self, core: Core, *, guild_ready_timeout: float = 2.0) -> None:
+        self.core = core
+        self.settings = core.settings.discord
+        options: dict[str, Any] = {
+            "intents": intents(),
+            "allowed_mentions": discord.AllowedMentions.none(),
+            "max_messages": None,
+            "member_cache_flags": discord.MemberCacheFlags.none(),
+            "chunk_guilds_at_startup": False,
+            "guild_ready_timeout": guild_ready_timeout,
+        }
+        shards = self.settings.shards
+        self.client: discord.Client
+        if shards is None:
+            self.client = BotClient(**options)
+        else:
+            count = None if shards == "auto" else shards
+            self.client = ShardedBotClient(shard_count=count, **options)
+        self.client.adapter = self
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.error(self._on_command_error)
+        self.jobs = JobHandlers(core, self.delivery)
+        self.info = InfoCommands(core, self.delivery)
+        self.quota = QuotaCommands(core)
+        self.ready = asyncio.Event()  # set once jobs left by the previous run are resumed
+        self._resumed = False
+
+    def delivery(
+        self, ref: ChannelRef, interaction: discord.Interaction | None = None
+    ) -> DiscordDelivery:
+        """A Delivery for a job: through `interaction` while it lasts, else channel messages.
+
+        Registered as the platform's DeliveryFactory, so resumed jobs post channel messages.
+        """
+        return DiscordDelivery(self.client, ref, catalog=self.core.catalog, interaction=interaction)
+
+    async def run(self) -> None:
+        """Connect and serve until cancelled; jobs left unfinished resume once connected."""
+        if self.settings.token is None:
+            raise ConfigError("discord.token: DISCORD_TOKEN is not set")
+        use_endpoints(self.settings)
+        self.core.jobs.register_platform(PLATFORM, self.delivery)
+        async with self.client:
+            try:
+                await self.client.start(self.settings.token.get_secret_value())
+            except discord.LoginFailure:
+                raise ConfigError("discord.token: Discord refused the bot token") from None
+
+    # --- discord.py hooks -----------------------------------------------------------------
+
+    async def setup(self) -> None:
+        self.client.add_dynamic_items(JobButton)
+        for command in commands.job_commands(self.jobs.run, self.jobs.model_completer):
+            self.tree.add_command(command)
+        self.tree.add_command(commands.cost_group(self.jobs.estimate, self.jobs.model_completer))
+        for command in self.info.commands():
+            self.tree.add_command(command)
+        self.tree.add_command(self.quota.group())
+        await self.sync()
+
+    async def sync(self) -> None:
+        """Guild commands appear at once (for the configured guilds); global ones can take a
+        while to reach every client."""
+        if not self.settings.guilds:
+            synced = await self.tree.sync()
+            log.info("discord: %d commands synced globally", len(synced))
+            return
+        for guild_id in self.settings.guilds:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("discord: %d commands synced to guild %s", len(synced), guild_id)
+
+    async def _on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        command = interaction.command
+        about_a_job = isinstance(command, app_commands.Command) and (
+            (command.root_parent or command).name in commands.JOB_COMMANDS
+        )
+        await report_error(interaction, error, about_a_job=about_a_job)
+
+    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str) -> None:
+        await self.jobs.on_button(interaction, action, job_id)
+
+    async def on_ready(self) -> None:
+        user = self.client.user
+        log.info("discord: connected as %s (%s)", user, user.id if user else "?")
+        if self._resumed:
+            return
+        self._resumed = True
+        try:
+            count = await self.core.jobs.resume(PLATFORM)
+            log.info("discord: resumed %d unfinished job(s)", count)
+        finally:
+            self.ready.set()
+
+
+async def run(core: Core) -> None:
+    """The `runpod_bot.adapters` entry point."""
+    await DiscordAdapter(core).run()

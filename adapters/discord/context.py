@@ -1,0 +1,148 @@
+"""What the core needs to know about an interaction: who, where, and how to answer later.
+
+Also the one place where errors become replies: a `BotError` is shown as it is, anything else
+is logged with its traceback and shown as a short apology. Errors are always ephemeral.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+from discord import app_commands
+
+from bot.config import DiscordSettings
+from bot.delivery import ChannelRef
+from bot.errors import BotError
+from bot.policy import Where
+from bot.quota import Identity
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+DM_WORKSPACE = "dm"
+APOLOGY = "Sorry, something went wrong inside the bot (it has been logged)."
+
+
+def workspace_of(interaction: discord.Interaction) -> str:
+    return str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+
+
+def identity_of(interaction: discord.Interaction) -> Identity:
+    """("discord", guild id or "dm", user id), with role ids and names for quota tiers."""
+    roles: set[str] = set()
+    if isinstance(interaction.user, discord.Member):
+        for role in interaction.user.roles:
+            if not role.is_default():
+                roles.update((str(role.id), role.name))
+    return Identity(
+        PLATFORM, workspace_of(interaction), str(interaction.user.id), roles=frozenset(roles)
+    )
+
+
+def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> bool:
+    """Manage Server (or Administrator) in this guild, or the configured admin role."""
+    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+        return False
+    permissions = interaction.permissions
+    if permissions.manage_guild or permissions.administrator:
+        return True
+    wanted = settings.admin_role
+    return wanted is not None and any(
+        wanted in (str(role.id), role.name) for role in interaction.user.roles
+    )
+
+
+def where_of(interaction: discord.Interaction, settings: DiscordSettings) -> Where:
+    """A thread follows its parent channel's rules (policy.channels is keyed by channel id)."""
+    channel = interaction.channel
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    ruled_by = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
+    return Where(
+        channel=str(ruled_by),
+        is_dm=interaction.guild_id is None,
+        nsfw_channel=bool(is_nsfw()) if callable(is_nsfw) else False,
+        is_admin=is_admin(interaction, settings),
+    )
+
+
+def channel_ref(
+    interaction: discord.Interaction,
+    *,
+    message_id: int | None,
+    extra: dict[str, str] | None = None,
+) -> ChannelRef:
+    """Where this interaction's job answers: its token while valid, the channel after that.
+
+    `issued_at` (epoch seconds) dates the token, which Discord accepts for 15 minutes;
+    `upload_limit` is this channel's live limit when the job started.
+    """
+    return ChannelRef(
+        platform=PLATFORM,
+        workspace=workspace_of(interaction),
+        channel=str(interaction.channel_id),
+        user=str(interaction.user.id),
+        message=str(message_id) if message_id else None,
+        extra={
+            "issued_at": f"{time.time():.3f}",
+            "upload_limit": str(interaction.filesize_limit),
+            **(extra or {}),
+        },
+    )
+
+
+def user_message(error: BaseException, *, about_a_job: bool = True) -> str:
+    """What to tell the user about `error`; logs the unexpected ones with their traceback.
+
+    `about_a_job`: the error refused or ended a job, so the message says whether anything was
+    charged (nothing, for anything raised before a job is held).
+    """
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, BotError):
+        message = error.message
+    elif isinstance(error, app_commands.TransformerError):
+        message = f"{shown(error.value)} is not a valid {error.type.name} here."
+    elif isinstance(error, app_commands.AppCommandError):
+        message = "You cannot use that command here."
+    else:
+        log.error("unexpected error in a Discord interaction", exc_info=error)
+        message = APOLOGY
+    return with_charge_note(message) if about_a_job else message
+
+
+def shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def with_charge_note(message: str) -> str:
+    """Refusals happen before anything is held, so say so unless the message already does."""
+    if "charged" in message.lower():
+        return message
+    return f"{message.rstrip()} Nothing was charged."
+
+
+async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Answer only the person who asked, whatever state the interaction is in."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # A public "thinking..." placeholder: remove it so the error is seen by the asker only.
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                log.debug("could not remove the thinking placeholder", exc_info=True)
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not tell user %s: %s", interaction.user.id, exc)
+
+
+async def report_error(
+    interaction: discord.Interaction, error: BaseException, *, about_a_job: bool = True
+) -> None:
+    """The one place errors become replies: ephemeral, and never a traceback."""
+    await reply_ephemeral(interaction, user_message(error, about_a_job=about_a_job))

@@ -1,0 +1,215 @@
+"""What happens when someone runs a job command, asks for an estimate, or clicks a job button.
+
+Refusals the core can make without I/O (validation, policy) are checked before the interaction
+is deferred, so they never show a public "thinking..." message; everything else is deferred
+within Discord's 3 seconds and then handed to the core.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+
+import discord
+from discord.app_commands import Choice
+
+from adapters.discord import render
+from adapters.discord.commands import Ask, Completer
+from adapters.discord.context import (
+    channel_ref,
+    identity_of,
+    is_admin,
+    report_error,
+    where_of,
+)
+from adapters.discord.delivery import DiscordDelivery
+from adapters.discord.text import code_block, shorten, split_message
+from bot import pricing
+from bot.app import Core
+from bot.delivery import ChannelRef
+from bot.errors import PolicyDenied
+from bot.jobs import Invocation
+from bot.quota import format_usd
+from bot.requests import COMMANDS, Request, build_request
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICES = 25
+DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
+
+
+class JobHandlers:
+    def __init__(self, core: Core, delivery_for: DeliveryFor) -> None:
+        self._core = core
+        self._settings = core.settings.discord
+        self._delivery_for = delivery_for
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def run(self, interaction: discord.Interaction, ask: Ask) -> None:
+        request = self._request(ask)
+        where = where_of(interaction, self._settings)
+        model = self._core.catalog.get(request.model)
+        self._core.jobs.policy.check(ask.command, model, request.prompt, where)
+        callback = await interaction.response.defer(thinking=True)
+        ref = channel_ref(
+            interaction, message_id=callback.message_id if callback else None, extra=dict(ask.extra)
+        )
+        delivery = self._delivery_for(ref, interaction)
+        invocation = Invocation(request, identity_of(interaction), ref, delivery, where)
+        submitted = await self._core.jobs.submit(invocation)
+        log.info(
+            "discord: /%s by %s in %s -> job %s",
+            ask.command,
+            interaction.user.id,
+            interaction.channel_id,
+            submitted.job_id,
+        )
+
+    async def estimate(self, interaction: discord.Interaction, ask: Ask) -> None:
+        core = self._core
+        request = self._request(ask)
+        model = core.catalog.get(request.model)
+        amount = core.jobs.estimate(request)
+        embed = discord.Embed(colour=render.COLOUR, title=f"/{ask.command} with {model.name}")
+        embed.add_field(name="Estimate", value=format_usd(amount))
+        embed.add_field(name="Price", value=pricing.describe(model))
+        if request.count > 1:
+            embed.add_field(name="Copies", value=str(request.count))
+        usage = await core.ledger.usage(identity_of(interaction))
+        limited = [a for a in (*usage.user, *usage.workspace) if a.remaining is not None]
+        if limited:
+            tightest = min(limited, key=lambda a: a.remaining or Decimal(0))
+            embed.add_field(name="Left", value=tightest.describe(), inline=False)
+            if tightest.remaining is not None and amount > tightest.remaining:
+                embed.add_field(name="Too much", value="This is more than is left.", inline=False)
+        try:
+            where = where_of(interaction, self._settings)
+            core.jobs.policy.check(ask.command, model, request.prompt, where)
+        except PolicyDenied as exc:
+            embed.add_field(name="Not allowed here", value=exc.message, inline=False)
+        threshold = core.settings.jobs.confirm_above_usd
+        if amount > threshold:
+            embed.add_field(
+                name="Confirmation",
+                value=f"Above {format_usd(threshold)}: you will be asked to confirm.",
+                inline=False,
+            )
+        embed.set_footer(text="An estimate only: nothing was run or charged.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def model_completer(self, command: str) -> Completer:
+        """Autocomplete for `model`: this command's kinds, only those allowed in this channel."""
+        kinds = COMMANDS[command][1]
+
+        async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+            try:
+                return self._model_choices(interaction, command, kinds, current)
+            except Exception:
+                log.exception("model autocomplete failed")
+                return []
+
+        return complete
+
+    def _model_choices(
+        self, interaction: discord.Interaction, command: str, kinds: tuple[str, ...], current: str
+    ) -> list[Choice[str]]:
+        core = self._core
+        where = where_of(interaction, self._settings)
+        models = core.jobs.policy.allowed_models(core.catalog.of_kind(*kinds), where)
+        needle = current.strip().lower()
+        default = core.settings.jobs.default_models.get(command)
+        found = [
+            m
+            for m in models
+            if needle in m.id or needle in m.name.lower() or any(needle in a for a in m.aliases)
+        ]
+        found.sort(key=lambda m: (m.id != default, not m.id.startswith(needle), m.name))
+        return [
+            Choice(name=shorten(f"{m.name} · {pricing.describe(m)}", 100), value=m.id)
+            for m in found[:MAX_CHOICES]
+        ]
+
+    def _request(self, ask: Ask) -> Request:
+        core = self._core
+        options = ask.given()
+        default = core.jobs.default_model(ask.command)
+        if "voice" in options:
+            model = core.catalog.get(str(options.get("model") or default))
+            if "voice" not in model.params and "voice_id" in model.params:
+                options["voice_id"] = options.pop("voice")
+        return build_request(
+            ask.command,
+            core.catalog,
+            prompt=ask.prompt,
+            options=options,
+            default_model=default,
+            media=ask.media,
+        )
+
+    # --- buttons --------------------------------------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str) -> None:
+        try:
+            if action in ("reroll", "vary"):
+                await self._rerun(interaction, job_id, "variations" if action == "vary" else action)
+            elif action == "cancel":
+                await self._cancel(interaction, job_id)
+            elif action == "confirm":
+                await self._confirm(interaction, job_id)
+            elif action == "request":
+                await self._show_request(interaction, job_id)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    async def _rerun(self, interaction: discord.Interaction, job_id: str, mode: str) -> None:
+        callback = await interaction.response.defer(thinking=True)
+        ref = channel_ref(interaction, message_id=callback.message_id if callback else None)
+        old = await self._core.jobs.job(job_id)
+        if old is not None and "output" in old.channel.extra:
+            ref = replace(ref, extra={**ref.extra, "output": old.channel.extra["output"]})
+        delivery = self._delivery_for(ref, interaction)
+        identity, where = identity_of(interaction), where_of(interaction, self._settings)
+
+        def invocation_of(request: Request) -> Invocation:
+            return Invocation(request, identity, ref, delivery, where)
+
+        await self._core.jobs.rerun(job_id, mode=mode, invocation_of=invocation_of)
+
+    async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        job = await self._core.jobs.job(job_id)
+        declining = job is not None and job.state == "awaiting_confirmation"
+        if not declining:  # cancelling at Runpod may take longer than Discord's 3 seconds
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await self._core.jobs.cancel(
+            job_id,
+            user=str(interaction.user.id),
+            is_admin=is_admin(interaction, self._settings),
+        )
+        if declining:  # the question becomes the answer
+            await interaction.response.edit_message(content=text, embeds=[], view=None)
+        else:
+            await interaction.followup.send(text, ephemeral=True)
+
+    async def _confirm(self, interaction: discord.Interaction, job_id: str) -> None:
+        await interaction.response.defer()  # the confirmation message becomes the job's message
+        message = interaction.message
+        ref = channel_ref(interaction, message_id=message.id if message else None)
+        job = await self._core.jobs.job(job_id)
+        if job is not None:  # keep the job's presentation choices (e.g. transcript output)
+            ref = replace(ref, extra={**job.channel.extra, **ref.extra})
+        await self._core.jobs.confirm(
+            job_id,
+            user=str(interaction.user.id),
+            roles=identity_of(interaction).roles,
+            delivery=self._delivery_for(ref, interaction),
+        )
+
+    async def _show_request(self, interaction: discord.Interaction, job_id: str) -> None:
+        text = await self._core.jobs.show_request(job_id)
+        chunks = split_message(code_block(text))
+        await interaction.response.send_message(chunks[0], ephemeral=True)
+        for chunk in chunks[1:]:
+            await interaction.followup.send(chunk, ephemeral=True)

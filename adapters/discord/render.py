@@ -1,0 +1,117 @@
+"""How results, progress and questions look in Discord: embeds and short lines of text.
+
+Pure functions from the core's values to discord.py objects; sending them is `delivery`'s job.
+User text (prompts, replies) only ever goes into embeds or into messages sent with mentions
+switched off, so it cannot ping anyone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+
+import discord
+
+from adapters.discord.text import shorten
+from bot.delivery import Confirmation, Failure, MediaFile, Progress, Result
+from bot.quota import format_usd
+
+COLOUR = discord.Colour(0x673AB7)
+ERROR_COLOUR = discord.Colour(0xC62828)
+PROMPT_CHARS = 1500
+CURSOR = " \N{LEFT HALF BLACK CIRCLE}"  # shown after streamed text while more is coming
+WHAT = {
+    "imagine": "image",
+    "edit": "edited image",
+    "video": "video",
+    "transcribe": "transcript",
+    "ask": "answer",
+    "speak": "audio",
+}
+
+
+def progress_line(update: Progress) -> str:
+    return f"\N{HOURGLASS WITH FLOWING SAND} {update.describe()}\n-# job `{update.job_id}`"
+
+
+def confirm_text(request: Confirmation) -> str:
+    return (
+        f"**{shorten(request.summary, 300)}** is estimated at **{format_usd(request.estimate)}**,"
+        f" above the {format_usd(request.threshold)} that needs your confirmation."
+        " Nothing is held or charged until you confirm.\n-# The offer lasts 15 minutes."
+    )
+
+
+def failure_text(failure: Failure) -> str:
+    if failure.charged > 0:
+        return f"{failure.message.rstrip()} Charged {format_usd(failure.charged)}."
+    message = failure.message.rstrip()
+    return message if "charged" in message.lower() else f"{message} Nothing was charged."
+
+
+def ready_line(user: str, command: str) -> str:
+    """The first line of a result posted as a channel message: it pings the requester only."""
+    return f"<@{user}> your {WHAT.get(command, 'result')} is ready."
+
+
+def result_embed(
+    result: Result,
+    *,
+    image: str | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    notes: Sequence[str] = (),
+    with_prompt: bool = True,
+) -> discord.Embed:
+    """Prompt, model, seed, size, time, cost and what is left; `image` an uploaded filename."""
+    parts = [shorten(result.prompt, PROMPT_CHARS)] if with_prompt and result.prompt else []
+    if links:
+        parts.append("\n".join(f"[{name}]({url})" for name, url in links))
+    embed = discord.Embed(colour=COLOUR, description=shorten("\n\n".join(parts), 4096) or None)
+    embed.set_author(name=result.model)
+    if result.seeds:
+        embed.add_field(name="Seed", value=", ".join(str(s) for s in result.seeds))
+    size = size_of(result.files, result.params)
+    if size:
+        embed.add_field(name="Size", value=size)
+    embed.add_field(name="Time", value=duration(result.elapsed_s))
+    embed.add_field(
+        name="Cost", value="free (cached)" if result.cached else format_usd(result.cost)
+    )
+    if result.remaining:
+        embed.add_field(name="Left", value=shorten(result.remaining, 1024), inline=False)
+    all_notes = [*result.notes, *notes]
+    if all_notes:
+        embed.add_field(name="Note", value=shorten("\n".join(all_notes), 1024), inline=False)
+    if image:
+        embed.set_image(url=f"attachment://{image}")
+    embed.set_footer(text=f"job {result.job_id}")
+    return embed
+
+
+def size_of(files: Sequence[MediaFile], params: object) -> str | None:
+    for file in files:
+        if file.width and file.height:
+            return f"{file.width}\N{MULTIPLICATION SIGN}{file.height}"
+    if isinstance(params, dict):
+        if "width" in params and "height" in params:
+            return f"{params['width']}\N{MULTIPLICATION SIGN}{params['height']}"
+        for key in ("size", "aspect_ratio", "resolution"):
+            if params.get(key):
+                return str(params[key]).replace("*", "\N{MULTIPLICATION SIGN}")
+    return None
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def error_embed(title: str, text: str) -> discord.Embed:
+    return discord.Embed(colour=ERROR_COLOUR, title=title, description=shorten(text, 4096))
+
+
+def usd(amount: Decimal | None) -> str:
+    return "no limit" if amount is None else format_usd(amount)
