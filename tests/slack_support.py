@@ -36,11 +36,6 @@ BOB = "U0BOB"
 BOSS = "U0BOSS"  # a workspace admin (users.info is_admin)
 
 
-def new_fake() -> FakeSlack:
-    fake = FakeSlack()
-    return fake
-
-
 def populate(fake: FakeSlack) -> None:
     fake.add_channel(CHANNEL, "imagine")
     fake.add_user(ALICE, "alice")

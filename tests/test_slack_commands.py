@@ -243,3 +243,22 @@ async def test_user_groups_and_configured_roles_pick_the_quota_tier(
         headlines = sorted(block_texts(card)[0] for card in bot.finished_cards())
         assert headlines == [f"🎨 <@{user}> asked for: a fox" for user in sorted((BOB, BOSS))]
         assert any("$4.97 left today" in block_texts(c)[1] for c in bot.finished_cards())
+
+
+async def test_a_failed_job_is_told_privately_and_the_card_says_nothing_was_charged(
+    bot: SlackBot,
+) -> None:
+    bot.runpod.next_job(
+        "black-forest-labs-flux-1-schnell", outcome="FAILED", error="worker said <!channel>"
+    )
+    await bot.command("/imagine", "a fox --size 256x256")
+    (told,) = await bot.wait(bot.ephemerals)
+    assert told.text == "The job failed: worker said &lt;!channel&gt;. Nothing was charged."
+    card = await bot.wait(
+        lambda: bot.cards() and "did not finish" in str(bot.cards()[0].blocks) and bot.cards()[0]
+    )
+    assert block_texts(card)[1] == "❌ This job did not finish. Nothing was charged."
+    assert button_ids(card) == {"job_reroll"}  # "Try again"
+    await bot.idle()
+    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    assert usage.user[0].spent == 0 and not bot.fake.uploads

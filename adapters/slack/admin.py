@@ -115,7 +115,7 @@ def _limits(words: list[str]) -> QuotaLimits:
         if flag.lower() not in PERIODS:
             raise InvalidRequest(f"Unknown limit {flag!r}; use --daily, --weekly or --monthly.")
         given[PERIODS[flag.lower()]] = None if value.lower() == "none" else _usd(value)
-    return QuotaLimits(**given)  # type: ignore[arg-type]
+    return QuotaLimits(**given)
 
 
 def _usd(text: str) -> Decimal:

@@ -16,13 +16,11 @@ from adapters.slack.info import MAX_REPLY
 from adapters.slack.launch import show_card
 from adapters.slack.reply import Audience
 from adapters.slack.text import code_block, escape
-from bot.errors import BotError, InvalidRequest
+from bot.errors import InvalidRequest
 from bot.jobs import Invocation
 from bot.requests import Request
 
 log = logging.getLogger(__name__)
-
-APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this click."
 
 
 class Buttons:
@@ -35,15 +33,8 @@ class Buttons:
         action_id, job_id = str(action.get("action_id")), str(action.get("value", ""))
         origin = origin_of(body)
         log.info("slack %s on job %s by %s", action_id, job_id, origin.user)
-        try:
-            reply = await self._dispatch(action_id, job_id, origin, body)
-        except BotError as exc:
-            reply = escape(exc.message)
-        except Exception:
-            log.exception("slack %s on job %s failed", action_id, job_id)
-            reply = APOLOGY
-        if reply:
-            await self._ctx.replies.ephemeral(_clicker(body, origin), reply)
+        work = self._dispatch(action_id, job_id, origin, body)
+        await self._ctx.replies.outcome(_clicker(body, origin), action_id, work)
 
     async def _dispatch(
         self, action_id: str, job_id: str, origin: Origin, body: dict[str, Any]

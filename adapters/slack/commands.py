@@ -1,8 +1,6 @@
 """One entry for every way of asking: `/imagine ...` and `@bot imagine ...` end up in `Commands.run`.
 
-This is also the one place where failures become replies: a `BotError`'s message is shown as it
-is (escaped), anything else is logged with its traceback and the user gets a short apology.
-All replies here are ephemeral.
+Failures become private replies in `Replies.outcome`.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from adapters.slack import admin, info
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.launch import start_job
 from adapters.slack.text import escape
-from bot.errors import BotError
 from bot.requests import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -23,7 +20,6 @@ log = logging.getLogger(__name__)
 JOB_COMMANDS = tuple(COMMANDS)  # imagine, edit, video, transcribe, ask, speak
 INFO_COMMANDS = ("cost", "models", "usage", "show", "quota", "help")
 SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS if name != "help")
-APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this request."
 
 
 class Commands:
@@ -40,15 +36,8 @@ class Commands:
         kind: str = "command",
     ) -> None:
         """Do one command for one user; never raises (errors become an ephemeral reply)."""
-        try:
-            reply = await self._dispatch(origin, name, text, files or [], kind)
-        except BotError as exc:
-            reply = escape(exc.message)
-        except Exception:
-            log.exception("slack /%s from %s failed", name, origin.user)
-            reply = APOLOGY
-        if reply:
-            await self._ctx.replies.ephemeral(origin.audience, reply)
+        work = self._dispatch(origin, name, text, files or [], kind)
+        await self._ctx.replies.outcome(origin.audience, f"/{name}", work)
 
     async def _dispatch(
         self,

@@ -96,7 +96,7 @@ class SlackDelivery:
         await self._remember(result.job_id, DELIVERED, channel, anchor)
 
     async def fail(self, failure: Failure) -> None:
-        await self._replies.ephemeral(self.audience, failure.message)
+        await self._replies.ephemeral(self.audience, escape(failure.message))
         try:
             await self.show(
                 failure.job_id, self._fallback("ended"), blocks.ended(self.title, failure)
@@ -105,7 +105,7 @@ class SlackDelivery:
             log.warning("job %s: could not mark the card as ended: %s", failure.job_id, exc)
 
     async def warn(self, job_id: str, message: str) -> None:
-        await self._replies.ephemeral(self.audience, f"⚠️ {message}")
+        await self._replies.ephemeral(self.audience, f"⚠️ {escape(message)}")
 
     # --- the anchor ---------------------------------------------------------------------
 

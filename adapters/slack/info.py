@@ -113,9 +113,9 @@ async def cost_text(ctx: SlackContext, text: str) -> str:
             f"{copies}{escape(model.name)} would cost about *{format_usd(jobs.estimate(request))}*"
             f" ({escape(pricing.describe(model))}). You are charged the actual cost when it is done."
         )
-    model = _model_named(ctx, word)
-    if model is not None:
-        return f"{escape(model.name)} (`{model.id}`): {escape(pricing.describe(model))}"
+    named = _model_named(ctx, word)
+    if named is not None:
+        return f"{escape(named.name)} (`{named.id}`): {escape(pricing.describe(named))}"
     raise InvalidRequest(
         "Say what to price, e.g. `/cost imagine a cat --model flux-dev --count 2`, or name a"
         " model: `/cost flux-dev`."

@@ -45,6 +45,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
 
     async def mention(body: dict[str, Any], retry: str | None) -> None:
         event = body["event"]
+        if not event.get("user"):
+            return  # another app's post; only people start jobs
         keys = (
             f"event:{body.get('event_id')}",
             f"mention:{event.get('channel')}:{event.get('ts')}",

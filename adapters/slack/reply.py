@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack.text import escape
+from bot.errors import BotError
+
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL_S = 29 * 60  # Slack's is 30 minutes; a minute of margin
+APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this request."
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,22 @@ class Audience:
 class Replies:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+
+    async def outcome(self, to: Audience, what: str, work: Awaitable[str | None]) -> None:
+        """Run one request's work and tell `to` how it went; the one place errors become replies.
+
+        A `BotError`'s message is shown as it is (escaped: it may quote user text); anything
+        else is a bug, logged with its traceback, and the user gets a short apology.
+        """
+        try:
+            reply = await work
+        except BotError as exc:
+            reply = escape(exc.message)
+        except Exception:
+            log.exception("slack %s from %s failed", what, to.user)
+            reply = APOLOGY
+        if reply:
+            await self.ephemeral(to, reply)
 
     async def ephemeral(
         self, to: Audience, text: str, blocks: Sequence[dict[str, Any]] | None = None
