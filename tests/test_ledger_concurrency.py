@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.db import Database
 from bot.ledger import Identity, QuotaExceeded, SqliteLedger
 from bot.periods import Period
@@ -108,3 +110,37 @@ async def test_concurrent_settles_and_releases_are_applied_once(tmp_path: Path) 
         day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
         settled = sum(Decimal(charged) for state, charged in rows if state == "settled")
         assert day.spent == settled / 10**10 and day.held == 0
+
+
+async def test_the_same_job_id_held_concurrently_holds_once(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "c.db", quotas(daily_usd="1")) as ledger:
+        holds = await asyncio.gather(
+            *(ledger.hold("same", ALICE, usd("0.30"), model="m") for _ in range(20))
+        )
+        assert len(set(holds)) == 1
+        day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
+        assert day.held == usd("0.30")
+
+
+async def test_holds_wait_for_an_open_transaction_to_commit(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "c.db", quotas(daily_usd="1")) as ledger:
+        db = ledger._db
+        inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def engine() -> None:
+            async with db.transaction() as tx:
+                await ledger.hold("engine", ALICE, usd("0.80"), model="m", tx=tx)
+                inside.set()
+                await release.wait()
+
+        task = asyncio.create_task(engine())
+        await inside.wait()
+        waiting = asyncio.create_task(ledger.hold("other", ALICE, usd("0.30"), model="m"))
+        while not db._pending:  # until it is queued behind the open transaction
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        release.set()
+        await task
+        with pytest.raises(QuotaExceeded):  # it saw the committed 0.80
+            await waiting
