@@ -199,6 +199,23 @@ async def test_ask_streams_the_reply_into_the_message_then_finishes_it(
     assert "Cost" in fields(done) and done.allowed_mentions == {"parse": []}
 
 
+async def test_a_long_streamed_reply_grows_into_a_second_message(
+    bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
+) -> None:
+    endpoint = runpod_fake.endpoints["qwen3-32b-awq"]
+    endpoint.execution_time, endpoint.stream_chunks, endpoint.reply_tokens = 1.0, 6, 500
+    sent = await fake.slash_command("ask", {"prompt": "tell me everything about foxes"})
+    last = await result_of(sent)
+    first, second = sorted(sent.messages, key=lambda m: m.id)
+
+    (job,) = jobs_of(runpod_fake, "qwen3-32b-awq")
+    answer = job.result[0]["choices"][0]["tokens"][0]
+    assert second is last and first.content and not first.buttons
+    assert "".join((first.content + " " + second.content).split()) == "".join(answer.split())
+    assert any(v.content.endswith(CURSOR) for v in fake.versions(second.id))  # streamed too
+    assert not any(m.content.endswith(CURSOR) for m in (first, second))
+
+
 async def test_a_long_reply_is_split_without_breaking_code_fences(
     bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
 ) -> None:
