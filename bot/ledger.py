@@ -7,7 +7,9 @@ Admission is one `BEGIN IMMEDIATE` transaction that reads, for every applicable 
 period, `available = limit - charged_in_period - active_holds` and inserts the hold only if the
 amount fits all of them. The write lock is taken before the read, so no other writer, in this
 process or another, can slip a hold in between. Every operation is keyed by job id and can be
-repeated: a second hold returns the first, a second settle or release changes nothing.
+repeated: a second hold returns the first, a second settle or release changes nothing. A settle
+after a release (the sweeper gave up on a job that then finished) still records what Runpod
+billed.
 
 Each operation runs as one function on the database's writer thread (`Database.run`), in its
 own transaction or, with `tx=`, in the caller's (the job engine settles in the transaction that

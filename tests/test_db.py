@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -160,15 +161,15 @@ async def test_concurrent_calls_share_a_commit_but_fail_alone(tmp_path: Path) ->
                 raise ValueError(x)  # undoes its own insert only
             return x
 
-        calls = [db.run(lambda raw, x=x: insert(x, raw)) for x in range(1, 31)]
+        calls = [db.run(partial(insert, x)) for x in range(1, 31)]
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         assert [o for o in outcomes if isinstance(o, ValueError)] == outcomes[2::3]
         rows = [r[0] for r in await db.fetchall("SELECT x FROM t ORDER BY x")]
         assert rows == [x for x in range(1, 31) if x % 3]
         # Each call sees the ones queued before it: a duplicate key fails only the second.
         first, second = await asyncio.gather(
-            db.run(lambda raw: insert(100, raw)),
-            db.run(lambda raw: insert(100, raw)),
+            db.run(partial(insert, 100)),
+            db.run(partial(insert, 100)),
             return_exceptions=True,
         )
         assert first == 100 and isinstance(second, sqlite3.IntegrityError)

@@ -13,6 +13,7 @@ from bot.config import QuotaLimits
 from bot.db import Database
 from bot.errors import InvalidRequest
 from bot.ledger import (
+    Allowance,
     HoldState,
     Identity,
     QuotaExceeded,
@@ -23,9 +24,11 @@ from bot.periods import Period
 from bot.quota import Scope, to_units
 from tests.ledger_support import ALICE, BOB, CAROL, Clock, open_ledger, quotas, usd
 
+ZERO = Decimal(0)
 
-def allowance(usage_list: list, period: Period):  # type: ignore[no-untyped-def]
-    return next(a for a in usage_list if a.period is period)
+
+def allowance(allowances: list[Allowance], period: Period) -> Allowance:
+    return next(a for a in allowances if a.period is period)
 
 
 async def test_hold_within_limit_and_refusal_names_the_limit(tmp_path: Path) -> None:
@@ -85,11 +88,11 @@ async def test_settle_charges_the_cost_and_frees_the_rest(tmp_path: Path) -> Non
         assert (settlement.charged, settlement.held, settlement.overage) == (
             usd("0.20"),
             usd("0.50"),
-            0,
+            Decimal(0),
         )
         assert settlement.summary() == "$0.80 left today"
         day = allowance((await ledger.usage(ALICE)).user, Period.DAY)
-        assert (day.spent, day.held, day.remaining) == (usd("0.20"), 0, usd("0.80"))
+        assert (day.spent, day.held, day.remaining) == (usd("0.20"), ZERO, usd("0.80"))
 
 
 async def test_settle_is_idempotent_and_warns_once(tmp_path: Path) -> None:
@@ -127,7 +130,7 @@ async def test_release_is_idempotent_and_charges_nothing(tmp_path: Path) -> None
         assert await ledger.release("j1", reason="failed") is False
         assert await ledger.release("never-held", reason="x") is False
         day = allowance((await ledger.usage(ALICE)).user, Period.DAY)
-        assert (day.spent, day.held) == (0, 0)
+        assert (day.spent, day.held) == (ZERO, ZERO)
         await ledger.hold("j2", ALICE, usd("0.40"), model="m")
         await ledger.settle("j2", usd("0.40"))
         assert await ledger.release("j2", reason="late") is False
@@ -141,7 +144,7 @@ async def test_settle_after_release_still_records_what_runpod_billed(tmp_path: P
         settlement = await ledger.settle("j1", usd("0.25"))
         assert settlement.charged == usd("0.25")
         day = allowance((await ledger.usage(ALICE)).user, Period.DAY)
-        assert (day.spent, day.held) == (usd("0.25"), 0)
+        assert (day.spent, day.held) == (usd("0.25"), ZERO)
 
 
 async def test_amounts_finer_than_1e10_round_up(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -105,12 +106,13 @@ def test_quota_commands_change_what_members_may_spend(
     assert main(["--config", str(config), "quota", "grant", key, "0.50", "--reason", "prize"]) == 0
     assert main(["--config", str(config), "quota", "unlimited", ALICE.pool_key, "on"]) == 0
 
-    async def limits() -> dict[Period, object]:
+    async def limits() -> dict[Period | str, Decimal | None]:
         async with open_ledger(
             tmp_path / "bot.db", quotas(daily_usd="1", monthly_usd="10")
         ) as ledger:
             usage = await ledger.usage(ALICE)
-            return {a.period: a.limit for a in usage.user} | {"pool": usage.workspace[2].limit}
+            found: dict[Period | str, Decimal | None] = {a.period: a.limit for a in usage.user}
+            return found | {"pool": usage.workspace[2].limit}
 
     assert asyncio.run(limits()) == {
         Period.DAY: usd("3.00"),

@@ -37,7 +37,7 @@ async def test_200_concurrent_holds_fit_exactly_n(tmp_path: Path) -> None:
         ok, refused = await _hold_all(ledger, [(f"j{i}", ALICE) for i in range(200)])
         assert (ok, refused) == (37, 163)
         day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
-        assert (day.held, day.remaining) == (usd("0.37"), 0)
+        assert (day.held, day.remaining) == (usd("0.37"), Decimal(0))
 
 
 async def test_concurrent_holds_of_many_members_fit_the_pool_exactly(tmp_path: Path) -> None:
@@ -102,9 +102,9 @@ async def test_concurrent_settles_and_releases_are_applied_once(tmp_path: Path) 
     async with open_ledger(tmp_path / "c.db", quotas(daily_usd="1")) as ledger:
         for i in range(10):
             await ledger.hold(f"j{i}", ALICE, usd("0.05"), model="m")
-        calls = [ledger.settle(f"j{i}", usd("0.03")) for i in range(10) for _ in range(5)]
-        calls += [ledger.release(f"j{i}", reason="race") for i in range(10) for _ in range(5)]
-        await asyncio.gather(*calls)
+        settles = [ledger.settle(f"j{i}", usd("0.03")) for i in range(10) for _ in range(5)]
+        releases = [ledger.release(f"j{i}", reason="race") for i in range(10) for _ in range(5)]
+        await asyncio.gather(*settles, *releases)
         rows = await ledger._db.fetchall("SELECT state, charged FROM holds")
         assert all(state in ("settled", "released") for state, _ in rows)
         day = next(a for a in (await ledger.usage(ALICE)).user if a.period is Period.DAY)
@@ -134,12 +134,19 @@ async def test_holds_wait_for_an_open_transaction_to_commit(tmp_path: Path) -> N
                 inside.set()
                 await release.wait()
 
+        queued = asyncio.Event()
+        run = db.run
+
+        async def noting_run(fn: Any, *, tx: Any = None) -> Any:
+            queued.set()  # the call queues before it first suspends
+            return await run(fn, tx=tx)
+
         task = asyncio.create_task(engine())
         await inside.wait()
+        db.run = noting_run  # type: ignore[method-assign]
         waiting = asyncio.create_task(ledger.hold("other", ALICE, usd("0.30"), model="m"))
-        while not db._pending:  # until it is queued behind the open transaction
-            await asyncio.sleep(0)
-        assert not waiting.done()
+        await queued.wait()
+        assert db._pending and not waiting.done()
         release.set()
         await task
         with pytest.raises(QuotaExceeded):  # it saw the committed 0.80

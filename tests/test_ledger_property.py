@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, event, settings
@@ -27,6 +29,7 @@ from bot.periods import Period
 from bot.quota import to_units
 from tests.ledger_support import Clock, quotas
 
+T = TypeVar("T")
 ZONE = ZoneInfo("Europe/Berlin")
 USERS = [Identity("discord", "g1", name) for name in ("alice", "bob", "carol")]
 POOL = USERS[0].pool_key
@@ -79,7 +82,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.overrides: dict[str, dict[Period, int | None]] = {}
         self.created: dict[str, datetime] = {}
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
@@ -255,7 +258,7 @@ class LedgerMachine(RuleBasedStateMachine):
         buckets = self.run(
             self.db.fetchone("SELECT SUM(charged) FROM daily_spend WHERE scope_key = ?", (POOL,))
         )
-        assert (buckets[0] or 0) == settled
+        assert buckets is not None and (buckets[0] or 0) == settled
 
 
 LedgerMachine.TestCase.settings = settings(
