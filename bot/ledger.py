@@ -90,6 +90,18 @@ Tx = aiosqlite.Connection
 RECENT_JOBS = 10
 
 
+class _Usd:
+    """An amount formatted only if the log line is emitted."""
+
+    __slots__ = ("amount",)
+
+    def __init__(self, amount: Decimal) -> None:
+        self.amount = amount
+
+    def __str__(self) -> str:
+        return format_usd(self.amount)
+
+
 class SqliteLedger:
     """The `Ledger` the job engine uses; see the module docstring for the guarantees."""
 
@@ -117,9 +129,7 @@ class SqliteLedger:
             partial(self._hold, job_id, identity, units, model, self._now()), tx
         )
         if created:
-            log.info(
-                "hold %s: %s for %s (%s)", job_id, format_usd(amount), identity.user_key, model
-            )
+            log.info("hold %s: %s for %s (%s)", job_id, _Usd(amount), identity.user_key, model)
         else:
             log.info("hold %s: already %s", job_id, hold.state)
         return hold
@@ -129,7 +139,7 @@ class SqliteLedger:
         units = amount_units(cost, "cost")
         result, previous = await self._write(partial(self._settle, job_id, units, self._now()), tx)
         if previous is HoldState.SETTLED:
-            log.info("settle %s: already settled at %s", job_id, format_usd(result.charged))
+            log.info("settle %s: already settled at %s", job_id, _Usd(result.charged))
         else:
             level = (
                 logging.WARNING
@@ -140,9 +150,9 @@ class SqliteLedger:
                 level,
                 "settle %s: charged %s, held %s, overage %s%s",
                 job_id,
-                format_usd(result.charged),
-                format_usd(result.held),
-                format_usd(result.overage),
+                _Usd(result.charged),
+                _Usd(result.held),
+                _Usd(result.overage),
                 " (after its hold was released)" if previous is HoldState.RELEASED else "",
             )
         return result
@@ -203,9 +213,7 @@ class SqliteLedger:
         grant = await self._write(
             partial(store.grant, scope_key, units, reason, by, grant_key, self._now()), None
         )
-        log.info(
-            "grant %d: %s to %s by %s (%s)", grant.id, format_usd(amount), scope_key, by, reason
-        )
+        log.info("grant %d: %s to %s by %s (%s)", grant.id, _Usd(amount), scope_key, by, reason)
         return grant
 
     async def reset(self, scope_key: str, *, by: str = "admin") -> bool:
