@@ -386,7 +386,11 @@ class Database:
                     )
             except BaseException as exc:
                 for _, future in batch:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
                         future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
