@@ -5,12 +5,13 @@ finer than that rounds up, as Runpod's billing does (see `bot.quota.to_units`).
 
 Admission is one `BEGIN IMMEDIATE` transaction that reads, for every applicable scope and
 period, `available = limit - charged_in_period - active_holds` and inserts the hold only if the
-amount fits all of them. A charge counts in the day, week and month in which it was settled;
-an active hold counts against every period until it ends. The write lock is taken before the read, so no other writer, in this
-process or another, can slip a hold in between. Every operation is keyed by job id and can be
-repeated: a second hold returns the first, a second settle or release changes nothing. A settle
-after a release (the sweeper gave up on a job that then finished) still records what Runpod
-billed.
+amount fits all of them. The write lock is taken before the read, so no other writer, in this
+process or another, can slip a hold in between. A charge counts in the day, week and month in
+which it was settled; an active hold counts against every period until it ends.
+
+Every operation is keyed by job id and can be repeated: a second hold returns the first, a
+second settle or release changes nothing. A settle after a release (the sweeper gave up on a job
+that then finished) still records what Runpod billed.
 
 Each operation runs as one function on the database's writer thread (`Database.run`), in its
 own transaction or, with `tx=`, in the caller's (the job engine settles in the transaction that
