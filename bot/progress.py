@@ -1,7 +1,10 @@
 """Progress updates at most once per interval per job: chat platforms rate-limit message edits.
 
-The newest update always wins: one that arrives inside the interval is held and sent when the
-interval is over, replacing any older held one, so the last word a user sees is current.
+Updates are sent by a background sender so a slow or rate-limited platform never holds up the
+job itself. The newest update always wins: one that arrives while another is waiting or being
+sent replaces any older unsent one, so the last word a user sees is current. `close()` drops
+what is unsent and waits for an edit already in flight, so no progress edit can land after the
+job's final message.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from bot.delivery import Progress
 
 log = logging.getLogger(__name__)
 
+CLOSE_WAIT_S = 10.0
+
 
 class ProgressThrottle:
     def __init__(self, send: Callable[[Progress], Awaitable[None]], *, interval_s: float) -> None:
@@ -23,37 +28,41 @@ class ProgressThrottle:
         self._interval = interval_s
         self._last_sent = float("-inf")
         self._pending: Progress | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._sending = False
 
     async def push(self, update: Progress) -> None:
-        wait = self._last_sent + self._interval - time.monotonic()
-        if wait <= 0 and self._timer is None:
-            await self._deliver(update)
-            return
         self._pending = update
-        if self._timer is None:
-            self._timer = asyncio.create_task(self._flush_after(max(wait, 0.0)))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._drain(), name=f"progress-{update.job_id}")
 
     async def close(self) -> None:
-        """Drop anything held: the job has ended and its final message supersedes progress."""
+        """Drop anything unsent: the job has ended and its final message supersedes progress."""
         self._pending = None
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        sender, self._sender = self._sender, None
+        if sender is None or sender.done():
+            return
+        if self._sending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sender), CLOSE_WAIT_S)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
-    async def _flush_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        update, self._pending = self._pending, None
-        self._timer = None
-        if update is not None:
-            await self._deliver(update)
-
-    async def _deliver(self, update: Progress) -> None:
-        self._last_sent = time.monotonic()
-        try:
-            await self._send(update)
-        except Exception:
-            # A progress edit that fails (rate limit, expired token) must not fail the job.
-            log.warning("job %s: progress update failed", update.job_id, exc_info=True)
+    async def _drain(self) -> None:
+        while self._pending is not None:
+            wait = self._last_sent + self._interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            update, self._pending = self._pending, None
+            if update is None:
+                return
+            self._last_sent = time.monotonic()
+            self._sending = True
+            try:
+                await self._send(update)
+            except Exception:
+                # A progress edit that fails (rate limit, expired token) must not fail the job.
+                log.warning("job %s: progress update failed", update.job_id, exc_info=True)
+            finally:
+                self._sending = False
