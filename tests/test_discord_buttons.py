@@ -61,10 +61,11 @@ async def test_reroll_and_show_request_work_after_a_restart(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:
     settings = discord_settings(tmp_path, runpod_fake, fake)
-    async with running_bot(settings):
+    async with running_bot(settings) as bot:
         first = await result_of(
             await fake.slash_command("imagine", {"prompt": "a fox", "seed": 7, "size": "256x256"})
         )
+        await bot.core.jobs.wait_idle(10)
     job = job_id_of(first)
 
     async with running_bot(settings):  # a new process: new client, new core, the same database

@@ -150,6 +150,24 @@ async def test_a_job_resumed_after_a_restart_is_delivered_once_in_the_channel(
     assert (spent, held) == (job.cost, 0) and runpod_fake.count("run") == 1
 
 
+async def test_a_result_shown_just_before_a_crash_is_not_posted_again(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    settings = discord_settings(tmp_path, runpod_fake, fake)
+    async with running_bot(settings) as bot:
+        shown = await result_of(await fake.slash_command("imagine", {"prompt": "a fox"}))
+        await bot.core.jobs.wait_idle(10)
+        async with bot.core.db.transaction() as tx:  # as if it crashed before recording delivery
+            await tx.execute("UPDATE jobs SET state = 'completed', notified = 0")
+    async with running_bot(settings) as bot:
+        await bot.core.jobs.wait_idle(10)
+        job = await bot.core.jobs.job(job_id_of(shown))
+
+    assert job is not None and job.state == "delivered"
+    assert [m.id for m in fake.messages.values()] == [shown.id]
+    assert fake.messages[shown.id].buttons == shown.buttons  # untouched
+
+
 async def test_a_repeated_delivery_after_a_crash_posts_one_message(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:

@@ -179,6 +179,11 @@ class DiscordDelivery:
     async def _post(self, messages: list[Outgoing], result: Result) -> None:
         if await self._with_token(lambda i: self._post_with_token(i, messages)):
             return
+        if await self._shown_in_original(result.job_id):
+            log.info(
+                "job %s: the result is already in its message; not posting again", result.job_id
+            )
+            return
         await self._send_to_channel(
             messages,
             nonce=result.job_id,
@@ -286,6 +291,18 @@ class DiscordDelivery:
                 nonce=nonce if index == 0 else f"{nonce}.{index}",
             )
             await self._guard_size(send() if message.view is None else send(view=message.view))
+
+    async def _shown_in_original(self, job_id: str) -> bool:
+        """Whether the job's first message already carries its result: delivered through the
+        interaction just before a crash, so re-delivery must not post it a second time."""
+        if self._ref.message is None:
+            return False
+        try:
+            message = await self._channel().fetch_message(int(self._ref.message))
+        except discord.HTTPException:
+            return False
+        footers = {embed.footer.text for embed in message.embeds}
+        return f"job {job_id}" in footers
 
     async def _edit_original_in_channel(self, **changes: Any) -> None:
         """Best effort: tidy the job's first message with the bot token once the token is gone."""
