@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 
 from bot.catalog import Catalog, load_catalog
-from bot.config import Settings
+from bot.config import JobSettings, Settings
 from bot.db import Database
 from bot.errors import BotError, ConfigError
 from bot.jobs import JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.outputs import Downloader
+from bot.requests import MAX_COUNT
 from bot.runpod import RunpodClient
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,19 @@ class Core:
     http: httpx.AsyncClient
 
 
+def http_limits(jobs: JobSettings) -> httpx.Limits:
+    """A connection for every job copy the engine may be long-polling, plus room for the rest.
+
+    Each running copy holds one connection for its long poll. Requests beyond the pool's size
+    queue inside httpcore, which rescans the queue against every connection on each request
+    (CPU quadratic in the queue) and makes a new job's /run wait behind long polls until it
+    times out. Keep-alive stays small: httpcore's idle check costs idle x connections.
+    """
+    return httpx.Limits(
+        max_connections=max(200, jobs.max_global * MAX_COUNT + 100), max_keepalive_connections=50
+    )
+
+
 @asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
@@ -57,7 +71,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     catalog = load_catalog(settings.models)
     async with httpx.AsyncClient(
         timeout=settings.runpod.request_timeout_s,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits=http_limits(settings.jobs),
         headers={"User-Agent": "runpod-community-bot"},
         follow_redirects=True,
         trust_env=False,
