@@ -118,9 +118,19 @@ class FakeProcess:
         queue_s: float | None = None,
         exec_s: float | None = None,
         status_sync: bool = True,
+        pad_bytes: int = 0,
     ) -> None:
-        """An image endpoint; times None mean "read them from the prompt" (`timed_prompt`)."""
-        body = {"id": endpoint_id, "queue_s": queue_s, "exec_s": exec_s, "status_sync": status_sync}
+        """An image endpoint; times None mean "read them from the prompt" (`timed_prompt`).
+
+        `pad_bytes` inflates each served PNG (a skippable chunk) to the size of a real image.
+        """
+        body = {
+            "id": endpoint_id,
+            "queue_s": queue_s,
+            "exec_s": exec_s,
+            "status_sync": status_sync,
+            "pad_bytes": pad_bytes,
+        }
         (await self._http.post(f"{self._control}/endpoint", json=body)).raise_for_status()
 
     async def jobs(self) -> dict[str, ServerJob]:
@@ -176,7 +186,12 @@ async def _serve() -> None:
         queue = _from_prompt(1) if body["queue_s"] is None else float(body["queue_s"])
         run = _from_prompt(2) if body["exec_s"] is None else float(body["exec_s"])
         fake.endpoint(
-            body["id"], kind="image", queue_delay=queue, execution_time=run, cost=_schnell_cost
+            body["id"],
+            kind="image",
+            queue_delay=queue,
+            execution_time=run,
+            cost=_schnell_cost,
+            pad_bytes=int(body["pad_bytes"]),
         )
         if not body["status_sync"]:
             fake.no_status_sync.add(body["id"])
