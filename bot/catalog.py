@@ -10,6 +10,7 @@ parameter and what it allows.
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -27,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.errors import ConfigError, InvalidRequest, UnknownModel
+from bot.errors import ConfigError, InvalidRequest, UnknownModel, clip, shown
 
 Kind = Literal["image", "image_edit", "video", "text", "speech", "transcription"]
 ParamType = Literal[
@@ -195,8 +196,9 @@ class Model(_Strict):
         params = _flatten(params, self.params)
         unknown = sorted(set(params) - set(self.params))
         if unknown:
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise InvalidRequest(
-                f"{self.id} has no parameter {', '.join(map(repr, unknown))}; "
+                f"{self.id} has no parameter {', '.join(map(shown, unknown[:5]))}{more}; "
                 f"it takes: {', '.join(self.params)}"
             )
         try:
@@ -236,7 +238,10 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-_URL = r"^https?://\S+$"
+# An http(s) URL with a host and no user name or password: whatever is in a URL the user gives
+# is sent to Runpod, stored with the job and shown with the result, so credentials are refused.
+_URL = r"^https?://[^/?#@\s:][^/?#@\s]*(?:[/?#]\S*)?$"
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
 _PY_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -282,6 +287,8 @@ def _field(name: str, spec: ParamSpec) -> tuple[Any, Any]:
         constraints["max_length"] = spec.max_length
     if spec.type == "url":
         constraints["pattern"] = _URL
+    if spec.type == "number":
+        constraints["allow_inf_nan"] = False  # NaN is not JSON: Runpod would refuse the body
     default = ... if spec.required else spec.default
     if not spec.required and spec.default is None:
         annotation = annotation | None
@@ -309,6 +316,8 @@ def _explain(model: Model, exc: ValidationError) -> str:
         spec = model.params.get(name)
         if err["type"] == "missing" and len(err["loc"]) == 1:
             problems.append(f"{name} is required")
+        elif spec and spec.type in ("url", "url_list") and _USERINFO.search(str(err["input"])):
+            problems.append(f"{name} must be a URL without credentials (they would go to Runpod)")
         elif spec is not None:
             problems.append(f"{name} must be {spec.allowed()} (got {_shown(err.get('input'))})")
         else:
@@ -317,8 +326,7 @@ def _explain(model: Model, exc: ValidationError) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return clip(_USERINFO.sub("***@", repr(value)))
 
 
 class Catalog:
@@ -341,7 +349,7 @@ class Catalog:
         model = self._names.get(name.strip().lower())
         if model is None:
             raise UnknownModel(
-                f"unknown model {name!r}; try one of: {', '.join(sorted(self._models))}"
+                f"unknown model {shown(name)}; try one of: {', '.join(sorted(self._models))}"
             )
         return model
 

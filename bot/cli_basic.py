@@ -9,7 +9,7 @@ from typing import Any
 from bot import pricing
 from bot.catalog import KIND_LABELS, Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
-from bot.errors import ConfigError, InvalidRequest
+from bot.errors import ConfigError, InvalidRequest, shown
 
 EXIT_INVALID = 2
 
@@ -121,7 +121,7 @@ def parse_key_values(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InvalidRequest(f"expected key=value, got {item!r}")
+            raise InvalidRequest(f"expected key=value, got {shown(item)}")
         params[key.strip()] = _typed(value.strip())
     return params
 

@@ -32,3 +32,13 @@ class UnknownModel(InvalidRequest):
 
 class PolicyDenied(BotError):
     """This user, channel or prompt may not run this; nothing was charged."""
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """User input echoed in a message, cut short: a refusal must fit in one chat message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """`repr(value)`, clipped."""
+    return clip(repr(value), limit)

@@ -163,6 +163,8 @@ class Downloader:
 
     async def fetch(self, url: str, *, kind: str, name: str) -> MediaFile:
         expected = MEDIA_KINDS.get(kind, "")
+        if not _is_http(url):
+            raise OutputError("the result's address is not a valid http(s) URL")
         for attempt in range(self._attempts):
             try:
                 async with asyncio.timeout(self._timeout_s):
@@ -208,6 +210,14 @@ class Downloader:
 
 class _Transient(Exception):
     pass
+
+
+def _is_http(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
 def _reason(exc: BaseException) -> str:

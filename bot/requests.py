@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from bot.catalog import Catalog, Model
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, clip, shown
 
 MAX_COUNT = 4
 MAX_PROMPT_CHARS = 10_000
@@ -160,7 +160,7 @@ def split_options(text: str) -> tuple[str, dict[str, str]]:
         name = word[2:].lower()
         name = _ALIASES.get(name, name)
         if name in options:
-            raise InvalidRequest(f"--{name} is given twice; give it once")
+            raise InvalidRequest(f"--{clip(name)} is given twice; give it once")
         i += 1
         value: list[str] = []
         while i < len(words) and not _is_option(words[i]):
@@ -169,7 +169,7 @@ def split_options(text: str) -> tuple[str, dict[str, str]]:
             if name not in _MULTIWORD:
                 break
         if not value:
-            raise InvalidRequest(f"--{name} needs a value, e.g. {_example(name)}")
+            raise InvalidRequest(f"--{clip(name)} needs a value, e.g. {_example(name)}")
         options[name] = " ".join(value)
     return " ".join(prompt), options
 
@@ -189,7 +189,7 @@ def build_request(
 ) -> Request:
     """Typed options (Discord) or parsed ones (text) -> a validated request."""
     if command not in COMMANDS:
-        raise InvalidRequest(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+        raise InvalidRequest(f"unknown command {shown(command)}; commands: {', '.join(COMMANDS)}")
     request_type, kinds = COMMANDS[command]
     options = {_ALIASES.get(k, k).replace("-", "_"): v for k, v in options.items()}
     model = catalog.get(str(options.pop("model", None) or default_model))
@@ -238,7 +238,7 @@ def _model_params(
         name = _param_name(model, option)
         if name is None:
             raise InvalidRequest(
-                f"unknown option --{option} for {model.id}. Options: "
+                f"unknown option --{clip(option)} for {model.id}. Options: "
                 + ", ".join(OPTION_HELP)
                 + f"; or any {model.id} parameter: "
                 + ", ".join(f"--{p.rsplit('.', 1)[-1]}" for p in model.params if p != "prompt")
@@ -290,7 +290,7 @@ def _typed(value: Any, kind: str) -> Any:
 def _ratio(text: str) -> float:
     match = re.fullmatch(r"\s*(\d{1,4})\s*[:/x]\s*(\d{1,4})\s*", text)
     if not match or int(match[1]) == 0 or int(match[2]) == 0:
-        raise InvalidRequest(f"--ar must look like 16:9 (got {text!r})")
+        raise InvalidRequest(f"--ar must look like 16:9 (got {shown(text)})")
     ratio = int(match[1]) / int(match[2])
     if not 0.2 <= ratio <= 5:
         raise InvalidRequest(f"--ar {text} is too extreme; use a ratio between 1:5 and 5:1")
@@ -312,7 +312,7 @@ def _aspect_ratio(model: Model, text: str) -> dict[str, Any]:
     if "size" in model.params and model.params["size"].choices:
         best = min(model.params["size"].choices, key=lambda c: abs(_size_ratio(str(c)) - ratio))
         return {"size": best}
-    raise InvalidRequest(f"{model.name} has no aspect ratio setting")
+    raise InvalidRequest(f"{model.name} has no aspect ratio setting; remove --ar")
 
 
 def _snap(value: float, step: int, low: int, high: int) -> int:
@@ -331,17 +331,17 @@ def _is_wxh(value: Any) -> bool:
 def _size(model: Model, text: str) -> dict[str, Any]:
     match = re.fullmatch(r"\s*(\d{1,5})\s*[x*X]\s*(\d{1,5})\s*", text)
     if not match:
-        raise InvalidRequest(f"--size must look like 1024x768 (got {text!r})")
+        raise InvalidRequest(f"--size must look like 1024x768 (got {shown(text)})")
     width, height = int(match[1]), int(match[2])
     if "width" in model.params and "height" in model.params:
         return {"width": width, "height": height}
     if "size" in model.params:
         return {"size": f"{width}*{height}"}
-    raise InvalidRequest(f"{model.name} has no size setting")
+    raise InvalidRequest(f"{model.name} has no size setting; remove --size")
 
 
 def _example(name: str) -> str:
     for form in OPTION_HELP:
         if form.split()[0] == f"--{name}":
             return form
-    return f"--{name} VALUE"
+    return f"--{clip(name)} VALUE"
