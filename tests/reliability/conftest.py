@@ -7,10 +7,19 @@ default `reliability-ci` profile runs 200 per test. The profiles are applied per
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# On a failure hypothesis imports libcst (to suggest a patch), which trips a DeprecationWarning
+# from mypy_extensions; with warnings as errors that turns the failure report into an
+# INTERNALERROR. Importing it here once, quietly, keeps failures readable.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import hypothesis.extra._patching  # noqa: F401
 
 settings.register_profile(
     "reliability-ci",
