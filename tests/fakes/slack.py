@@ -343,7 +343,7 @@ class FakeSlack:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 5.0,  # noqa: ASYNC109 (a per-call deadline keeps tests readable)
+        timeout: float = 5.0,
     ) -> T:
         """Wait until ``predicate()`` is truthy and return its value.
 
@@ -402,7 +402,7 @@ class FakeSlack:
         *,
         retry_attempt: int = 0,
         retry_reason: str = "",
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> str:
         """Deliver an envelope (``events_api``, ``slash_commands`` or ``interactive``) to the
         newest connection, waiting up to ``timeout`` for one; returns the ``envelope_id``."""
@@ -422,7 +422,7 @@ class FakeSlack:
     async def wait_for_ack(
         self,
         envelope_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> SocketAck:
         def find() -> SocketAck | None:
             return next((a for a in self.socket_acks if a.envelope_id == envelope_id), None)
