@@ -58,9 +58,8 @@ def test_the_leak_check_finds_a_whole_or_partial_secret() -> None:
 def every_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """DEBUG on every logger, including those set quieter elsewhere (httpx by the CLI)."""
     caplog.set_level(logging.DEBUG)
-    for name in ["httpx", "httpcore", "aiohttp", "asyncio", "aiosqlite", "bot", "tests"] + list(
-        logging.root.manager.loggerDict
-    ):
+    known = ("httpx", "httpcore", "aiohttp", "asyncio", "aiosqlite", "bot", "tests")
+    for name in (*known, *logging.root.manager.loggerDict):
         caplog.set_level(logging.DEBUG, logger=name)
     yield caplog
 
@@ -129,7 +128,12 @@ def test_settings_never_print_a_secret(
     assert settings.runpod.api_key is not None
     assert settings.runpod.api_key.get_secret_value() == SECRETS["RUNPOD_API_KEY"]
     assert set(settings.enabled_adapters()) == {"discord", "slack"}
-    for text in (repr(settings), str(settings), str(settings.model_dump()), settings.model_dump_json()):
+    for text in (
+        repr(settings),
+        str(settings),
+        str(settings.model_dump()),
+        settings.model_dump_json(),
+    ):
         assert not leaks(text)
 
 
