@@ -435,10 +435,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.pop(name, None)  # settings from the environment would override the bench's
     chosen = [c for c in CLASSES if c[0] in args.classes.split(",")]
     draws = draw_jobs(args.seed, args.per_class, chosen)
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     seen, server, probe = asyncio.run(bench(draws))
     rows = [summarize(seen[m], server, m, cls) for cls, _ in chosen for m in MODES]
     report(rows, median(probe.samples) * 1000, args)
+    print(f"load average at the start {load:.2f}")
     print(f"\nwall time {time.monotonic() - started:.0f} s")
     return 0
 

@@ -275,8 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
         os.environ.pop(name, None)  # settings from the environment would override the bench's
+    load = os.getloadavg()[0]
     figures = asyncio.run(bench(args))
     report(figures, args)
+    print(f"load average at the start {load:.2f}")
     return 0
 
 
