@@ -204,18 +204,19 @@ def _free_port() -> int:
 
 
 def engine_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
-    return Settings(
-        runpod={
+    sections: dict[str, Any] = {
+        "runpod": {
             "api_key": API_KEY,
             "base_url": base_url,
             "webhook_url": f"http://127.0.0.1:{webhook_port}",
         },
-        storage={"database": str(folder / "bench.db")},
-        jobs={"max_global": 1000, "max_per_user": 1000, "confirm_above_usd": "1000"},
-        quotas={"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
-        http={"host": "127.0.0.1", "port": webhook_port},
-        models={"flux-schnell": {"endpoint": ENDPOINTS["webhook"]}},
-    )
+        "storage": {"database": str(folder / "bench.db")},
+        "jobs": {"max_global": 1000, "max_per_user": 1000, "confirm_above_usd": "1000"},
+        "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
+        "http": {"host": "127.0.0.1", "port": webhook_port},
+        "models": {"flux-schnell": {"endpoint": ENDPOINTS["webhook"]}},
+    }
+    return Settings(**sections)
 
 
 @asynccontextmanager

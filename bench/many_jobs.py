@@ -61,19 +61,20 @@ class LeanDelivery(RecordingDelivery):
 
 
 def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
-    return Settings(
-        runpod={"api_key": API_KEY, "base_url": base_url},
-        storage={"database": str(folder / "bot.db")},
-        jobs={
+    sections: dict[str, Any] = {
+        "runpod": {"api_key": API_KEY, "base_url": base_url},
+        "storage": {"database": str(folder / "bot.db")},
+        "jobs": {
             "max_global": jobs,
             "max_per_user": jobs,
             "confirm_above_usd": "1000",
             "progress_interval_s": 2.0,  # the default
             "timeout_s": RUN_TIMEOUT_S,
         },
-        quotas={"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
-        http={"host": "127.0.0.1", "port": 0},
-    )
+        "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
+        "http": {"host": "127.0.0.1", "port": 0},
+    }
+    return Settings(**sections)
 
 
 def log_like_the_bot(path: Path, level: str) -> None:
