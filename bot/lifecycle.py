@@ -379,7 +379,13 @@ class JobRunner:
         on_status: Callable[[JobState], Awaitable[None]],
     ) -> JobState:
         poll = asyncio.ensure_future(
-            self._runpod.wait(model.endpoint, runpod_id, timeout_s=timeout_s, on_status=on_status)
+            self._runpod.wait(
+                model.endpoint,
+                runpod_id,
+                timeout_s=timeout_s,
+                on_status=on_status,
+                backstop=bool(job.webhook_token),
+            )
         )
         if not job.webhook_token:
             return await poll

@@ -154,8 +154,11 @@ class Downloader:
         timeout_s: float,
         attempts: int = 3,
         backoff_s: float = 0.5,
+        max_concurrent: int = 16,
     ) -> None:
         self._http = http
+        # Results are held in memory until delivered: bound how many arrive at once.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._max_bytes = max_bytes
         self._timeout_s = timeout_s
         self._attempts = attempts
@@ -167,7 +170,7 @@ class Downloader:
             raise OutputError("the result's address is not a valid http(s) URL")
         for attempt in range(self._attempts):
             try:
-                async with asyncio.timeout(self._timeout_s):
+                async with self._slots, asyncio.timeout(self._timeout_s):
                     data, content_type = await self._get(url)
                 break
             except (httpx.TransportError, TimeoutError, _Transient) as exc:

@@ -23,7 +23,9 @@ Waiting. `wait()` long-polls `GET /status-sync/{id}?wait=ms`, the route Runpod's
 SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) while the job runs, answered within one
 round trip of completion. Where an endpoint does not serve that route (404 while `/status`
 knows the job), it falls back to polling `/status` at a schedule that starts at 0.25 s and grows
-by 1.5x to 2 s: about 9 requests for a 10 s job, seen at most 2 s after completion.
+by 1.5x to 2 s: about 10 requests for a 10 s job, seen at most 2 s after completion.
+With a webhook configured, waiting is only a backstop (`wait(backstop=True)`): a 90 s long poll,
+or a /status every 30 s.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 KNOWN_STATES = FINAL_STATES | {"IN_QUEUE", "IN_PROGRESS", "RUNNING"}
 LONG_POLL_MAX_S = 90.0
+BACKSTOP_POLL_S = 30.0
 
 
 class RunpodError(Exception):
@@ -264,29 +267,31 @@ class RunpodClient:
         *,
         timeout_s: float,
         on_status: StatusCallback | None = None,
+        backstop: bool = False,
     ) -> JobState:
         """The job's final state, seen as soon after completion as the API allows.
 
         `on_status` gets every non-final answer (each long poll, or each poll) for progress.
+        `backstop=True` is for jobs a webhook will report: then only an occasional request
+        checks on them (long polls of 90 s, or a /status every 30 s), in case the push is lost.
         Raises RunpodTimeout when `timeout_s` passes first.
         """
         deadline = time.monotonic() + timeout_s
-        interval = 0.25
+        interval, longest = (5.0, BACKSTOP_POLL_S) if backstop else (0.25, 2.0)
+        long_poll = LONG_POLL_MAX_S if backstop else self._long_poll
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunpodTimeout(f"job {job_id} not finished after {timeout_s:.0f} s")
             if endpoint not in self._no_status_sync:
-                state = await self._long_poll_once(
-                    endpoint, job_id, min(remaining, self._long_poll)
-                )
+                state = await self._long_poll_once(endpoint, job_id, min(remaining, long_poll))
             else:
                 state = None
             if state is None:
                 state = await self.status(endpoint, job_id)
                 if not state.final:
                     await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-                    interval = min(interval * 1.5, 2.0)
+                    interval = min(interval * 1.5, longest)
             if on_status is not None and not state.final:
                 await on_status(state)
             if state.final:
@@ -356,7 +361,7 @@ class RunpodClient:
     def _retryable(error: RunpodError, starts_job: bool) -> bool:
         if starts_job:
             return isinstance(error, RateLimited) or (
-                isinstance(error, ConnectionFailed) and not error.maybe_started
+                isinstance(error, ConnectionFailed | RunpodTimeout) and not error.maybe_started
             )
         return isinstance(
             error,
@@ -414,7 +419,8 @@ def _error_for(response: httpx.Response, *, starts_job: bool) -> RunpodError:
 
 def _transport_error(exc: httpx.TransportError, *, starts_job: bool) -> RunpodError:
     # A connect error means nothing reached Runpod; anything later may have started a job.
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    # (A pool timeout is a wait for a free connection of our own: nothing was sent either.)
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     maybe = starts_job and not never_sent
     if isinstance(exc, httpx.TimeoutException):
         return RunpodTimeout(

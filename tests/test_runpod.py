@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -245,3 +246,34 @@ def test_unknown_states_are_treated_as_running() -> None:
     assert not state.final
     with pytest.raises(MalformedResponse):
         JobState.parse({"status": "COMPLETED"})
+
+
+async def test_a_wait_for_a_free_connection_never_counts_as_a_sent_run(
+    runpod_fake: FakeRunpod,
+) -> None:
+    """A pool timeout happens before anything is sent, so /run may safely try again."""
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(trust_env=False, limits=limits) as http:
+        runpod_fake.endpoints[FLUX].execution_time = 30
+        rp = client(http, runpod_fake, max_retries=0)
+        job = await rp.run(FLUX, {"prompt": "holds the only connection"})
+        waiting = asyncio.create_task(rp.wait(FLUX, job.id, timeout_s=5))
+        await runpod_fake.wait_until(lambda: runpod_fake.count("status-sync") == 1)
+        timeout = httpx.Timeout(5.0, pool=0.05)
+        with pytest.raises(RunpodTimeout) as failed:
+            await rp._call(
+                "POST", f"{FLUX}/run", json={"input": {}}, starts_job=True, timeout=timeout
+            )  # type: ignore[arg-type]
+        assert not failed.value.maybe_started
+        waiting.cancel()
+
+
+async def test_with_a_webhook_the_wait_is_only_an_occasional_backstop(
+    http: httpx.AsyncClient, runpod_fake: FakeRunpod
+) -> None:
+    runpod_fake.status_sync = False
+    runpod_fake.endpoints[FLUX].execution_time = 3.0
+    rp = client(http, runpod_fake)
+    job = await rp.run(FLUX, {"prompt": "pushed"})
+    assert (await rp.wait(FLUX, job.id, timeout_s=20, backstop=True)).status == "COMPLETED"
+    assert runpod_fake.count("status") <= 3
