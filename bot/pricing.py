@@ -75,8 +75,19 @@ def _span(prices: Iterable[Decimal | None], estimate_usd: Decimal | None) -> str
     return format_usd(low) if low == high else f"{format_usd(low)}-{format_usd(high)}"
 
 
+# Parameters that count billing units; a page may give no lower bound, but none can be negative.
+QUANTITIES = (
+    "max_tokens", "sampling_params.max_tokens", "num_images", "num_outputs", "duration",
+    "width", "height",
+)  # fmt: skip
+
+
 def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
     """The price of a validated request before it runs: what to hold."""
+    for name in QUANTITIES:
+        value = _value(params, name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise InvalidRequest(f"{name} must not be negative (got {value})")
     rule = model.price
     if rule.estimate_usd is not None:
         return round_up(rule.estimate_usd)

@@ -205,7 +205,7 @@ def build_request(
 def _count(value: Any) -> int:
     try:
         count = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a typed float('inf')
         raise InvalidRequest(f"--count must be a whole number from 1 to {MAX_COUNT}") from None
     if not 1 <= count <= MAX_COUNT:
         raise InvalidRequest(f"--count must be from 1 to {MAX_COUNT} (got {count})")
