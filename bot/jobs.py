@@ -81,6 +81,7 @@ class JobService:
         self._policy = Policy(settings.policy)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         self._factories: dict[str, DeliveryFactory] = {}
+        self._started_at = time.time()  # jobs created since then are this process's own
         self._runner = JobRunner(
             store=self._store,
             db=db,
@@ -252,11 +253,18 @@ class JobService:
         return self._runner.webhook(job_id, index, token, state)
 
     async def resume(self, platform: str | None = None) -> int:
-        """Carry on every job a previous run left unfinished (of one platform); returns how many."""
+        """Carry on every job a previous run left unfinished (of one platform); returns how many.
+
+        Jobs this process created are left to the tasks already driving them: an adapter may
+        accept commands before it resumes, and a row read here can be stale by the time it is
+        used (a job that finished meanwhile would be driven again from its old state).
+        """
         jobs = await self._store.unfinished()
         resumed = 0
         for job in jobs:
             if platform is not None and job.channel.platform != platform:
+                continue
+            if job.created_at >= self._started_at:
                 continue
             if job.state == "awaiting_confirmation":
                 if time.time() - job.created_at > CONFIRMATION_TTL_S:
