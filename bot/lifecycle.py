@@ -367,7 +367,7 @@ class JobRunner:
         )
         with contextlib.suppress(RunpodError):
             await self._runpod.cancel(model.endpoint, copy.runpod_id)
-        return replace(copy, status="FAILED", error=_runpod_reason(exc))
+        return replace(copy, status="FAILED", error=_runpod_reason(exc, tracking=True))
 
     async def _wait_or_webhook(
         self,
@@ -607,15 +607,18 @@ class JobRunner:
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
 
 
-def _runpod_reason(exc: RunpodError) -> str:
+def _runpod_reason(exc: RunpodError, *, tracking: bool = False) -> str:
+    """Why a copy failed, for the user; `tracking`: Runpod failed us after accepting the job."""
     if exc.status == 400:
         return f"Runpod rejected the request: {exc.message}"
     if exc.status in (401, 403):
         return "the bot's Runpod API key was refused (tell an admin)"
     if exc.status == 429:
         return "Runpod is rate limiting this bot; try again in a minute"
+    if tracking:
+        return f"the bot lost contact with Runpod while the job ran ({exc.message})"
     if exc.maybe_started:
-        return "the connection to Runpod broke while sending the job"
+        return f"sending the job to Runpod failed midway ({exc.message})"
     return f"Runpod could not be reached ({exc.message})"
 
 

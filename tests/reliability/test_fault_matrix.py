@@ -95,6 +95,16 @@ STAGES = (
 )
 
 
+# What a release message says for an HTTP fault at each stage (besides "Nothing was charged").
+SAYS = {
+    "run": ("sending the job to Runpod failed", "rate limiting"),
+    "status-sync": ("lost contact with Runpod while the job ran", "rate limiting"),
+    "status": ("lost contact with Runpod while the job ran", "rate limiting"),
+    "stream": ("lost contact with Runpod while the job ran", "rate limiting"),
+    "media": ("the result",),
+}
+
+
 def applies(fault: Fault, stage: Stage) -> bool:
     if fault.outcome == "MEDIA_404":
         return stage.name == "media"
@@ -231,6 +241,8 @@ async def test_a_fault_ends_in_delivery_or_a_clear_release(
         assert "went wrong inside the bot" not in failure.message, failure.message
         # jobs.timeout_s is 300 s: a slow Runpod must not be reported as the bot's watchdog
         assert "longer than this bot allows" not in failure.message
+        if fault.kind != "outcome":  # the message says where it went wrong
+            assert any(words in failure.message for words in SAYS[stage.name]), failure.message
         assert (spent, held) == (Decimal(0), Decimal(0)), "charged (or still holding) for a failure"
         assert job.state in ("failed", "timed_out", "cancelled") and job.cost == 0
         running = [
