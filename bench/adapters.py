@@ -1,0 +1,374 @@
+"""Users issuing /imagine through both adapters at a fixed rate: ack latency, nothing lost, charged once.
+
+    python -m bench.adapters                          # 60 s, 5 commands/s per platform, 50 users each
+    python -m bench.adapters --duration 10 --rate 2   # a quick look
+
+Three processes, so that the bot's CPU and memory figures are the bot's alone:
+- the bot: `python -m bot run` (`bench.botproc`), configured through the environment as an
+  operator would: Slack in HTTP mode on 127.0.0.1 port 0, Discord through FakeDiscord's gateway;
+- FakeRunpod (`bench.common`): Flux Schnell jobs whose queue and run times are drawn log-normal
+  (medians 0.3 s and `--job-s`) and travel in the prompt; results padded to `--media-kb`;
+- this one: FakeSlack, FakeDiscord and the users. A Slack command is a signed POST to the bot's
+  /slack/events; its ack latency is that POST's response time (Slack wants it within 3 s). A
+  Discord command is an INTERACTION_CREATE on the gateway; its latency is the time until the
+  bot's interaction callback (the defer) reaches FakeDiscord (Discord also allows 3 s).
+
+Commands go out on a fixed schedule (open loop): a slow bot does not slow the users down. After
+the last one the bench waits until every result is in the fakes (or `--drain-timeout`), reads
+the bot's CPU and peak RSS from /proc, stops it with SIGTERM and checks its database: one job per
+command, each delivered once, one Runpod job per job, each settled at exactly what FakeRunpod
+billed, no money still held. Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+
+from bench.bot_records import Records, billed, check, read_records
+from bench.botproc import (
+    BotProcess,
+    ProcStats,
+    clean_environment,
+    listening_ports,
+    profile_by_package,
+)
+from bench.chat_users import (
+    ACK_LIMIT_S,
+    CHANNELS,
+    QUEUE_MEDIAN_S,
+    SIGNING_SECRET,
+    Platforms,
+    Users,
+    all_seen,
+    is_warm_up,
+    issue,
+    make_platforms,
+    private_replies,
+    seen,
+    settle_discord_acks,
+)
+from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile
+
+ENDPOINT = "black-forest-labs-flux-1-schnell"
+START_TIMEOUT_S = 60.0
+POLL_S = 0.25  # how often the fakes are checked while waiting for the bot
+IDLE_S = 2.0  # how long the bot's idle CPU is measured
+
+
+def bot_environment(p: Platforms, runpod_url: str, folder: Path, max_global: int) -> dict[str, str]:
+    """What an operator would set: tokens, the fakes' addresses, a database, loopback listeners."""
+    return clean_environment(
+        {
+            "BOT_CONFIG": str(folder / "absent.toml"),  # defaults and these variables only
+            "RUNPOD_API_KEY": API_KEY,
+            "BOT_RUNPOD__BASE_URL": runpod_url,
+            "BOT_STORAGE__DATABASE": str(folder / "bot.db"),
+            "BOT_HTTP__HOST": "127.0.0.1",
+            "BOT_HTTP__PORT": "0",
+            "BOT_JOBS__MAX_GLOBAL": str(max_global),
+            "SLACK_BOT_TOKEN": p.slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "BOT_SLACK__API_URL": p.slack.api_url,
+            "BOT_SLACK__HOST": "127.0.0.1",
+            "BOT_SLACK__PORT": "0",
+            "DISCORD_TOKEN": p.discord.bot_token,
+            "BOT_DISCORD__API_BASE": p.discord.api_base,
+            "BOT_DISCORD__GATEWAY_URL": p.discord.gateway_url,
+            "BOT_DISCORD__GUILDS": json.dumps([p.discord.guild.id]),
+        }
+    )
+
+
+async def wait_ready(bot: BotProcess, p: Platforms, http: aiohttp.ClientSession) -> None:
+    """Until Slack's listener answers (its URL noted in `p`) and Discord's commands are synced
+    and its gateway session is READY."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    guild = p.discord.guild
+    while time.monotonic() < deadline:
+        if not bot.running():
+            raise RuntimeError("the bot exited during start; see its log")
+        if not p.slack_url:
+            p.slack_url = await _slack_events_url(bot.pid, http)
+        if (
+            p.slack_url
+            and p.discord.commands.get(guild.id)
+            and p.discord.gateway.live_session(guild)
+        ):
+            return
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError(f"the bot was not ready within {START_TIMEOUT_S:.0f} s")
+
+
+async def _slack_events_url(pid: int, http: aiohttp.ClientSession) -> str:
+    """The bot listens twice (Runpod webhooks, Slack); Slack's listener is the one with a health
+    route under /slack."""
+    for port in listening_ports(pid):
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/slack/health") as response:
+                if response.status == 200:
+                    return f"http://127.0.0.1:{port}/slack/events"
+        except aiohttp.ClientError:
+            continue
+    return ""
+
+
+async def drain(p: Platforms, timeout: float) -> float:
+    """Until every accepted command's result is visible, or `timeout`; returns the wait.
+
+    Polled a few times a second: the fakes' own waiters would rescan every message on each of
+    thousands of changes, in the process that also measures the latencies.
+    """
+    start = time.monotonic()
+    for _ in range(math.ceil(timeout / POLL_S)):
+        if all_seen(p):
+            break
+        await asyncio.sleep(POLL_S)
+    return time.monotonic() - start
+
+
+async def idle_cpu_rate(bot: BotProcess) -> float:
+    """The bot's CPU seconds per second with nothing to do (gateway heartbeats, timers)."""
+    cpu, wall = bot.stats().cpu_s, time.monotonic()
+    await asyncio.sleep(IDLE_S)
+    return (bot.stats().cpu_s - cpu) / (time.monotonic() - wall)
+
+
+async def load(users: Users, args: argparse.Namespace) -> float:
+    """Each platform's commands at `args.rate`; returns the worst lateness of a send."""
+    senders = {
+        "slack": lambda k: users.slack(k, f"s{k}"),
+        "discord": lambda k: users.discord(k, f"d{k}"),
+    }
+    chosen = [args.only] if args.only else list(senders)
+    return max(await asyncio.gather(*(issue(args.rate, args.duration, senders[p]) for p in chosen)))
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    p: Platforms
+    late_s: float  # the most delayed command left this late: did the load generator keep up
+    wall_s: float  # first command to last result
+    drain_s: float  # last command to last result
+    idle_cpu: float
+    before: ProcStats  # the bot after start and warm-up
+    after: ProcStats  # the bot after the last result
+    runpod_cpu_s: float
+    driver_cpu_s: float
+    records: Records
+    server: dict[str, ServerJob]
+    costs: dict[str, Decimal]
+    clock_offset: float  # time.time() - time.monotonic(), to compare the bot's times with ours
+    log: list[str]
+    returncode: int | None
+
+
+async def bench(args: argparse.Namespace) -> Run:
+    p = make_platforms(args.users)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        FakeProcess() as runpod,
+        p.slack,
+        p.discord,
+        aiohttp.ClientSession(timeout=timeout) as http,
+    ):
+        await runpod.endpoint(ENDPOINT, pad_bytes=args.media_kb * 1024)
+        with tempfile.TemporaryDirectory(prefix="bench-adapters-") as tmp:
+            folder = Path(tmp)
+            env = bot_environment(p, runpod.base_url, folder, args.max_global)
+            profile = Path(args.profile) if args.profile else None
+            async with BotProcess(env, folder / "bot.log", profile=profile) as bot:
+                await wait_ready(bot, p, http)
+                users = Users(p, http, job_s=args.job_s, seed=args.seed)
+                await asyncio.gather(users.slack(0, "sw"), users.discord(0, "dw"))
+                await drain(p, args.drain_timeout)
+                idle = await idle_cpu_rate(bot)
+                before, driver_cpu = bot.stats(), time.process_time()
+                runpod_cpu = (await runpod.usage())["cpu_s"]
+                start = time.monotonic()
+                late = await load(users, args)
+                drained = await drain(p, args.drain_timeout)
+                wall = time.monotonic() - start
+                after, driver_cpu = bot.stats(), time.process_time() - driver_cpu
+                runpod_cpu = (await runpod.usage())["cpu_s"] - runpod_cpu
+            settle_discord_acks(p)
+            records = await read_records(folder / "bot.db")
+            log_text = (folder / "bot.log").read_text(errors="replace")
+            if args.log:
+                Path(args.log).write_text(log_text)
+            log = log_text.splitlines()
+        server = await runpod.jobs()
+        costs = await billed(runpod.base_url, server)
+    return Run(
+        args, p, late, wall, drained, idle, before, after, runpod_cpu, driver_cpu,
+        records, server, costs, time.time() - time.monotonic(), log, bot.returncode,
+    )  # fmt: skip
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _ms(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    ms = [v * 1000 for v in values]
+    return f"{median(ms):.0f} / {percentile(ms, 99):.0f} / {max(ms):.0f}"
+
+
+def job_times(run: Run, platform: str) -> tuple[list[float], list[float]]:
+    """Command -> its /run reached Runpod; Runpod COMPLETED -> the bot recorded it delivered."""
+    to_runpod, to_user = [], []
+    for job in run.records.jobs:
+        sent = run.p.sent.get(job.label)
+        if job.platform != platform or sent is None or is_warm_up(job.label):
+            continue
+        server = run.server.get(job.runpod_ids[0]) if job.runpod_ids else None
+        if server is None:
+            continue
+        to_runpod.append(server.created - sent.at)
+        if server.completed is not None and job.finished_at is not None:
+            to_user.append(job.finished_at - run.clock_offset - server.completed)
+    return to_runpod, to_user
+
+
+def platform_table(run: Run) -> list[str]:
+    """One row per figure, one column per platform."""
+    shown = seen(run.p)
+    calls = {
+        "slack": Counter(call.method for call in run.p.slack.calls),
+        "discord": Counter(r.route or r.path for r in run.p.discord.requests),
+    }
+    cells: dict[str, list[str]] = {}
+    for platform in ("slack", "discord"):
+        sent = run.p.of(platform)
+        acks = [s.ack_s for s in sent if s.ack_s is not None]
+        to_runpod, to_user = job_times(run, platform)
+        jobs = len(run.p.of(platform, measured=False))
+        cells[platform] = [
+            str(len(sent)),
+            str(len(acks)),
+            _ms(acks),
+            str(sum(a > ACK_LIMIT_S for a in acks)),
+            _ms(to_runpod),
+            _ms(to_user),
+            str(sum((shown[s.label].results, shown[s.label].files) == (1, 1) for s in sent)),
+            f"{sum(calls[platform].values()) / max(jobs, 1):.1f}",
+        ]
+    names = [
+        "commands sent (after 1 warm-up)",
+        "acknowledged (200 / deferred)",
+        "ack latency p50 / p99 / max, ms",
+        "acks later than 3 s",
+        "command -> its /run at Runpod, ms",
+        "Runpod done -> delivered, ms",
+        "delivered once, with its file",
+        "platform API calls per job",
+    ]
+    lines = [f"  {'':38}{'Slack':>21}{'Discord':>21}"]
+    for k, name in enumerate(names):
+        lines.append(f"  {name:38}{cells['slack'][k]:>21}{cells['discord'][k]:>21}")
+    for platform, label in (("slack", "Slack calls"), ("discord", "Discord requests")):
+        jobs = max(len(run.p.of(platform, measured=False)), 1)
+        top = ", ".join(f"{name} {n / jobs:.2f}" for name, n in calls[platform].most_common(6))
+        lines.append(f"  {label} per job: {top}")
+    return lines
+
+
+def process_lines(run: Run) -> list[str]:
+    cpu = run.after.cpu_s - run.before.cpu_s
+    idle = run.idle_cpu * run.wall_s
+    commands = len(run.p.of("slack")) + len(run.p.of("discord"))
+    warnings = sum(" WARNING " in line for line in run.log)
+    errors = sum(" ERROR " in line or "Traceback" in line for line in run.log)
+    routes: Counter[str] = Counter()
+    for job in run.server.values():
+        routes.update(job.requests)
+    runpod = ", ".join(f"{r} {n / max(len(run.server), 1):.2f}" for r, n in sorted(routes.items()))
+    return [
+        f"  bot process (python -m bot run; exit status {run.returncode}):",
+        f"    CPU, first command to last result  {cpu:8.2f} s in {run.wall_s:.1f} s"
+        f" ({cpu / run.wall_s:.0%} of one core); idle baseline {idle:.2f} s",
+        f"    CPU per command                    {(cpu - idle) / max(commands, 1) * 1000:8.2f} ms",
+        f"    RSS after start + warm-up, peak    {run.before.rss_mb:8.1f} MB,"
+        f" {run.after.peak_rss_mb:.1f} MB",
+        f"    log lines per job; warnings; errors {len(run.log) / max(len(run.records.jobs), 1):7.1f};"
+        f" {warnings}; {errors}",
+        f"  last command -> last result          {run.drain_s:8.1f} s",
+        f"  load generator's worst lateness      {run.late_s * 1000:8.0f} ms",
+        f"  fake Runpod CPU (its own process)    {run.runpod_cpu_s:8.2f} s",
+        f"  this process CPU (fakes and users)   {run.driver_cpu_s:8.2f} s",
+        f"  Runpod requests per job beside /run  {runpod}",
+    ]
+
+
+def ledger_lines(run: Run, problems: list[str]) -> list[str]:
+    records, billed_total = run.records, sum(run.costs.values(), Decimal(0))
+    open_holds = sum(state == "held" for state, _ in records.holds.values())
+    verdict = "every command acknowledged within 3 s, delivered once with its file, charged once"
+    return [
+        f"  ledger: {records.ledger_jobs} jobs settled, ${records.ledger_total};"
+        f" FakeRunpod billed {len(run.costs)} jobs, ${billed_total}; holds open: {open_holds}",
+        f"  private replies (errors, refusals)   {private_replies(run.p):8d}",
+        f"\n  checks: {'; '.join(problems) or verdict}",
+    ]
+
+
+def report(run: Run, problems: list[str]) -> None:
+    args = run.args
+    print(
+        f"\nadapters: {args.duration:g} s at {args.rate:g} commands/s per platform,"
+        f" {args.users} users per platform in {CHANNELS} channels; Flux Schnell jobs:"
+        f" queue ~{QUEUE_MEDIAN_S:g} s + run ~{args.job_s:g} s (log-normal medians),"
+        f" {args.media_kb} KiB results; jobs.max_global {args.max_global}"
+        f"{'; ' + args.only + ' only' if args.only else ''}\n"
+    )
+    print("\n".join([*platform_table(run), "", *process_lines(run), *ledger_lines(run, problems)]))
+    for line in [line for line in run.log if " ERROR " in line][:5]:
+        print(f"  log: {line}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of commands")
+    parser.add_argument("--rate", type=float, default=5.0, help="commands per second per platform")
+    parser.add_argument("--users", type=int, default=50, help="users per platform")
+    parser.add_argument("--only", choices=("slack", "discord"), help="load one platform only")
+    parser.add_argument("--job-s", type=float, default=2.0, help="median run time of a job")
+    parser.add_argument("--media-kb", type=int, default=200, help="size of each result file")
+    parser.add_argument("--max-global", type=int, default=100, help="the bot's jobs.max_global")
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log", metavar="PATH", help="keep a copy of the bot's log here")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="run the bot under cProfile, its stats written here"
+    )
+    args = parser.parse_args(argv)
+    load_average = os.getloadavg()[0]
+    run = asyncio.run(bench(args))
+    problems = check(run.p, run.records, run.server, run.costs)
+    if run.returncode != 0:
+        problems.append(f"the bot exited with status {run.returncode}")
+    report(run, problems)
+    print(f"  nproc {os.cpu_count()}, load average at the start {load_average:.2f}")
+    if args.profile:
+        print("\n  bot CPU by package (cProfile own time, whole run; its overhead inflates it):")
+        for package, seconds in profile_by_package(Path(args.profile)):
+            print(f"    {package:48}{seconds:8.2f} s")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""What the bot recorded, read from its database after it stopped, checked against the fakes.
+
+Nothing may be lost, repeated or charged wrongly: one job per command, each delivered and its
+user told, one Runpod job per job, each hold settled at exactly what FakeRunpod billed (the
+`cost` in the job's output, read back by id), no hold left open, and the ledger's own report
+agreeing with the sum of the bills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from bench.chat_users import ACK_LIMIT_S, LABEL, Platforms, seen_in_discord, seen_in_slack
+from bench.common import API_KEY, ServerJob
+from bot.config import QuotaSettings
+from bot.db import Database
+from bot.ledger import SqliteLedger
+from bot.quota import to_usd
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    platform: str
+    label: str
+    state: str
+    notified: bool
+    runpod_ids: tuple[str, ...]
+    created_at: float  # time.time()
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class Records:
+    jobs: list[JobRow]
+    holds: dict[str, tuple[str, Decimal]]  # job id -> (state, charged)
+    ledger_jobs: int  # from the ledger's own report
+    ledger_total: Decimal
+
+
+async def read_records(database: Path) -> Records:
+    """The jobs table and the holds, read after the bot has stopped."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT id, platform, request, state, notified, copies, created_at, finished_at FROM jobs"
+        ).fetchall()
+        held = conn.execute("SELECT job_id, state, charged FROM holds").fetchall()
+    jobs = []
+    for job_id, platform, request, state, notified, copies, created, finished in rows:
+        found = LABEL.search(json.loads(request)["input"].get("prompt", ""))
+        ids = tuple(c["runpod_id"] for c in json.loads(copies) if c.get("runpod_id"))
+        label = found[1] if found else "?"
+        jobs.append(JobRow(job_id, platform, label, state, bool(notified), ids, created, finished))
+    db = await Database.open(database)
+    try:
+        now = datetime.now(UTC)
+        report = await SqliteLedger(db, QuotaSettings()).report(
+            None, now - timedelta(days=1), now + timedelta(days=1)
+        )
+    finally:
+        await db.close()
+    holds = {job_id: (state, to_usd(charged)) for job_id, state, charged in held}
+    return Records(jobs, holds, report.jobs, report.total)
+
+
+async def billed(runpod_url: str, server: dict[str, ServerJob]) -> dict[str, Decimal]:
+    """What FakeRunpod billed each completed job (the `cost` in its output), read back by id."""
+    limit = asyncio.Semaphore(20)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    async def one(http: httpx.AsyncClient, job: ServerJob) -> tuple[str, Decimal]:
+        async with limit:
+            response = await http.get(f"{runpod_url}/{job.endpoint}/status/{job.id}")
+        body = json.loads(response.text, parse_float=Decimal)
+        return job.id, Decimal(body["output"]["cost"])
+
+    done = [job for job in server.values() if job.status == "COMPLETED"]
+    async with httpx.AsyncClient(headers=headers, trust_env=False, timeout=30) as http:
+        return dict(await asyncio.gather(*(one(http, job) for job in done)))
+
+
+def check(
+    p: Platforms, records: Records, server: dict[str, ServerJob], costs: dict[str, Decimal]
+) -> list[str]:
+    """Every way a command can be lost, repeated or charged wrongly, as sentences; [] when none."""
+    problems = []
+    not_acked = [s.label for s in p.sent.values() if s.ack_s is None]
+    late = [s.label for s in p.sent.values() if s.ack_s is not None and s.ack_s > ACK_LIMIT_S]
+    if not_acked or late:
+        problems.append(f"not acknowledged: {not_acked[:10]}; later than 3 s: {late[:10]}")
+    seen = seen_in_slack(p.slack) | seen_in_discord(p)
+    wrong = {k: v for k, v in seen.items() if (v.results, v.files, len(v.job_ids)) != (1, 1, 1)}
+    missing = sorted(set(p.sent) - set(seen))
+    if wrong or missing:
+        shown = {k: (v.results, v.files, len(v.job_ids)) for k, v in list(wrong.items())[:10]}
+        problems.append(
+            f"(results, files, jobs) per command not (1, 1, 1): {shown}; none: {missing[:10]}"
+        )
+    by_label = Counter(job.label for job in records.jobs)
+    if by_label != Counter(list(p.sent)):
+        extra = {k: n for k, n in by_label.items() if n != 1 or k not in p.sent}
+        problems.append(
+            f"bot jobs per command not 1: {extra}; no job: {sorted(set(p.sent) - set(by_label))[:10]}"
+        )
+    states = Counter((job.state, job.notified) for job in records.jobs)
+    if set(states) != {("delivered", True)}:
+        problems.append(f"job (state, notified): {dict(states)}")
+    copies = Counter(rid for job in records.jobs for rid in job.runpod_ids)
+    if set(copies) != set(server) or any(n != 1 for n in copies.values()):
+        problems.append(
+            f"Runpod jobs: {len(server)} at the fake, {len(copies)} named by the bot's jobs,"
+            f" {sum(n > 1 for n in copies.values())} named twice"
+        )
+    for job in records.jobs:
+        state, charged = records.holds.get(job.id, ("none", Decimal(0)))
+        expected = sum((costs.get(rid, Decimal(0)) for rid in job.runpod_ids), Decimal(0))
+        if state != "settled" or charged != expected:
+            problems.append(f"job {job.id}: hold {state}, charged {charged}, billed {expected}")
+    open_holds = [job_id for job_id, (state, _) in records.holds.items() if state == "held"]
+    if open_holds:
+        problems.append(f"{len(open_holds)} holds still open: {open_holds[:10]}")
+    total = sum(costs.values(), Decimal(0))
+    if (records.ledger_jobs, records.ledger_total) != (len(costs), total):
+        problems.append(
+            f"ledger report: {records.ledger_jobs} jobs, ${records.ledger_total};"
+            f" FakeRunpod billed {len(costs)} jobs, ${total}"
+        )
+    return problems
