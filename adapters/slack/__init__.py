@@ -17,8 +17,8 @@ __all__ = ["SlackAdapter", "run"]
 async def run(core: Core) -> None:
     """Serve Slack until cancelled; unfinished jobs are resumed at start and left for the next."""
     adapter = SlackAdapter(core)
-    await adapter.start()
     try:
+        await adapter.start()
         await asyncio.Event().wait()
     finally:
         await adapter.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -46,6 +47,8 @@ class SlackAdapter:
         self.context: SlackContext | None = None
         self._server: SlackServer | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        # One connection pool for every Web API call (else each call is a new TLS handshake).
+        self._session: aiohttp.ClientSession | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -63,9 +66,11 @@ class SlackAdapter:
     async def start(self) -> None:
         """Connect, then carry on this platform's unfinished jobs; raises ConfigError early."""
         token = _secret(self.settings.bot_token, "slack.bot_token (SLACK_BOT_TOKEN)")
+        self._session = aiohttp.ClientSession(trust_env=True)
         client = AsyncWebClient(
             token=token,
             base_url=self.settings.api_url,
+            session=self._session,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
@@ -141,6 +146,9 @@ class SlackAdapter:
             await self._server.stop()
             self._server = None
         await self.tasks.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         log.info("slack adapter stopped")
 
 
