@@ -29,7 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _command_modules():
         module.register(subparsers)
+    _accept_config_anywhere(parser)
     return parser
+
+
+def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`python -m bot check --config x.toml` works as well as `python -m bot --config x.toml check`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _accept_config_anywhere(sub)
 
 
 def _command_modules() -> list[ModuleType]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -34,6 +35,7 @@ def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
 
 async def _run(args: argparse.Namespace) -> int:
     settings, _ = settings_and_catalog(args)
+    logging.getLogger().setLevel(settings.log_level)
     if not settings.enabled_adapters():
         print(
             "error: no chat platform is configured. Set DISCORD_TOKEN (Discord), or "
@@ -55,7 +57,8 @@ def _check(args: argparse.Namespace) -> int:
     try:
         settings, catalog = settings_and_catalog(args)
     except ConfigError as exc:
-        print(f"{path}: {exc.message}", file=sys.stderr)
+        where = "" if str(path) in exc.message else f"{path}: "
+        print(f"{where}{exc.message}", file=sys.stderr)
         return EXIT_INVALID
     source = str(path) if path.exists() else f"{path} (not found: defaults and environment only)"
     print(f"config: {source}")

@@ -174,7 +174,7 @@ class Settings(BaseSettings):
         env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     runpod: RunpodSettings = RunpodSettings()
     storage: StorageSettings = StorageSettings()
     discord: DiscordSettings = DiscordSettings()

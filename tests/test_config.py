@@ -152,3 +152,15 @@ def test_the_example_config_loads_and_documents_every_setting() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     missing = [key for key in _keys(Settings) if key.rsplit(".", 1)[-1] not in text]
     assert not missing, f"config.example.toml does not mention: {missing}"
+
+
+def test_config_may_follow_the_command_and_toml_errors_name_the_file_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "[quotas\n")
+    done = run_cli("check", "--config", str(path))
+    assert done.returncode == 2 and done.stderr.count(str(path)) == 1
+    assert "not valid TOML" in done.stderr
+
+
+def test_log_level_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings(write(tmp_path, 'log_level = "LOUD"\n'))
