@@ -21,7 +21,8 @@ resubmit (the job engine releases the hold and tells the user).
 
 Waiting. `wait()` long-polls `GET /status-sync/{id}?wait=ms`, the route Runpod's own JavaScript
 SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) while the job runs, answered within one
-round trip of completion. Where an endpoint does not serve that route (404 while `/status`
+round trip of completion. Through an API outage it keeps asking (backing off to every 30 s)
+until the job's own deadline, since the job runs on at Runpod meanwhile. Where an endpoint does not serve that route (404 while `/status`
 knows the job), it falls back to polling `/status` at a schedule that starts at 0.25 s and grows
 by 1.5x to 2 s: about 10 requests for a 10 s job, seen at most 2 s after completion.
 With a webhook configured, waiting is only a backstop (`wait(backstop=True)`): a 90 s long poll,
@@ -279,23 +280,40 @@ class RunpodClient:
         deadline = time.monotonic() + timeout_s
         interval, longest = (5.0, BACKSTOP_POLL_S) if backstop else (0.25, 2.0)
         long_poll = LONG_POLL_MAX_S if backstop else self._long_poll
+        outage = 0  # answers missed in a row, beyond each call's own retries
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunpodTimeout(f"job {job_id} not finished after {timeout_s:.0f} s")
-            if endpoint not in self._no_status_sync:
-                state = await self._long_poll_once(endpoint, job_id, min(remaining, long_poll))
-            else:
-                state = None
-            if state is None:
-                state = await self.status(endpoint, job_id)
-                if not state.final:
-                    await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-                    interval = min(interval * 1.5, longest)
+            try:
+                state = await self._poll_once(endpoint, job_id, min(remaining, long_poll))
+                polled = state is None
+                if state is None:
+                    state = await self.status(endpoint, job_id)
+            except (UpstreamError, ConnectionFailed, RunpodTimeout, RateLimited, MalformedResponse):
+                # The job runs on at Runpod through an API outage: keep asking until its deadline.
+                pause = min(BACKSTOP_POLL_S, self._backoff_base * 2 ** min(outage, 8))
+                if time.monotonic() + pause >= deadline:
+                    raise
+                if outage == 0:
+                    log.warning("job %s: Runpod is not answering; still waiting for it", job_id)
+                outage += 1
+                await asyncio.sleep(pause)
+                continue
+            outage = 0
+            if polled and not state.final:
+                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                interval = min(interval * 1.5, longest)
             if on_status is not None and not state.final:
                 await on_status(state)
             if state.final:
                 return state
+
+    async def _poll_once(self, endpoint: str, job_id: str, wait_s: float) -> JobState | None:
+        """A long poll where the endpoint serves one; None means "ask /status instead"."""
+        if endpoint in self._no_status_sync:
+            return None
+        return await self._long_poll_once(endpoint, job_id, wait_s)
 
     async def _long_poll_once(self, endpoint: str, job_id: str, wait_s: float) -> JobState | None:
         """A long poll, or None once the endpoint is known not to serve `/status-sync`."""

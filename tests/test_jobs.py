@@ -377,3 +377,34 @@ async def test_image_editing_sends_the_attachment_and_returns_an_image(
     assert delivery.results[0].files[0].content_type == "image/png"
     (job,) = runpod_fake.jobs.values()
     assert "https://files.example.com/fox.png" in str(job.input)
+
+
+async def test_tracking_rides_out_a_runpod_outage_and_gives_up_only_at_the_deadline(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    """Runpod stops answering about a running job: the bot keeps asking (the job runs on and
+    is billed) and, when the job's deadline passes, cancels it there and releases the hold."""
+    runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 0.5
+    settings = make_settings(
+        tmp_path, runpod_fake, runpod={"backoff_base_s": 0.05, "max_retries": 1}
+    )
+    async with open_core(settings) as core:
+        runpod_fake.fail_next("status-sync", 503, count=12)
+        _, survived = await submit(core, "a fox --size 256x256")
+        await survived.wait_for(lambda: survived.ended, timeout=20)
+        assert survived.results and runpod_fake.count("status-sync") > 12
+    settings = make_settings(
+        tmp_path / "down",
+        runpod_fake,
+        runpod={"backoff_base_s": 0.05, "max_retries": 1},
+        jobs={"timeout_s": 2},
+    )
+    (tmp_path / "down").mkdir()
+    runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 60
+    async with open_core(settings) as core:
+        runpod_fake.fail_next("status-sync", 503, count=10_000)
+        _, lost = await submit(core, "a fox --size 256x256")
+        await lost.wait_for(lambda: lost.ended, timeout=20)
+        assert "lost contact with Runpod" in lost.failures[0].message
+        assert runpod_fake.count("cancel") == 1
+        assert await spent(core) == (Decimal(0), Decimal(0))

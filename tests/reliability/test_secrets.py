@@ -144,7 +144,7 @@ def test_settings_never_print_a_secret(
         "text streamed and delivered",
         "key refused at /run",
         "key refused mid-job",
-        "Runpod down mid-job",
+        "Runpod down mid-job, then delivered",
     ],
 )
 async def test_a_job_leaks_no_secret(
@@ -159,7 +159,7 @@ async def test_a_job_leaks_no_secret(
         monkeypatch.setenv("RUNPOD_API_KEY", WRONG_KEY)
     elif flow == "key refused mid-job":
         fake.fail_next("status-sync", 401)
-    elif flow == "Runpod down mid-job":
+    elif flow == "Runpod down mid-job, then delivered":
         fake.reset_next("status-sync", 5)
     settings: Settings = load_settings(write_config(tmp_path, fake))
     command, text = ("ask", "tell me about foxes") if flow.startswith("text") else ("imagine", "")
