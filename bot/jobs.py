@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot import pricing
+from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.db import Database
@@ -30,7 +31,7 @@ from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, Fa
 from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
-from bot.lifecycle import Archive, JobRunner
+from bot.lifecycle import JobRunner
 from bot.outputs import Downloader
 from bot.policy import Policy, Where
 from bot.quota import Identity

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from bot import pricing
+from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.db import Database
@@ -37,49 +36,13 @@ from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import format_usd
 from bot.progress import ProgressThrottle
 from bot.quota import Identity, Scope
-from bot.runpod import FINAL_STATES, JobState, NotFound, RunpodClient, RunpodError, RunpodTimeout
+from bot.runpod import FINAL_STATES, JobState, RunpodClient, RunpodError
 from bot.slots import Slots
+from bot.tracking import Tracker, runpod_reason
 
 log = logging.getLogger(__name__)
 
 DELIVERY_ATTEMPTS = 5
-STREAM_POLL_S = 0.5
-
-
-class Archive:
-    """A folder keeping a copy of every result: `<media_dir>/<job id>/<file>`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def save(self, job_id: str, files: tuple[MediaFile, ...]) -> None:
-        folder = self.root / job_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for file in files:
-            (folder / Path(file.filename).name).write_bytes(file.data)
-
-    def load(self, job_id: str) -> tuple[MediaFile, ...] | None:
-        folder = self.root / job_id
-        if not folder.is_dir():
-            return None
-        files = []
-        for path in sorted(folder.iterdir()):
-            content_type = _content_type(path.suffix)
-            files.append(MediaFile(path.name, content_type, path.read_bytes()))
-        return tuple(files) or None
-
-
-def _content_type(suffix: str) -> str:
-    from bot.outputs import EXTENSIONS
-
-    for content_type, extension in EXTENSIONS.items():
-        if suffix.lstrip(".") == extension:
-            return content_type
-    return "text/plain; charset=utf-8" if suffix in (".txt", ".srt") else "application/octet-stream"
-
-
-class _Cancelled(Exception):
-    pass
 
 
 class JobRunner:
@@ -106,8 +69,7 @@ class JobRunner:
         self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
-        self._cancelled: set[str] = set()  # Runpod ids already sent a /cancel
-        self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[JobState]]] = {}
+        self._tracker = Tracker(runpod)
         self._idle = asyncio.Event()
         self._idle.set()
         # Results fetched before settling, handed to delivery without a second download.
@@ -146,31 +108,10 @@ class JobRunner:
             task.cancel()
             return
         current = await self._store.get(job.id) or job
-        await self._cancel_at_runpod(current)
-
-    async def _cancel_at_runpod(self, job: JobRecord) -> None:
-        model = self._catalog.get(job.model)
-        for copy in job.copies:
-            if not copy.runpod_id or copy.status in FINAL_STATES:
-                continue
-            if copy.runpod_id in self._cancelled:
-                continue  # the user's click and the end of /run can both get here
-            self._cancelled.add(copy.runpod_id)
-            try:
-                await self._runpod.cancel(model.endpoint, copy.runpod_id)
-            except RunpodError as exc:
-                log.warning("job %s: cancel of %s failed: %s", job.id, copy.runpod_id, exc.message)
+        await self._tracker.cancel_at_runpod(current, self._catalog.get(job.model))
 
     def webhook(self, job_id: str, index: int, token: str, state: JobState) -> bool:
-        waiting = self._webhooks.get((job_id, index))
-        if waiting is None:
-            return False
-        expected, future = waiting
-        if not hmac.compare_digest(expected, token) or state.id == "" or not state.final:
-            return False
-        if not future.done():
-            future.set_result(state)
-        return True
+        return self._tracker.webhook(job_id, index, token, state)
 
     async def aclose(self) -> None:
         """Stop driving jobs; their state stays in the database for `resume()` next start."""
@@ -281,10 +222,10 @@ class JobRunner:
                 )
             except RunpodError as exc:
                 log.warning("job %s: /run failed: %s", job.id, exc.message)
-                copies[index] = replace(copy, status="FAILED", error=_runpod_reason(exc))
+                copies[index] = replace(copy, status="FAILED", error=runpod_reason(exc))
                 if not exc.maybe_started and exc.status in (400, 401, 403, 404):
                     copies[index + 1 :] = [
-                        replace(c, status="FAILED", error=_runpod_reason(exc))
+                        replace(c, status="FAILED", error=runpod_reason(exc))
                         for c in copies[index + 1 :]
                     ]
                     break
@@ -294,7 +235,7 @@ class JobRunner:
             log.info("job %s: copy %d submitted as %s", job.id, index, state.id)
             await progress(state.status)
             if job.id in self._cancel_requested:
-                await self._cancel_at_runpod(replace(job, copies=(copies[index],)))
+                await self._tracker.cancel_at_runpod(replace(job, copies=(copies[index],)), model)
         job = await self._store.save(job, copies=tuple(copies))
         if not any(c.runpod_id for c in copies):
             if job.id in self._cancel_requested:
@@ -308,132 +249,13 @@ class JobRunner:
         deadline = time.monotonic() + self._settings.jobs.timeout_s
         live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
         results = await asyncio.gather(
-            *(self._wait_copy(job, model, i, deadline, progress) for i in live)
+            *(self._tracker.wait_copy(job, model, i, deadline, progress) for i in live)
         )
         copies = list(job.copies)
         for index, copy in zip(live, results, strict=True):
             copies[index] = copy
         job = replace(job, copies=tuple(copies))
         return await self._finish(job, model)
-
-    async def _wait_copy(
-        self,
-        job: JobRecord,
-        model: Model,
-        index: int,
-        deadline: float,
-        progress: Callable[..., Awaitable[None]],
-    ) -> Copy:
-        copy = job.copies[index]
-        assert copy.runpod_id is not None
-        runpod_id = copy.runpod_id
-
-        async def on_status(state: JobState) -> None:
-            await progress(state.status)
-
-        try:
-            remaining = max(1.0, deadline - time.monotonic())
-            if model.kind == "text":
-                state = await self._stream_text(job, model, runpod_id, remaining, progress)
-            else:
-                state = await self._wait_or_webhook(
-                    job, model, index, runpod_id, remaining, on_status
-                )
-        except RunpodTimeout as exc:
-            if time.monotonic() < deadline:  # Runpod stopped answering, not our watchdog
-                return await self._give_up(job, model, copy, exc)
-            log.warning("job %s: copy %s timed out; cancelling at Runpod", job.id, runpod_id)
-            with contextlib.suppress(RunpodError):
-                await self._runpod.cancel(model.endpoint, runpod_id)
-            return replace(copy, status="TIMED_OUT", error="took longer than this bot allows")
-        except NotFound:
-            return replace(
-                copy,
-                status="FAILED",
-                error="Runpod no longer knows this job (it expired or vanished)",
-            )
-        except RunpodError as exc:
-            return await self._give_up(job, model, copy, exc)
-        if state.status == "TIMED_OUT":
-            return replace(copy, status=state.status, error="took longer than Runpod allows")
-        return replace(copy, status=state.status, output=state.output, error=state.error)
-
-    async def _give_up(self, job: JobRecord, model: Model, copy: Copy, exc: RunpodError) -> Copy:
-        """Runpod stopped answering about a copy: cancel it there (it would run on, billed to
-        the operator, for a result nobody sees) and fail it."""
-        assert copy.runpod_id is not None
-        log.warning(
-            "job %s: lost track of %s (%s); cancelling at Runpod", job.id, copy.runpod_id, exc
-        )
-        with contextlib.suppress(RunpodError):
-            await self._runpod.cancel(model.endpoint, copy.runpod_id)
-        return replace(copy, status="FAILED", error=_runpod_reason(exc, tracking=True))
-
-    async def _wait_or_webhook(
-        self,
-        job: JobRecord,
-        model: Model,
-        index: int,
-        runpod_id: str,
-        timeout_s: float,
-        on_status: Callable[[JobState], Awaitable[None]],
-    ) -> JobState:
-        poll = asyncio.ensure_future(
-            self._runpod.wait(
-                model.endpoint,
-                runpod_id,
-                timeout_s=timeout_s,
-                on_status=on_status,
-                backstop=bool(job.webhook_token),
-            )
-        )
-        if not job.webhook_token:
-            return await poll
-        pushed: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
-        self._webhooks[(job.id, index)] = (job.webhook_token, pushed)
-        try:
-            done, _ = await asyncio.wait({poll, pushed}, return_when=asyncio.FIRST_COMPLETED)
-            if pushed in done:
-                log.info("job %s: copy %d finished (webhook)", job.id, index)
-                return pushed.result()
-            return poll.result()
-        finally:
-            self._webhooks.pop((job.id, index), None)
-            poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RunpodError):
-                await poll
-
-    async def _stream_text(
-        self,
-        job: JobRecord,
-        model: Model,
-        runpod_id: str,
-        timeout_s: float,
-        progress: Callable[..., Awaitable[None]],
-    ) -> JobState:
-        """Text models: poll `/stream` and show the reply as it grows; `/status` for the end."""
-        from bot.outputs import strip_think, text_of
-
-        deadline = time.monotonic() + timeout_s
-        text = ""
-        while time.monotonic() < deadline:
-            try:
-                status, chunks = await self._runpod.stream(model.endpoint, runpod_id)
-            except RunpodError as exc:
-                # No stream for this endpoint (404), or it failed: the stream is progress only,
-                # so wait for the final answer instead of failing a job that may be fine.
-                if not isinstance(exc, NotFound):
-                    log.warning("job %s: progress stream failed (%s)", job.id, exc)
-                break
-            for chunk in chunks:
-                text += text_of(chunk) if not isinstance(chunk, str) else chunk
-            if chunks:
-                await progress("IN_PROGRESS", partial_text=strip_think(text))
-            if status in FINAL_STATES:
-                break
-            await asyncio.sleep(STREAM_POLL_S)
-        remaining = max(1.0, deadline - time.monotonic())
-        return await self._runpod.wait(model.endpoint, runpod_id, timeout_s=remaining)
 
     async def _finish(self, job: JobRecord, model: Model) -> JobRecord:
         """All copies ended: fetch results, then charge and record completion in one step."""
@@ -605,21 +427,6 @@ class JobRunner:
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
-
-
-def _runpod_reason(exc: RunpodError, *, tracking: bool = False) -> str:
-    """Why a copy failed, for the user; `tracking`: Runpod failed us after accepting the job."""
-    if exc.status == 400:
-        return f"Runpod rejected the request: {exc.message}"
-    if exc.status in (401, 403):
-        return "the bot's Runpod API key was refused (tell an admin)"
-    if exc.status == 429:
-        return "Runpod is rate limiting this bot; try again in a minute"
-    if tracking:
-        return f"the bot lost contact with Runpod while the job ran ({exc.message})"
-    if exc.maybe_started:
-        return f"sending the job to Runpod failed midway ({exc.message})"
-    return f"Runpod could not be reached ({exc.message})"
 
 
 def _failure_message(copies: list[Copy] | tuple[Copy, ...]) -> str:

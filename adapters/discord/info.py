@@ -17,11 +17,11 @@ from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
 from bot.app import Core
+from bot.archive import Archive
 from bot.catalog import KIND_LABELS, Model
 from bot.delivery import ChannelRef, Result
 from bot.errors import BotError, InvalidRequest
 from bot.jobstore import JobRecord
-from bot.lifecycle import Archive
 from bot.outputs import OutputError, extract
 from bot.quota import Allowance, format_usd
 from bot.requests import COMMANDS
