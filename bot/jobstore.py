@@ -120,9 +120,8 @@ class JobStore:
         )
         if tx is not None:
             await tx.execute(sql, params)
-        else:
-            async with self._db.transaction() as conn:
-                await conn.execute(sql, params)
+        else:  # one hand-off to the writer thread, group-committed with concurrent writes
+            await self._db.run(lambda raw: raw.execute(sql, params))
         return job
 
     async def get(self, job_id: str) -> JobRecord | None:
