@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -285,7 +286,7 @@ class Database:
         path = Path(path)
         writer = await _connect(path, busy_timeout_ms)
         try:
-            (mode,) = await _fetchone(writer, "PRAGMA journal_mode=WAL")
+            mode = await _switch_to_wal(writer, busy_timeout_ms)
             if str(mode).lower() != "wal":
                 raise BotError(f"{path}: cannot use WAL journal mode (got {mode})")
             await writer.execute("PRAGMA synchronous=NORMAL")
@@ -453,6 +454,22 @@ async def _connect(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
     await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     await conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> str:
+    """`PRAGMA journal_mode=WAL`, retried: SQLite answers "database is locked" at once, without
+    its busy handler, while another process holds the new file (two starts at the same time)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.01
+    while True:
+        try:
+            (mode,) = await _fetchone(conn, "PRAGMA journal_mode=WAL")
+            return str(mode)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 async def _fetchone(conn: aiosqlite.Connection, sql: str) -> sqlite3.Row:

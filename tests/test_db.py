@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 from functools import partial
 from pathlib import Path
@@ -230,3 +231,38 @@ async def test_backup_refuses_to_overwrite_the_database(tmp_path: Path) -> None:
             await db.backup(tmp_path / "self.db")
     finally:
         await db.close()
+
+
+def _open_at_once(path: str, barrier: object, results: object) -> None:
+    """One process of a simultaneous start: open (create, switch to WAL, migrate), report."""
+
+    async def main() -> str:
+        barrier.wait()  # type: ignore[attr-defined]
+        db = await Database.open(path)
+        try:
+            return str(await db.schema_version())
+        finally:
+            await db.close()
+
+    try:
+        results.put(asyncio.run(main()))  # type: ignore[attr-defined]
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("attempt", range(6))
+def test_processes_starting_together_on_a_new_file_all_open_it(
+    tmp_path: Path, attempt: int
+) -> None:
+    """`python -m bot run` and `python -m bot usage` started at the same moment must both work:
+    SQLite refuses the switch to WAL at once (no busy wait) while another process holds it."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    path = str(tmp_path / f"new-{attempt}.db")
+    workers = [ctx.Process(target=_open_at_once, args=(path, barrier, results)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    answers = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert answers == [str(len(MIGRATIONS))] * 6, answers
