@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import inspect
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -19,6 +20,7 @@ from bot import cli_basic, cli_try, ledger_cli
 from bot.errors import BotError
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,5 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    except (sqlite3.Error, OSError) as exc:
+        # The machine, not the input: a locked or unreadable database, a full disk, a port in use.
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
