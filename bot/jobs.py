@@ -4,7 +4,7 @@
 quota hold) before it returns, so refusals reach the user at once; the rest runs in tasks this
 service owns (`lifecycle.JobRunner`). Every state change is written to the jobs table before the
 next step, which is what lets `resume()` carry on after a restart instead of losing or repeating
-work. See docs/ARCHITECTURE-level notes in README ("How a job runs").
+work. README ("How the money stays right") says what this guarantees.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.db import Database
-from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, Failure
+from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory
 from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
@@ -37,6 +37,7 @@ from bot.policy import Policy, Where
 from bot.quota import Identity
 from bot.requests import COMMANDS, Request, request_type_for
 from bot.runpod import JobState, RunpodClient
+from bot.show import api_call
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class JobService:
         threshold = self._settings.jobs.confirm_above_usd
         if estimate > threshold and not confirmed:
             async with self._db.transaction() as tx:
-                await self._store.insert(_with_state(job, "awaiting_confirmation"), tx=tx)
+                await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
             await invocation.delivery.confirm(
                 Confirmation(job.id, model.name, estimate, threshold, _summary(model, request))
@@ -234,8 +235,6 @@ class JobService:
         return await self._store.get(job_id)
 
     async def show_request(self, job_id: str) -> str:
-        from bot.show import api_call
-
         job = await self._store.get(job_id)
         if job is None:
             raise InvalidRequest("That job is not known to this bot.")
@@ -338,16 +337,7 @@ def _command_of(request: Request, model: Model) -> str:
     return request.command
 
 
-def _with_state(job: JobRecord, state: str) -> JobRecord:
-    from dataclasses import replace
-
-    return replace(job, state=state)
-
-
 def _summary(model: Model, request: Request) -> str:
     copies = f"{request.count} x " if request.count > 1 else ""
     prompt = request.prompt if len(request.prompt) <= 80 else request.prompt[:77] + "..."
     return f"{copies}{model.name}: {prompt}" if prompt else f"{copies}{model.name}"
-
-
-__all__ = ["Failure", "Invocation", "JobService", "Submitted"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -56,13 +57,17 @@ class Settlement:
         return cls(job_id, to_usd(charged), to_usd(held), overage, crossed, remaining)
 
     def summary(self) -> str:
-        """E.g. "$0.98 left today, $9.50 left this month; the workspace has $80.00 left ..."."""
-        user = [a.describe() for a in self.remaining if a.scope is Scope.USER]
-        pool = [a.describe() for a in self.remaining if a.scope is Scope.WORKSPACE]
-        parts = [", ".join(user)] if user else []
-        if pool:
-            parts.append("the workspace has " + ", ".join(pool))
-        return "; ".join(parts)
+        return describe_remaining(self.remaining)
+
+
+def describe_remaining(allowances: Sequence[Allowance]) -> str:
+    """E.g. "$0.98 left today, $9.50 left this month; the workspace has $80.00 left ..."."""
+    user = [a.describe() for a in allowances if a.scope is Scope.USER]
+    pool = [a.describe() for a in allowances if a.scope is Scope.WORKSPACE]
+    parts = [", ".join(user)] if user else []
+    if pool:
+        parts.append("the workspace has " + ", ".join(pool))
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)

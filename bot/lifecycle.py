@@ -32,6 +32,7 @@ from bot.db import Database
 from bot.delivery import Delivery, Failure, MediaFile, Progress, Result
 from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
+from bot.ledger_records import describe_remaining
 from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import format_usd
 from bot.progress import ProgressThrottle
@@ -374,14 +375,9 @@ class JobRunner:
 
     async def _remaining_text(self, job: JobRecord) -> str:
         usage = await self._ledger.usage(Identity(*job.identity))
-        return Settlement(
-            job.id,
-            Decimal(0),
-            Decimal(0),
-            Decimal(0),
-            [],
-            [a for a in (*usage.user, *usage.workspace) if a.limit is not None],
-        ).summary()
+        return describe_remaining(
+            [a for a in (*usage.user, *usage.workspace) if a.limit is not None]
+        )
 
     async def _end_quietly(self, job: JobRecord, state: str, message: str) -> JobRecord:
         """Release the hold and record how the job ended; the user is told by `_drive`."""
