@@ -37,6 +37,7 @@ from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import format_usd
 from bot.progress import ProgressThrottle
 from bot.quota import Identity, Scope
+from bot.requests import prompt_of
 from bot.runpod import FINAL_STATES, JobState, RunpodClient, RunpodError
 from bot.slots import Slots
 from bot.tracking import Tracker, runpod_reason
@@ -360,7 +361,7 @@ class JobRunner:
             command=job.command,
             model=model.name,
             model_id=model.id,
-            prompt=str(job.input.get("prompt", "")),
+            prompt=prompt_of(job.input),
             files=tuple(f for index in sorted(files) for f in files[index]),
             text="\n\n".join(t for t in texts if t) or None,
             seeds=tuple(

@@ -66,11 +66,7 @@ class Request:
 
     @property
     def prompt(self) -> str:
-        """The user's text: `prompt`, or the last chat message for `messages` models."""
-        messages = self.input.get("messages")
-        if isinstance(messages, list) and messages and isinstance(messages[-1], Mapping):
-            return str(messages[-1].get("content", ""))
-        return str(self.input.get("prompt", ""))
+        return prompt_of(self.input)
 
     @property
     def seed(self) -> int | None:
@@ -79,6 +75,14 @@ class Request:
 
     def with_input(self, **changes: Any) -> Request:
         return replace(self, input={**self.input, **changes})
+
+
+def prompt_of(input: Mapping[str, Any]) -> str:
+    """The user's text in a model input: `prompt`, or the last chat message of `messages`."""
+    messages = input.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], Mapping):
+        return str(messages[-1].get("content", ""))
+    return str(input.get("prompt", ""))
 
 
 @dataclass(frozen=True)

@@ -408,3 +408,12 @@ async def test_tracking_rides_out_a_runpod_outage_and_gives_up_only_at_the_deadl
         assert "lost contact with Runpod" in lost.failures[0].message
         assert runpod_fake.count("cancel") == 1
         assert await spent(core) == (Decimal(0), Decimal(0))
+
+
+async def test_a_chat_model_result_shows_what_was_asked(
+    core: Core, runpod_fake: FakeRunpod
+) -> None:
+    """Granite takes `messages`, not `prompt`: the result still shows the user's question."""
+    _, delivery = await submit(core, "why is the sky blue --model granite-4", command="ask")
+    await delivery.wait_for(lambda: delivery.ended)
+    assert delivery.results[0].prompt == "why is the sky blue"
