@@ -304,8 +304,13 @@ class QuotaExceeded(BotError):
 
 
 def refusal(candidates: Collection[Budget], amount: int) -> Budget | None:
-    """The limit to name when `amount` does not fit: the one that frees up last."""
+    """The limit to name when `amount` does not fit: the one that frees up last.
+
+    When several free up at the same instant (a month's last day ends the day, often the week,
+    and the month), the longest period is named, so the answer does not depend on the date.
+    """
     failing = [b for b in candidates if b.available is not None and amount > b.available]
     if not failing:
         return None
-    return max(failing, key=lambda b: (b.resets_at, b.scope is Scope.USER))
+    length = list(Period)
+    return max(failing, key=lambda b: (b.resets_at, b.scope is Scope.USER, length.index(b.period)))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from bot.app import Core, open_core
 from bot.catalog import load_catalog
 from bot.config import Settings
 from tests.fakes.runpod import FakeRunpod
+from tests.ledger_support import ZONE_VARIABLE
+from tests.moments import MOMENTS, Moment
 
 API_KEY = "rp_test_key_SECRET_0123456789"
 _FAKE_KINDS = {"image_edit": "image"}
@@ -36,6 +40,34 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         ):
             monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture(params=[None, *MOMENTS], ids=lambda m: m.name if m else "today")
+def moved_clock(request: pytest.FixtureRequest) -> Iterator[Moment | None]:
+    """Run the test today and again with the wall clock frozen at each period edge in MOMENTS.
+
+    For a moment the process's local zone (TZ) and the zone `ledger_support.quotas()` gives
+    the ledger are the moment's own; subprocesses learn the instant from MOVED_CLOCK_AT.
+    """
+    moment: Moment | None = request.param
+    if moment is None:
+        yield None
+        return
+    saved = {name: os.environ.get(name) for name in ("TZ", ZONE_VARIABLE, "MOVED_CLOCK_AT")}
+    os.environ.update(
+        TZ=moment.zone, **{ZONE_VARIABLE: moment.zone, "MOVED_CLOCK_AT": moment.instant.isoformat()}
+    )
+    time.tzset()
+    try:
+        with time_machine.travel(moment.instant, tick=False):
+            yield moment
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        time.tzset()
 
 
 def register_catalog(fake: FakeRunpod) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.config import QuotaSettings
 from bot.db import Database
 from bot.ledger import Identity, SqliteLedger
+
+# Set by the `moved_clock` fixture (tests/conftest.py) to the zone the moment is about.
+ZONE_VARIABLE = "BOT_TEST_QUOTA_ZONE"
 
 ALICE = Identity("discord", "g1", "alice")
 BOB = Identity("discord", "g1", "bob")
@@ -19,10 +24,10 @@ CAROL = Identity("discord", "g1", "carol")
 
 
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test moves by hand; it starts at the wall clock (which `moved_clock` moves)."""
 
-    def __init__(self, start: datetime = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) -> None:
-        self.now = start
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -35,9 +40,18 @@ def usd(text: str) -> Decimal:
     return Decimal(text)
 
 
+def quota_zone() -> ZoneInfo:
+    """The zone the current `moved_clock` moment is about (UTC unless a test names one)."""
+    return ZoneInfo(os.environ.get(ZONE_VARIABLE, "UTC"))
+
+
 def quotas(**values: Any) -> QuotaSettings:
-    """QuotaSettings with no defaults unless given: tests say what limits they rely on."""
+    """QuotaSettings with no defaults unless given: tests say what limits they rely on.
+
+    The time zone is `quota_zone()`.
+    """
     base: dict[str, Any] = {
+        "timezone": str(quota_zone()),
         "daily_usd": None,
         "weekly_usd": None,
         "monthly_usd": None,

@@ -95,6 +95,7 @@ async def test_a_member_without_the_admin_role_is_refused(
     assert usage.user[0].limit == Decimal("3.50")  # $1.00 default + $2.50 granted
 
 
+@pytest.mark.usefixtures("moved_clock")
 async def test_quota_reset_and_report(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:

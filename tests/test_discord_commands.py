@@ -278,6 +278,7 @@ async def test_models_lists_what_this_channel_allows(
     assert "`qwen3-32b`" in text and "flux-dev" not in text and "/imagine" in text
 
 
+@pytest.mark.usefixtures("moved_clock")
 async def test_usage_shows_spend_limits_and_recent_jobs(
     bot: DiscordAdapter, fake: FakeDiscord
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +22,9 @@ from bot.ledger import (
 )
 from bot.periods import Period
 from bot.quota import Scope, to_units
-from tests.ledger_support import ALICE, BOB, CAROL, Clock, open_ledger, quotas, usd
+from tests.ledger_support import ALICE, BOB, CAROL, Clock, open_ledger, quota_zone, quotas, usd
+
+pytestmark = pytest.mark.usefixtures("moved_clock")
 
 ZERO = Decimal(0)
 
@@ -40,9 +42,11 @@ async def test_hold_within_limit_and_refusal_names_the_limit(tmp_path: Path) -> 
         refusal = caught.value
         assert (refusal.scope, refusal.period) == (Scope.USER, Period.DAY)
         assert refusal.limit == usd("1.00") and refusal.remaining == usd("0.02")
-        assert refusal.resets_at == datetime(2026, 11, 26, tzinfo=UTC)
+        zone = quota_zone()
+        tomorrow = datetime.combine(datetime.now(zone).date() + timedelta(days=1), time(), zone)
+        assert refusal.resets_at == tomorrow
         assert refusal.message == (
-            "Your daily limit is $1.00; $0.02 is left until 2026-11-26 00:00 UTC."
+            f"Your daily limit is $1.00; $0.02 is left until {tomorrow:%Y-%m-%d %H:%M %Z}."
             " This costs about $0.05."
         )
         usage = await ledger.usage(ALICE)
@@ -181,11 +185,19 @@ async def test_grants_add_to_the_current_periods_only(tmp_path: Path) -> None:
         assert (grant.amount, grant.granted_by) == (usd("0.50"), "mod")
         await ledger.hold("j2", ALICE, usd("0.50"), model="m")
         await ledger.settle("j2", usd("0.50"))
+        granted_in = clock.now.astimezone(quota_zone()).month
         clock.advance(days=1)
         usage = await ledger.usage(ALICE)
         assert allowance(usage.user, Period.DAY).limit == usd("1")  # the grant was for that day
         month = allowance(usage.user, Period.MONTH)
-        assert (month.limit, month.spent, month.remaining) == (usd("3.50"), usd("1.50"), usd("2"))
+        if clock.now.astimezone(quota_zone()).month == granted_in:
+            assert (month.limit, month.spent, month.remaining) == (
+                usd("3.50"),
+                usd("1.50"),
+                usd("2"),
+            )
+        else:  # the grant and the spend belong to the month that just ended
+            assert (month.limit, month.spent, month.remaining) == (usd("3"), 0, usd("3"))
 
 
 async def test_grant_with_a_key_is_made_once(tmp_path: Path) -> None:
@@ -393,14 +405,15 @@ async def test_operations_join_the_callers_transaction(tmp_path: Path) -> None:
 async def test_changing_the_time_zone_rebuckets_spend(tmp_path: Path) -> None:
     # 23:30 UTC on the 25th is already the 26th in Berlin.
     clock = Clock(datetime(2026, 11, 25, 23, 30, tzinfo=UTC))
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1"), clock) as ledger:
+    utc = quotas(daily_usd="1", timezone="UTC")
+    async with open_ledger(tmp_path / "l.db", utc, clock) as ledger:
         await ledger.hold("j", ALICE, usd("0.40"), model="m")
         await ledger.settle("j", usd("0.40"))
     berlin = quotas(daily_usd="1", timezone="Europe/Berlin")
     clock.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     async with open_ledger(tmp_path / "l.db", berlin, clock) as ledger:
         assert allowance((await ledger.usage(ALICE)).user, Period.DAY).spent == usd("0.40")
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1"), clock) as ledger:
+    async with open_ledger(tmp_path / "l.db", utc, clock) as ledger:
         assert allowance((await ledger.usage(ALICE)).user, Period.DAY).spent == 0
 
 

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,16 +17,19 @@ import pytest
 from bot.cli import main
 from bot.ledger import Identity
 from bot.periods import Period
-from tests.ledger_support import ALICE, BOB, Clock, open_ledger, quotas, usd
+from tests.ledger_support import ALICE, BOB, open_ledger, quota_zone, quotas, usd
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.usefixtures("moved_clock")
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
-        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n[quotas]\ndaily_usd = 1\n',
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
+        f'[quotas]\ndaily_usd = 1\ntimezone = "{quota_zone()}"\n',
         encoding="utf-8",
     )
     return path
@@ -37,8 +39,7 @@ def populate(db: Path) -> None:
     """A month's worth of jobs, settled now (the CLI reports the current month by default)."""
 
     async def fill() -> None:
-        clock = Clock(datetime.now(UTC))
-        async with open_ledger(db, quotas(), clock) as ledger:
+        async with open_ledger(db, quotas()) as ledger:
             dave = Identity("slack", "T9", "dave")
             jobs = [(ALICE, "flux", "0.10"), (ALICE, "wan", "0.25"), (BOB, "flux", "0.05")]
             for n, (who, model, cost) in enumerate([*jobs, (dave, "flux", "1.00")]):
@@ -50,8 +51,9 @@ def populate(db: Path) -> None:
 
 
 def run(config: Path, *argv: str) -> tuple[int, str, str]:
+    cli = "tests.cli_at_moment" if "MOVED_CLOCK_AT" in os.environ else "bot"
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), *argv],
+        [sys.executable, "-m", cli, "--config", str(config), *argv],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -12,6 +12,8 @@ from bot.ledger import QuotaExceeded
 from bot.periods import Period, window, windows
 from tests.ledger_support import ALICE, Clock, open_ledger, quotas, usd
 
+pytestmark = pytest.mark.usefixtures("moved_clock")
+
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 SANTIAGO = ZoneInfo("America/Santiago")

@@ -174,6 +174,7 @@ async def test_a_quota_refusal_is_private_and_charges_nothing(
         assert (usage.user[0].spent, usage.user[0].held) == (Decimal(0), Decimal(0))
 
 
+@pytest.mark.usefixtures("moved_clock")
 async def test_quota_is_for_admins_and_changes_limits(bot: SlackBot) -> None:
     await bot.command("/quota", f"set <@{BOB}|bob> --daily 0", user=ALICE)
     (refused,) = await bot.wait(bot.ephemerals)
