@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot import recording as recordings
 from bot.app import Core, open_core
 from bot.jobs import Submitted
 from bot.periods import utc_now
@@ -66,6 +67,21 @@ def transcript(characters: int, cost: str | None = None) -> Any:
         return out
 
     return output
+
+
+@pytest.mark.parametrize(
+    ("data", "seconds"),
+    [
+        (media.wav(2.5), 2.5),
+        (media.wav(3, pad=101), 3.0),  # a chunk players skip
+        (media.mp4(64, 64, 7.0), 7.0),  # a video's sound track transcribes too
+        (b"RIFF....WAVE", None),  # a header and nothing else
+        (media.png(8, 8), None),
+        (b"", None),
+    ],
+)
+def test_a_recordings_length_is_read_from_its_bytes(data: bytes, seconds: float | None) -> None:
+    assert recordings.seconds_of(data) == seconds
 
 
 async def transcribe_twice(core: Core, url: str) -> list[Submitted | BaseException]:
