@@ -167,8 +167,6 @@ class Model(_Strict):
     nsfw: bool = False
     # Text models: the model name on the OpenAI-compatible route (streaming).
     openai_model: str | None = None
-    # Transcription: characters to hold for when the length is unknown in advance.
-    estimate_characters: int = Field(default=5000, ge=0)
 
     @property
     def prompt_param(self) -> str | None:

@@ -137,6 +137,13 @@ class JobSettings(Section):
     download_timeout_s: float = Field(default=120.0, gt=0)
     # Re-deliver identical seeded requests from the archive (needs storage.media_dir).
     cache: bool = True
+    # Holds are upper bounds of what Runpod can bill (README, "How the money stays right").
+    # A transcript is billed per character: hold for this many characters a second of the
+    # recording (fast speech is about 20).
+    transcript_chars_per_second: int = Field(default=40, ge=1)
+    # What to hold when nothing bounds a job's bill before it runs (a recording whose length
+    # cannot be read); the member is told. A bill above it is charged and counted as overage.
+    unknown_length_hold_usd: Usd = Field(default=Decimal("0.50"), ge=0)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",

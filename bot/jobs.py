@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from bot import pricing
+from bot import pricing, recording
 from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
@@ -32,7 +32,7 @@ from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
 from bot.lifecycle import JobRunner
-from bot.outputs import Downloader
+from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
 from bot.quota import Identity
 from bot.requests import COMMANDS, Request, request_type_for
@@ -80,6 +80,7 @@ class JobService:
         self._db = db
         self._store = JobStore(db)
         self._settings = settings
+        self._downloader = downloader
         self._policy = Policy(settings.policy)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         self._factories: dict[str, DeliveryFactory] = {}
@@ -114,14 +115,23 @@ class JobService:
     # --- asking -------------------------------------------------------------------------
 
     def estimate(self, request: Request) -> Decimal:
-        return pricing.estimate(self.model_of(request), request.input) * request.count
+        """What the request would hold, from its parameters alone (`/cost`: nothing is read)."""
+        model = self.model_of(request)
+        return pricing.bound(model, request.input, self._settings.jobs).amount * request.count
 
     async def submit(self, invocation: Invocation, *, confirmed: bool = False) -> Submitted:
-        """Check, price, hold and start a job; raises a BotError the user should see."""
+        """Check, price, hold and start a job; raises a BotError the user should see.
+
+        The hold is the most Runpod can bill for the request (`pricing.bound`), so a request
+        that could not fit the quota is refused here, before any confirmation is offered.
+        """
         request = invocation.request
         model = self.model_of(request)
         self._policy.check(request.command, model, request.prompt, invocation.where)
-        estimate = self.estimate(request)
+        seconds = await self._recording_seconds(model, request)
+        bound = pricing.bound(model, request.input, self._settings.jobs, audio_seconds=seconds)
+        estimate = bound.amount * request.count
+        hold_note = None if bound.known else _capped(model, estimate)
         seeds = _seeds(model, request)
         job = JobRecord(
             id=uuid.uuid4().hex[:12],
@@ -137,6 +147,7 @@ class JobService:
                 "input": dict(request.input),
                 "count": request.count,
                 "media": list(request.media),
+                **({"hold_note": hold_note} if hold_note else {}),
             },
             state="held",
             estimate=estimate,
@@ -151,11 +162,13 @@ class JobService:
                 return Submitted(job.id, Decimal(0), cached=True)
         threshold = self._settings.jobs.confirm_above_usd
         if estimate > threshold and not confirmed:
+            await self.ledger.check(invocation.identity, estimate)
             async with self._db.transaction() as tx:
                 await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
+            summary = _summary(model, request) + (f" ({hold_note})" if hold_note else "")
             await invocation.delivery.confirm(
-                Confirmation(job.id, model.name, estimate, threshold, _summary(model, request))
+                Confirmation(job.id, model.name, estimate, threshold, summary)
             )
             return Submitted(job.id, estimate, awaiting_confirmation=True)
         async with self._db.transaction() as tx:
@@ -296,6 +309,25 @@ class JobService:
 
     # --- helpers --------------------------------------------------------------------------
 
+    async def _recording_seconds(self, model: Model, request: Request) -> float | None:
+        """The length of the recording a transcription sends; None if it cannot be read.
+
+        Fetched with the same caps as results (size, time); a file too big, unreachable or in
+        a format `recording` cannot read leaves the length unknown, and the hold a cap.
+        """
+        if model.kind != "transcription":
+            return None
+        urls = [request.input.get(name) for name in model.media_inputs]
+        url = next((u for u in urls if isinstance(u, str)), None)
+        if url is None:
+            return None
+        try:
+            file = await self._downloader.fetch(url, kind=model.kind, name="recording")
+        except OutputError as exc:
+            log.info("recording for %s: length unknown: %s", model.id, exc.message)
+            return None
+        return await asyncio.to_thread(recording.seconds_of, file.data)
+
     def _delivery(self, job: JobRecord) -> Delivery:
         factory = self._factories.get(job.channel.platform)
         if factory is None:
@@ -335,6 +367,16 @@ def _command_of(request: Request, model: Model) -> str:
         if isinstance(request, request_type) and model.kind in kinds:
             return name
     return request.command
+
+
+def _capped(model: Model, amount: Decimal) -> str:
+    """What to tell a member whose job holds a cap, not a bound: Runpod may bill more."""
+    why = (
+        "the recording's length could not be read"
+        if model.kind == "transcription"
+        else "its length is known only after it runs"
+    )
+    return f"Held up to {pricing.format_usd(amount)} because {why}."
 
 
 def _summary(model: Model, request: Request) -> str:

@@ -136,6 +136,16 @@ class SqliteLedger:
             log.info("hold %s: already %s", job_id, hold.state)
         return hold
 
+    async def check(self, identity: Identity, amount: Decimal) -> None:
+        """Raise `QuotaExceeded` if `amount` does not fit what is left now; holds nothing.
+
+        For refusing a job before asking the member to confirm it: `hold` checks again,
+        atomically, when the job is admitted.
+        """
+        units = amount_units(amount, "amount")
+        await self._ensure_zone(None)
+        await self._db.read(partial(self._admit, identity, units, self._now()))
+
     async def settle(self, job_id: str, cost: Decimal, *, tx: Tx | None = None) -> Settlement:
         """Charge the actual cost (in full, even above the hold) and end the hold."""
         units = amount_units(cost, "cost")
@@ -292,10 +302,7 @@ class SqliteLedger:
             if row["user_key"] != identity.user_key:
                 raise ValueError(f"job id {job_id} is already held for {row['user_key']}")
             return store.hold_of(row), False
-        user, pool = self._budgets(raw, identity, now)
-        refused = refusal(user + pool, units)
-        if refused is not None:
-            raise QuotaExceeded.for_budget(refused, units, self._zone)
+        self._admit(identity, units, now, raw)
         raw.execute(
             "INSERT INTO holds (job_id, user_key, pool_key, roles, model, held, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -319,6 +326,15 @@ class SqliteLedger:
             now,
         )
         return hold, True
+
+    def _admit(
+        self, identity: Identity, units: int, now: datetime, raw: sqlite3.Connection
+    ) -> None:
+        """Raise `QuotaExceeded` unless `units` fit every limit of the member and the pool."""
+        user, pool = self._budgets(raw, identity, now)
+        refused = refusal(user + pool, units)
+        if refused is not None:
+            raise QuotaExceeded.for_budget(refused, units, self._zone)
 
     def _settle(
         self, job_id: str, units: int, now: datetime, raw: sqlite3.Connection

@@ -186,6 +186,11 @@ def _print_table(report: Report, by: str, span: str) -> None:
     for line in lines:
         print(f"{line.key:<{width}}  {line.jobs:>6}  {format_usd(line.charged):>12}")
     print(f"{'total':<{width}}  {report.jobs:>6}  {format_usd(report.total):>12}")
+    if report.overage_jobs:
+        print(
+            f"charged above their hold: {report.overage_jobs} job(s),"
+            f" {format_usd(report.overage)} in all (see the WARNING lines of the log)"
+        )
 
 
 async def _quota_set(args: argparse.Namespace) -> int:

@@ -102,6 +102,10 @@ class Report:
     by_model: list[ReportLine]
     total: Decimal
     jobs: int
+    # Jobs charged above their hold (Runpod billed above its published price, or no bound was
+    # known before the run), and by how much in all.
+    overage_jobs: int = 0
+    overage: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,13 @@ def report(
     by_user = lines("user_key")
     total = sum((line.charged for line in by_user), Decimal(0))
     jobs = sum(line.jobs for line in by_user)
-    return Report(workspace, since, until, by_user, lines("model"), total, jobs)
+    over_jobs, over = raw.execute(
+        f"SELECT COUNT(*), SUM(charged - held) FROM holds WHERE {where} AND charged > held",
+        params,
+    ).fetchone()
+    return Report(
+        workspace, since, until, by_user, lines("model"), total, jobs, over_jobs, to_usd(over or 0)
+    )
 
 
 def set_limits(

@@ -350,7 +350,7 @@ class JobRunner:
     ) -> Result:
         texts = [extract(model, c.output).text for c in job.copies if c.status == "COMPLETED"]
         failed = [c for c in job.copies if c.status != "COMPLETED"]
-        notes = []
+        notes = [job.request["hold_note"]] if job.request.get("hold_note") else []
         if failed:
             notes.append(
                 f"{len(failed)} of {len(job.copies)} failed and were not charged: {failed[0].error}"

@@ -1,28 +1,35 @@
 """What a job costs, in Decimal dollars, by Runpod's billing rules.
 
-`estimate` prices a request before it runs (what the ledger holds); `actual` prices a finished job
-(what the ledger charges): the output's own `cost` field when Runpod sent one, since that is what
-was billed, else the model's rule applied to the actual output. Billing rounds up after the 10th
-decimal place, so every amount here does too.
+`bound` prices a request before it runs (what the ledger holds): the most Runpod can bill for it
+at its published price, from what is known before `/run` (prompt bytes and `max_tokens`, the
+duration asked for, a recording's length). Where nothing bounds the bill, it is a configured
+cap, marked so the member can be told. `actual` prices a finished job (what the ledger charges):
+the output's own `cost` field when Runpod sent one, since that is what was billed, else the
+model's rule applied to the actual output. Billing rounds up after the 10th decimal place, so
+every amount here does too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from bot.catalog import Model, PriceRule
+from bot.config import JobSettings
 from bot.errors import InvalidRequest
 
 BILLING_QUANTUM = Decimal("1e-10")
 MEGAPIXEL = Decimal(1_000_000)
 TOKENS_PER_PRICE = Decimal(1_000_000)
-# Rough rules for what is only known afterwards: ~4 characters a token, ~15 characters a second of
-# speech. They size holds, never charges.
-CHARS_PER_TOKEN = 4
-SPEECH_CHARS_PER_SECOND = 15
+# Worst cases for what is only known afterwards; they size holds, never charges. A byte-level
+# tokenizer makes at most one token per UTF-8 byte of the prompt; chat templates and system
+# preambles add a few dozen more (gpt-oss's harmony header is about 60).
+TEMPLATE_TOKENS = 128
+# Speech is billed per second of audio: even slow narration says more than this a second.
+SPEECH_SLOWEST_CHARS_PER_SECOND = 8
 
 UNIT_LABELS: dict[str, str] = {
     "megapixel": "per megapixel",
@@ -82,22 +89,58 @@ QUANTITIES = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The most a request can cost; `known` is False when nothing bounds it before it runs and
+    `amount` is a cap instead (the model's `estimate_usd`, else `jobs.unknown_length_hold_usd`)."""
+
+    amount: Decimal
+    known: bool = True
+
+
 def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
-    """The price of a validated request before it runs: what to hold."""
+    """What a validated request holds, as far as its parameters tell (`/cost`)."""
+    return bound(model, params).amount
+
+
+def bound(
+    model: Model,
+    params: Mapping[str, Any],
+    jobs: JobSettings | None = None,
+    *,
+    audio_seconds: float | None = None,
+) -> Bound:
+    """The most Runpod can bill for a validated request at its published price: what to hold.
+
+    `audio_seconds` is the length of the recording a transcription sends, when it was read.
+    """
+    jobs = jobs or JobSettings()
     for name in QUANTITIES:
         value = _value(params, name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             raise InvalidRequest(f"{name} must not be negative (got {value})")
     rule = model.price
+    cap = Bound(round_up(jobs.unknown_length_hold_usd), known=False)
     if rule.estimate_usd is not None:
-        return round_up(rule.estimate_usd)
+        return Bound(round_up(rule.estimate_usd), known=False)
     if rule.unit == "1m_tokens":
-        prompt_tokens = math.ceil(len(_text(params)) / CHARS_PER_TOKEN)
-        max_tokens = _value(params, "max_tokens") or _value(params, "sampling_params.max_tokens")
-        return _tokens(rule, params, prompt_tokens, int(max_tokens or 0))
+        max_tokens = _value(params, "max_tokens")
+        if max_tokens is None:
+            max_tokens = _value(params, "sampling_params.max_tokens")
+        if max_tokens is None:
+            return cap
+        return Bound(_tokens(rule, params, prompt_token_bound(params), int(max_tokens)))
     if rule.unit == "1k_characters" and model.kind == "transcription":
-        return round_up(_unit_price(rule, params) * model.estimate_characters / 1000)
-    return round_up(_unit_price(rule, params) * _quantity(model, params))
+        if audio_seconds is None:
+            return cap
+        characters = math.ceil(audio_seconds * jobs.transcript_chars_per_second)
+        return Bound(round_up(_unit_price(rule, params) * characters / 1000))
+    return Bound(round_up(_unit_price(rule, params) * _quantity(model, params)))
+
+
+def prompt_token_bound(params: Mapping[str, Any]) -> int:
+    """At most one token per UTF-8 byte of the text sent, plus the chat template's own."""
+    return len(_text(params).encode("utf-8")) + TEMPLATE_TOKENS
 
 
 def actual(model: Model, params: Mapping[str, Any], output: Any) -> Decimal:
@@ -197,7 +240,7 @@ def _quantity(model: Model, params: Mapping[str, Any]) -> Decimal:
         return Decimal(len(_text(params))) / 1000
     if unit == "audio_second":
         characters = len(_text(params))
-        return Decimal(max(1, math.ceil(characters / SPEECH_CHARS_PER_SECOND)))
+        return Decimal(max(1, math.ceil(characters / SPEECH_SLOWEST_CHARS_PER_SECOND)))
     return Decimal(1)
 
 

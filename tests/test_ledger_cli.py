@@ -96,6 +96,23 @@ def test_usage_filters_and_groups(
     assert capsys.readouterr().out.splitlines()[-1].split() == ["total", "0", "$0.00"]
 
 
+def test_usage_counts_jobs_charged_above_their_hold(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def fill() -> None:
+        async with open_ledger(tmp_path / "bot.db", quotas(), Clock(datetime.now(UTC))) as ledger:
+            await ledger.hold("fair", ALICE, usd("0.10"), model="whisper")
+            await ledger.settle("fair", usd("0.05"))
+            await ledger.hold("over", ALICE, usd("0.10"), model="whisper")
+            await ledger.settle("over", usd("0.30"))  # Runpod billed above its published price
+
+    asyncio.run(fill())
+    assert main(["--config", str(config), "usage"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[-2].split() == ["total", "2", "$0.35"]
+    assert table[-1].startswith("charged above their hold: 1 job(s), $0.20 in all")
+
+
 def test_quota_commands_change_what_members_may_spend(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from bot import pricing
 from bot.catalog import load_catalog
+from bot.config import JobSettings
 from bot.errors import InvalidRequest
 from tests.test_catalog import valid_params
 
@@ -180,10 +181,10 @@ PAGE_PRICES: list[tuple[str, dict[str, Any], str]] = [
     ("minimax-speech", {"prompt": "x" * 500}, "0.025"),
     ("minimax-speech", {"prompt": "x" * 1000}, "0.05"),
     ("minimax-speech", {"prompt": "x" * 10000}, "0.50"),
-    # per second of audio: ~15 characters a second, so 150 characters hold 10 s
-    ("chatterbox-turbo", {"prompt": "x" * 150}, "0.010"),
-    # transcription: the length is unknown, hold for 5,000 characters
-    ("whisper-v3-large", {}, "0.25"),
+    # per second of audio: at most 8 characters a second, so 150 characters hold 19 s
+    ("chatterbox-turbo", {"prompt": "x" * 150}, "0.019"),
+    # transcription: no recording length known, so the cap (jobs.unknown_length_hold_usd)
+    ("whisper-v3-large", {}, "0.50"),
 ]
 
 
@@ -244,14 +245,54 @@ def test_token_prices_from_usage(
 
 
 def test_token_estimate_holds_the_prompt_and_max_tokens() -> None:
-    # 400 characters ~ 100 tokens in, up to 512 out, at $10 per 1M.
-    assert estimate("qwen3-32b", prompt="x" * 400) == D("0.00612")
+    # 400 bytes + 128 template tokens in at most, up to 512 out, at $10 per 1M.
+    assert estimate("qwen3-32b", prompt="x" * 400) == D("0.0104")
+    # A token per UTF-8 byte: 200 "é" are 400 bytes.
+    assert estimate("qwen3-32b", prompt="é" * 200) == D("0.0104")
     # Granite's max_tokens is nested under sampling_params.
     assert estimate("granite-4", messages="x" * 400, **{"sampling_params.max_tokens": 900}) == D(
-        "0.01"
+        "0.01428"
     )
-    # Kimi K3: 1,000 tokens in at $3, 2,048 out at $15.
-    assert estimate("moonshot-kimi", messages="x" * 4000, model="kimi-k3") == D("0.03372")
+    # Kimi K3: 4,128 tokens in at $3, 2,048 out at $15.
+    assert estimate("moonshot-kimi", messages="x" * 4000, model="kimi-k3") == D("0.043104")
+
+
+def test_a_token_bound_covers_what_runpod_bills_for_the_longest_reply() -> None:
+    """However the prompt tokenizes, a reply of `max_tokens` cannot bill above the hold."""
+    held = estimate("qwen3-32b", prompt="a fox " * 100, max_tokens=2000)
+    model = CATALOG.get("qwen3-32b")
+    usage = {"usage": {"input": 600, "output": 2000}}  # one token per byte, the worst case
+    assert pricing.actual(model, {}, [usage]) <= held
+    assert estimate("qwen3-32b", prompt="hi", max_tokens=999_999_999_999) >= D("9999999.99")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "params", "expected"),
+    [
+        ("vidu-q3-t2v", {"duration": 16}, "2.40"),  # 16 s x $0.15
+        ("seedance-1-5-pro", {"duration": 12, "resolution": "720p"}, "0.624"),  # 12 s x $0.052
+        ("kling-v2-1", {"duration": 10}, "0.90"),  # two 5 s blocks x $0.45
+        ("chatterbox-turbo", {"prompt": "x" * 800}, "0.10"),  # at most 100 s x $0.001
+        ("minimax-speech", {"prompt": "x" * 800}, "0.04"),  # 800 characters x $0.05 / 1,000
+    ],
+)
+def test_video_and_speech_hold_duration_times_rate(
+    model_id: str, params: dict[str, Any], expected: str
+) -> None:
+    model = CATALOG.get(model_id)
+    checked = model.validate_params({**valid_params(model), **params})
+    assert pricing.bound(model, checked) == pricing.Bound(D(expected))
+
+
+def test_a_transcription_holds_its_worst_case_transcript() -> None:
+    whisper = CATALOG.get("whisper-v3-large")
+    checked = whisper.validate_params({"audio": "https://example.com/a.wav"})
+    jobs = JobSettings(transcript_chars_per_second=40, unknown_length_hold_usd=D("0.75"))
+    # 60 s x 40 characters x $0.05 / 1,000
+    assert pricing.bound(whisper, checked, jobs, audio_seconds=60) == pricing.Bound(D("0.12"))
+    assert pricing.bound(whisper, checked, jobs) == pricing.Bound(D("0.75"), known=False)
+    motion = CATALOG.get("kling-v2-6-motion-control")  # billed by a reference video's length
+    assert pricing.bound(motion, motion.validate_params(valid_params(motion))).known is False
 
 
 @pytest.mark.parametrize(
