@@ -100,7 +100,7 @@ def test_usage_counts_jobs_charged_above_their_hold(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def fill() -> None:
-        async with open_ledger(tmp_path / "bot.db", quotas(), Clock(datetime.now(UTC))) as ledger:
+        async with open_ledger(tmp_path / "bot.db", quotas()) as ledger:
             await ledger.hold("fair", ALICE, usd("0.10"), model="whisper")
             await ledger.settle("fair", usd("0.05"))
             await ledger.hold("over", ALICE, usd("0.10"), model="whisper")
