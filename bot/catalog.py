@@ -25,6 +25,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     create_model,
+    field_validator,
     model_validator,
 )
 
@@ -44,6 +45,11 @@ PriceUnit = Literal[
     "1m_tokens",
     "audio_second",
 ]
+
+# The seed range of a model whose page documents none (none does): a signed 32-bit integer, the
+# most Discord's integer options and the models' workers take. Seeds outside it are refused, not
+# wrapped, so the seed sent is the seed shown. A page's "-1 for random" is kept as the minimum.
+SEED_MIN, SEED_MAX = 0, 2**31 - 1
 
 # Chat roles of a `messages` parameter.
 Role = Literal["system", "user", "assistant"]
@@ -170,6 +176,16 @@ class Model(_Strict):
     # Transcription: characters to hold for when the length is unknown in advance.
     estimate_characters: int = Field(default=5000, ge=0)
 
+    @field_validator("params")
+    @classmethod
+    def _bounded_seeds(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        return {name: _bounded_seed(name, spec) for name, spec in params.items()}
+
+    @property
+    def seed_param(self) -> ParamSpec | None:
+        """The top-level `seed`: one per copy of a job, so each result can be reproduced."""
+        return self.params.get("seed")
+
     @property
     def prompt_param(self) -> str | None:
         """Where the user's text goes: `prompt`, or a chat model's `messages` (text accepted)."""
@@ -206,6 +222,14 @@ class Model(_Strict):
         except ValidationError as exc:
             raise InvalidRequest(_explain(self, exc)) from None
         return _nest(checked.model_dump(by_alias=True, exclude_none=True))
+
+
+def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
+    if name.rsplit(".", 1)[-1] != "seed" or spec.type != "integer":
+        return spec
+    low = SEED_MIN if spec.min is None else spec.min
+    high = SEED_MAX if spec.max is None else spec.max
+    return spec.model_copy(update={"min": low, "max": high})
 
 
 def _num(value: float) -> str:
