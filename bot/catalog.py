@@ -46,9 +46,9 @@ PriceUnit = Literal[
     "audio_second",
 ]
 
-# The seed range of a model whose page documents none (none does): a signed 32-bit integer, the
-# most Discord's integer options and the models' workers take. Seeds outside it are refused, not
-# wrapped, so the seed sent is the seed shown. A page's "-1 for random" is kept as the minimum.
+# Runpod's model pages give seeds no range, so a seed parameter without `min`/`max` gets a signed
+# 32-bit one (Discord's seed option allows the same). Seeds outside it are refused, never wrapped:
+# the seed sent is the seed shown. A page's "-1 for random" stays the minimum.
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
 
 # Chat roles of a `messages` parameter.
@@ -225,6 +225,7 @@ class Model(_Strict):
 
 
 def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
+    """An integer `seed` (or `sampling_params.seed`) with the default range where it has none."""
     if name.rsplit(".", 1)[-1] != "seed" or spec.type != "integer":
         return spec
     low = SEED_MIN if spec.min is None else spec.min
