@@ -25,6 +25,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     create_model,
+    field_validator,
     model_validator,
 )
 
@@ -44,6 +45,11 @@ PriceUnit = Literal[
     "1m_tokens",
     "audio_second",
 ]
+
+# Runpod's model pages give seeds no range, so a seed parameter without `min`/`max` gets a signed
+# 32-bit one (Discord's seed option allows the same). Seeds outside it are refused, never wrapped:
+# the seed sent is the seed shown. A page's "-1 for random" stays the minimum.
+SEED_MIN, SEED_MAX = 0, 2**31 - 1
 
 # Chat roles of a `messages` parameter.
 Role = Literal["system", "user", "assistant"]
@@ -168,6 +174,16 @@ class Model(_Strict):
     # Text models: the model name on the OpenAI-compatible route (streaming).
     openai_model: str | None = None
 
+    @field_validator("params")
+    @classmethod
+    def _bounded_seeds(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        return {name: _bounded_seed(name, spec) for name, spec in params.items()}
+
+    @property
+    def seed_param(self) -> ParamSpec | None:
+        """The top-level `seed`: one per copy of a job, so each result can be reproduced."""
+        return self.params.get("seed")
+
     @property
     def prompt_param(self) -> str | None:
         """Where the user's text goes: `prompt`, or a chat model's `messages` (text accepted)."""
@@ -204,6 +220,15 @@ class Model(_Strict):
         except ValidationError as exc:
             raise InvalidRequest(_explain(self, exc)) from None
         return _nest(checked.model_dump(by_alias=True, exclude_none=True))
+
+
+def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
+    """An integer `seed` (or `sampling_params.seed`) with the default range where it has none."""
+    if name.rsplit(".", 1)[-1] != "seed" or spec.type != "integer":
+        return spec
+    low = SEED_MIN if spec.min is None else spec.min
+    high = SEED_MAX if spec.max is None else spec.max
+    return spec.model_copy(update={"min": low, "max": high})
 
 
 def _num(value: float) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from bot import pricing, recording
 from bot.archive import Archive
-from bot.catalog import Catalog, Model
+from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
 from bot.db import Database
 from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory
@@ -42,7 +42,6 @@ from bot.show import api_call
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL_S = 15 * 60
-MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,8 @@ class JobService:
         if job is None:
             raise InvalidRequest("That job is not known to this bot.")
         model = self.catalog.get(job.model)
-        return api_call(self._settings.runpod.base_url, model.endpoint, job.input)
+        other_seeds = [copy.seed for copy in job.copies[1:] if copy.seed is not None]
+        return api_call(self._settings.runpod.base_url, model.endpoint, job.payload(0), other_seeds)
 
     # --- webhooks and restarts ------------------------------------------------------------
 
@@ -353,13 +353,19 @@ class JobService:
 
 
 def _seeds(model: Model, request: Request) -> list[int | None]:
-    """One seed per copy, so every result can be reproduced; random unless the user chose one."""
-    if "seed" not in model.params:
+    """One seed per copy, so every result can be reproduced; random unless the user chose one.
+
+    A chosen seed's copies take the next seeds up; `build_request` has checked they fit.
+    """
+    spec = model.seed_param
+    if spec is None:
         return [None] * request.count
     base = request.seed
     if base is None:
-        return [random.randrange(MAX_SEED) for _ in range(request.count)]
-    return [(base + i) % MAX_SEED for i in range(request.count)]
+        low = max(int(spec.min or 0), 0)
+        high = SEED_MAX if spec.max is None else int(spec.max)
+        return [random.randint(low, high) for _ in range(request.count)]
+    return [base + i for i in range(request.count)]
 
 
 def _command_of(request: Request, model: Model) -> str:

@@ -66,6 +66,14 @@ class JobRecord:
     def count(self) -> int:
         return int(self.request.get("count", 1))
 
+    def payload(self, index: int) -> dict[str, Any]:
+        """The input sent to Runpod for copy `index`: the request with that copy's own seed."""
+        payload = self.input
+        seed = self.copies[index].seed if index < len(self.copies) else None
+        if seed is not None:
+            payload["seed"] = seed
+        return payload
+
     def with_copies(self, copies: Iterable[Copy]) -> JobRecord:
         return replace(self, copies=tuple(copies))
 

@@ -56,6 +56,7 @@ from bot.quota import (
     QuotaExceeded,
     Scope,
     ThresholdCrossed,
+    admin_amount,
     amount_units,
     budgets,
     crossings,
@@ -202,7 +203,10 @@ class SqliteLedger:
         chosen = {
             p: v for p, v in periods.items() if f"{p.adjective}_usd" in limits.model_fields_set
         }
-        units = {p: None if v is None else amount_units(v, "limit") for p, v in chosen.items()}
+        units = {
+            p: None if v is None else amount_units(admin_amount(v), "limit")
+            for p, v in chosen.items()
+        }
         await self._write(partial(store.set_limits, scope_key, units, by, self._now()), None)
         log.info("limits of %s set by %s: %s", scope_key, by, describe_limits(chosen))
 
@@ -217,7 +221,7 @@ class SqliteLedger:
     ) -> Grant:
         """Add credit to the scope for the current periods; once per `grant_key` if given."""
         scope_of(scope_key)
-        units = amount_units(amount, "grant")
+        units = amount_units(admin_amount(amount), "grant")
         if units == 0:
             raise InvalidRequest("a grant must be more than $0")
         if not reason.strip():

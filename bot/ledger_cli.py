@@ -23,7 +23,7 @@ from bot.db import Database, backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
-from bot.quota import format_usd, scope_of
+from bot.quota import admin_amount, format_usd, scope_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,7 +82,10 @@ def _usd(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
     if not value.is_finite() or value < 0:
         raise argparse.ArgumentTypeError(f"not a non-negative amount in USD: {text!r}")
-    return value
+    try:
+        return admin_amount(value)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _positive_usd(text: str) -> Decimal:

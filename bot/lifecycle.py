@@ -211,13 +211,10 @@ class JobRunner:
             if job.id in self._cancel_requested:
                 copies[index] = replace(copy, status="CANCELLED", error="cancelled")
                 continue
-            payload = dict(job.input)
-            if copy.seed is not None:
-                payload["seed"] = copy.seed
             try:
                 state = await self._runpod.run(
                     model.endpoint,
-                    payload,
+                    job.payload(index),
                     webhook=self._webhook_url(job, index),
                     # Runpod's own limit is a backstop a minute behind our watchdog.
                     policy={"executionTimeout": int((self._settings.jobs.timeout_s + 60) * 1000)},

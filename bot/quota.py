@@ -46,6 +46,18 @@ def amount_units(amount: Decimal, what: str) -> int:
     return units
 
 
+# The largest limit or grant an admin can give: far above any chat budget, and small enough that
+# amounts in units (and sums of many of them) stay within SQLite's 64-bit integers.
+MAX_ADMIN_USD = Decimal(100_000)
+
+
+def admin_amount(amount: Decimal) -> Decimal:
+    """A limit or grant as an admin gave it, or InvalidRequest naming the maximum."""
+    if amount.is_finite() and amount > MAX_ADMIN_USD:  # NaN is `amount_units`'s to refuse
+        raise InvalidRequest(f"Amounts above {format_usd(MAX_ADMIN_USD)} are not accepted.")
+    return amount
+
+
 def to_usd(units: int) -> Decimal:
     return Decimal(units).scaleb(-10)
 

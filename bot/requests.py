@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -23,6 +24,9 @@ MAX_PROMPT_CHARS = 10_000
 # Dashes that phones and chat clients substitute for "--" as people type.
 _DASHES = re.compile(r"(?<!\S)(?:\u2014|\u2013|\u2012|\u2015|\u2212)(?=[A-Za-z])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Unicode categories that show nothing: controls, format characters (zero-width, BOM, soft
+# hyphen...) and separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 # Friendly option -> what it means. Options naming a model parameter directly also work.
 OPTION_HELP: dict[str, str] = {
@@ -203,6 +207,7 @@ def build_request(
     count = _count(options.pop("count", 1))
     params = _model_params(model, prompt, options, media)
     checked = model.validate_params(params)
+    _check_seed_room(model, checked, count)
     return request_type(model=model.id, input=checked, count=count, media=tuple(media))
 
 
@@ -216,11 +221,30 @@ def _count(value: Any) -> int:
     return count
 
 
+def _check_seed_room(model: Model, input: Mapping[str, Any], count: int) -> None:
+    """Copies take seeds seed, seed+1...: the last must be in range too, never wrap around."""
+    spec, seed = model.seed_param, input.get("seed")
+    if spec is None or spec.max is None or type(seed) is not int or seed < 0:
+        return
+    last = seed + count - 1
+    if last > spec.max:
+        raise InvalidRequest(
+            f"--count {count} needs seeds {seed} to {last}, but seed must be {spec.allowed()};"
+            f" use a seed of at most {int(spec.max) - count + 1}"
+        )
+
+
+def _clean_prompt(text: str) -> str:
+    """Control characters become spaces; a prompt with nothing visible is no prompt at all."""
+    text = _CONTROL.sub(" ", text).strip()
+    return text if any(unicodedata.category(c) not in _INVISIBLE for c in text) else ""
+
+
 def _model_params(
     model: Model, prompt: str, options: dict[str, Any], media: Sequence[str]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    prompt = prompt.strip()
+    prompt = _clean_prompt(prompt)
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidRequest(
             f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import pprint
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -40,6 +40,20 @@ def python(base_url: str, endpoint: str, input: Mapping[str, Any]) -> str:
     )
 
 
-def api_call(base_url: str, endpoint: str, input: Mapping[str, Any]) -> str:
-    """Both forms, ready to paste into a chat code block or a terminal."""
-    return f"# curl\n{curl(base_url, endpoint, input)}\n\n# Python\n{python(base_url, endpoint, input)}"
+def api_call(
+    base_url: str, endpoint: str, input: Mapping[str, Any], other_seeds: Sequence[int] = ()
+) -> str:
+    """Both forms, ready to paste into a chat code block or a terminal.
+
+    `input` is what the first copy of a job sent; `other_seeds` the seeds the other copies sent
+    instead of its seed.
+    """
+    others = ""
+    if other_seeds:
+        copies = "copy 2" if len(other_seeds) == 1 else f"copies 2-{len(other_seeds) + 1}"
+        seeds = ", ".join(map(str, other_seeds))
+        others = f"# The first copy; {copies} sent the same with seed {seeds}.\n"
+    return (
+        f"{others}# curl\n{curl(base_url, endpoint, input)}\n\n"
+        f"# Python\n{python(base_url, endpoint, input)}"
+    )

@@ -176,6 +176,23 @@ def test_bad_input_exits_2_with_a_clear_message(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["quota", "set", "discord:g1:alice", "--daily", "1e12"],
+        ["quota", "set", "discord:g1", "--monthly", "$100000.01"],
+        ["quota", "grant", "discord:g1:alice", "1e12", "--reason", "everything"],
+    ],
+)
+def test_an_amount_above_the_maximum_is_refused_and_nothing_is_written(
+    config: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    code, out, err = run(config, *argv)
+    assert code == 2 and "Amounts above $100,000.00 are not accepted." in err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "bot.db").exists()
+
+
 def test_usage_and_backup_need_an_existing_database(config: Path) -> None:
     for argv in (["usage"], ["backup", "copy.db"]):
         code, _, err = run(config, *argv)

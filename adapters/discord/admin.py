@@ -24,7 +24,7 @@ from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.ledger import Report
 from bot.periods import Period, window
-from bot.quota import format_usd
+from bot.quota import MAX_ADMIN_USD, admin_amount, format_usd
 
 PERIOD_CHOICES = [Choice(name=p.adjective, value=p.value) for p in Period]
 NO_LIMIT = ("none", "no", "unlimited", "off", "-")
@@ -42,7 +42,7 @@ def parse_limit(text: str | None, name: str) -> Decimal | None:
         raise InvalidRequest(f"{name} must be an amount in dollars (like 2.50) or none") from None
     if not amount.is_finite() or amount < 0:
         raise InvalidRequest(f"{name} must be zero or more")
-    return amount
+    return admin_amount(amount)
 
 
 class QuotaCommands:
@@ -98,7 +98,7 @@ class QuotaCommands:
         async def grant(
             interaction: discord.Interaction,
             member: discord.Member,
-            amount: Range[float, 0.01, 100000.0],
+            amount: Range[float, 0.01, float(MAX_ADMIN_USD)],
             reason: Range[str, 1, 200],
         ) -> None:
             value = Decimal(str(amount))

@@ -22,7 +22,7 @@ from adapters.slack.people import PLATFORM
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.pricing import format_usd as exact_usd
-from bot.quota import format_usd
+from bot.quota import admin_amount, format_usd
 
 USAGE = (
     "*Quota commands (admins)*\n"
@@ -125,7 +125,7 @@ def _usd(text: str) -> Decimal:
         raise InvalidRequest(f"{text!r} is not an amount in USD.") from None
     if not value.is_finite() or value < 0:
         raise InvalidRequest(f"{text!r} is not an amount in USD.")
-    return value
+    return admin_amount(value)
 
 
 def _limit(value: Decimal | None) -> str:

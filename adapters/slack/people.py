@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
 from bot.quota import Identity
@@ -66,21 +67,21 @@ class People:
         return await self._admins.get(user, lambda: self._fetch_admin(user))
 
     async def _fetch_admin(self, user: str) -> bool:
-        try:
-            answer = await self._client.users_info(user=user)
-        except SlackApiError as exc:
-            log.warning("users.info for %s failed: %s", user, exc.response.get("error"))
+        answer = await _answer(self._client.users_info(user=user))
+        if isinstance(answer, str):
+            log.warning("users.info for %s failed (%s); not treated as an admin", user, answer)
             return False
-        profile = answer.get("user") or {}
+        profile = answer.get("user")
+        if not isinstance(profile, dict):
+            return False
         return bool(
             profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
         )
 
     async def _fetch_groups(self) -> dict[str, frozenset[str]]:
-        try:
-            answer = await self._client.usergroups_list(include_users=True)
-        except SlackApiError as exc:
-            log.info("user groups unavailable (%s); roles come from slack.roles only", exc)
+        answer = await _answer(self._client.usergroups_list(include_users=True))
+        if isinstance(answer, str):
+            log.info("usergroups.list failed (%s); roles come from slack.roles only", answer)
             return {}
         members: dict[str, set[str]] = {}
         for group in answer.get("usergroups") or []:
@@ -88,3 +89,21 @@ class People:
             for user in group.get("users") or []:
                 members.setdefault(str(user), set()).update(names)
         return {user: frozenset(names) for user, names in members.items()}
+
+
+async def _answer(call: Awaitable[AsyncSlackResponse]) -> dict[str, Any] | str:
+    """Slack's JSON answer to a lookup, or why there is none (an error code, or "not JSON").
+
+    A proxy's HTML page instead of Slack's JSON makes slack_sdk raise a SlackApiError whose
+    `response` is the raw HTTP response, or (served as text/plain) an AttributeError from its
+    own `validate()`; a lookup that fails either way must not fail the command.
+    """
+    try:
+        answer = await call
+    except SlackApiError as exc:
+        data = getattr(exc.response, "data", None)  # absent on the raw HTTP response
+        error = data.get("error") if isinstance(data, dict) else None
+        return str(error or "not JSON")
+    except AttributeError:
+        return "not JSON"
+    return answer.data if isinstance(answer.data, dict) else "not JSON"

@@ -178,7 +178,7 @@ class _PendingUpload:
 class FakeSlack:
     """A fake Slack workspace served on 127.0.0.1 with an OS-chosen port.
 
-    Faults: :meth:`rate_limit_next` and :meth:`fail_next`. Recordings: :attr:`calls`,
+    Faults: :meth:`rate_limit_next`, :meth:`fail_next` and :meth:`garble_next`. Recordings: :attr:`calls`,
     :attr:`uploads`, :attr:`response_posts`, :attr:`socket_acks`, and the current messages via
     :meth:`messages_in` / :meth:`message`. Wait on any of them with :meth:`wait_for`.
     """
@@ -210,6 +210,7 @@ class FakeSlack:
         self.revoked_tokens: set[str] = set()
         self._messages: dict[tuple[str, str], Message] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._garbled: dict[str, deque[tuple[str, str]]] = {}  # method -> (body, content type)
         self._pending: dict[str, _PendingUpload] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # file id -> (mimetype, bytes)
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -318,6 +319,21 @@ class FakeSlack:
     def fail_next(self, method: str, error: str, *, times: int = 1) -> None:
         """The next ``times`` calls to ``method`` answer ok:false with ``error``."""
         self._faults.setdefault(method, deque()).extend([(200, error, 0)] * times)
+
+    def garble_next(
+        self,
+        method: str,
+        body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        *,
+        content_type: str = "text/html",
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` calls to ``method`` answer HTTP 200 with ``body``, not Slack's JSON.
+
+        What a proxy or captive portal in front of slack.com answers: an HTML page, under its
+        own content type or mislabelled as ``application/json`` or ``text/plain``.
+        """
+        self._garbled.setdefault(method, deque()).extend([(body, content_type)] * times)
 
     # ---------------------------------------------------------------- queries
 
@@ -477,6 +493,11 @@ class FakeSlack:
         params.pop("token", None)
         status, headers = 200, {"x-oauth-scopes": BOT_SCOPES}
         error = self._auth_error(method, token)
+        if error is None and self._garbled.get(method):
+            text, content_type = self._garbled[method].popleft()
+            self.calls.append(RecordedCall(method, params, time.time(), token, "garbled"))
+            await self._notify()
+            return web.Response(text=text, content_type=content_type, headers=headers)
         if error is None and self._faults.get(method):
             status, error, retry_after = self._faults[method].popleft()
             if status == 429:

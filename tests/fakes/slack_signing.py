@@ -206,7 +206,8 @@ class SlackSigner:
 
     The signature is ``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{raw body}``) over the exact
     bytes sent. ``stale``/``bad_signature`` produce the two rejections a bot must handle;
-    ``retry_num``/``retry_reason`` add the headers Slack puts on redelivered events.
+    ``retry_num``/``retry_reason`` add the headers Slack puts on redelivered events;
+    ``timestamp`` replaces the ``X-Slack-Request-Timestamp`` header (and what is signed) as is.
     """
 
     def __init__(self, signing_secret: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -227,10 +228,12 @@ class SlackSigner:
         bad_signature: bool = False,
         retry_num: int | None = None,
         retry_reason: str | None = None,
+        timestamp: str | None = None,
     ) -> dict[str, str]:
         """Request headers for ``body``; see the class docstring for the options."""
         now = int(self._clock())
-        timestamp = str(now - SIGNATURE_WINDOW_SECONDS - 60 if stale else now)
+        if timestamp is None:
+            timestamp = str(now - SIGNATURE_WINDOW_SECONDS - 60 if stale else now)
         signature = self.signature(timestamp, body)
         if bad_signature:
             signature = self.signature(timestamp, body + b"tampered")
@@ -255,6 +258,7 @@ class SlackSigner:
         bad_signature: bool = False,
         retry_num: int | None = None,
         retry_reason: str | None = None,
+        timestamp: str | None = None,
     ) -> SignedResponse:
         """POST raw ``body`` signed; a fresh session each time keeps tests free of cleanup."""
         headers = self.headers(
@@ -264,6 +268,7 @@ class SlackSigner:
             bad_signature=bad_signature,
             retry_num=retry_num,
             retry_reason=retry_reason,
+            timestamp=timestamp,
         )
         async with (
             aiohttp.ClientSession() as session,
@@ -278,6 +283,7 @@ class SlackSigner:
         *,
         stale: bool = False,
         bad_signature: bool = False,
+        timestamp: str | None = None,
     ) -> SignedResponse:
         """A slash command: ``application/x-www-form-urlencoded`` fields."""
         body = urlencode(payload).encode()
@@ -287,6 +293,7 @@ class SlackSigner:
             content_type="application/x-www-form-urlencoded",
             stale=stale,
             bad_signature=bad_signature,
+            timestamp=timestamp,
         )
 
     async def post_event(

@@ -16,6 +16,8 @@ import contextlib
 import io
 import json
 import math
+import unicodedata
+import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -34,9 +36,11 @@ from bot.app import Core
 from bot.catalog import Model, ParamSpec, load_catalog
 from bot.cli import main
 from bot.cli_basic import parse_key_values
+from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
 from bot.jobs import Invocation
 from bot.outputs import MEDIA_KINDS, Downloader, OutputError
+from bot.quota import MAX_ADMIN_USD, Identity
 from bot.requests import COMMANDS, MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
 from tests.fakes import media
 from tests.reliability.conftest import FUZZ
@@ -81,7 +85,8 @@ URLS = [
 ]
 NASTY = [
     "16:9", "0:0", "1:0", "99999:1", "1024x768", "99999x99999", "0x0", "720p",
-    "-1", "-2", "-9999999999", "0", "7", "2147483648", "9" * 40, "1e309", "-1e309", "1e-400",
+    "-1", "-2", "-9999999999", "0", "7", "2147483645", "2147483647", "2147483648", "4294967296",
+    "9" * 40, "1e309", "-1e309", "1e-400",
     "NaN", "nan", "inf", "-inf", "Infinity", "0.5", "-0", "true", "yes", "off",
     "<@123456789012345678>", "<@!123>", "<@&987>", "<#555>", "@everyone", "@here",
     "<!channel>", "<!here>", "<@U123ABC|bob>", "```", "||spoiler||",
@@ -203,6 +208,13 @@ def check_request(request: Request) -> None:
     model = CATALOG.get(request.model)
     assert 1 <= request.count <= 4
     assert len(request.prompt) <= MAX_PROMPT_CHARS
+    assert not request.prompt or any(
+        unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp") for c in request.prompt
+    ), f"a prompt with nothing visible: {request.prompt[:20]!r}"
+    seed, spec = request.input.get("seed"), model.params.get("seed")
+    if spec is not None and isinstance(seed, int) and seed >= 0:
+        # Copies take seed, seed+1...: each is sent as is, so each must be in range.
+        assert spec.max is not None and seed + request.count - 1 <= spec.max, (seed, request.count)
     assert_sendable(model, request.input)
     assert model.validate_params(request.input) == request.input  # checks again unchanged
 
@@ -471,6 +483,37 @@ def test_the_downloader_returns_the_expected_kind_or_an_output_error(
         assert isinstance(outcome, OutputError)
     else:
         assert outcome.content_type.startswith(MEDIA_KINDS[kind]) and outcome.data == body
+
+
+# --- amounts an admin gives -------------------------------------------------------------------
+
+amounts = st.one_of(
+    st.decimals(min_value=0, allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=0, max_value=MAX_ADMIN_USD * 2, places=10),
+    st.sampled_from([MAX_ADMIN_USD, MAX_ADMIN_USD + Decimal("1e-10"), Decimal("1e12")]),
+)
+
+
+@settings(
+    FUZZ,  # one core for all examples; each example writes to a scope of its own
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(amount=amounts)
+async def test_any_limit_or_grant_is_stored_or_refused_clearly(core: Core, amount: Decimal) -> None:
+    """What the CLI, Slack and Discord parsers pass on (finite, not negative) reaches the ledger."""
+    member = Identity("discord", "g1", uuid.uuid4().hex)
+    for attempt in (
+        core.ledger.set_limits(member.user_key, QuotaLimits(daily_usd=amount)),
+        core.ledger.grant(member.user_key, amount, "fuzz"),
+    ):
+        try:
+            await attempt
+        except Exception as refused:
+            assert_clear(refused, ("Amounts above", "more than $0"))
+            assert amount > MAX_ADMIN_USD or amount == 0
+    usage = await core.ledger.usage(member)
+    limit = usage.user[0].limit
+    assert limit is not None and limit <= 2 * MAX_ADMIN_USD + 1  # set and granted, or default
 
 
 # --- the command line ------------------------------------------------------------------------
