@@ -86,8 +86,8 @@ async def show_card(
         await delivery.open(submitted.job_id)
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
-        if error not in CANNOT_POST_HERE:
-            await _outage(ctx, submitted.job_id, f"HTTP {exc.response.status_code} {error or ''}")
+        if error not in CANNOT_POST_HERE:  # an HTML 503 has no error code at all
+            await _outage(ctx, submitted.job_id, str(exc))
             return
         log.warning(
             "job %s: cannot post in %s (%s); cancelling", submitted.job_id, origin.channel, error
