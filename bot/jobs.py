@@ -42,6 +42,8 @@ from bot.show import api_call
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL_S = 15 * 60
+WAITING = ("awaiting_confirmation",)
+RUNNING_STATES = ("held", "submitting", "submitted")
 
 
 @dataclass(frozen=True)
@@ -185,31 +187,46 @@ class JobService:
         roles: frozenset[str] = frozenset(),
         delivery: Delivery | None = None,
     ) -> Submitted:
-        """The requester said yes to an expensive job: hold its quota and run it."""
+        """The requester said yes to an expensive job: hold its quota and run it.
+
+        The move out of `awaiting_confirmation` and the hold are one transaction that only
+        happens if the job is still waiting, so a Cancel racing this click cannot also win.
+        """
         job = await self._owned(job_id, user, is_admin=False)
-        if job.state != "awaiting_confirmation":
-            raise InvalidRequest("This job is no longer waiting for confirmation.")
         if time.time() - job.created_at > CONFIRMATION_TTL_S:
-            await self._store.save(
-                job, state="cancelled", error="confirmation expired", notified=True
+            expired = await self._store.transition(
+                job.id, WAITING, "cancelled", error="confirmation expired", notified=True
             )
-            raise InvalidRequest("This confirmation expired; run the command again.")
+            if expired is not None:
+                raise InvalidRequest("This confirmation expired; run the command again.")
         identity = Identity(*job.identity, roles=roles)
         async with self._db.transaction() as tx:
-            await self.ledger.hold(job.id, identity, job.estimate, model=job.model, tx=tx)
-            job = await self._store.save(job, tx=tx, state="held")
+            confirmed = await self._store.transition(job.id, WAITING, "held", tx=tx)
+            if confirmed is not None:
+                await self.ledger.hold(job.id, identity, job.estimate, model=job.model, tx=tx)
+        if confirmed is None:
+            raise InvalidRequest(await self._standing(job.id))
         log.info("job %s confirmed; held %s", job.id, job.estimate)
-        self._runner.start(job, delivery or self._delivery(job))
+        self._runner.start(confirmed, delivery or self._delivery(confirmed))
         return Submitted(job.id, job.estimate)
+
+    async def decline(self, job_id: str, *, user: str, is_admin: bool = False) -> str | None:
+        """Drop a job still waiting for confirmation; what to tell the user, or None when it
+        no longer waits (a Confirm won the race, or it ended): then nothing was changed."""
+        await self._owned(job_id, user, is_admin=is_admin)
+        declined = await self._store.transition(
+            job_id, WAITING, "cancelled", error="cancelled", notified=True
+        )
+        return None if declined is None else "Cancelled. Nothing was charged."
 
     async def cancel(self, job_id: str, *, user: str, is_admin: bool = False) -> str:
         """Cancel a job; returns what to tell the user. Only its requester or an admin may."""
-        job = await self._owned(job_id, user, is_admin=is_admin)
-        if job.state == "awaiting_confirmation":
-            await self._store.save(job, state="cancelled", error="cancelled", notified=True)
-            return "Cancelled. Nothing was charged."
-        if job.state not in ("held", "submitting", "submitted"):
-            return f"This job has already ended ({job.state.replace('_', ' ')})."
+        declined = await self.decline(job_id, user=user, is_admin=is_admin)
+        if declined is not None:
+            return declined
+        job = await self._store.get(job_id)  # as committed after the decline did not apply
+        if job is None or job.state not in RUNNING_STATES:
+            return await self._standing(job_id)
         await self._runner.cancel(job)
         return "Cancelling. Anything not finished will not be charged."
 
@@ -281,8 +298,8 @@ class JobService:
                 continue
             if job.state == "awaiting_confirmation":
                 if time.time() - job.created_at > CONFIRMATION_TTL_S:
-                    await self._store.save(
-                        job, state="cancelled", error="confirmation expired", notified=True
+                    await self._store.transition(
+                        job.id, WAITING, "cancelled", error="confirmation expired", notified=True
                     )
                 continue
             try:
@@ -341,6 +358,18 @@ class JobService:
         if job.identity[2] != user and not is_admin:
             raise PolicyDenied("Only the person who asked (or an admin) can do that.")
         return job
+
+    async def _standing(self, job_id: str) -> str:
+        """Where a job stands, from its committed row: the answer to a click that came late."""
+        job = await self._store.get(job_id)
+        if job is None:
+            return "That job is not known to this bot."
+        if job.state in RUNNING_STATES:
+            return "This job is already running; it is charged only if it completes."
+        if job.state in ("completed", "delivered"):
+            charged = pricing.format_usd(job.cost or Decimal(0))
+            return f"This job has already finished; it was charged {charged}."
+        return f"This job has already ended ({job.state.replace('_', ' ')}). Nothing was charged."
 
     def _cache_key(self, model: Model, request: Request) -> str | None:
         explicit_seed = request.seed is not None

@@ -10,6 +10,7 @@ Amounts here are Decimal text for display; the ledger holds the authoritative in
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -131,6 +132,40 @@ class JobStore:
         else:  # one hand-off to the writer thread, group-committed with concurrent writes
             await self._db.run(lambda raw: raw.execute(sql, params))
         return job
+
+    async def transition(
+        self,
+        job_id: str,
+        from_states: Iterable[str],
+        to_state: str,
+        *,
+        tx: aiosqlite.Connection | None = None,
+        error: str | None = None,
+        notified: bool = False,
+    ) -> JobRecord | None:
+        """Move the job to `to_state` only if its committed state is one of `from_states`.
+
+        Returns the row as committed, or None when the job was elsewhere: another click or task
+        moved it first, and the caller must answer from the job's state as it now is. This is
+        how two racing clicks (Confirm and Cancel) end with exactly one of them taking effect.
+        """
+        sources = tuple(from_states)
+        marks = ", ".join("?" for _ in sources)
+        now = time.time()
+        finished = now if to_state in FINAL_STATES else None
+
+        def move(raw: sqlite3.Connection) -> JobRecord | None:
+            moved = raw.execute(
+                "UPDATE jobs SET state = ?, error = COALESCE(?, error), notified = ?,"
+                f" updated_at = ?, finished_at = ? WHERE id = ? AND state IN ({marks})",
+                (to_state, error, int(notified), now, finished, job_id, *sources),
+            )
+            if moved.rowcount != 1:
+                return None
+            row = raw.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _record(row)
+
+        return await self._db.run(move, tx=tx)
 
     async def get(self, job_id: str) -> JobRecord | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))

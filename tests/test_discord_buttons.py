@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,13 @@ from tests.discord_support import (
     result_of,
     running_bot,
 )
-from tests.fakes.discord import FakeDiscord, FakeUser, Message, point_discord_py_at
+from tests.fakes.discord import (
+    FakeDiscord,
+    FakeUser,
+    Message,
+    SentInteraction,
+    point_discord_py_at,
+)
 from tests.fakes.runpod import FakeRunpod
 
 HOURGLASS = "\N{HOURGLASS WITH FLOWING SAND}"
@@ -186,3 +193,74 @@ async def test_a_button_for_an_unknown_job_says_so(bot: DiscordAdapter, fake: Fa
     click = await fake.click_button(first, f"rpb:request:{job_id_of(first)}")
     reply = await reply_to(click)
     assert reply.ephemeral and "not known to this bot" in reply.content
+
+
+def everything_shown(fake: FakeDiscord) -> list[str]:
+    """Every text any version of any message carried: what the member could have read."""
+    return [e.message.content for e in fake.history if e.message.content]
+
+
+async def answered(click: SentInteraction) -> str:
+    """What the clicker was told: the clicked message rewritten, or a reply of its own."""
+    callback = await click.response()
+    if callback["type"] == 7:  # UPDATE_MESSAGE: the question became the answer
+        return str(callback["data"]["content"])
+    return (await reply_to(click, lambda m: bool(m.content) and not m.loading)).content
+
+
+async def settled_outcome(
+    bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod, job: str
+) -> tuple[str, Decimal, list[str]]:
+    """Once the job is done: its committed state, what was charged, and every text shown, with
+    the checks that hold whichever click won: the charge is what the job's record says, nothing
+    stays held, and "Nothing was charged" is never shown for a job that cost something."""
+    await fake.wait_for_message(
+        lambda m: bool(m.attachments) or m.content.startswith("Cancelled"), timeout=10
+    )
+    await bot.core.jobs.wait_idle(10)
+    record = await bot.core.jobs.job(job)
+    assert record is not None
+    spent, held = await spent_and_held(bot, fake.user)
+    shown = everything_shown(fake)
+    assert held == 0 and spent == (record.cost or 0)
+    if spent:
+        assert not any("nothing was charged" in text.lower() for text in shown), shown
+    return record.state, spent, shown
+
+
+async def test_confirm_then_cancel_at_once_one_wins_and_the_messages_match_the_charge(
+    pricey_bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
+) -> None:
+    sent = await fake.slash_command("imagine", {"prompt": "a costly fox", "model": "flux-dev"})
+    ask = await sent.original(lambda m: bool(m.buttons))
+    job = job_id_of(ask)
+    confirm = await fake.click_button(ask, f"rpb:confirm:{job}")
+    await confirm.response()  # the bot is deciding on the confirmation as the Cancel arrives
+    cancel = await fake.click_button(ask, f"rpb:cancel:{job}")
+    await answered(cancel)
+
+    state, spent, shown = await settled_outcome(pricey_bot, fake, runpod_fake, job)
+    if state == "delivered":  # the Confirm won and the job ran before the Cancel could stop it
+        assert spent == Decimal("0.02097152") and runpod_fake.count("run") == 1
+    else:  # the Cancel won, or stopped the confirmed job before Runpod finished it
+        assert state == "cancelled" and spent == 0
+        assert any(text.startswith("Cancel") for text in shown), shown
+
+
+async def test_cancel_then_confirm_at_once_runs_nothing_and_charges_nothing(
+    pricey_bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
+) -> None:
+    sent = await fake.slash_command("imagine", {"prompt": "a costly fox", "model": "flux-dev"})
+    ask = await sent.original(lambda m: bool(m.buttons))
+    job = job_id_of(ask)
+    cancel, confirm = await asyncio.gather(
+        fake.click_button(ask, f"rpb:cancel:{job}"), fake.click_button(ask, f"rpb:confirm:{job}")
+    )
+    await answered(cancel)
+    refused = await reply_to(confirm, lambda m: bool(m.content))
+
+    state, spent, shown = await settled_outcome(pricey_bot, fake, runpod_fake, job)
+    assert (state, spent, runpod_fake.count("run")) == ("cancelled", 0, 0)
+    assert "Cancelled. Nothing was charged." in shown
+    assert refused.ephemeral and "cancelled" in refused.content, refused.content
+    assert "running" not in refused.content

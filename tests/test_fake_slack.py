@@ -195,6 +195,21 @@ async def test_fail_next_and_lookups(fake: FakeSlack) -> None:
     assert groups[0]["handle"] == "bot-admins" and groups[0]["users"] == [ALICE]
 
 
+async def test_an_outage_answers_html_and_a_dropped_call_posts_nothing(fake: FakeSlack) -> None:
+    client = web_client(fake, retry_handlers=[])  # every fault reaches the caller
+    fake.unavailable_next("chat.postMessage")
+    with pytest.raises(SlackApiError) as outage:
+        await client.chat_postMessage(channel=CHANNEL, text="x")
+    assert outage.value.response.status_code == 503
+    assert outage.value.response.get("error") is None  # an HTML page: nothing to read
+    fake.drop_next("chat.postMessage")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel=CHANNEL, text="y")
+    await client.chat_postMessage(channel=CHANNEL, text="z")
+    assert [m.text for m in fake.messages] == ["z"]
+    assert [c.error for c in fake.calls_to("chat.postMessage")] == ["unavailable", "dropped", None]
+
+
 async def test_response_url_honours_five_uses(fake: FakeSlack) -> None:
     url = slash_command(fake, "/imagine", "cat", user_id=ALICE, channel_id=CHANNEL)["response_url"]
     webhook = AsyncWebhookClient(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 from decimal import Decimal
@@ -12,7 +13,7 @@ from PIL import Image
 
 from bot.app import Core, open_core
 from bot.delivery import ChannelRef
-from bot.errors import PolicyDenied
+from bot.errors import InvalidRequest, PolicyDenied
 from bot.jobs import Invocation, Submitted
 from bot.policy import Where
 from bot.quota import Identity, QuotaExceeded
@@ -183,6 +184,30 @@ async def test_an_expensive_job_waits_for_confirmation_before_holding(
         await core.jobs.confirm(submitted.job_id, user="alice", delivery=delivery)
         await delivery.wait_for(lambda: delivery.ended)
         assert delivery.results[0].cost == Decimal("0.02097152")
+
+
+async def test_confirm_and_cancel_at_the_same_moment_exactly_one_takes_effect(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    settings = make_settings(tmp_path, runpod_fake, jobs={"confirm_above_usd": "0.01"})
+    async with open_core(settings) as core:
+        submitted, delivery = await submit(core, "a fox --model flux-dev")
+        confirmed, said = await asyncio.gather(
+            core.jobs.confirm(submitted.job_id, user="alice", delivery=delivery),
+            core.jobs.cancel(submitted.job_id, user="alice"),
+            return_exceptions=True,
+        )
+        await core.jobs.wait_idle(10)
+        job = await core.jobs.job(submitted.job_id)
+        assert job is not None
+        if isinstance(confirmed, Submitted):  # Confirm won; the Cancel then stopped or missed it
+            assert said != "Cancelled. Nothing was charged."
+        else:  # Cancel won: the Confirm is told so, and nothing ran
+            assert said == "Cancelled. Nothing was charged."
+            assert isinstance(confirmed, InvalidRequest) and "cancelled" in confirmed.message
+            assert runpod_fake.count("run") == 0
+        assert await spent(core) == (job.cost or Decimal(0), Decimal(0))
+        assert job.state in ("delivered", "cancelled")
 
 
 async def test_the_requester_can_cancel_a_running_job_and_pays_nothing(

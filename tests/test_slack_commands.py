@@ -263,3 +263,57 @@ async def test_a_failed_job_is_told_privately_and_the_card_says_nothing_was_char
     await bot.idle()
     usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
     assert usage.user[0].spent == 0 and not bot.fake.uploads
+
+
+async def test_a_dropped_connection_while_posting_the_card_never_says_nothing_was_charged(
+    bot: SlackBot,
+) -> None:
+    bot.runpod.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 2
+    bot.fake.drop_next("chat.postMessage", times=2)  # slack_sdk retries a dropped call once
+    await bot.command("/imagine", "a fox --size 256x256")
+    (card,) = await bot.wait(bot.finished_cards)
+    await bot.idle()
+    (upload,) = bot.fake.uploads
+    assert upload.thread_ts == card.ts
+    record = await bot.core.jobs.job(button_value(card, "job_reroll"))
+    assert record is not None and record.state == "delivered" and record.cost
+    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    assert spent.spent == record.cost
+    told = [m.text for m in bot.ephemerals()]
+    assert not any("nothing was charged" in text.lower() for text in told), told
+    assert not any("went wrong" in text for text in told), told
+    assert any("The job is running" in text for text in told), told
+
+
+async def test_a_slack_outage_while_posting_the_card_is_not_called_a_missing_invite(
+    bot: SlackBot,
+) -> None:
+    bot.fake.unavailable_next("chat.postMessage")  # HTTP 503 with an HTML page
+    await bot.command("/imagine", "a fox --size 256x256")
+    told = await bot.wait(bot.ephemerals)
+    await bot.idle()
+    texts = [m.text for m in told]
+    assert not any("invite" in text.lower() for text in texts), texts
+    assert any("Slack" in text and "trouble" in text for text in texts), texts
+    (card,) = await bot.wait(bot.finished_cards)  # the job went on and was delivered
+    record = await bot.core.jobs.job(button_value(card, "job_reroll"))
+    assert record is not None and record.state == "delivered"
+    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    assert spent.spent == record.cost and not any("charged" in t.lower() for t in texts)
+
+
+async def test_a_channel_the_bot_is_not_in_asks_for_an_invite_and_charges_nothing(
+    bot: SlackBot,
+) -> None:
+    bot.runpod.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 30
+    bot.fake.fail_next("chat.postMessage", "not_in_channel", times=5)
+    await bot.command("/imagine", "a fox --size 256x256")
+    await bot.wait(lambda: any("/invite" in m.text for m in bot.ephemerals()))
+    await bot.idle()
+    texts = [m.text for m in bot.ephemerals()]
+    assert any("not_in_channel" in t and "/invite" in t for t in texts), texts
+    ((state,),) = await bot.core.db.fetchall("SELECT state FROM jobs")
+    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    assert state == "cancelled" and (spent.spent, spent.held) == (0, 0)
+    assert any(t.startswith("Cancelled") and "Nothing was charged" in t for t in texts), texts
+    assert bot.public() == []

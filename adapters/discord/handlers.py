@@ -179,19 +179,17 @@ class JobHandlers:
         await self._core.jobs.rerun(job_id, mode=mode, invocation_of=invocation_of)
 
     async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
-        job = await self._core.jobs.job(job_id)
-        declining = job is not None and job.state == "awaiting_confirmation"
-        if not declining:  # cancelling at Runpod may take longer than Discord's 3 seconds
-            await interaction.response.defer(ephemeral=True, thinking=True)
-        text = await self._core.jobs.cancel(
-            job_id,
-            user=str(interaction.user.id),
-            is_admin=is_admin(interaction, self._settings),
-        )
-        if declining:  # the question becomes the answer
-            await interaction.response.edit_message(content=text, embeds=[], view=None)
-        else:
-            await interaction.followup.send(text, ephemeral=True)
+        jobs = self._core.jobs
+        user, admin = str(interaction.user.id), is_admin(interaction, self._settings)
+        declined = await jobs.decline(job_id, user=user, is_admin=admin)
+        if declined is not None:  # the question becomes the answer
+            await interaction.response.edit_message(content=declined, embeds=[], view=None)
+            return
+        # confirmed (perhaps by a click just before this one) or ended: the core says which;
+        # cancelling at Runpod may take longer than Discord's 3 seconds
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await jobs.cancel(job_id, user=user, is_admin=admin)
+        await interaction.followup.send(text, ephemeral=True)
 
     async def _confirm(self, interaction: discord.Interaction, job_id: str) -> None:
         await interaction.response.defer()  # the confirmation message becomes the job's message

@@ -3,6 +3,7 @@
 Shared by slash commands, mentions and the Reroll / Variations / Confirm buttons. The card is
 posted right after the core accepted the job; if Slack refuses it (the bot is not in that
 private channel, say) the job is cancelled at once so nobody pays for a result they can't see.
+If Slack does not answer at all (an outage), the job goes on and shows up when Slack is back.
 """
 
 from __future__ import annotations
@@ -11,18 +12,33 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.text import from_slack, take_links
 from bot.errors import BotError
-from bot.jobs import Invocation, Submitted
+from bot.jobs import RUNNING_STATES, Invocation, Submitted
 from bot.requests import parse_text
 
 log = logging.getLogger(__name__)
 
 MEDIA_COMMANDS = ("edit", "video", "transcribe")
+# chat.postMessage's documented errors for "this conversation won't take the bot's messages";
+# anything else (an HTML 503, a 5xx, a dropped connection) is Slack having trouble.
+CANNOT_POST_HERE = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+    }
+)
 
 
 async def start_job(
@@ -56,19 +72,41 @@ async def start_job(
 async def show_card(
     ctx: SlackContext, origin: Origin, submitted: Submitted, delivery: SlackDelivery
 ) -> None:
-    """Post the job's card now, so the user sees it was accepted even before any progress."""
+    """Post the job's card now, so the user sees it was accepted even before any progress.
+
+    What the user is told when that fails depends on why, and on the job's committed state:
+    Slack refusing this conversation cancels the job (nobody should pay for a result they
+    can't see); Slack failing to answer (an outage, a dropped connection) leaves the job
+    running, and its progress and result are posted as soon as Slack answers again.
+    """
     log.info("slack job %s submitted by %s in %s", submitted.job_id, origin.user, origin.channel)
     if submitted.awaiting_confirmation or submitted.cached:
         return
     try:
         await delivery.open(submitted.job_id)
     except SlackApiError as exc:
-        error = exc.response.get("error", "error")
+        error = exc.response.get("error") if exc.response is not None else None
+        if error not in CANNOT_POST_HERE:  # an HTML 503 has no error code at all
+            await _outage(ctx, submitted.job_id, str(exc))
+            return
         log.warning(
             "job %s: cannot post in %s (%s); cancelling", submitted.job_id, origin.channel, error
         )
-        await ctx.core.jobs.cancel(submitted.job_id, user=origin.user, is_admin=True)
+        said = await ctx.core.jobs.cancel(submitted.job_id, user=origin.user, is_admin=True)
         raise BotError(
-            f"I can't post in this conversation ({error}), so I cancelled the job; nothing was"
-            " charged. Invite me to the channel (`/invite @` and my name) and try again."
+            f"I can't post in this conversation ({error}). Invite me to the channel"
+            f" (`/invite @` and my name) and try again. {said}"
         ) from None
+    except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await _outage(ctx, submitted.job_id, repr(exc))
+
+
+async def _outage(ctx: SlackContext, job_id: str, why: str) -> None:
+    """Slack did not take the card: say so if the job is still going, else let its end speak."""
+    log.warning("job %s: Slack did not take its card (%s); the job goes on", job_id, why)
+    job = await ctx.core.jobs.job(job_id)
+    if job is not None and job.state in RUNNING_STATES:
+        raise BotError(
+            "Slack is having trouble right now, so I could not post this job's card yet."
+            " The job is running, and its result will be posted here when it is ready."
+        )

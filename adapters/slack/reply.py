@@ -24,7 +24,9 @@ from bot.errors import BotError
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TTL_S = 29 * 60  # Slack's is 30 minutes; a minute of margin
-APOLOGY = "Sorry, something went wrong on my side. Nothing was charged for this request."
+# Said from an exception path, which cannot know whether a job was held or ran: no word on money
+# here (a job's own messages say what it cost, from its committed state).
+APOLOGY = "Sorry, something went wrong on my side (it has been logged)."
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ Usage::
 Answers follow Slack's documented shapes (fixtures in ``tests/fixtures/slack/``) and the limits
 that bite in practice: ``msg_too_long`` above 4,000 chars, ``invalid_blocks`` above 50 blocks or a
 section text above 3,000 chars, ``channel_not_found`` for channels not added with
-:meth:`FakeSlack.add_channel`, and ok:false with HTTP 200 for every error except injected 429s.
+:meth:`FakeSlack.add_channel`, and ok:false with HTTP 200 for every error except the injected
+faults: 429s, HTML 503s (an outage at Slack's edge) and dropped connections.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ BOT_SCOPES = (  # answered in x-oauth-scopes, which Bolt reads from auth.test
     "usergroups:read,users:read"
 )
 _Fault = tuple[int, str, int]  # (HTTP status, error, Retry-After seconds)
+DROPPED = 0  # a fault "status": the connection closes before an answer
+OUTAGE_PAGE = "<html><body><h1>503 Service Unavailable</h1></body></html>"
 
 
 class SlackError(Exception):
@@ -178,7 +181,8 @@ class _PendingUpload:
 class FakeSlack:
     """A fake Slack workspace served on 127.0.0.1 with an OS-chosen port.
 
-    Faults: :meth:`rate_limit_next`, :meth:`fail_next` and :meth:`garble_next`. Recordings: :attr:`calls`,
+    Faults: :meth:`rate_limit_next`, :meth:`fail_next`, :meth:`garble_next`, :meth:`drop_next`
+    and :meth:`unavailable_next`. Recordings: :attr:`calls`,
     :attr:`uploads`, :attr:`response_posts`, :attr:`socket_acks`, and the current messages via
     :meth:`messages_in` / :meth:`message`. Wait on any of them with :meth:`wait_for`.
     """
@@ -334,6 +338,17 @@ class FakeSlack:
         own content type or mislabelled as ``application/json`` or ``text/plain``.
         """
         self._garbled.setdefault(method, deque()).extend([(body, content_type)] * times)
+
+    def drop_next(self, method: str, *, times: int = 1) -> None:
+        """The next ``times`` calls to ``method`` lose their connection before Slack acts on
+        them: nothing is posted and no answer comes (slack_sdk's connection retry handler sends
+        a call again once, so ``times=2`` makes the caller see the error)."""
+        self._faults.setdefault(method, deque()).extend([(DROPPED, "dropped", 0)] * times)
+
+    def unavailable_next(self, method: str, *, times: int = 1) -> None:
+        """The next ``times`` calls to ``method`` get HTTP 503 with an HTML page, as Slack's
+        edge answers in an outage: no JSON body, so no ``error`` field for the client to read."""
+        self._faults.setdefault(method, deque()).extend([(503, "unavailable", 0)] * times)
 
     # ---------------------------------------------------------------- queries
 
@@ -502,6 +517,14 @@ class FakeSlack:
             status, error, retry_after = self._faults[method].popleft()
             if status == 429:
                 headers["Retry-After"] = str(retry_after)
+        if status in (DROPPED, 503):
+            self.calls.append(RecordedCall(method, params, time.time(), token, error))
+            await self._notify()
+            if status == 503:
+                return web.Response(status=503, text=OUTAGE_PAGE, content_type="text/html")
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
         body: dict[str, Any]
         if error is None:
             handler = getattr(self, "_api_" + method.replace(".", "_"), None)
