@@ -210,6 +210,7 @@ class FakeSlack:
         self.revoked_tokens: set[str] = set()
         self._messages: dict[tuple[str, str], Message] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._outages: dict[str, int] = {}  # method -> HTTP status, until end_outage
         self._pending: dict[str, _PendingUpload] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # file id -> (mimetype, bytes)
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -318,6 +319,13 @@ class FakeSlack:
     def fail_next(self, method: str, error: str, *, times: int = 1) -> None:
         """The next ``times`` calls to ``method`` answer ok:false with ``error``."""
         self._faults.setdefault(method, deque()).extend([(200, error, 0)] * times)
+
+    def outage(self, method: str, status: int = 503) -> None:
+        """Every call to ``method`` answers HTTP ``status`` until :meth:`end_outage`."""
+        self._outages[method] = status
+
+    def end_outage(self, method: str) -> None:
+        self._outages.pop(method, None)
 
     # ---------------------------------------------------------------- queries
 
@@ -477,6 +485,8 @@ class FakeSlack:
         params.pop("token", None)
         status, headers = 200, {"x-oauth-scopes": BOT_SCOPES}
         error = self._auth_error(method, token)
+        if error is None and method in self._outages:
+            status, error = self._outages[method], "internal_error"
         if error is None and self._faults.get(method):
             status, error, retry_after = self._faults[method].popleft()
             if status == 429:
