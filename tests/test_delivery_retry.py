@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.app import Core, open_core
 from bot.delivery import MediaFile, Route
 from bot.lifecycle import LATE_NOTE
+from bot.listener import Listener
 from bot.spool import Spool
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
@@ -107,3 +108,30 @@ def test_the_spool_removes_the_oldest_delivered_results_when_over_its_cap(tmp_pa
     assert removed == ["old", "middle"]
     assert spool.load("oldest") and spool.load("new")
     assert spool.load("old") is None and spool.load("middle") is None
+
+
+async def test_the_last_route_links_to_the_result_served_by_the_bot(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    settings = make_settings(
+        tmp_path, runpod_fake, delivery=FAST, http={"public_url": "http://bot.example"}
+    )
+    async with open_core(settings) as core:
+        listener = Listener(core.jobs, host="127.0.0.1", port=0)
+        await listener.start()
+        try:
+            delivery = RecordingDelivery(fail_deliveries=3)  # edit, message and DM refused
+            await submit(core, "a fox --size 256x256", delivery=delivery)
+            await delivery.wait_for(lambda: delivery.results)
+            (result,) = delivery.results
+            link = result.files[0].source_url or ""
+            local = link.replace("http://bot.example", f"http://127.0.0.1:{listener.port}")
+            served = await core.http.get(local)
+            base, _, name = local.rsplit("/", 2)
+            forged = await core.http.get(f"{base}/{'0' * 32}/{name}")
+        finally:
+            await listener.stop()
+
+    assert delivery.routes == [Route.LINK] and link.startswith("http://bot.example/results/")
+    assert served.status_code == 200 and served.content[:4] == b"\x89PNG"
+    assert forged.status_code == 403
