@@ -1,37 +1,98 @@
-"""A folder keeping a copy of every result: `<media_dir>/<job id>/<file>`.
+"""A folder of results by job id: `<root>/<job id>/<file>`, plus a manifest of what each file is.
 
-It backs `/show` and the free identical-request cache, and outlives Runpod's 7-day output URLs.
+Two folders use it: the optional archive (`storage.media_dir`, every result kept; it backs
+`/show` and the free identical-request cache, and outlives Runpod's 7-day output URLs) and the
+spool (`bot.spool`, every paid result kept until it is delivered).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from bot.delivery import MediaFile
 from bot.outputs import EXTENSIONS
 
+MANIFEST = ".files.json"  # content types, sizes and source links, in the order of the result
+
 
 class Archive:
-    """A folder keeping a copy of every result: `<media_dir>/<job id>/<file>`."""
+    """A folder keeping results: `<root>/<job id>/<file>`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def save(self, job_id: str, files: tuple[MediaFile, ...]) -> None:
+        """Write the files, then the manifest: a folder with a manifest is complete."""
         folder = self.root / job_id
         folder.mkdir(parents=True, exist_ok=True)
+        entries = []
         for file in files:
-            (folder / Path(file.filename).name).write_bytes(file.data)
+            name = Path(file.filename).name
+            (folder / name).write_bytes(file.data)
+            entries.append(
+                {
+                    "name": name,
+                    "content_type": file.content_type,
+                    "width": file.width,
+                    "height": file.height,
+                    "source_url": file.source_url,
+                }
+            )
+        partial = folder / f"{MANIFEST}.partial"
+        partial.write_text(json.dumps(entries), encoding="utf-8")
+        partial.replace(folder / MANIFEST)
 
     def load(self, job_id: str) -> tuple[MediaFile, ...] | None:
         folder = self.root / job_id
         if not folder.is_dir():
             return None
-        files = []
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            entries = json.loads(manifest.read_text(encoding="utf-8"))
+            return tuple(
+                MediaFile(
+                    e["name"],
+                    e["content_type"],
+                    (folder / e["name"]).read_bytes(),
+                    e["width"],
+                    e["height"],
+                    e["source_url"],
+                )
+                for e in entries
+            )
+        files = []  # archived before manifests existed
         for path in sorted(folder.iterdir()):
-            content_type = _content_type(path.suffix)
-            files.append(MediaFile(path.name, content_type, path.read_bytes()))
+            if not path.name.startswith("."):
+                content_type = _content_type(path.suffix)
+                files.append(MediaFile(path.name, content_type, path.read_bytes()))
         return tuple(files) or None
+
+    def path(self, job_id: str, filename: str) -> Path | None:
+        """The stored file, if this folder has it (names are checked, never joined blindly)."""
+        if not (_plain_name(job_id) and _plain_name(filename)):
+            return None
+        path = self.root / job_id / filename
+        return path if path.is_file() else None
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.root / job_id, ignore_errors=True)
+
+    def folders(self) -> list[tuple[str, float, int]]:
+        """(job id, last written, bytes) of every stored result."""
+        found = []
+        if self.root.is_dir():
+            for folder in self.root.iterdir():
+                if folder.is_dir():
+                    files = [p.stat() for p in folder.iterdir() if p.is_file()]
+                    written = max((s.st_mtime for s in files), default=folder.stat().st_mtime)
+                    found.append((folder.name, written, sum(s.st_size for s in files)))
+        return found
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and Path(name).name == name
 
 
 def _content_type(suffix: str) -> str:

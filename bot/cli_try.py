@@ -18,7 +18,7 @@ from typing import TextIO
 from bot import pricing, show
 from bot.app import Core, open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
-from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result
+from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
 from bot.errors import InvalidRequest
 from bot.jobs import Invocation
 from bot.policy import Where
@@ -120,7 +120,8 @@ class TerminalDelivery:
             file=self._stream,
         )
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
+        """Every route is the same here: the files are written where `--out` says."""
         target = Path(self._channel.channel)
         for number, file in enumerate(result.files):
             path = _output_path(target, file.filename, number)

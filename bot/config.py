@@ -55,6 +55,14 @@ class StorageSettings(Section):
     database: Path = Path("bot.db")
     # Keep a copy of every result here; also enables the identical-request cache.
     media_dir: Path | None = None
+    # Results are written to `spool/` next to the database before they are charged, so a
+    # restart or an expired Runpod URL cannot lose a paid result. Delivered ones are removed,
+    # oldest first, once the folder is over this size.
+    spool_max_mb: float = Field(default=1024.0, gt=0)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.database.parent / "spool"
 
 
 class DiscordSettings(Section):
@@ -155,11 +163,28 @@ class JobSettings(Section):
     }
 
 
+class DeliverySettings(Section):
+    """How long and how often a paid result is offered to the platform before giving up."""
+
+    # Retries wait `retry_first_s`, doubling up to `retry_max_s`, across restarts, until
+    # `horizon_s` after the job finished; then the job is `undeliverable` (still retried every
+    # `retry_max_s`, and kept for /show).
+    horizon_s: float = Field(default=3600.0, gt=0)
+    retry_first_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    # One try on one route (edit, new message, DM, link) is abandoned after this long.
+    attempt_timeout_s: float = Field(default=120.0, gt=0)
+
+
 class HttpSettings(Section):
-    """The bot's own small HTTP listener (Runpod webhooks)."""
+    """The bot's own small HTTP listener (Runpod webhooks, links to results)."""
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Public base URL of this listener (e.g. "https://bot.example.com"); when set, a result the
+    # platform keeps refusing is offered as a signed link served from here. Defaults to
+    # runpod.webhook_url.
+    public_url: str | None = None
 
 
 class ChannelPolicy(Section):
@@ -189,6 +214,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = QuotaSettings()
     jobs: JobSettings = JobSettings()
     http: HttpSettings = HttpSettings()
+    delivery: DeliverySettings = DeliverySettings()
     policy: PolicySettings = PolicySettings()
     # Catalog additions and overrides, keyed by model id (see config.example.toml).
     models: dict[str, dict[str, Any]] = {}

@@ -8,6 +8,10 @@ Delivery from the stored reference and finish the job there.
 Every call names the job; `deliver` may be called again for the same job after a crash between
 the upload and the bookkeeping, so adapters should use `Result.job_id` as an idempotency key
 where the platform offers one (Discord message nonces).
+
+`deliver` takes a `Route`: when the platform refuses the usual place for a paid result, the core
+tries the next ones (see `bot.courier`), so each adapter maps every route to what its platform
+can do.
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
+
+
+class Route(StrEnum):
+    """Where a result is posted, best first."""
+
+    EDIT = "edit"  # the job's own message (the interaction's response, the Slack card)
+    MESSAGE = "message"  # a new message in the job's channel or thread
+    DIRECT = "direct"  # to the requester alone: a direct message
+    LINK = "link"  # a short text in the channel with links (`MediaFile.source_url`), no uploads
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,7 @@ class Delivery(Protocol):
 
     async def confirm(self, request: Confirmation) -> None: ...
 
-    async def deliver(self, result: Result) -> None: ...
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None: ...
 
     async def fail(self, failure: Failure) -> None: ...
 

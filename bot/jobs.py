@@ -26,18 +26,21 @@ from bot import pricing, recording
 from bot.archive import Archive
 from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
+from bot.courier import Courier
 from bot.db import Database
-from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory
+from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
 from bot.lifecycle import JobRunner
+from bot.links import ResultLinks
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
 from bot.quota import Identity
 from bot.requests import COMMANDS, Request, request_type_for
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
+from bot.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ class JobService:
         self._downloader = downloader
         self._policy = Policy(settings.policy)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
+        storage = settings.storage
+        self.spool = Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024))
+        self.links = ResultLinks(
+            settings.http.public_url or settings.runpod.webhook_url,
+            storage.spool_dir / ".link-key",
+        )
         self._factories: dict[str, DeliveryFactory] = {}
         self._started_at = time.time()  # jobs created since then are this process's own
         self._runner = JobRunner(
@@ -95,6 +104,8 @@ class JobService:
             settings=settings,
             downloader=downloader,
             archive=self._archive,
+            spool=self.spool,
+            courier=Courier(settings.delivery, self.links),
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -262,6 +273,14 @@ class JobService:
 
     async def job(self, job_id: str) -> JobRecord | None:
         return await self._store.get(job_id)
+
+    async def result_files(self, job_id: str) -> tuple[MediaFile, ...] | None:
+        """A past result's files: from the archive, else from the spool (not yet cleaned)."""
+        for folder in (self._archive, self.spool):
+            files = await asyncio.to_thread(folder.load, job_id) if folder else None
+            if files:
+                return files
+        return None
 
     async def show_request(self, job_id: str) -> str:
         job = await self._store.get(job_id)

@@ -2,7 +2,8 @@
 
 A job runs `count` copies of one request (one Runpod job each). Its state moves
 received -> held -> submitting -> submitted -> completed -> delivered, or ends in failed /
-timed_out / cancelled with the hold released. `notified` records that the user was told how a
+timed_out / cancelled with the hold released. A completed job the platform refused past
+`delivery.horizon_s` is `undeliverable`: charged, kept in the spool, still offered until shown. `notified` records that the user was told how a
 job ended, so a crash between ending a job and telling the user is repaired on the next start.
 Amounts here are Decimal text for display; the ledger holds the authoritative integer amounts.
 """
@@ -25,6 +26,8 @@ from bot.delivery import ChannelRef
 ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
 FAILED_STATES = ("failed", "timed_out", "cancelled")
 FINAL_STATES = ("delivered", *FAILED_STATES)
+# Paid results not shown yet: their spooled files must be kept.
+UNDELIVERED_STATES = ("completed", "undeliverable")
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ class JobStore:
         marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks})"
-            " OR (notified = 0 AND state IN ('delivered', 'failed', 'timed_out', 'cancelled'))"
+            " OR (notified = 0 AND state IN"
+            " ('delivered', 'undeliverable', 'failed', 'timed_out', 'cancelled'))"
             " ORDER BY created_at",
             ACTIVE_STATES,
         )
@@ -188,6 +192,13 @@ class JobStore:
         rows = await self._db.fetchall(
             f"SELECT id FROM jobs WHERE state IN ({marks})", ACTIVE_STATES
         )
+        return {row[0] for row in rows}
+
+    async def undelivered_ids(self) -> set[str]:
+        """Jobs whose result may still have to be delivered (or is being made): keep its files."""
+        states = (*ACTIVE_STATES, *UNDELIVERED_STATES)
+        marks = ", ".join("?" for _ in states)
+        rows = await self._db.fetchall(f"SELECT id FROM jobs WHERE state IN ({marks})", states)
         return {row[0] for row in rows}
 
     async def cached(self, cache_key: str) -> JobRecord | None:

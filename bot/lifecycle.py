@@ -1,6 +1,7 @@
 """One job's life after admission: submit its copies, track them, settle, deliver, or release.
 
     held -> submitting -> submitted -> completed -> delivered
+                 |                        \\-> undeliverable -> delivered
                  \\-> failed | timed_out | cancelled (hold released, user told)
 
 Rules that keep money and results safe:
@@ -8,9 +9,14 @@ Rules that keep money and results safe:
   a restart knows which copies exist; a copy whose `/run` may or may not have gone out is
   dropped, not resubmitted (no double run), and the user is told.
 - media is downloaded before charging: a result that cannot be fetched is not charged;
+- the files are written to the spool before the charge, so a restart or an expired Runpod URL
+  cannot lose a paid result;
 - the charge (ledger settle) and the `completed` state are one transaction;
 - `delivered` is written after the platform accepted the result; a crash in between re-sends
-  it with the same job id, which adapters use to deduplicate.
+  it with the same job id, which adapters use to deduplicate;
+- a result the platform refuses is offered again on every route with backoff (`bot.courier`),
+  across restarts; past `delivery.horizon_s` the job is `undeliverable` (still charged: Runpod
+  billed it; kept for /show) and is still offered, becoming `delivered` once shown.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from bot import pricing
 from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
+from bot.courier import Courier, Undelivered
 from bot.db import Database
-from bot.delivery import Delivery, Failure, MediaFile, Progress, Result
+from bot.delivery import Delivery, Failure, MediaFile, Progress, Result, Route
 from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
 from bot.ledger_records import describe_remaining
@@ -40,11 +47,12 @@ from bot.quota import Identity, Scope
 from bot.requests import prompt_of
 from bot.runpod import FINAL_STATES, JobState, RunpodClient, RunpodError
 from bot.slots import Slots
+from bot.spool import Spool
 from bot.tracking import Tracker, runpod_reason
 
 log = logging.getLogger(__name__)
 
-DELIVERY_ATTEMPTS = 5
+LATE_NOTE = "Posted late: the platform refused this result when it was ready."
 
 
 class JobRunner:
@@ -59,6 +67,8 @@ class JobRunner:
         settings: Settings,
         downloader: Downloader,
         archive: Archive | None,
+        spool: Spool,
+        courier: Courier,
     ) -> None:
         self._store = store
         self._db = db
@@ -68,6 +78,8 @@ class JobRunner:
         self._settings = settings
         self._downloader = downloader
         self._archive = archive
+        self._spool = spool
+        self._courier = courier
         self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
@@ -142,7 +154,7 @@ class JobRunner:
             if job.state in ("held", "submitting", "submitted"):
                 job = await self._run(job, model, progress, resumed)
             await throttle.close()
-            if job.state == "completed":
+            if job.state in ("completed", "undeliverable"):
                 await self._deliver(job, model, delivery)
             elif job.state in ("failed", "timed_out", "cancelled") and not job.notified:
                 await self._tell_failure(job, delivery)
@@ -280,6 +292,9 @@ class JobRunner:
             )
             copies[index] = replace(copies[index], cost=str(cost))
         total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
+        spooled = tuple(f for index in sorted(files) for f in files[index])
+        if spooled:
+            await asyncio.to_thread(self._spool.save, job.id, spooled)
         async with self._db.transaction() as tx:
             settlement = await self._ledger.settle(job.id, total, tx=tx)
             job = await self._store.save(
@@ -308,35 +323,64 @@ class JobRunner:
     async def _deliver(self, job: JobRecord, model: Model, delivery: Delivery) -> None:
         prefetched = self._prefetched.pop(job.id, None)
         files, settlement = prefetched if prefetched else ({}, None)
-        copies = job.copies
-        if prefetched is None:  # resumed after a restart: fetch again (URLs live 7 days)
-            for index, copy in enumerate(copies):
-                if copy.status == "COMPLETED":
-                    try:
-                        files[index] = await self._fetch(job, model, index, copy)
-                    except OutputError as exc:
-                        log.error("job %s: charged but result lost: %s", job.id, exc.message)
+        if prefetched is None:  # resumed after a restart: the spool has the files
+            files = await self._stored_files(job, model)
         result = await self._result(job, model, files, settlement)
         if self._archive and result.files:
             await asyncio.to_thread(self._archive.save, job.id, result.files)
-        for attempt in range(DELIVERY_ATTEMPTS):
-            try:
-                await delivery.deliver(result)
-                break
-            except Exception as exc:
-                if attempt + 1 == DELIVERY_ATTEMPTS:
-                    log.error("job %s: delivery failed for good: %s", job.id, exc)
-                    await self._store.save(
-                        job, state="delivered", error=f"delivery failed: {exc}", notified=True
-                    )
-                    return
-                log.warning("job %s: delivery failed (%s); retrying", job.id, exc)
-                await asyncio.sleep(min(30.0, 1.0 * 2**attempt))
+        job = await self._hand_over(job, result, delivery)
         await self._store.save(job, state="delivered", notified=True)
         log.info("job %s delivered", job.id)
+        keep = await self._store.undelivered_ids()
+        await asyncio.to_thread(self._spool.trim, keep)
         for warning in _warnings(settlement):
             with contextlib.suppress(Exception):
                 await delivery.warn(job.id, warning)
+
+    async def _hand_over(self, job: JobRecord, result: Result, delivery: Delivery) -> JobRecord:
+        """Offer the result until the platform takes it; past the horizon, say `undeliverable`.
+
+        The horizon counts from completion (`updated_at` of the `completed` row), so it spans
+        restarts. An undeliverable job keeps being offered every `retry_max_s`.
+        """
+        horizon = job.updated_at + self._settings.delivery.horizon_s
+        if job.state == "undeliverable":
+            result = replace(result, notes=(*result.notes, LATE_NOTE))
+        failures = 0
+        while True:
+            try:
+                route = await self._courier.hand_over(delivery, result)
+            except Undelivered as exc:
+                wait = self._courier.delay(failures)
+                failures += 1
+                if job.state == "completed" and time.time() >= horizon:
+                    job = await self._store.save(
+                        job, state="undeliverable", error=f"could not be delivered: {exc}"
+                    )
+                    log.error("job %s undeliverable (charged, kept for /show): %s", job.id, exc)
+                    result = replace(result, notes=(*result.notes, LATE_NOTE))
+                elif job.state == "completed":
+                    wait = min(wait, max(0.0, horizon - time.time()))
+                log.warning("job %s: not delivered (%s); next try in %.0fs", job.id, exc, wait)
+                await asyncio.sleep(wait)
+                continue
+            if route is not Route.EDIT:
+                log.info("job %s: delivered by %s", job.id, route)
+            return job
+
+    async def _stored_files(self, job: JobRecord, model: Model) -> dict[int, tuple[MediaFile, ...]]:
+        """The spooled files, else (jobs charged before the spool existed) Runpod's again."""
+        spooled = await asyncio.to_thread(self._spool.load, job.id)
+        if spooled:
+            return {0: spooled}
+        files: dict[int, tuple[MediaFile, ...]] = {}
+        for index, copy in enumerate(job.copies):
+            if copy.status == "COMPLETED":
+                try:
+                    files[index] = await self._fetch(job, model, index, copy)
+                except OutputError as exc:
+                    log.error("job %s: charged but result lost: %s", job.id, exc.message)
+        return files
 
     async def _result(
         self,

@@ -1,8 +1,9 @@
-"""The bot's own small HTTP listener: Runpod webhooks (push instead of poll) and a health check.
+"""The bot's own small HTTP listener: Runpod webhooks (push instead of poll), a health check,
+and spooled results behind signed links (`bot.links`, the last delivery route).
 
 A webhook URL carries the job id, the copy index and an unguessable per-job token; calls for
 unknown or finished jobs, or with a wrong token, are answered (so Runpod stops retrying) and
-ignored.
+ignored. A result link with a bad or expired signature is refused with 403.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from aiohttp import web
 
 from bot.jobs import JobService
+from bot.links import ROUTE as RESULT_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class Listener:
         app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
         app.router.add_post("/runpod/webhook/{job}/{index}/{token}", self._webhook)
         app.router.add_get("/health", self._health)
+        app.router.add_get(RESULT_ROUTE, self._result)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -57,6 +60,16 @@ class Listener:
         if not used:
             log.info("job %s: webhook for no waiting job ignored", job_id)
         return web.json_response({"ok": True, "used": used})
+
+    async def _result(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        job_id, name = info["job"], info["name"]
+        if not self._jobs.links.valid(job_id, name, info["expires"], info["signature"]):
+            raise web.HTTPForbidden(text="bad or expired link")
+        path = self._jobs.spool.path(job_id, name)
+        if path is None:
+            raise web.HTTPNotFound(text="this result is no longer kept")
+        return web.FileResponse(path)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

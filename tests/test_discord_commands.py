@@ -313,8 +313,11 @@ async def test_show_reposts_an_archived_result_with_live_buttons(
 async def test_show_says_when_results_are_not_kept(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)):
+    # a spool too small to keep a delivered result: it is removed once delivered
+    settings = discord_settings(tmp_path, runpod_fake, fake, storage={"spool_max_mb": 0.001})
+    async with running_bot(settings) as bot:
         first = await result_of(await fake.slash_command("imagine", {"prompt": "a fox"}))
+        await bot.core.jobs.wait_idle(10)
         sent = await fake.slash_command("show", {"job_id": job_id_of(first)})
         reply = await sent.wait_for_message(lambda m: m.ephemeral)
     assert "not kept by this bot (no archive folder is configured)" in reply.content

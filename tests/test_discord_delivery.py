@@ -220,3 +220,33 @@ async def test_user_text_never_pings_anyone(tmp_path: Path, runpod_fake: FakeRun
     spoken = [e.message for e in fake.history if e.message.content]
     assert spoken and all(no_pings(m, except_user=fake.user.id) for m in spoken)
     assert posted.allowed_mentions == {"parse": [], "users": [fake.user.id]}
+
+
+async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    runpod_fake.endpoints[SCHNELL].execution_time = 0.3
+    edit = "PATCH /webhooks/{application_id}/{webhook_token}/messages/{message_id}"
+    settings = discord_settings(
+        tmp_path,
+        runpod_fake,
+        fake,
+        jobs={"progress_interval_s": 60},
+        delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 0.5},
+    )
+    async with running_bot(settings) as bot:
+        sent = await fake.slash_command("imagine", {"prompt": "a fox", "size": "256x256"})
+        await sent.original(lambda m: m.content.startswith(HOURGLASS))
+        fake.outage(edit, 502)  # Discord answers 502 to the interaction's edits from here on
+        posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
+        await bot.core.jobs.wait_idle(10)
+        job = await bot.core.jobs.job(job_id_of(posted))
+        spent, held = await spent_and_held(bot, fake)
+        fake.end_outage(edit)
+
+    (run,) = jobs_of(runpod_fake, SCHNELL)
+    assert posted.content == f"<@{fake.user.id}> your image is ready."
+    assert posted.attachments and posted.nonce == job_id_of(posted)
+    assert job is not None and job.state == "delivered" and job.error is None
+    assert (spent, held) == (run.cost, 0)
+    assert any(r.route == edit and r.status == 502 for r in fake.requests)

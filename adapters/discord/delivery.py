@@ -4,7 +4,9 @@ While the interaction token is fresh (Discord accepts it for 15 minutes) the job
 original response: progress, the streamed reply, then the result. After that, for jobs resumed
 after a restart, or when Discord says the token is gone (50027), results and failures are posted
 as channel messages that mention the requester and nobody else, with the job id as the message
-nonce so a re-delivery after a crash is deduplicated by Discord (`enforce_nonce`).
+nonce so a re-delivery after a crash is deduplicated by Discord (`enforce_nonce`). When the
+core asks for another route (the edit keeps failing, e.g. 502s), `Route.MESSAGE` posts that
+channel message at once, `DIRECT` sends the result as a DM, `LINK` posts it with links only.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from adapters.discord import buttons, render
 from adapters.discord.files import Fitted, fit
 from adapters.discord.text import MESSAGE_LIMIT, shorten, split_message
 from bot.catalog import Catalog
-from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result
+from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
 from bot.errors import UnknownModel
 
 log = logging.getLogger(__name__)
@@ -97,12 +99,13 @@ class DiscordDelivery:
         if not shown:
             await self._send_to_channel([Outgoing(text, view=view)], nonce=f"{request.job_id}c")
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
+        limit = 0 if route is Route.LINK else self.upload_limit()
         try:
-            await self._post(self._compose(result, self.upload_limit()), result)
+            await self._post(self._compose(result, limit), result, route)
         except UploadTooLarge:
             log.warning("job %s: upload refused as too large; linking instead", result.job_id)
-            await self._post(self._compose(result, 0), result)
+            await self._post(self._compose(result, 0), result, route)
 
     async def fail(self, failure: Failure) -> None:
         text = render.failure_text(failure)
@@ -176,8 +179,13 @@ class DiscordDelivery:
 
     # --- posting --------------------------------------------------------------------------
 
-    async def _post(self, messages: list[Outgoing], result: Result) -> None:
-        if await self._with_token(lambda i: self._post_with_token(i, messages)):
+    async def _post(self, messages: list[Outgoing], result: Result, route: Route) -> None:
+        if route is Route.DIRECT:
+            await self._send_direct(messages, result.job_id)
+            return
+        if route is Route.EDIT and await self._with_token(
+            lambda i: self._post_with_token(i, messages)
+        ):
             return
         if await self._shown_in_original(result.job_id):
             log.info(
@@ -289,6 +297,20 @@ class DiscordDelivery:
                 files=message.discord_files(),
                 allowed_mentions=mentions if index == 0 else NO_PINGS,
                 nonce=nonce if index == 0 else f"{nonce}.{index}",
+            )
+            await self._guard_size(send() if message.view is None else send(view=message.view))
+
+    async def _send_direct(self, messages: Sequence[Outgoing], job_id: str) -> None:
+        """The result in a DM to the requester (the channel refused it)."""
+        dm = await self._client.create_dm(discord.Object(int(self._ref.user)))
+        for index, message in enumerate(messages):
+            send = partial(
+                dm.send,
+                message.content or None,
+                embeds=message.embeds,
+                files=message.discord_files(),
+                allowed_mentions=NO_PINGS,
+                nonce=f"{job_id}d" if index == 0 else f"{job_id}d.{index}",
             )
             await self._guard_size(send() if message.view is None else send(view=message.view))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -28,7 +27,7 @@ from bot.requests import COMMANDS
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [Choice(name=label, value=kind) for kind, label in KIND_LABELS.items()]
-SHOWABLE = ("completed", "delivered")
+SHOWABLE = ("completed", "delivered", "undeliverable")
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
 
 
@@ -147,13 +146,12 @@ class InfoCommands:
             reason = f": {job.error}" if job.error else "."
             raise InvalidRequest(f"Job `{job.id}` has no result to show ({job.state}){reason}")
         model = self._core.catalog.get(job.model)
-        archived = self._archive is not None and (self._archive.root / job.id).is_dir()
+        files = await self._core.jobs.result_files(job.id)  # the archive, else the spool
         text = _text_of(model, job) if model.kind in ("text", "transcription") else None
-        if not archived and not text:
+        if not files and not text:
             where = "" if self._archive else " (no archive folder is configured)"
             raise BotError(f"The result of job `{job.id}` is not kept by this bot{where}.")
         callback = await interaction.response.defer(thinking=True)
-        files = await asyncio.to_thread(self._archive.load, job.id) if self._archive else None
         extra = {"output": job.channel.extra.get("output", "text")}
         ref = channel_ref(
             interaction, message_id=callback.message_id if callback else None, extra=extra

@@ -7,6 +7,10 @@ left, Reroll / Variations / Show request). Files go into the thread with `files_
 text is posted in pieces under Slack's practical message size and edited while it streams.
 Errors, warnings and confirmations are ephemeral, for the requester only.
 
+When the card cannot be edited (Slack answering 5xx to `chat.update`), the core asks for other
+routes: `Route.MESSAGE` posts the result card as a new message in the job's thread, `DIRECT`
+sends it to the requester's DM, `LINK` posts it without uploads (files as the bot's links).
+
 Everything a later call must find again (the anchor, text pieces, "files uploaded", "delivered")
 is stored by job id (`SlackStore`), so a Delivery rebuilt after a restart edits the same
 messages, and a result delivered twice (crash after the upload) is posted once.
@@ -27,7 +31,7 @@ from adapters.slack import blocks
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.text import clip, escape, split_text
-from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result
+from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ MAX_UPLOAD_BYTES = 1024**3  # Slack's per-file limit
 ANCHOR = "anchor"
 FILES = "files"
 DELIVERED = "delivered"
+TOO_BIG = "Too big to upload here; download (links work for 7 days):"
+NOT_UPLOADED = "Slack would not take the upload; download (links work for 7 days):"
 
 
 class SlackDelivery:
@@ -77,10 +83,13 @@ class SlackDelivery:
         question = f"This will cost about {blocks.cost(request.estimate)}; run it?"
         await self._replies.ephemeral(self.audience, question, blocks.confirmation(request))
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         posted = await self._messages(result.job_id)
         if DELIVERED in posted:
             log.info("job %s: already in Slack; not posting it again", result.job_id)
+            return
+        if route is not Route.EDIT:
+            await self._post_anew(result, route, posted)
             return
         view = blocks.progress(self.title, f"{result.model}: uploading", result.job_id)
         channel, anchor = await self.show(result.job_id, self._fallback("uploading"), view)
@@ -94,6 +103,43 @@ class SlackDelivery:
         card = blocks.result(self.title, result, variations=result.command in ("imagine", "edit"))
         await self.show(result.job_id, self._fallback(blocks.summary(result)), card)
         await self._remember(result.job_id, DELIVERED, channel, anchor)
+
+    async def _post_anew(
+        self, result: Result, route: Route, posted: dict[str, tuple[str, str]]
+    ) -> None:
+        """The result as new messages, without touching the card: in its thread, or the DM."""
+        if route is Route.DIRECT:
+            channel, thread = self.ref.user, None  # Slack posts to a user id as the bot's DM
+        elif ANCHOR in posted:
+            channel, thread = posted[ANCHOR][0], self.ref.thread or posted[ANCHOR][1]
+        else:
+            channel, thread = self.ref.channel, self.ref.thread
+        text, files = _shown_parts(result)
+        for piece in split_text(escape(text), TEXT_LIMIT) if text else []:
+            await self._client.chat_postMessage(
+                channel=channel, thread_ts=thread, text=piece, unfurl_links=False
+            )
+        if files and FILES not in posted:
+            if route is Route.MESSAGE:
+                await self._upload(result, files, channel, thread)
+            else:  # no upload: links (the bot's own for Route.LINK)
+                await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread,
+                    text=_links(files, NOT_UPLOADED),
+                    unfurl_links=False,
+                )
+            await self._remember(result.job_id, FILES, channel, thread or "")
+        card = blocks.result(self.title, result, variations=result.command in ("imagine", "edit"))
+        answer = await self._client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread,
+            text=self._fallback(blocks.summary(result)),
+            blocks=card,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        await self._remember(result.job_id, DELIVERED, str(answer["channel"]), str(answer["ts"]))
 
     async def fail(self, failure: Failure) -> None:
         await self._replies.ephemeral(self.audience, escape(failure.message))
@@ -176,7 +222,7 @@ class SlackDelivery:
                 posted.pop(kind, None)
 
     async def _upload(
-        self, result: Result, files: Sequence[MediaFile], channel: str, thread: str
+        self, result: Result, files: Sequence[MediaFile], channel: str, thread: str | None
     ) -> None:
         fits = [f for f in files if len(f.data) <= MAX_UPLOAD_BYTES]
         uploads = [
@@ -238,7 +284,7 @@ def _title(result: Result, file: MediaFile) -> str:
     return f"{result.model}{seed} · {file.filename}"
 
 
-def _links(files: Sequence[MediaFile]) -> str:
-    lines = ["Too big to upload here; download (links work for 7 days):"]
+def _links(files: Sequence[MediaFile], lead: str = TOO_BIG) -> str:
+    lines = [lead]
     lines += [f"• <{escape(f.source_url or '')}|{escape(f.filename)}>" for f in files]
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.delivery import ChannelRef, Confirmation, Failure, Progress, Result
+from bot.delivery import ChannelRef, Confirmation, Failure, Progress, Result, Route
 
 
 @dataclass
@@ -19,6 +19,8 @@ class RecordingDelivery:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fail_deliveries: int = 0  # make the next N deliver() calls raise, like a platform outage
+    routes: list[Route] = field(default_factory=list)  # the route of each delivered result
+    refused: list[Route] = field(default_factory=list)  # the route of each failed deliver()
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def _record(self, items: list[Any], item: Any) -> None:
@@ -32,10 +34,12 @@ class RecordingDelivery:
     async def confirm(self, request: Confirmation) -> None:
         await self._record(self.confirmations, request)
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         if self.fail_deliveries:
             self.fail_deliveries -= 1
+            await self._record(self.refused, route)
             raise ConnectionError("platform unavailable")
+        self.routes.append(route)
         await self._record(self.results, result)
 
     async def fail(self, failure: Failure) -> None:

@@ -423,6 +423,7 @@ class FakeDiscord:
         self._by_token: dict[str, SentInteraction] = {}
         self._files: dict[int, Attachment] = {}
         self._rate_limits: dict[str, tuple[int, float, bool]] = {}
+        self._outages: dict[str, int] = {}  # route -> HTTP status, until end_outage
         #: (channel id, nonce) -> (message id, when) of messages sent with `enforce_nonce`.
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self.nonce_window = 5 * 60.0
@@ -510,6 +511,15 @@ class FakeDiscord:
         if route not in self.route_keys:
             raise KeyError(f"unknown route {route!r}; known: {self.route_keys}")
         self._rate_limits[route] = (times, retry_after, is_global)
+
+    def outage(self, route: str, status: int = 502) -> None:
+        """Answer every call to `route` (see `route_keys`) with `status` until `end_outage`."""
+        if route not in self.route_keys:
+            raise KeyError(f"unknown route {route!r}; known: {self.route_keys}")
+        self._outages[route] = status
+
+    def end_outage(self, route: str) -> None:
+        self._outages.pop(route, None)
 
     async def wait_for_message(
         self, predicate: Callable[[Message], bool] = lambda m: True, *, timeout: float = 5.0
@@ -771,6 +781,9 @@ class FakeDiscord:
         if times > 0:
             self._rate_limits[route] = (times - 1, retry_after, is_global)
             return _too_many_requests(route, retry_after, is_global)
+        if route in self._outages:
+            status = self._outages[route]
+            raise _ApiError(status, f"{status}: Bad Gateway", 0)
         token_route = route.split(" ", 1)[1].startswith(("/webhooks/", "/interactions/"))
         if not token_route and request.headers.get("Authorization") != f"Bot {self.bot_token}":
             raise _ApiError(401, "401: Unauthorized", 0)

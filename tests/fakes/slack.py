@@ -182,7 +182,7 @@ class FakeSlack:
     """A fake Slack workspace served on 127.0.0.1 with an OS-chosen port.
 
     Faults: :meth:`rate_limit_next`, :meth:`fail_next`, :meth:`garble_next`, :meth:`drop_next`
-    and :meth:`unavailable_next`. Recordings: :attr:`calls`,
+    :meth:`unavailable_next` and :meth:`outage`. Recordings: :attr:`calls`,
     :attr:`uploads`, :attr:`response_posts`, :attr:`socket_acks`, and the current messages via
     :meth:`messages_in` / :meth:`message`. Wait on any of them with :meth:`wait_for`.
     """
@@ -215,6 +215,7 @@ class FakeSlack:
         self._messages: dict[tuple[str, str], Message] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._garbled: dict[str, deque[tuple[str, str]]] = {}  # method -> (body, content type)
+        self._outages: dict[str, int] = {}  # method -> HTTP status, until end_outage
         self._pending: dict[str, _PendingUpload] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # file id -> (mimetype, bytes)
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -349,6 +350,13 @@ class FakeSlack:
         """The next ``times`` calls to ``method`` get HTTP 503 with an HTML page, as Slack's
         edge answers in an outage: no JSON body, so no ``error`` field for the client to read."""
         self._faults.setdefault(method, deque()).extend([(503, "unavailable", 0)] * times)
+
+    def outage(self, method: str, status: int = 503) -> None:
+        """Every call to ``method`` answers HTTP ``status`` until :meth:`end_outage`."""
+        self._outages[method] = status
+
+    def end_outage(self, method: str) -> None:
+        self._outages.pop(method, None)
 
     # ---------------------------------------------------------------- queries
 
@@ -513,6 +521,8 @@ class FakeSlack:
             self.calls.append(RecordedCall(method, params, time.time(), token, "garbled"))
             await self._notify()
             return web.Response(text=text, content_type=content_type, headers=headers)
+        if error is None and method in self._outages:
+            status, error = self._outages[method], "internal_error"
         if error is None and self._faults.get(method):
             status, error, retry_after = self._faults[method].popleft()
             if status == 429:

@@ -1,0 +1,62 @@
+"""Signed links to spooled results, served by the bot's own `[http]` listener.
+
+When a platform keeps refusing a result, the last route posts a short text with links instead
+of uploads. Each URL names the job and the file and carries an expiry and an HMAC of all three,
+keyed by a random secret kept next to the spool (made on first use, so links survive restarts):
+nobody can guess a link to someone else's result or stretch one past its expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+ROUTE = "/results/{job}/{expires}/{signature}/{name}"
+LIFETIME_S = 7 * 24 * 3600  # as long as Runpod's own output links
+
+
+class ResultLinks:
+    def __init__(self, base_url: str | None, key_file: Path) -> None:
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self._key_file = key_file
+        self._key: bytes | None = None
+
+    def url(self, job_id: str, filename: str) -> str | None:
+        """A link to one spooled file, or None when the listener has no public address."""
+        if self.base_url is None:
+            return None
+        expires = str(int(time.time() + LIFETIME_S))
+        path = ROUTE.format(
+            job=job_id,
+            expires=expires,
+            signature=self._sign(job_id, filename, expires),
+            name=quote(filename),
+        )
+        return self.base_url + path
+
+    def valid(self, job_id: str, filename: str, expires: str, signature: str) -> bool:
+        if not expires.isdigit() or int(expires) < time.time():
+            return False
+        return hmac.compare_digest(self._sign(job_id, filename, expires), signature)
+
+    def _sign(self, job_id: str, filename: str, expires: str) -> str:
+        message = f"{job_id}\n{filename}\n{expires}".encode()
+        return hmac.new(self._secret(), message, hashlib.sha256).hexdigest()[:32]
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            self._key_file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # made by an earlier run (or another process just now)
+            else:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(32))
+            self._key = self._key_file.read_bytes()
+        return self._key
