@@ -8,6 +8,7 @@ nobody can guess a link to someone else's result or stretch one past its expiry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -49,14 +50,17 @@ class ResultLinks:
         return hmac.new(self._secret(), message, hashlib.sha256).hexdigest()[:32]
 
     def _secret(self) -> bytes:
+        """The key, made once per data folder: written aside, then linked into place, so a
+        process that loses the race to make it reads the winner's whole key, never a part."""
         if self._key is None:
             self._key_file.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # made by an earlier run (or another process just now)
-            else:
+            if not self._key_file.exists():
+                draft = self._key_file.with_name(f"{self._key_file.name}.{os.getpid()}")
+                fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as out:
                     out.write(secrets.token_bytes(32))
+                with contextlib.suppress(FileExistsError):  # another process made it first
+                    os.link(draft, self._key_file)
+                draft.unlink()
             self._key = self._key_file.read_bytes()
         return self._key
