@@ -214,6 +214,7 @@ def engine_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
         "jobs": {"max_global": 1000, "max_per_user": 1000, "confirm_above_usd": "1000"},
         "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
         "http": {"host": "127.0.0.1", "port": webhook_port},
+        "security": {"allow_private_urls": True},  # FakeRunpod's results are on 127.0.0.1
         "models": {"flux-schnell": {"endpoint": ENDPOINTS["webhook"]}},
     }
     return Settings(**sections)

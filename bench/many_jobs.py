@@ -73,6 +73,7 @@ def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
         },
         "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
         "http": {"host": "127.0.0.1", "port": 0},
+        "security": {"allow_private_urls": True},  # FakeRunpod's results are on 127.0.0.1
     }
     return Settings(**sections)
 
