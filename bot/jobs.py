@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL_S = 15 * 60
 MAX_SEED = 2**31 - 1
+UNKNOWN_JOB = "That job is not known to this bot."
+
+
+@dataclass(frozen=True)
+class Community:
+    """A Discord server, a Slack workspace or the terminal: where a job can be seen.
+
+    Every lookup by job id names the community asking, and a job of another one answers
+    exactly like an id never issued, so ids cannot be probed across communities.
+    """
+
+    platform: str
+    workspace: str
+
+    def holds(self, job: JobRecord) -> bool:
+        return job.identity[:2] == (self.platform, self.workspace)
 
 
 @dataclass(frozen=True)
@@ -168,13 +184,14 @@ class JobService:
     async def confirm(
         self,
         job_id: str,
+        community: Community,
         *,
         user: str,
         roles: frozenset[str] = frozenset(),
         delivery: Delivery | None = None,
     ) -> Submitted:
         """The requester said yes to an expensive job: hold its quota and run it."""
-        job = await self._owned(job_id, user, is_admin=False)
+        job = await self._owned(job_id, community, user, is_admin=False)
         if job.state != "awaiting_confirmation":
             raise InvalidRequest("This job is no longer waiting for confirmation.")
         if time.time() - job.created_at > CONFIRMATION_TTL_S:
@@ -190,9 +207,11 @@ class JobService:
         self._runner.start(job, delivery or self._delivery(job))
         return Submitted(job.id, job.estimate)
 
-    async def cancel(self, job_id: str, *, user: str, is_admin: bool = False) -> str:
+    async def cancel(
+        self, job_id: str, community: Community, *, user: str, is_admin: bool = False
+    ) -> str:
         """Cancel a job; returns what to tell the user. Only its requester or an admin may."""
-        job = await self._owned(job_id, user, is_admin=is_admin)
+        job = await self._owned(job_id, community, user, is_admin=is_admin)
         if job.state == "awaiting_confirmation":
             await self._store.save(job, state="cancelled", error="cancelled", notified=True)
             return "Cancelled. Nothing was charged."
@@ -202,15 +221,18 @@ class JobService:
         return "Cancelling. Anything not finished will not be charged."
 
     async def rerun(
-        self, job_id: str, *, mode: str, invocation_of: Callable[[Request], Invocation]
+        self,
+        job_id: str,
+        community: Community,
+        *,
+        mode: str,
+        invocation_of: Callable[[Request], Invocation],
     ) -> Submitted:
         """Reroll (same options, new seed) or variations (same options, new seeds, up to 4).
 
         `invocation_of(request)` builds the Invocation for whoever clicked, where they clicked.
         """
-        job = await self._store.get(job_id)
-        if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+        job = await self._known(job_id, community)
         request = self.request_of(job)
         model = self.catalog.get(job.model)
         if "seed" in model.params:
@@ -231,13 +253,13 @@ class JobService:
             media=tuple(job.request.get("media") or ()),
         )
 
-    async def job(self, job_id: str) -> JobRecord | None:
-        return await self._store.get(job_id)
-
-    async def show_request(self, job_id: str) -> str:
+    async def job(self, job_id: str, community: Community) -> JobRecord | None:
+        """The job with this id, if it belongs to `community`."""
         job = await self._store.get(job_id)
-        if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+        return job if job is not None and community.holds(job) else None
+
+    async def show_request(self, job_id: str, community: Community) -> str:
+        job = await self._known(job_id, community)
         model = self.catalog.get(job.model)
         return api_call(self._settings.runpod.base_url, model.endpoint, job.input)
 
@@ -302,10 +324,16 @@ class JobService:
             raise BotError(f"no adapter for platform {job.channel.platform!r} is running")
         return factory(job.channel)
 
-    async def _owned(self, job_id: str, user: str, *, is_admin: bool) -> JobRecord:
-        job = await self._store.get(job_id)
+    async def _known(self, job_id: str, community: Community) -> JobRecord:
+        job = await self.job(job_id, community)
         if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+            raise InvalidRequest(UNKNOWN_JOB)
+        return job
+
+    async def _owned(
+        self, job_id: str, community: Community, user: str, *, is_admin: bool
+    ) -> JobRecord:
+        job = await self._known(job_id, community)
         if job.identity[2] != user and not is_admin:
             raise PolicyDenied("Only the person who asked (or an admin) can do that.")
         return job

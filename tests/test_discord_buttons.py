@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.conftest import API_KEY
 from tests.discord_support import (
@@ -133,7 +134,8 @@ async def test_an_admin_can_cancel_anyones_job(
     click = await fake.click_button(progress, f"rpb:cancel:{job}", user=fake.guild.owner)
     assert (await reply_to(click, lambda m: bool(m.content))).content.startswith("Cancelling")
     await bot.core.jobs.wait_idle(10)
-    assert (await bot.core.jobs.job(job)).state == "cancelled"  # type: ignore[union-attr]
+    here = Community("discord", str(fake.guild.id))
+    assert (await bot.core.jobs.job(job, here)).state == "cancelled"  # type: ignore[union-attr]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from PIL import Image
 
 from adapters.discord import DiscordAdapter
 from bot.delivery import ChannelRef, MediaFile, Result
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.discord_support import (
     discord_settings,
@@ -161,7 +162,8 @@ async def test_a_result_shown_just_before_a_crash_is_not_posted_again(
             await tx.execute("UPDATE jobs SET state = 'completed', notified = 0")
     async with running_bot(settings) as bot:
         await bot.core.jobs.wait_idle(10)
-        job = await bot.core.jobs.job(job_id_of(shown))
+        here = Community("discord", str(fake.guild.id))
+        job = await bot.core.jobs.job(job_id_of(shown), here)
 
     assert job is not None and job.state == "delivered"
     assert [m.id for m in fake.messages.values()] == [shown.id]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
@@ -62,7 +63,7 @@ async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -
     assert job.input["seed"] == 7
     job_id = button_value(card, "job_reroll")
     await bot.idle()
-    record = await bot.core.jobs.job(job_id)
+    record = await bot.core.jobs.job(job_id, Community("slack", bot.fake.team_id))
     assert record is not None and record.state == "delivered"
     spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
     assert spent.spent == record.cost and spent.held == 0

@@ -12,7 +12,13 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import render
-from adapters.discord.context import channel_ref, identity_of, where_of, workspace_of
+from adapters.discord.context import (
+    channel_ref,
+    community_of,
+    identity_of,
+    where_of,
+    workspace_of,
+)
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
@@ -140,7 +146,7 @@ class InfoCommands:
 
     async def show(self, interaction: discord.Interaction, job_id: str) -> None:
         job_id = job_id.strip().strip("`")
-        job = await self._core.jobs.job(job_id)
+        job = await self._core.jobs.job(job_id, community_of(interaction))
         if job is None or not _visible(job, interaction):
             raise InvalidRequest(f"There is no job `{job_id}` here. /usage lists your recent jobs.")
         if job.state not in SHOWABLE:

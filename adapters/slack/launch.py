@@ -67,7 +67,9 @@ async def show_card(
         log.warning(
             "job %s: cannot post in %s (%s); cancelling", submitted.job_id, origin.channel, error
         )
-        await ctx.core.jobs.cancel(submitted.job_id, user=origin.user, is_admin=True)
+        await ctx.core.jobs.cancel(
+            submitted.job_id, origin.community, user=origin.user, is_admin=True
+        )
         raise BotError(
             f"I can't post in this conversation ({error}), so I cancelled the job; nothing was"
             " charged. Invite me to the channel (`/invite @` and my name) and try again."

@@ -35,7 +35,7 @@ from bot.catalog import Model, ParamSpec, load_catalog
 from bot.cli import main
 from bot.cli_basic import parse_key_values
 from bot.errors import BotError, InvalidRequest
-from bot.jobs import Invocation
+from bot.jobs import Community, Invocation
 from bot.outputs import MEDIA_KINDS, Downloader, OutputError
 from bot.requests import COMMANDS, MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
 from tests.fakes import media
@@ -528,6 +528,9 @@ def test_cost_on_the_command_line_prints_a_price_or_exits_2(model: str, items: l
 # --- job ids from buttons and commands ----------------------------------------------------------
 
 
+HERE = Community("test", "guild1")
+
+
 def never_called(request: Request) -> Invocation:
     raise AssertionError("an unknown job was rerun")
 
@@ -541,10 +544,10 @@ async def test_unknown_job_ids_and_webhook_bodies_are_refused_cleanly(
     core: Core, job_id: str, body: Any
 ) -> None:
     for attempt in (
-        core.jobs.cancel(job_id, user="alice"),
-        core.jobs.confirm(job_id, user="alice"),
-        core.jobs.show_request(job_id),
-        core.jobs.rerun(job_id, mode="reroll", invocation_of=never_called),
+        core.jobs.cancel(job_id, HERE, user="alice"),
+        core.jobs.confirm(job_id, HERE, user="alice"),
+        core.jobs.show_request(job_id, HERE),
+        core.jobs.rerun(job_id, HERE, mode="reroll", invocation_of=never_called),
     ):
         with pytest.raises(InvalidRequest) as refused:
             await attempt
