@@ -14,6 +14,7 @@ and serve the "public" first hop there.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from aiohttp import web
 
 from bot.addresses import IPAddress, is_public
@@ -39,9 +41,15 @@ FLUX = "black-forest-labs-flux-1-schnell"
 class Server:
     """A small HTTP server on one loopback address that records every request it answers."""
 
-    def __init__(self, host: str, handler: Callable[[web.Request], web.Response]) -> None:
+    def __init__(
+        self,
+        host: str,
+        handler: Callable[[web.Request], web.Response],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
         self.handler = handler
+        self.tls = tls
         self.seen: list[dict[str, str]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -55,7 +63,7 @@ class Server:
         app.router.add_get("/{tail:.*}", record)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0).start()
+        await web.TCPSite(self._runner, self.host, 0, ssl_context=self.tls).start()
         self.port = self._runner.addresses[0][1]
         return self
 
@@ -64,7 +72,8 @@ class Server:
         await self._runner.cleanup()
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host or self.host}:{self.port}{path}"
 
 
 def serve_secret(_: web.Request) -> web.Response:
@@ -148,9 +157,14 @@ def public_stand_in(address: IPAddress) -> bool:
     return address == ipaddress.ip_address("127.0.0.2") or is_public(address)
 
 
-async def download(url: str, *, public: Callable[[IPAddress], bool] = public_stand_in) -> Any:
+async def download(
+    url: str,
+    *,
+    public: Callable[[IPAddress], bool] = public_stand_in,
+    verify: ssl.SSLContext | bool = True,
+) -> Any:
     """Downloader.fetch over real sockets; the file, or the OutputError a member would see."""
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with httpx.AsyncClient(trust_env=False, verify=verify) as http:
         downloader = Downloader(http, max_bytes=1 << 20, timeout_s=5, backoff_s=0, is_public=public)
         try:
             return await downloader.fetch(url, kind="image", name="r")
@@ -196,6 +210,33 @@ async def test_the_request_goes_to_the_resolved_address_under_its_own_name() -> 
         )
     assert fetched.data == SECRET_PNG
     assert named.seen == [{"path": "/0.png", "host": f"localhost:{named.port}"}]
+
+
+async def test_https_to_the_resolved_address_keeps_the_name_for_tls() -> None:
+    """Connecting to the checked address must not lose the name TLS checks the certificate for."""
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_tls)  # no IP in the certificate
+    names: list[str | None] = []
+
+    def note_name(_socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    server_tls.sni_callback = note_name  # type: ignore[assignment]
+    client_tls = ssl.create_default_context()
+    authority.configure_trust(client_tls)
+    async with Server("127.0.0.1", serve_secret, tls=server_tls) as named:
+        fetched = await download(
+            named.url("/0.png", host="localhost"),
+            public=lambda address: address.is_loopback,
+            verify=client_tls,
+        )
+        by_address = await download(named.url("/0.png"), public=lambda a: True, verify=client_tls)
+    assert fetched.data == SECRET_PNG
+    assert named.seen == [{"path": "/0.png", "host": f"localhost:{named.port}"}]
+    assert names[0] == "localhost"
+    # The same certificate does not cover the bare address: the name is what made it pass.
+    assert isinstance(by_address, OutputError) and "CERTIFICATE_VERIFY_FAILED" in by_address.message
 
 
 async def test_a_host_that_does_not_resolve_is_a_clear_error() -> None:
