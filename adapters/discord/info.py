@@ -12,13 +12,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import render
-from adapters.discord.context import (
-    channel_ref,
-    community_of,
-    identity_of,
-    where_of,
-    workspace_of,
-)
+from adapters.discord.context import channel_ref, community_of, identity_of, where_of
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
@@ -192,11 +186,8 @@ def _standing(allowance: Allowance) -> str:
 
 
 def _visible(job: JobRecord, interaction: discord.Interaction) -> bool:
-    """Jobs of this server (or, in DMs, only your own)."""
-    platform, workspace, user = job.identity
-    if platform != "discord" or workspace != workspace_of(interaction):
-        return False
-    return interaction.guild_id is not None or user == str(interaction.user.id)
+    """Any job of this server; in DMs (all one "dm" community), only your own."""
+    return interaction.guild_id is not None or job.identity[2] == str(interaction.user.id)
 
 
 def _text_of(model: Model, job: JobRecord) -> str | None:
