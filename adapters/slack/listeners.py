@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack import blocks
-from adapters.slack.buttons import Buttons
+from adapters.slack.buttons import Buttons, origin_of
 from adapters.slack.commands import SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import strip_mentions_of
@@ -73,8 +73,7 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
 
     async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
-        if not await first_time("click", str(team), body.get("trigger_id")):
+        if not await first_time("click", origin_of(body).team, body.get("trigger_id")):
             return
         ctx.tasks.spawn(buttons.click(body), name=f"slack-click-{body.get('trigger_id')}")
 
