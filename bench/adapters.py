@@ -78,6 +78,7 @@ def bot_environment(p: Platforms, runpod_url: str, folder: Path, max_global: int
             "BOT_STORAGE__DATABASE": str(folder / "bot.db"),
             "BOT_HTTP__HOST": "127.0.0.1",
             "BOT_HTTP__PORT": "0",
+            "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",  # FakeRunpod's results are on 127.0.0.1
             "BOT_JOBS__MAX_GLOBAL": str(max_global),
             "SLACK_BOT_TOKEN": p.slack.bot_token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,

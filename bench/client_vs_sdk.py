@@ -51,7 +51,7 @@ from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.db import Database
 from bot.delivery import ChannelRef, MediaFile, Result
-from bot.jobs import Invocation, JobService
+from bot.jobs import Community, Invocation, JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.outputs import Downloader
@@ -214,6 +214,7 @@ def engine_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
         "jobs": {"max_global": 1000, "max_per_user": 1000, "confirm_above_usd": "1000"},
         "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
         "http": {"host": "127.0.0.1", "port": webhook_port},
+        "security": {"allow_private_urls": True},  # FakeRunpod's results are on 127.0.0.1
         "models": {"flux-schnell": {"endpoint": ENDPOINTS["webhook"]}},
     }
     return Settings(**sections)
@@ -236,7 +237,12 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
             follow_redirects=True,
         ) as http:
             db = await Database.open(settings.storage.database)
-            downloader = TimingDownloader(http, max_bytes=50 * 2**20, timeout_s=60)
+            downloader = TimingDownloader(
+                http,
+                max_bytes=50 * 2**20,
+                timeout_s=60,
+                allow_private_urls=settings.security.allow_private_urls,
+            )
             jobs = JobService(
                 db=db,
                 ledger=SqliteLedger(db, settings.quotas),
@@ -270,7 +276,7 @@ def _engine_runner(
         submitted = await jobs.submit(Invocation(request, who, ref, delivery, Where("c1")))
         await delivery.wait_for(lambda: delivery.delivered_at or delivery.failures, JOB_TIMEOUT_S)
         assert not delivery.failures, delivery.failures
-        record = await jobs.job(submitted.job_id)
+        record = await jobs.job(submitted.job_id, Community(who.platform, who.workspace))
         assert record is not None and record.copies[0].runpod_id is not None
         runpod_id = record.copies[0].runpod_id
         start, end = downloader.spans[runpod_id]

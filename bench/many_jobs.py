@@ -35,7 +35,7 @@ from bench.common import API_KEY, FakeProcess, median, percentile, rss_mb
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef, Result
-from bot.jobs import Invocation
+from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text
@@ -73,6 +73,7 @@ def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
         },
         "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
         "http": {"host": "127.0.0.1", "port": 0},
+        "security": {"allow_private_urls": True},  # FakeRunpod's results are on 127.0.0.1
     }
     return Settings(**sections)
 
@@ -203,7 +204,7 @@ async def _server_side(
     routes: Counter[str] = Counter()
     delays = []
     for job_id, delivery in deliveries.items():
-        record = await core.jobs.job(job_id)
+        record = await core.jobs.job(job_id, Community("bench", "w1"))
         assert record is not None and record.copies[0].runpod_id
         job = server[record.copies[0].runpod_id]
         routes.update(job.requests)

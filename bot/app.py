@@ -91,6 +91,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 http,
                 max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
                 timeout_s=settings.jobs.download_timeout_s,
+                allow_private_urls=settings.security.allow_private_urls,
                 backoff_s=settings.runpod.backoff_base_s,
             )
             jobs = JobService(

@@ -199,6 +199,13 @@ class PolicySettings(Section):
     channels: dict[str, ChannelPolicy] = {}
 
 
+class SecuritySettings(Section):
+    # Download results from loopback, private, link-local and reserved addresses too. Off by
+    # default: a result URL (or a redirect) naming one would reach into the bot's own network.
+    # Private deployments whose media host is on the LAN, and local tests, turn it on.
+    allow_private_urls: bool = False
+
+
 class Settings(BaseSettings):
     """Everything the bot reads at start; built once by `load_settings`."""
 
@@ -216,6 +223,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     delivery: DeliverySettings = DeliverySettings()
     policy: PolicySettings = PolicySettings()
+    security: SecuritySettings = SecuritySettings()
     # Catalog additions and overrides, keyed by model id (see config.example.toml).
     models: dict[str, dict[str, Any]] = {}
 

@@ -47,6 +47,22 @@ log = logging.getLogger(__name__)
 CONFIRMATION_TTL_S = 15 * 60
 WAITING = ("awaiting_confirmation",)
 RUNNING_STATES = ("held", "submitting", "submitted")
+UNKNOWN_JOB = "That job is not known to this bot."
+
+
+@dataclass(frozen=True)
+class Community:
+    """A Discord server, a Slack workspace or the terminal: where a job can be seen.
+
+    Every lookup by job id names the community asking, and a job of another one answers
+    exactly like an id never issued, so ids cannot be probed across communities.
+    """
+
+    platform: str
+    workspace: str
+
+    def holds(self, job: JobRecord) -> bool:
+        return job.identity[:2] == (self.platform, self.workspace)
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,7 @@ class JobService:
     async def confirm(
         self,
         job_id: str,
+        community: Community,
         *,
         user: str,
         roles: frozenset[str] = frozenset(),
@@ -203,7 +220,7 @@ class JobService:
         The move out of `awaiting_confirmation` and the hold are one transaction that only
         happens if the job is still waiting, so a Cancel racing this click cannot also win.
         """
-        job = await self._owned(job_id, user, is_admin=False)
+        job = await self._owned(job_id, community, user, is_admin=False)
         if time.time() - job.created_at > CONFIRMATION_TTL_S:
             expired = await self._store.transition(
                 job.id, WAITING, "cancelled", error="confirmation expired", notified=True
@@ -221,18 +238,22 @@ class JobService:
         self._runner.start(confirmed, delivery or self._delivery(confirmed))
         return Submitted(job.id, job.estimate)
 
-    async def decline(self, job_id: str, *, user: str, is_admin: bool = False) -> str | None:
+    async def decline(
+        self, job_id: str, community: Community, *, user: str, is_admin: bool = False
+    ) -> str | None:
         """Drop a job still waiting for confirmation; what to tell the user, or None when it
         no longer waits (a Confirm won the race, or it ended): then nothing was changed."""
-        await self._owned(job_id, user, is_admin=is_admin)
+        await self._owned(job_id, community, user, is_admin=is_admin)
         declined = await self._store.transition(
             job_id, WAITING, "cancelled", error="cancelled", notified=True
         )
         return None if declined is None else "Cancelled. Nothing was charged."
 
-    async def cancel(self, job_id: str, *, user: str, is_admin: bool = False) -> str:
+    async def cancel(
+        self, job_id: str, community: Community, *, user: str, is_admin: bool = False
+    ) -> str:
         """Cancel a job; returns what to tell the user. Only its requester or an admin may."""
-        declined = await self.decline(job_id, user=user, is_admin=is_admin)
+        declined = await self.decline(job_id, community, user=user, is_admin=is_admin)
         if declined is not None:
             return declined
         job = await self._store.get(job_id)  # as committed after the decline did not apply
@@ -242,15 +263,18 @@ class JobService:
         return "Cancelling. Anything not finished will not be charged."
 
     async def rerun(
-        self, job_id: str, *, mode: str, invocation_of: Callable[[Request], Invocation]
+        self,
+        job_id: str,
+        community: Community,
+        *,
+        mode: str,
+        invocation_of: Callable[[Request], Invocation],
     ) -> Submitted:
         """Reroll (same options, new seed) or variations (same options, new seeds, up to 4).
 
         `invocation_of(request)` builds the Invocation for whoever clicked, where they clicked.
         """
-        job = await self._store.get(job_id)
-        if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+        job = await self._known(job_id, community)
         request = self.request_of(job)
         model = self.catalog.get(job.model)
         if "seed" in model.params:
@@ -271,21 +295,23 @@ class JobService:
             media=tuple(job.request.get("media") or ()),
         )
 
-    async def job(self, job_id: str) -> JobRecord | None:
-        return await self._store.get(job_id)
+    async def job(self, job_id: str, community: Community) -> JobRecord | None:
+        """The job with this id, if it belongs to `community`."""
+        job = await self._store.get(job_id)
+        return job if job is not None and community.holds(job) else None
 
     async def result_files(self, job_id: str) -> tuple[MediaFile, ...] | None:
-        """A past result's files: from the archive, else from the spool (not yet cleaned)."""
+        """A past result's files: from the archive, else from the spool (not yet cleaned).
+
+        The caller has found the job in its community first (`job`)."""
         for folder in (self._archive, self.spool):
             files = await asyncio.to_thread(folder.load, job_id) if folder else None
             if files:
                 return files
         return None
 
-    async def show_request(self, job_id: str) -> str:
-        job = await self._store.get(job_id)
-        if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+    async def show_request(self, job_id: str, community: Community) -> str:
+        job = await self._known(job_id, community)
         model = self.catalog.get(job.model)
         other_seeds = [copy.seed for copy in job.copies[1:] if copy.seed is not None]
         return api_call(self._settings.runpod.base_url, model.endpoint, job.payload(0), other_seeds)
@@ -370,10 +396,16 @@ class JobService:
             raise BotError(f"no adapter for platform {job.channel.platform!r} is running")
         return factory(job.channel)
 
-    async def _owned(self, job_id: str, user: str, *, is_admin: bool) -> JobRecord:
-        job = await self._store.get(job_id)
+    async def _known(self, job_id: str, community: Community) -> JobRecord:
+        job = await self.job(job_id, community)
         if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+            raise InvalidRequest(UNKNOWN_JOB)
+        return job
+
+    async def _owned(
+        self, job_id: str, community: Community, user: str, *, is_admin: bool
+    ) -> JobRecord:
+        job = await self._known(job_id, community)
         if job.identity[2] != user and not is_admin:
             raise PolicyDenied("Only the person who asked (or an admin) can do that.")
         return job

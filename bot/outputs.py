@@ -1,7 +1,8 @@
 """Turning a finished Runpod job's output into files and text a chat can show.
 
 Output URLs expire after 7 days, so media is downloaded as soon as a job completes: streamed,
-capped in size, bounded in time and checked to be the kind of file the model makes. Transcripts
+capped in size, bounded in time and checked to be the kind of file the model makes. Only from
+public addresses (see `bot.addresses`), every redirect hop checked the same way. Transcripts
 become a `.txt` (and an `.srt` when the model returned timed segments); text models' replies lose
 their `<think>` blocks.
 """
@@ -12,13 +13,15 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from bot.addresses import AddressRefused, IPAddress, Unresolved, is_public, public_address
 from bot.catalog import Model
 from bot.delivery import MediaFile
 from bot.errors import BotError
@@ -42,6 +45,7 @@ EXTENSIONS = {
     "audio/ogg": "ogg",
     "audio/flac": "flac",
 }
+MAX_REDIRECTS = 5
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
 
@@ -144,7 +148,12 @@ def transcript_files(
 
 
 class Downloader:
-    """Fetches result media with a size cap, a time limit, retries and a content-type check."""
+    """Fetches result media with a size cap, a time limit, retries and a content-type check.
+
+    Redirects are followed here, not by httpx, so that each hop's host is checked before
+    anything is sent to it (unless `allow_private_urls`). `is_public` decides which addresses
+    pass; tests stand a loopback address in for a public host with it.
+    """
 
     def __init__(
         self,
@@ -152,11 +161,15 @@ class Downloader:
         *,
         max_bytes: int,
         timeout_s: float,
+        allow_private_urls: bool = False,
+        is_public: Callable[[IPAddress], bool] = is_public,
         attempts: int = 3,
         backoff_s: float = 0.5,
         max_concurrent: int = 16,
     ) -> None:
         self._http = http
+        self._allow_private_urls = allow_private_urls
+        self._is_public = is_public
         # Results are held in memory until delivered: bound how many arrive at once.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._max_bytes = max_bytes
@@ -173,7 +186,10 @@ class Downloader:
                 async with self._slots, asyncio.timeout(self._timeout_s):
                     data, content_type = await self._get(url)
                 break
-            except (httpx.TransportError, TimeoutError, _Transient) as exc:
+            except AddressRefused as exc:
+                log.warning("download of %s refused: %s", name, exc.message)
+                raise OutputError(f"the result was not downloaded: {exc.message}") from exc
+            except (httpx.TransportError, TimeoutError, _Transient, Unresolved) as exc:
                 if attempt + 1 == self._attempts:
                     raise OutputError(
                         f"the result could not be downloaded ({_reason(exc)})"
@@ -190,29 +206,74 @@ class Downloader:
         return MediaFile(f"{name}.{extension}", content_type, data, width, height, source_url=url)
 
     async def _get(self, url: str) -> tuple[bytes, str]:
-        async with self._http.stream("GET", url, timeout=self._timeout_s) as response:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise _Transient(f"HTTP {response.status_code}")
-            if response.status_code != 200:
-                raise OutputError(
-                    f"the result could not be downloaded (HTTP {response.status_code}; it may have expired)"
-                )
-            declared = int(response.headers.get("Content-Length") or 0)
-            if declared > self._max_bytes:
-                raise OutputError(
-                    f"the result is {_mb(declared)}, over the {_mb(self._max_bytes)} limit"
-                )
-            buffer = bytearray()
-            async for chunk in response.aiter_bytes():
-                buffer.extend(chunk)
-                if len(buffer) > self._max_bytes:
-                    raise OutputError(f"the result is over the {_mb(self._max_bytes)} limit")
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            return bytes(buffer), content_type
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._hop(target) as response:
+                if not response.has_redirect_location:
+                    return await self._read(response)
+                target = _next_hop(target, response.headers["Location"])
+        raise OutputError(f"the result's address redirected more than {MAX_REDIRECTS} times")
+
+    @asynccontextmanager
+    async def _hop(self, url: httpx.URL) -> AsyncIterator[httpx.Response]:
+        """GET one URL without following redirects, over a connection to a checked address."""
+        if self._allow_private_urls:
+            async with self._http.stream(
+                "GET", url, timeout=self._timeout_s, follow_redirects=False
+            ) as response:
+                yield response
+            return
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        address = await public_address(host, port, is_public=self._is_public)
+        # The request names the checked address; Host and TLS (SNI, certificate) keep the
+        # name. Connection: close keeps the pool from reusing a connection verified for one
+        # name for a request to another name on the same address.
+        pinned = url.copy_with(host=str(address))
+        headers = {"Host": url.netloc.decode("ascii"), "Connection": "close"}
+        async with self._http.stream(
+            "GET",
+            pinned,
+            headers=headers,
+            extensions={"sni_hostname": host},
+            timeout=self._timeout_s,
+            follow_redirects=False,
+        ) as response:
+            yield response
+
+    async def _read(self, response: httpx.Response) -> tuple[bytes, str]:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise OutputError(
+                f"the result could not be downloaded (HTTP {response.status_code}; it may have expired)"
+            )
+        declared = int(response.headers.get("Content-Length") or 0)
+        if declared > self._max_bytes:
+            raise OutputError(
+                f"the result is {_mb(declared)}, over the {_mb(self._max_bytes)} limit"
+            )
+        buffer = bytearray()
+        async for chunk in response.aiter_bytes():
+            buffer.extend(chunk)
+            if len(buffer) > self._max_bytes:
+                raise OutputError(f"the result is over the {_mb(self._max_bytes)} limit")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        return bytes(buffer), content_type
 
 
 class _Transient(Exception):
     pass
+
+
+def _next_hop(url: httpx.URL, location: str) -> httpx.URL:
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as exc:
+        raise OutputError("the result's address redirected to an invalid URL") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise OutputError("the result's address redirected to a non-http(s) URL")
+    return target
 
 
 def _is_http(url: str) -> bool:

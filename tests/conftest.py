@@ -88,6 +88,8 @@ def make_settings(tmp_path: Path, fake: FakeRunpod, **sections: dict[str, Any]) 
         "storage": {"database": str(tmp_path / "bot.db")},
         "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},
         "http": {"host": "127.0.0.1", "port": 0},
+        # The fakes serve results from 127.0.0.1 (tests/test_private_urls.py turns this off).
+        "security": {"allow_private_urls": True},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

@@ -23,14 +23,15 @@ class Moment:
     zone: str
 
 
-def _at(name: str, zone: ZoneInfo, *fields: int) -> Moment:
-    return Moment(name, datetime(*fields, 59, 500_000, tzinfo=zone), str(zone))  # type: ignore[misc]
+def _before(name: str, zone: ZoneInfo, year: int, month: int, day: int, hour: int) -> Moment:
+    """Half a second before the end of `hour` on that local day."""
+    return Moment(name, datetime(year, month, day, hour, 59, 59, 500_000, tzinfo=zone), str(zone))
 
 
 MOMENTS = (
-    _at("month-end", UTC_ZONE, 2027, 2, 28, 23, 59),
-    _at("berlin-dst-starts", BERLIN, 2027, 3, 28, 1, 59),  # 02:00 CET jumps to 03:00 CEST
-    _at("berlin-dst-ends", BERLIN, 2026, 10, 25, 2, 59),  # 03:00 CEST falls back to 02:00 CET
-    _at("sunday-to-monday", BERLIN, 2026, 11, 29, 23, 59),
-    _at("new-years-eve", UTC_ZONE, 2026, 12, 31, 23, 59),
+    _before("month-end", UTC_ZONE, 2027, 2, 28, 23),
+    _before("berlin-dst-starts", BERLIN, 2027, 3, 28, 1),  # 02:00 CET jumps to 03:00 CEST
+    _before("berlin-dst-ends", BERLIN, 2026, 10, 25, 2),  # 03:00 CEST falls back to 02:00 CET
+    _before("sunday-to-monday", BERLIN, 2026, 11, 29, 23),
+    _before("new-years-eve", UTC_ZONE, 2026, 12, 31, 23),
 )

@@ -39,7 +39,8 @@ async def crash_loop(tmp_path: Path, fake: FakeRunpod, rounds: int, seed: int) -
         f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         "[jobs]\nprogress_interval_s = 0.2\n"
         '[http]\nport = 0\nhost = "127.0.0.1"\n'
-        "[quotas]\ndaily_usd = 100\nmonthly_usd = 1000\n",
+        "[quotas]\ndaily_usd = 100\nmonthly_usd = 1000\n"
+        "[security]\nallow_private_urls = true\n",  # FakeRunpod serves results on 127.0.0.1
         encoding="utf-8",
     )
     env = {**os.environ, "RUNPOD_API_KEY": API_KEY, "BOT_CONFIG": str(config)}

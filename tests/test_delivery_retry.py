@@ -15,13 +15,13 @@ from bot.spool import Spool
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.test_jobs import spent, submit
+from tests.test_jobs import HERE, spent, submit
 
 FAST = {"retry_first_s": 0.01, "retry_max_s": 0.05}
 
 
 async def state_of(core: Core, job_id: str) -> str:
-    job = await core.jobs.job(job_id)
+    job = await core.jobs.job(job_id, HERE)
     assert job is not None
     return job.state
 
@@ -54,7 +54,7 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
         while await state_of(core, job_id) != "undeliverable":
             seen = len(delivery.refused)
             await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
-        job = await core.jobs.job(job_id)
+        job = await core.jobs.job(job_id, HERE)
         shown = await core.jobs.result_files(job_id)  # what /show posts
         charged_while_undeliverable = (await spent(core))[0]
         assert not delivery.results

@@ -162,6 +162,7 @@ async def test_python_m_bot_run_brings_the_bot_online_with_only_the_tokens(
         BOT_STORAGE__DATABASE=str(tmp_path / "bot.db"),
         BOT_HTTP__HOST="127.0.0.1",
         BOT_HTTP__PORT="0",
+        BOT_SECURITY__ALLOW_PRIVATE_URLS="true",
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.conftest import API_KEY
 from tests.discord_support import (
@@ -140,7 +141,8 @@ async def test_an_admin_can_cancel_anyones_job(
     click = await fake.click_button(progress, f"rpb:cancel:{job}", user=fake.guild.owner)
     assert (await reply_to(click, lambda m: bool(m.content))).content.startswith("Cancelling")
     await bot.core.jobs.wait_idle(10)
-    assert (await bot.core.jobs.job(job)).state == "cancelled"  # type: ignore[union-attr]
+    here = Community("discord", str(fake.guild.id))
+    assert (await bot.core.jobs.job(job, here)).state == "cancelled"  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -218,7 +220,7 @@ async def settled_outcome(
         lambda m: bool(m.attachments) or m.content.startswith("Cancelled"), timeout=10
     )
     await bot.core.jobs.wait_idle(10)
-    record = await bot.core.jobs.job(job)
+    record = await bot.core.jobs.job(job, Community("discord", str(fake.guild.id)))
     assert record is not None
     spent, held = await spent_and_held(bot, fake.user)
     shown = everything_shown(fake)

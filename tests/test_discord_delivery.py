@@ -12,6 +12,7 @@ from PIL import Image
 
 from adapters.discord import DiscordAdapter
 from bot.delivery import ChannelRef, MediaFile, Result
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.discord_support import (
     discord_settings,
@@ -161,7 +162,8 @@ async def test_a_result_shown_just_before_a_crash_is_not_posted_again(
             await tx.execute("UPDATE jobs SET state = 'completed', notified = 0")
     async with running_bot(settings) as bot:
         await bot.core.jobs.wait_idle(10)
-        job = await bot.core.jobs.job(job_id_of(shown))
+        here = Community("discord", str(fake.guild.id))
+        job = await bot.core.jobs.job(job_id_of(shown), here)
 
     assert job is not None and job.state == "delivered"
     assert [m.id for m in fake.messages.values()] == [shown.id]
@@ -240,7 +242,7 @@ async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
         fake.outage(edit, 502)  # Discord answers 502 to the interaction's edits from here on
         posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
         await bot.core.jobs.wait_idle(10)
-        job = await bot.core.jobs.job(job_id_of(posted))
+        job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
         spent, held = await spent_and_held(bot, fake)
         fake.end_outage(edit)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from bot.app import Core, open_core
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.jobs import Invocation, Submitted
+from bot.jobs import Community, Invocation, Submitted
 from bot.policy import Where
 from bot.quota import Identity, QuotaExceeded
 from bot.requests import parse_text
@@ -24,6 +24,7 @@ from tests.fakes.runpod import FakeRunpod
 
 ALICE = Identity("test", "guild1", "alice")
 BOB = Identity("test", "guild1", "bob")
+HERE = Community("test", "guild1")
 
 
 async def submit(
@@ -180,8 +181,8 @@ async def test_an_expensive_job_waits_for_confirmation_before_holding(
         assert submitted.awaiting_confirmation and delivery.confirmations
         assert await spent(core) == (Decimal(0), Decimal(0)) and runpod_fake.count("run") == 0
         with pytest.raises(PolicyDenied):
-            await core.jobs.confirm(submitted.job_id, user="bob")
-        await core.jobs.confirm(submitted.job_id, user="alice", delivery=delivery)
+            await core.jobs.confirm(submitted.job_id, HERE, user="bob")
+        await core.jobs.confirm(submitted.job_id, HERE, user="alice", delivery=delivery)
         await delivery.wait_for(lambda: delivery.ended)
         assert delivery.results[0].cost == Decimal("0.02097152")
 
@@ -193,12 +194,12 @@ async def test_confirm_and_cancel_at_the_same_moment_exactly_one_takes_effect(
     async with open_core(settings) as core:
         submitted, delivery = await submit(core, "a fox --model flux-dev")
         confirmed, said = await asyncio.gather(
-            core.jobs.confirm(submitted.job_id, user="alice", delivery=delivery),
-            core.jobs.cancel(submitted.job_id, user="alice"),
+            core.jobs.confirm(submitted.job_id, HERE, user="alice", delivery=delivery),
+            core.jobs.cancel(submitted.job_id, HERE, user="alice"),
             return_exceptions=True,
         )
         await core.jobs.wait_idle(10)
-        job = await core.jobs.job(submitted.job_id)
+        job = await core.jobs.job(submitted.job_id, HERE)
         assert job is not None
         if isinstance(confirmed, Submitted):  # Confirm won; the Cancel then stopped or missed it
             assert said != "Cancelled. Nothing was charged."
@@ -219,8 +220,8 @@ async def test_the_requester_can_cancel_a_running_job_and_pays_nothing(
         lambda: any(j.status == "IN_PROGRESS" for j in runpod_fake.jobs.values())
     )
     with pytest.raises(PolicyDenied):
-        await core.jobs.cancel(submitted.job_id, user="bob")
-    await core.jobs.cancel(submitted.job_id, user="alice")
+        await core.jobs.cancel(submitted.job_id, HERE, user="bob")
+    await core.jobs.cancel(submitted.job_id, HERE, user="alice")
     await delivery.wait_for(lambda: delivery.ended)
     assert "Cancelled" in delivery.failures[0].message
     assert runpod_fake.count("cancel") == 1
@@ -372,7 +373,7 @@ async def test_the_sweeper_keeps_holds_of_jobs_that_will_resume(
         core.ledger._clock = lambda: later
         assert await core.jobs.sweep() == []
         assert (await spent(core))[1] > 0
-        job = await core.jobs.job(submitted.job_id)
+        job = await core.jobs.job(submitted.job_id, HERE)
         assert job is not None
         async with core.db.transaction() as tx:
             await tx.execute(

@@ -14,7 +14,7 @@ from bot.app import Core
 from bot.jobstore import JobRecord
 from tests.fakes.delivery import DeliveryHub
 from tests.fakes.runpod import FakeRunpod
-from tests.test_jobs import submit
+from tests.test_jobs import HERE, submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 
@@ -54,6 +54,6 @@ async def test_a_job_that_finishes_while_resume_reads_the_table_is_not_driven_ag
     await core.jobs.resume("test")
     await core.jobs.wait_idle(10)
     assert len(delivery.results) == 1 and not hub.by_channel
-    record = await core.jobs.job(submitted.job_id)
+    record = await core.jobs.job(submitted.job_id, HERE)
     assert record is not None and record.state == "delivered"
     assert runpod_fake.count("run") == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.delivery import Result
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
@@ -171,7 +172,8 @@ async def test_a_result_delivered_twice_is_posted_once(bot: SlackBot) -> None:
     await bot.command("/imagine", "a lamp --size 256x256")
     (card,) = await bot.wait(bot.finished_cards)
     await bot.idle()
-    job = await bot.core.jobs.job(button_value(card, "job_show"))
+    here = Community("slack", bot.fake.team_id)
+    job = await bot.core.jobs.job(button_value(card, "job_show"), here)
     assert job is not None and bot.adapter.context is not None
     again = Result(job.id, "imagine", "Flux Schnell", job.model, "a lamp", cost=Decimal(1))
     await bot.adapter.context.delivery(job.channel).deliver(again)  # as after a crash

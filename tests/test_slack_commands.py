@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
@@ -62,7 +63,7 @@ async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -
     assert job.input["seed"] == 7
     job_id = button_value(card, "job_reroll")
     await bot.idle()
-    record = await bot.core.jobs.job(job_id)
+    record = await bot.core.jobs.job(job_id, Community("slack", bot.fake.team_id))
     assert record is not None and record.state == "delivered"
     spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
     assert spent.spent == record.cost and spent.held == 0
@@ -275,7 +276,9 @@ async def test_a_dropped_connection_while_posting_the_card_never_says_nothing_wa
     await bot.idle()
     (upload,) = bot.fake.uploads
     assert upload.thread_ts == card.ts
-    record = await bot.core.jobs.job(button_value(card, "job_reroll"))
+    record = await bot.core.jobs.job(
+        button_value(card, "job_reroll"), Community("slack", bot.fake.team_id)
+    )
     assert record is not None and record.state == "delivered" and record.cost
     spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
     assert spent.spent == record.cost
@@ -296,7 +299,9 @@ async def test_a_slack_outage_while_posting_the_card_is_not_called_a_missing_inv
     assert not any("invite" in text.lower() for text in texts), texts
     assert any("Slack" in text and "trouble" in text for text in texts), texts
     (card,) = await bot.wait(bot.finished_cards)  # the job went on and was delivered
-    record = await bot.core.jobs.job(button_value(card, "job_reroll"))
+    record = await bot.core.jobs.job(
+        button_value(card, "job_reroll"), Community("slack", bot.fake.team_id)
+    )
     assert record is not None and record.state == "delivered"
     spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
     assert spent.spent == record.cost and not any("charged" in t.lower() for t in texts)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.jobs import Community
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack_support import CHANNEL, SlackBot, button_value, populate, running_bot
@@ -44,7 +45,7 @@ async def test_chat_update_failing_after_the_charge_still_shows_the_result(bot: 
     (result,) = await bot.wait(bot.finished_cards)
     job_id = button_value(result, "job_reroll")
     await bot.idle()
-    job = await bot.core.jobs.job(job_id)
+    job = await bot.core.jobs.job(job_id, Community("slack", bot.fake.team_id))
     bot.fake.end_outage("chat.update")
 
     assert result.ts != card.ts and result.thread_ts == card.ts  # a new message in its thread

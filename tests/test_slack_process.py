@@ -30,6 +30,7 @@ async def test_python_m_bot_run_serves_slack_and_stops_cleanly(
             "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
             "BOT_HTTP__HOST": "127.0.0.1",
             "BOT_HTTP__PORT": "0",
+            "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
             "BOT_JOBS__PROGRESS_INTERVAL_S": "0.1",
             "BOT_CONFIG": str(tmp_path / "absent.toml"),
         }

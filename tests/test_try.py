@@ -18,7 +18,7 @@ async def bot(tmp_path: Path, fake: FakeRunpod, *args: str) -> tuple[int, str, s
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\nbase_url = "{fake.base_url}"\n[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
-        "[http]\nport = 0\n",
+        "[http]\nport = 0\n[security]\nallow_private_urls = true\n",
         encoding="utf-8",
     )
     env = {**os.environ, "RUNPOD_API_KEY": API_KEY, "BOT_CONFIG": str(config)}

@@ -15,6 +15,7 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import BotError
+from bot.jobs import Community
 from bot.policy import Where
 from bot.quota import Identity
 
@@ -27,6 +28,11 @@ APOLOGY = "Sorry, something went wrong inside the bot (it has been logged)."
 
 def workspace_of(interaction: discord.Interaction) -> str:
     return str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+
+
+def community_of(interaction: discord.Interaction) -> Community:
+    """The server the interaction happened in (all DMs are one "dm" community)."""
+    return Community(PLATFORM, workspace_of(interaction))
 
 
 def identity_of(interaction: discord.Interaction) -> Identity:

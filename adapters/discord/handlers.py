@@ -19,6 +19,7 @@ from adapters.discord import render
 from adapters.discord.commands import Ask, Completer
 from adapters.discord.context import (
     channel_ref,
+    community_of,
     identity_of,
     is_admin,
     report_error,
@@ -167,7 +168,7 @@ class JobHandlers:
     async def _rerun(self, interaction: discord.Interaction, job_id: str, mode: str) -> None:
         callback = await interaction.response.defer(thinking=True)
         ref = channel_ref(interaction, message_id=callback.message_id if callback else None)
-        old = await self._core.jobs.job(job_id)
+        old = await self._core.jobs.job(job_id, community_of(interaction))
         if old is not None and "output" in old.channel.extra:
             ref = replace(ref, extra={**ref.extra, "output": old.channel.extra["output"]})
         delivery = self._delivery_for(ref, interaction)
@@ -176,37 +177,41 @@ class JobHandlers:
         def invocation_of(request: Request) -> Invocation:
             return Invocation(request, identity, ref, delivery, where)
 
-        await self._core.jobs.rerun(job_id, mode=mode, invocation_of=invocation_of)
+        await self._core.jobs.rerun(
+            job_id, community_of(interaction), mode=mode, invocation_of=invocation_of
+        )
 
     async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         jobs = self._core.jobs
         user, admin = str(interaction.user.id), is_admin(interaction, self._settings)
-        declined = await jobs.decline(job_id, user=user, is_admin=admin)
+        community = community_of(interaction)
+        declined = await jobs.decline(job_id, community, user=user, is_admin=admin)
         if declined is not None:  # the question becomes the answer
             await interaction.response.edit_message(content=declined, embeds=[], view=None)
             return
         # confirmed (perhaps by a click just before this one) or ended: the core says which;
         # cancelling at Runpod may take longer than Discord's 3 seconds
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text = await jobs.cancel(job_id, user=user, is_admin=admin)
+        text = await jobs.cancel(job_id, community, user=user, is_admin=admin)
         await interaction.followup.send(text, ephemeral=True)
 
     async def _confirm(self, interaction: discord.Interaction, job_id: str) -> None:
         await interaction.response.defer()  # the confirmation message becomes the job's message
         message = interaction.message
         ref = channel_ref(interaction, message_id=message.id if message else None)
-        job = await self._core.jobs.job(job_id)
+        job = await self._core.jobs.job(job_id, community_of(interaction))
         if job is not None:  # keep the job's presentation choices (e.g. transcript output)
             ref = replace(ref, extra={**job.channel.extra, **ref.extra})
         await self._core.jobs.confirm(
             job_id,
+            community_of(interaction),
             user=str(interaction.user.id),
             roles=identity_of(interaction).roles,
             delivery=self._delivery_for(ref, interaction),
         )
 
     async def _show_request(self, interaction: discord.Interaction, job_id: str) -> None:
-        text = await self._core.jobs.show_request(job_id)
+        text = await self._core.jobs.show_request(job_id, community_of(interaction))
         chunks = split_message(code_block(text))
         await interaction.response.send_message(chunks[0], ephemeral=True)
         for chunk in chunks[1:]:

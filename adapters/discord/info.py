@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import render
-from adapters.discord.context import channel_ref, identity_of, where_of, workspace_of
+from adapters.discord.context import channel_ref, community_of, identity_of, where_of
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
@@ -139,7 +139,7 @@ class InfoCommands:
 
     async def show(self, interaction: discord.Interaction, job_id: str) -> None:
         job_id = job_id.strip().strip("`")
-        job = await self._core.jobs.job(job_id)
+        job = await self._core.jobs.job(job_id, community_of(interaction))
         if job is None or not _visible(job, interaction):
             raise InvalidRequest(f"There is no job `{job_id}` here. /usage lists your recent jobs.")
         if job.state not in SHOWABLE:
@@ -184,11 +184,8 @@ def _standing(allowance: Allowance) -> str:
 
 
 def _visible(job: JobRecord, interaction: discord.Interaction) -> bool:
-    """Jobs of this server (or, in DMs, only your own)."""
-    platform, workspace, user = job.identity
-    if platform != "discord" or workspace != workspace_of(interaction):
-        return False
-    return interaction.guild_id is not None or user == str(interaction.user.id)
+    """Any job of this server; in DMs (all one "dm" community), only your own."""
+    return interaction.guild_id is not None or job.identity[2] == str(interaction.user.id)
 
 
 def _text_of(model: Model, job: JobRecord) -> str | None:

@@ -17,7 +17,7 @@ from adapters.slack.launch import show_card
 from adapters.slack.reply import Audience
 from adapters.slack.text import code_block, escape
 from bot.errors import InvalidRequest
-from bot.jobs import Invocation
+from bot.jobs import UNKNOWN_JOB, Invocation
 from bot.requests import Request
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,24 @@ class Buttons:
             await self._rerun(job_id, mode, origin)
             return None
         if action_id == blocks.CANCEL:
-            return await jobs.cancel(job_id, user=origin.user, is_admin=is_admin)
+            return await jobs.cancel(job_id, origin.community, user=origin.user, is_admin=is_admin)
         if action_id == blocks.SHOW:
-            call = await jobs.show_request(job_id)
+            call = await jobs.show_request(job_id, origin.community)
             return f"The Runpod API call for job `{job_id}`:\n" + code_block(call, MAX_REPLY - 60)
         if action_id == blocks.CONFIRM:
             await self._confirm(job_id, origin)
             return None
         if action_id == blocks.DECLINE:
-            said = await jobs.cancel(job_id, user=origin.user, is_admin=is_admin)
+            said = await jobs.cancel(job_id, origin.community, user=origin.user, is_admin=is_admin)
             await self._replace_question(origin, said)
             return None
         raise InvalidRequest("That button is not one I know.")
 
     async def _rerun(self, job_id: str, mode: str, origin: Origin) -> None:
         ctx = self._ctx
-        old = await ctx.core.jobs.job(job_id)
+        old = await ctx.core.jobs.job(job_id, origin.community)
         if old is None:
-            raise InvalidRequest("That job is not known to this bot.")
+            raise InvalidRequest(UNKNOWN_JOB)
         identity = await ctx.people.identity(origin.team, origin.user)
         where = await ctx.where(origin)
         made: list[SlackDelivery] = []
@@ -74,18 +74,20 @@ class Buttons:
             made.append(ctx.delivery(ref))
             return Invocation(request, identity, ref, made[-1], where)
 
-        submitted = await ctx.core.jobs.rerun(job_id, mode=mode, invocation_of=invocation_of)
+        submitted = await ctx.core.jobs.rerun(
+            job_id, origin.community, mode=mode, invocation_of=invocation_of
+        )
         await show_card(ctx, origin, submitted, made[-1])
 
     async def _confirm(self, job_id: str, origin: Origin) -> None:
         ctx = self._ctx
-        job = await ctx.core.jobs.job(job_id)
+        job = await ctx.core.jobs.job(job_id, origin.community)
         if job is None:
-            raise InvalidRequest("That job is not known to this bot.")
+            raise InvalidRequest(UNKNOWN_JOB)
         delivery = ctx.delivery(job.channel)
         roles = await ctx.people.roles(origin.user)
         submitted = await ctx.core.jobs.confirm(
-            job_id, user=origin.user, roles=roles, delivery=delivery
+            job_id, origin.community, user=origin.user, roles=roles, delivery=delivery
         )
         await self._replace_question(origin, "Confirmed; it is running.")
         await show_card(ctx, origin, submitted, delivery)

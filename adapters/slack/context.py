@@ -16,6 +16,7 @@ from adapters.slack.tasks import TaskSet
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.delivery import ChannelRef
+from bot.jobs import Community
 from bot.policy import Where
 
 
@@ -45,6 +46,11 @@ class Origin:
             response_url=self.response_url,
             response_url_at=self.received_at,
         )
+
+    @property
+    def community(self) -> Community:
+        """The workspace asking: only its own jobs can be looked up."""
+        return Community(PLATFORM, self.team)
 
     def channel_ref(self, *, origin: str, command: str, prompt: str) -> ChannelRef:
         extra = {"origin": origin, "command": command, "prompt": prompt[:500]}

@@ -139,6 +139,6 @@ async def show_text(ctx: SlackContext, origin: Origin, text: str) -> str:
         if not recent:
             raise InvalidRequest("You have no jobs yet; `/show JOB_ID` shows any job's request.")
         job_id = recent[0].job_id
-    call = await ctx.core.jobs.show_request(job_id)
+    call = await ctx.core.jobs.show_request(job_id, origin.community)
     heading = f"The Runpod API call for job `{escape(job_id)}` (your own key goes in `$RUNPOD_API_KEY`):\n"
     return heading + code_block(call, MAX_REPLY - len(heading))

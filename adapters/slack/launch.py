@@ -87,24 +87,26 @@ async def show_card(
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
         if error not in CANNOT_POST_HERE:  # an HTML 503 has no error code at all
-            await _outage(ctx, submitted.job_id, str(exc))
+            await _outage(ctx, origin, submitted.job_id, str(exc))
             return
         log.warning(
             "job %s: cannot post in %s (%s); cancelling", submitted.job_id, origin.channel, error
         )
-        said = await ctx.core.jobs.cancel(submitted.job_id, user=origin.user, is_admin=True)
+        said = await ctx.core.jobs.cancel(
+            submitted.job_id, origin.community, user=origin.user, is_admin=True
+        )
         raise BotError(
             f"I can't post in this conversation ({error}). Invite me to the channel"
             f" (`/invite @` and my name) and try again. {said}"
         ) from None
     except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        await _outage(ctx, submitted.job_id, repr(exc))
+        await _outage(ctx, origin, submitted.job_id, repr(exc))
 
 
-async def _outage(ctx: SlackContext, job_id: str, why: str) -> None:
+async def _outage(ctx: SlackContext, origin: Origin, job_id: str, why: str) -> None:
     """Slack did not take the card: say so if the job is still going, else let its end speak."""
     log.warning("job %s: Slack did not take its card (%s); the job goes on", job_id, why)
-    job = await ctx.core.jobs.job(job_id)
+    job = await ctx.core.jobs.job(job_id, origin.community)
     if job is not None and job.state in RUNNING_STATES:
         raise BotError(
             "Slack is having trouble right now, so I could not post this job's card yet."

@@ -3,7 +3,10 @@
 Slash commands, `app_mention` events and button clicks all arrive here (over HTTP or Socket
 Mode alike). Events Slack redelivers (`X-Slack-Retry-Num`, the same `event_id`) are recognised
 by `SlackStore.first_time` and ignored, so a slow moment never produces two answers; a retry of
-an event we never saw (the bot was down) is handled as new.
+an event we never saw (the bot was down) is handled as new. Slash commands and clicks are
+keyed the same way by (team, trigger_id), which Slack issues once per invocation: a signed
+request replayed within its 5-minute window is acknowledged and does nothing (a second paid
+job otherwise).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack import blocks
-from adapters.slack.buttons import Buttons
+from adapters.slack.buttons import Buttons, origin_of
 from adapters.slack.commands import SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import strip_mentions_of
@@ -36,6 +39,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
             response_url=command.get("response_url"),
         )
         name = str(command["command"]).lstrip("/")
+        if not await first_time("command", origin.team, command.get("trigger_id")):
+            return
         work = commands.run(origin, name, str(command.get("text", "")))
         ctx.tasks.spawn(work, name=f"slack-/{name}-{origin.user}")
 
@@ -68,7 +73,18 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
 
     async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        if not await first_time("click", origin_of(body).team, body.get("trigger_id")):
+            return
         ctx.tasks.spawn(buttons.click(body), name=f"slack-click-{body.get('trigger_id')}")
+
+    async def first_time(kind: str, team: str, trigger_id: object) -> bool:
+        """False for a second delivery of the same invocation (same team and trigger_id)."""
+        if not trigger_id:
+            return True  # Slack always sends one; nothing to key a replay on without it
+        if await ctx.store.first_time(f"{kind}:{team}:{trigger_id}"):
+            return True
+        log.warning("slack %s %s in %s delivered again; ignored", kind, trigger_id, team)
+        return False
 
     for name in SLASH_COMMANDS:
         app.command(name)(on_command)

@@ -6,13 +6,14 @@ from decimal import Decimal
 
 from bot.app import Core
 from bot.delivery import ChannelRef
-from bot.jobs import Invocation, Submitted
+from bot.jobs import Community, Invocation, Submitted
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text
 from tests.fakes.delivery import RecordingDelivery
 
 ALICE = Identity("test", "guild1", "alice")
+HERE = Community(ALICE.platform, ALICE.workspace)
 
 
 async def submit(

@@ -38,7 +38,7 @@ from bot.cli import main
 from bot.cli_basic import parse_key_values
 from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.jobs import Invocation
+from bot.jobs import Community, Invocation
 from bot.outputs import MEDIA_KINDS, Downloader, OutputError
 from bot.quota import MAX_ADMIN_USD, Identity
 from bot.requests import COMMANDS, MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
@@ -425,7 +425,10 @@ def fetch(
     async def go() -> Any:
         transport = httpx.MockTransport(answer)
         async with httpx.AsyncClient(transport=transport) as http:
-            downloader = Downloader(http, max_bytes=1 << 20, timeout_s=5, backoff_s=0)
+            # In-process transport, made-up hosts: nothing to resolve or protect here.
+            downloader = Downloader(
+                http, max_bytes=1 << 20, timeout_s=5, backoff_s=0, allow_private_urls=True
+            )
             try:
                 return await downloader.fetch(url, kind=kind, name="r")
             except Exception as exc:
@@ -568,6 +571,9 @@ def test_cost_on_the_command_line_prints_a_price_or_exits_2(model: str, items: l
 # --- job ids from buttons and commands ----------------------------------------------------------
 
 
+HERE = Community("test", "guild1")
+
+
 def never_called(request: Request) -> Invocation:
     raise AssertionError("an unknown job was rerun")
 
@@ -581,10 +587,10 @@ async def test_unknown_job_ids_and_webhook_bodies_are_refused_cleanly(
     core: Core, job_id: str, body: Any
 ) -> None:
     for attempt in (
-        core.jobs.cancel(job_id, user="alice"),
-        core.jobs.confirm(job_id, user="alice"),
-        core.jobs.show_request(job_id),
-        core.jobs.rerun(job_id, mode="reroll", invocation_of=never_called),
+        core.jobs.cancel(job_id, HERE, user="alice"),
+        core.jobs.confirm(job_id, HERE, user="alice"),
+        core.jobs.show_request(job_id, HERE),
+        core.jobs.rerun(job_id, HERE, mode="reroll", invocation_of=never_called),
     ):
         with pytest.raises(InvalidRequest) as refused:
             await attempt

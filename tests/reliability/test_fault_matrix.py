@@ -34,7 +34,7 @@ from bot.app import open_core
 from bot.runpod import FINAL_STATES
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod, Outcome, Route
-from tests.reliability.drive import spent_and_held, submit
+from tests.reliability.drive import HERE, spent_and_held, submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 QWEN = "qwen3-32b-awq"
@@ -211,7 +211,7 @@ async def test_a_fault_ends_in_delivery_or_a_clear_release(
         if fault.kind == "slow" and stage.name == "run":
             # The held /run goes on after the bot gave up: count the job it starts.
             await fake.wait_until(lambda: bool(fake.jobs), timeout=bound)
-        job = await core.jobs.job(submitted.job_id)
+        job = await core.jobs.job(submitted.job_id, HERE)
         spent, held = await spent_and_held(core)
     assert job is not None
 

@@ -115,7 +115,8 @@ def write_config(tmp_path: Path, fake: FakeRunpod, extra: str = "") -> Path:
         f'[runpod]\nbase_url = "{fake.base_url}"\nmax_retries = 1\nbackoff_base_s = 0.01\n'
         f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         '[http]\nport = 0\nhost = "127.0.0.1"\n'
-        '[slack]\nhost = "127.0.0.1"\n' + extra,
+        '[slack]\nhost = "127.0.0.1"\n'
+        "[security]\nallow_private_urls = true\n" + extra,  # results come from 127.0.0.1
         encoding="utf-8",
     )
     return config
