@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from bot import pricing, recording
@@ -309,6 +310,19 @@ class JobService:
             if files:
                 return files
         return None
+
+    def result_path(self, job_id: str, filename: str) -> Path | None:
+        """Where one kept file of a result is (archive, else spool), for the bot's signed links."""
+        for folder in (self._archive, self.spool):
+            path = folder.path(job_id, filename) if folder else None
+            if path is not None:
+                return path
+        return None
+
+    def result_links(self, job_id: str, files: tuple[MediaFile, ...]) -> dict[str, str]:
+        """The bot's own signed link to each kept file, by name; empty without a public address."""
+        links = {f.filename: self.links.url(job_id, f.filename) for f in files}
+        return {name: link for name, link in links.items() if link}
 
     async def show_request(self, job_id: str, community: Community) -> str:
         job = await self._known(job_id, community)

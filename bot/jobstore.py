@@ -28,6 +28,8 @@ FAILED_STATES = ("failed", "timed_out", "cancelled")
 FINAL_STATES = ("delivered", *FAILED_STATES)
 # Paid results not shown yet: their spooled files must be kept.
 UNDELIVERED_STATES = ("completed", "undeliverable")
+# Jobs with a result /show can give back.
+WITH_RESULT = ("delivered", *UNDELIVERED_STATES)
 
 
 @dataclass(frozen=True)

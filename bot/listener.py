@@ -66,7 +66,7 @@ class Listener:
         job_id, name = info["job"], info["name"]
         if not self._jobs.links.valid(job_id, name, info["expires"], info["signature"]):
             raise web.HTTPForbidden(text="bad or expired link")
-        path = self._jobs.spool.path(job_id, name)
+        path = self._jobs.result_path(job_id, name)
         if path is None:
             raise web.HTTPNotFound(text="this result is no longer kept")
         return web.FileResponse(path)

@@ -25,6 +25,7 @@ from bot.addresses import AddressRefused, IPAddress, Unresolved, is_public, publ
 from bot.catalog import Model
 from bot.delivery import MediaFile
 from bot.errors import BotError
+from bot.jobstore import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,22 @@ class Extracted:
     urls: tuple[str, ...] = ()
     text: str | None = None
     segments: tuple[Mapping[str, Any], ...] = ()
+
+
+def result_text(model: Model, job: JobRecord) -> str | None:
+    """The text a finished text or transcription job gave (its copies joined), else None."""
+    if model.kind not in ("text", "transcription"):
+        return None
+    texts = []
+    for copy in job.copies:
+        if copy.status == "COMPLETED":
+            try:
+                found = extract(model, copy.output).text
+            except OutputError:
+                continue
+            if found:
+                texts.append(found)
+    return "\n\n".join(texts) or None
 
 
 def extract(model: Model, output: Any) -> Extracted:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -156,9 +157,37 @@ async def test_cost_models_usage_and_show_answer_privately(bot: SlackBot) -> Non
     usage, show = (await bot.wait(lambda: len(bot.ephemerals()) == 5 and bot.ephemerals()))[3:]
     assert "*Your spend*" in usage.text and f"`{job_id}`" in usage.text
     assert "left*" in usage.text and "<!date^" in usage.text
-    assert show.text.startswith(f"The Runpod API call for job `{job_id}`")
+    assert show.text.startswith(f"The result of `{job_id}` is kept, but this bot has no public")
+    assert f"The Runpod API call for job `{job_id}`" in show.text
     assert "curl -X POST" in show.text and "a fox" in show.text
     assert "rp_test_key" not in show.text, "the bot's own key must never be shown"
+
+
+async def test_show_gives_back_the_result_itself(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    """/show of an image links to the file the bot keeps; of an answer, shows the answer."""
+    public = {"http": {"public_url": "http://bot.example"}}
+    async with running_bot(tmp_path, runpod_fake, fake, **public) as bot:
+        await bot.command("/imagine", "a fox --size 512x512")
+        (card,) = await bot.wait(bot.finished_cards)
+        image_job = button_value(card, "job_show")
+        await bot.idle()
+        await bot.command("/show", image_job)
+        (image,) = await bot.wait(bot.ephemerals)
+        runpod_fake.endpoints["qwen3-32b-awq"].reply = "A fox is a small wild dog."
+        await bot.command("/ask", "what is a fox? --max-tokens 50")
+        await bot.wait(lambda: len(bot.finished_cards()) == 2)
+        await bot.idle()
+        await bot.command("/show")  # the newest job
+        answer = (await bot.wait(lambda: len(bot.ephemerals()) == 2 and bot.ephemerals()))[1]
+        (link,) = re.findall(r"<(http://bot\.example/results/[^|>]+)\|", image.text)
+        job, expires, signature, name = link.split("/")[-4:]
+        assert job == image_job and bot.core.jobs.links.valid(job, name, expires, signature)
+        kept = bot.core.jobs.result_path(job, name)
+        assert kept is not None and kept.read_bytes() == fake.uploads[0].data
+    assert image.text.startswith(f"*Result of `{image_job}`* (Flux Schnell):")
+    assert answer.text.startswith("*Result of `") and "A fox is a small wild dog." in answer.text
 
 
 async def test_a_quota_refusal_is_private_and_charges_nothing(

@@ -20,14 +20,13 @@ from bot.archive import Archive
 from bot.catalog import KIND_LABELS, Model
 from bot.delivery import ChannelRef, Result
 from bot.errors import BotError, InvalidRequest
-from bot.jobstore import JobRecord
-from bot.outputs import OutputError, extract
+from bot.jobstore import WITH_RESULT, JobRecord
+from bot.outputs import result_text
 from bot.quota import Allowance, format_usd
 from bot.requests import COMMANDS
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [Choice(name=label, value=kind) for kind, label in KIND_LABELS.items()]
-SHOWABLE = ("completed", "delivered", "undeliverable")
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
 
 
@@ -142,12 +141,12 @@ class InfoCommands:
         job = await self._core.jobs.job(job_id, community_of(interaction))
         if job is None or not _visible(job, interaction):
             raise InvalidRequest(f"There is no job `{job_id}` here. /usage lists your recent jobs.")
-        if job.state not in SHOWABLE:
+        if job.state not in WITH_RESULT:
             reason = f": {job.error}" if job.error else "."
             raise InvalidRequest(f"Job `{job.id}` has no result to show ({job.state}){reason}")
         model = self._core.catalog.get(job.model)
         files = await self._core.jobs.result_files(job.id)  # the archive, else the spool
-        text = _text_of(model, job) if model.kind in ("text", "transcription") else None
+        text = result_text(model, job)
         if not files and not text:
             where = "" if self._archive else " (no archive folder is configured)"
             raise BotError(f"The result of job `{job.id}` is not kept by this bot{where}.")
@@ -186,16 +185,3 @@ def _standing(allowance: Allowance) -> str:
 def _visible(job: JobRecord, interaction: discord.Interaction) -> bool:
     """Any job of this server; in DMs (all one "dm" community), only your own."""
     return interaction.guild_id is not None or job.identity[2] == str(interaction.user.id)
-
-
-def _text_of(model: Model, job: JobRecord) -> str | None:
-    texts = []
-    for copy in job.copies:
-        if copy.status == "COMPLETED":
-            try:
-                found = extract(model, copy.output).text
-            except OutputError:
-                continue
-            if found:
-                texts.append(found)
-    return "\n\n".join(texts) or None

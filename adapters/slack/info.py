@@ -13,6 +13,8 @@ from adapters.slack.text import clip, code_block, escape, from_slack
 from bot import pricing
 from bot.catalog import Model
 from bot.errors import InvalidRequest, UnknownModel
+from bot.jobstore import WITH_RESULT
+from bot.outputs import result_text
 from bot.quota import Allowance, format_usd
 from bot.requests import COMMANDS, OPTION_HELP, parse_text
 
@@ -132,6 +134,8 @@ def _model_named(ctx: SlackContext, word: str) -> Model | None:
 
 
 async def show_text(ctx: SlackContext, origin: Origin, text: str) -> str:
+    """A past job of this workspace: its result (text, or links to its kept files) and the
+    equivalent Runpod API call."""
     job_id = from_slack(text).strip().strip("`")
     if not job_id:
         identity = await ctx.people.identity(origin.team, origin.user)
@@ -140,5 +144,31 @@ async def show_text(ctx: SlackContext, origin: Origin, text: str) -> str:
             raise InvalidRequest("You have no jobs yet; `/show JOB_ID` shows any job's request.")
         job_id = recent[0].job_id
     call = await ctx.core.jobs.show_request(job_id, origin.community)
+    result = await _result_lines(ctx, origin, job_id)
     heading = f"The Runpod API call for job `{escape(job_id)}` (your own key goes in `$RUNPOD_API_KEY`):\n"
-    return heading + code_block(call, MAX_REPLY - len(heading))
+    if result:
+        result = clip(result, MAX_REPLY // 2) + "\n"
+    return result + heading + code_block(call, MAX_REPLY - len(result) - len(heading))
+
+
+async def _result_lines(ctx: SlackContext, origin: Origin, job_id: str) -> str:
+    """What job `job_id` made, as an ephemeral reply can carry it: text, or the bot's links."""
+    jobs = ctx.core.jobs
+    job = await jobs.job(job_id, origin.community)
+    if job is None or job.state not in WITH_RESULT:
+        return ""
+    model = ctx.core.catalog.get(job.model)
+    text = result_text(model, job)
+    if text:
+        return f"*Result of `{job.id}`* ({escape(model.name)}):\n{escape(text)}"
+    files = await jobs.result_files(job.id) or ()
+    links = jobs.result_links(job.id, files)
+    if links:
+        shown = "\n".join(f"<{link}|{escape(name)}>" for name, link in links.items())
+        return f"*Result of `{job.id}`* ({escape(model.name)}):\n{shown}"
+    if files:
+        return (
+            f"The result of `{job.id}` is kept, but this bot has no public address to link it"
+            " from (`http.public_url`); it was posted where the job ran."
+        )
+    return f"The result of `{job.id}` is not kept by this bot; it was posted where the job ran."
