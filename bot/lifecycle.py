@@ -30,7 +30,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from bot import pricing
+from bot import pricing, recording
 from bot.archive import Archive
 from bot.catalog import Catalog, Model
 from bot.config import Settings
@@ -288,7 +288,10 @@ class JobRunner:
             return await self._end_quietly(job, state, _failure_message(copies))
         for index in done:
             cost = pricing.actual(
-                model, {**job.input, "seed": copies[index].seed}, copies[index].output
+                model,
+                {**job.input, "seed": copies[index].seed},
+                copies[index].output,
+                audio_seconds=_audio_seconds(files.get(index, ())),
             )
             copies[index] = replace(copies[index], cost=str(cost))
         total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
@@ -465,6 +468,14 @@ class JobRunner:
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
+
+
+def _audio_seconds(files: tuple[MediaFile, ...]) -> float | None:
+    """How long the audio among a copy's files lasts, when its bytes say (speech is billed so)."""
+    for file in files:
+        if file.content_type.startswith("audio/"):
+            return recording.seconds_of(file.data)
+    return None
 
 
 def _failure_message(copies: list[Copy] | tuple[Copy, ...]) -> str:

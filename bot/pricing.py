@@ -143,12 +143,17 @@ def prompt_token_bound(params: Mapping[str, Any]) -> int:
     return len(_text(params).encode("utf-8")) + TEMPLATE_TOKENS
 
 
-def actual(model: Model, params: Mapping[str, Any], output: Any) -> Decimal:
-    """The price of a finished job: Runpod's own `cost` when present, else the rule."""
+def actual(
+    model: Model, params: Mapping[str, Any], output: Any, *, audio_seconds: float | None = None
+) -> Decimal:
+    """The price of a finished job: Runpod's own `cost` when present, else the rule applied
+    to the output (`audio_seconds`: how long the audio a speech model made lasts, when read)."""
     billed = reported_cost(output)
     if billed is not None:
         return round_up(billed)
     rule = model.price
+    if rule.unit == "audio_second" and audio_seconds is not None:
+        return round_up(_unit_price(rule, params) * max(1, math.ceil(audio_seconds)))
     body = output[0] if isinstance(output, list) and output else output
     if rule.unit == "1m_tokens" and isinstance(body, Mapping):
         usage = body.get("usage") or {}

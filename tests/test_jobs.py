@@ -122,6 +122,22 @@ async def test_video_and_speech_results_are_real_media(
     assert delivery.results[0].files[0].content_type.startswith(kind)
 
 
+async def test_speech_without_a_billed_cost_is_charged_for_the_audio_it_made(
+    core: Core, runpod_fake: FakeRunpod
+) -> None:
+    """Chatterbox is billed per second of audio: with no `cost` in the output, the charge is
+    the length of the WAV that came back (1.2 s here, billed as 2 s), not the hold's worst case."""
+    runpod_fake.endpoints["chatterbox-turbo"].cost = lambda _input, _output: None
+    _, delivery = await submit(
+        core, "hello there, friends --model chatterbox-turbo", command="speak"
+    )
+    await delivery.wait_for(lambda: delivery.ended)
+    (result,) = delivery.results
+    assert result.files[0].content_type == "audio/wav"
+    assert result.cost == Decimal("0.002")
+    assert await spent(core) == (Decimal("0.002"), 0)
+
+
 @pytest.mark.parametrize("outcome", ["FAILED", "TIMED_OUT", "CANCELLED", "VANISH", "MEDIA_404"])
 async def test_a_job_that_ends_badly_is_released_and_the_user_told(
     core: Core, runpod_fake: FakeRunpod, outcome: str
