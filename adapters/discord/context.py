@@ -101,8 +101,9 @@ def channel_ref(
 def user_message(error: BaseException, *, about_a_job: bool = True) -> str:
     """What to tell the user about `error`; logs the unexpected ones with their traceback.
 
-    `about_a_job`: the error refused or ended a job, so the message says whether anything was
-    charged (nothing, for anything raised before a job is held).
+    `about_a_job`: the error refused a job, so the message says nothing was charged (refusals
+    are raised before a job is held). An unexpected error says nothing about money: it may come
+    after the job was held and started, and the job's own messages tell what it cost.
     """
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
@@ -114,7 +115,7 @@ def user_message(error: BaseException, *, about_a_job: bool = True) -> str:
         message = "You cannot use that command here."
     else:
         log.error("unexpected error in a Discord interaction", exc_info=error)
-        message = APOLOGY
+        return APOLOGY
     return with_charge_note(message) if about_a_job else message
 
 
