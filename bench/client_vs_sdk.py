@@ -225,9 +225,9 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
     """The engine wired as `open_core` wires it, with a downloader that notes its times."""
     port = _free_port()
     webhooks = WebhookLog()
-    lifecycle_log = logging.getLogger("bot.lifecycle")
-    lifecycle_log.addHandler(webhooks)
-    lifecycle_log.setLevel(logging.INFO)
+    tracking_log = logging.getLogger("bot.tracking")  # where "finished (webhook)" is logged
+    tracking_log.addHandler(webhooks)
+    tracking_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         settings = engine_settings(base_url, Path(folder), port)
         catalog = load_catalog(settings.models)
