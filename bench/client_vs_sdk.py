@@ -259,7 +259,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
                 await listener.stop()
                 await jobs.aclose()
                 await db.close()
-                lifecycle_log.removeHandler(webhooks)
+                tracking_log.removeHandler(webhooks)
 
 
 def _engine_runner(
