@@ -19,7 +19,8 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decima
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.config import MAX_ADMIN_USD, QuotaLimits, QuotaSettings
+from bot.config import MAX_ADMIN_USD as MAX_ADMIN_USD  # the adapters' maximum too
+from bot.config import QuotaLimits, QuotaSettings
 from bot.errors import BotError, InvalidRequest
 from bot.periods import Period, Window
 
