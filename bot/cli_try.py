@@ -2,8 +2,8 @@
 
 The job is charged to a local identity (`cli:local:<user>`) that the default quotas apply to,
 so operators can try their limits. Results go to `--out` (or the current folder); `--show-request`
-prints the equivalent Runpod API call. `python -m bot resume` finishes terminal jobs that an
-interrupted `try` left behind.
+prints the Runpod API call the job made, with the seeds it sent (as "Show request" in chat).
+`python -m bot resume` finishes terminal jobs that an interrupted `try` left behind.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bot import pricing, show
+from bot import pricing
 from bot.app import Core, open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
 from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
 from bot.errors import InvalidRequest
-from bot.jobs import Invocation
+from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import COMMANDS, build_request
@@ -66,8 +66,6 @@ async def _try(args: argparse.Namespace) -> int:
         default_model=model.id,
         media=args.file,
     )
-    if args.show_request:
-        print(show.api_call(settings.runpod.base_url, model.endpoint, request.input))
     identity = local_identity()
     out = str(Path(args.out).resolve()) if args.out else ""
     channel = ChannelRef(PLATFORM, identity.workspace, out or str(Path.cwd()), identity.user)
@@ -83,6 +81,9 @@ async def _try(args: argparse.Namespace) -> int:
             f"job {submitted.job_id}: estimated {pricing.format_usd(submitted.estimate)}",
             file=sys.stderr,
         )
+        if args.show_request:  # the job's own record: the seeds chosen for it, not -1
+            here = Community(PLATFORM, identity.workspace)
+            print(await core.jobs.show_request(submitted.job_id, here))
         await core.jobs.wait_idle()
     return 0 if delivery.ok else EXIT_FAILED
 

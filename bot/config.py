@@ -12,10 +12,18 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -32,6 +40,23 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 Usd = Decimal
+
+# The largest limit or grant an admin can give (in the config, the CLI or chat): far above any
+# chat budget, and small enough that amounts in units (and sums of many of them) stay within
+# SQLite's 64-bit integers.
+MAX_ADMIN_USD = Decimal(100_000)
+
+
+def _at_most_admin_maximum(amount: Decimal) -> Decimal:
+    if amount > MAX_ADMIN_USD:
+        raise ValueError(
+            f"must be at most ${MAX_ADMIN_USD:,.2f} (the largest amount the bot accepts)"
+        )
+    return amount
+
+
+# A spend limit, or a hold, as the config gives it.
+AdminUsd = Annotated[Decimal, AfterValidator(_at_most_admin_maximum)]
 
 
 class Section(BaseModel):
@@ -97,16 +122,16 @@ class SlackSettings(Section):
 class QuotaLimits(Section):
     """Spend limits for one scope; `None` means no limit for that period."""
 
-    daily_usd: Usd | None = Field(default=None, ge=0)
-    weekly_usd: Usd | None = Field(default=None, ge=0)
-    monthly_usd: Usd | None = Field(default=None, ge=0)
+    daily_usd: AdminUsd | None = Field(default=None, ge=0)
+    weekly_usd: AdminUsd | None = Field(default=None, ge=0)
+    monthly_usd: AdminUsd | None = Field(default=None, ge=0)
 
 
 class QuotaSettings(Section):
     # Default per-user limits.
-    daily_usd: Usd | None = Field(default=Decimal("1.00"), ge=0)
-    weekly_usd: Usd | None = Field(default=None, ge=0)
-    monthly_usd: Usd | None = Field(default=Decimal("10.00"), ge=0)
+    daily_usd: AdminUsd | None = Field(default=Decimal("1.00"), ge=0)
+    weekly_usd: AdminUsd | None = Field(default=None, ge=0)
+    monthly_usd: AdminUsd | None = Field(default=Decimal("10.00"), ge=0)
     # Default limits shared by a whole server/workspace.
     workspace: QuotaLimits = QuotaLimits(monthly_usd=Decimal("100.00"))
     # Role name or id -> limits; the most generous of a user's roles wins.
@@ -151,7 +176,7 @@ class JobSettings(Section):
     transcript_chars_per_second: int = Field(default=40, ge=1)
     # What to hold when nothing bounds a job's bill before it runs (a recording whose length
     # cannot be read); the member is told. A bill above it is charged and counted as overage.
-    unknown_length_hold_usd: Usd = Field(default=Decimal("0.50"), ge=0)
+    unknown_length_hold_usd: AdminUsd = Field(default=Decimal("0.50"), ge=0)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",

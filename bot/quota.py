@@ -19,6 +19,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decima
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.config import MAX_ADMIN_USD as MAX_ADMIN_USD  # the adapters' maximum too
 from bot.config import QuotaLimits, QuotaSettings
 from bot.errors import BotError, InvalidRequest
 from bot.periods import Period, Window
@@ -44,11 +45,6 @@ def amount_units(amount: Decimal, what: str) -> int:
     if units < 0:
         raise InvalidRequest(f"{what} must not be negative")
     return units
-
-
-# The largest limit or grant an admin can give: far above any chat budget, and small enough that
-# amounts in units (and sums of many of them) stay within SQLite's 64-bit integers.
-MAX_ADMIN_USD = Decimal(100_000)
 
 
 def admin_amount(amount: Decimal) -> Decimal:

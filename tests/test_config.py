@@ -13,6 +13,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 
 SECRET = "xoxb-SECRET-do-not-print-4242"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -86,7 +87,8 @@ def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd())}
+    # PYTHONPATH: the code under test, whatever the working folder (not an installed copy).
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd()), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         capture_output=True,
@@ -103,6 +105,25 @@ def test_check_exits_2_naming_the_bad_key(tmp_path: Path) -> None:
     done = run_cli("--config", str(path), "check")
     assert done.returncode == 2
     assert "quotas.daily_usd" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_check_refuses_limits_above_the_admin_maximum_naming_each_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[quotas]\ndaily_usd = 1e12\nweekly_usd = 100000\n"
+        "[quotas.workspace]\nmonthly_usd = 1e12\n"
+        "[quotas.roles.vip]\nweekly_usd = 100000.01\n",
+    )
+    done = run_cli("--config", str(path), "check")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    refused = [
+        line.split(":")[0].strip() for line in done.stderr.splitlines() if "$100,000" in line
+    ]
+    assert refused == [
+        "quotas.daily_usd",
+        "quotas.workspace.monthly_usd",
+        "quotas.roles.vip.weekly_usd",
+    ]
 
 
 def test_check_prints_what_would_run_but_never_a_secret(tmp_path: Path) -> None:

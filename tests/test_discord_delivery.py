@@ -32,6 +32,7 @@ from tests.fakes.discord import (
     Message,
     point_discord_py_at,
 )
+from tests.fakes.discord_gateway import SEND_MESSAGES
 from tests.fakes.runpod import FakeRunpod
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
@@ -252,3 +253,40 @@ async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
     assert job is not None and job.state == "delivered" and job.error is None
     assert (spent, held) == (run.cost, 0)
     assert any(r.route == edit and r.status == 502 for r in fake.requests)
+
+
+async def test_when_the_edit_and_the_channel_both_refuse_the_result_arrives_by_dm(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    runpod_fake.endpoints[SCHNELL].execution_time = 0.3
+    edit = "PATCH /webhooks/{application_id}/{webhook_token}/messages/{message_id}"
+    settings = discord_settings(
+        tmp_path,
+        runpod_fake,
+        fake,
+        jobs={"progress_interval_s": 60},
+        delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 0.5},
+    )
+    dm = fake.dm_channel(fake.user)
+    async with running_bot(settings) as bot:
+        sent = await fake.slash_command("imagine", {"prompt": "@everyone a fox", "size": "256x256"})
+        await sent.original(lambda m: m.content.startswith(HOURGLASS))
+        fake.outage(edit, 502)  # the interaction's edits fail...
+        fake.guild.everyone_permissions &= ~SEND_MESSAGES  # ...and the channel refuses the bot
+        posted = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
+        await bot.core.jobs.wait_idle(10)
+        job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
+        spent, held = await spent_and_held(bot, fake)
+        fake.end_outage(edit)
+
+    (run,) = jobs_of(runpod_fake, SCHNELL)
+    (attachment,) = posted.attachments
+    assert Image.open(io.BytesIO(attachment.data)).size == (256, 256)
+    assert fields(posted)["Size"] == "256×256" and posted.guild_id is None
+    assert no_pings(posted) and "@everyone" in str(posted.embeds)
+    assert job is not None and job.state == "delivered" and job.error is None
+    assert (spent, held) == (run.cost, 0)
+    assert [m for m in fake.messages.values() if m.attachments] == [posted]
+    channel_posts = [r for r in fake.requests if r.route == "POST /channels/{channel_id}/messages"]
+    assert any(r.status == 403 for r in channel_posts)
+    assert [r.status for r in fake.requests if r.route == "POST /users/@me/channels"] == [200]

@@ -398,3 +398,27 @@ async def test_a_repeated_nonce_returns_the_first_message_instead_of_a_second(
 
     assert again.id == first.id and other.id != first.id and late.id != first.id
     assert [m.nonce for m in fake.messages.values()] == ["job123", "job124", "job123"]
+
+
+async def test_create_dm_returns_one_dm_channel_per_user_and_stores_its_messages(
+    fake: FakeDiscord,
+) -> None:
+    url, auth = f"{fake.api_base}/users/@me/channels", {"Authorization": f"Bot {fake.bot_token}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        opened = []
+        for _ in range(2):
+            async with http.post(url, json={"recipient_id": str(fake.user.id)}) as response:
+                opened.append((response.status, await response.json()))
+        async with http.post(url, json={"recipient_id": "1"}) as response:
+            unknown = (response.status, (await response.json())["code"])
+    async with running(TreeClient(), fake.bot_token) as client:
+        dm = await client.create_dm(discord.Object(fake.user.id))
+        sent = await dm.send("hello", file=discord.File(io.BytesIO(PNG), "dm.png"))
+
+    (status, first), (_, second) = opened
+    assert status == 200 and first == second and unknown == (400, 50033)
+    assert first["type"] == 1 and [u["id"] for u in first["recipients"]] == [str(fake.user.id)]
+    assert int(first["id"]) == dm.id == fake.dm_channel(fake.user).id
+    stored = fake.messages[sent.id]
+    assert stored.channel_id == dm.id and stored.guild_id is None
+    assert stored.content == "hello" and stored.attachment("dm.png").data == PNG

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import sys
@@ -13,6 +14,8 @@ from PIL import Image
 from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 
+ROOT = Path(__file__).resolve().parent.parent  # the code under test, not an installed copy
+
 
 async def bot(tmp_path: Path, fake: FakeRunpod, *args: str) -> tuple[int, str, str]:
     config = tmp_path / "config.toml"
@@ -21,7 +24,12 @@ async def bot(tmp_path: Path, fake: FakeRunpod, *args: str) -> tuple[int, str, s
         "[http]\nport = 0\n[security]\nallow_private_urls = true\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "RUNPOD_API_KEY": API_KEY, "BOT_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "RUNPOD_API_KEY": API_KEY,
+        "BOT_CONFIG": str(config),
+        "PYTHONPATH": str(ROOT),
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env, cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -92,3 +100,19 @@ async def test_bad_parameters_exit_2_without_a_traceback(
     )
     assert code == 2 and "width must be" in err and "Traceback" not in err
     assert runpod_fake.count("run") == 0
+
+
+async def test_show_request_prints_the_seeds_runpod_received(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    code, out, err = await bot(
+        tmp_path, runpod_fake, "try", "flux-schnell", "a fox", "--count", "2", "--show-request"
+    )
+    assert code == 0, err
+    received = {job.input["seed"]: job.input for job in runpod_fake.jobs.values()}
+    curl = out.split("# curl\n", 1)[1].split("\n\n# Python", 1)[0]
+    words = shlex.split(curl.replace("\\\n", " "))
+    sent = json.loads(words[words.index("-d") + 1])["input"]
+    assert len(received) == 2 and received.pop(sent.get("seed")) == sent
+    other = out.split("copy 2 sent the same with seed ", 1)[1].split(".", 1)[0]
+    assert list(received) == [int(other)]

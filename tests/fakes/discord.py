@@ -38,6 +38,10 @@ What Discord behaviour is modelled, because the bot must cope with it:
 - A channel message sent with a `nonce` and `enforce_nonce` repeats nothing: if the bot sent one
   with the same nonce to the same channel within `nonce_window` seconds (Discord says "the past
   few minutes"; 5 here), that message is returned and no new one is created.
+- `POST /users/@me/channels` opens the DM channel with a user (one per user, the same id each
+  time, `dm_channel(user)` in tests); the bot's messages there are stored like a channel's.
+  A guild channel refuses the bot's messages with 403 50013 when the guild's permissions lack
+  View Channel or Send Messages (or Attach Files for uploads).
 Not modelled: channel permission overwrites, threads, user messages, message content events,
 select menus and modals beyond recording the callback, replay of missed events on RESUME.
 
@@ -732,6 +736,7 @@ class FakeDiscord:
         channel_message = "/channels/{channel_id}/messages/{message_id}"
         return [
             ("GET", "/users/@me", self._get_me),
+            ("POST", "/users/@me/channels", self._create_dm),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/gateway", self._get_gateway),
             ("GET", "/gateway/bot", self._get_gateway),
@@ -793,6 +798,17 @@ class FakeDiscord:
 
     async def _get_me(self, request: web.Request) -> web.Response:
         return _json(200, {**self.bot_user.payload(), "verified": True, "flags": 0})
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """Create DM: the DM channel object (type 1, `recipients`), the same one for the same
+        user each time; messages posted to it are stored like any channel's."""
+        body = _parse_json(await request.read())
+        wanted = str(body.get("recipient_id", ""))
+        known = [self.user, *(m.user for g in self.guilds for m in g.members)]
+        user = next((u for u in known if str(u.id) == wanted and not u.bot), None)
+        if user is None:
+            raise _ApiError(400, "Invalid Recipient(s)", 50033)
+        return _json(200, channel_payload(self.dm_channel(user), None))
 
     async def _get_application(self, request: web.Request) -> web.Response:
         payload = load_fixture("application.json")
