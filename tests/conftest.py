@@ -19,12 +19,13 @@ from tests.ledger_support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
 
 API_KEY = "rp_test_key_SECRET_0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 _FAKE_KINDS = {"image_edit": "image"}
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No real credentials, proxies or config files leak into a test."""
+    """No real credentials, proxies or config files leak into a test; children run this code."""
     for name in list(os.environ):
         if (
             name.startswith("BOT_")
@@ -39,6 +40,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             )
         ):
             monkeypatch.delenv(name, raising=False)
+    # Child processes (`python -m bot ...`) import this checkout, whatever is pip-installed.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     yield
 
 
