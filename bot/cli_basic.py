@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import pricing
+from bot import logs, pricing
 from bot.catalog import KIND_LABELS, Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
@@ -40,7 +39,7 @@ def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
 
 async def _run(args: argparse.Namespace) -> int:
     settings, _ = settings_and_catalog(args)
-    logging.getLogger().setLevel(settings.log_level)
+    logs.configure(settings)
     if not settings.enabled_adapters():
         print(
             "error: no chat platform is configured. Set DISCORD_TOKEN (Discord), or "
