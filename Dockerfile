@@ -18,5 +18,8 @@ RUN pip install . && useradd --create-home --uid 10001 bot && mkdir /data && cho
 USER bot
 VOLUME ["/data"]
 EXPOSE 8080 3000
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health')"
+# Ready: database writable, adapters connected, Runpod answering (docs/operations.md). A 503
+# makes urlopen raise, so the check fails; slim images have no curl.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health/ready', timeout=8)"
 CMD ["python", "-m", "bot", "run"]

@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -28,6 +28,8 @@ from bot.jobs import JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.outputs import Downloader
+from bot.readiness import Readiness
+from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import RunpodClient
 
@@ -48,6 +50,18 @@ class Core:
     runpod: RunpodClient
     jobs: JobService
     http: httpx.AsyncClient
+    # Adapters report their connection here; `/health/ready` reads it.
+    readiness: Readiness = field(default_factory=Readiness)
+
+    async def not_ready(self) -> dict[str, str]:
+        """What `/health/ready` names: part -> why it is not ready."""
+        return await self.readiness.problems(self.db, self.runpod, self.probe_endpoint())
+
+    def probe_endpoint(self) -> str:
+        """The endpoint a cheap `/health` call asks when Runpod has been quiet: the default
+        image model's, the one most deployments use."""
+        model = self.settings.jobs.default_models.get("imagine", "flux-schnell")
+        return self.catalog.get(model).endpoint
 
 
 def http_limits(jobs: JobSettings) -> httpx.Limits:
@@ -103,7 +117,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 downloader=downloader,
             )
             try:
-                yield Core(settings, catalog, db, ledger, runpod, jobs, http)
+                readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
+                yield Core(settings, catalog, db, ledger, runpod, jobs, http, readiness)
             finally:
                 await jobs.aclose()
         finally:
@@ -125,7 +140,11 @@ async def serve(settings: Settings) -> None:
     """Run every configured adapter until SIGINT/SIGTERM; unfinished jobs resume next start."""
     adapters = load_adapters(settings.enabled_adapters())
     async with open_core(settings) as core:
-        listener = Listener(core.jobs, host=settings.http.host, port=settings.http.port)
+        for name in adapters:
+            core.readiness.expect(name)
+        listener = Listener(
+            core.jobs, host=settings.http.host, port=settings.http.port, ready=core.not_ready
+        )
         await listener.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -142,6 +161,8 @@ async def serve(settings: Settings) -> None:
                     for name, run in adapters.items()
                 ]
                 tasks.append(group.create_task(_sweep_forever(core), name="sweeper"))
+                if settings.reconcile.interval_hours:
+                    tasks.append(group.create_task(reconcile_forever(core), name="reconcile"))
                 log.info("running: %s", ", ".join(adapters))
                 await stop.wait()
                 log.info("shutting down; unfinished jobs resume at next start")

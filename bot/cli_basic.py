@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
-from bot import pricing
+from bot import logs, pricing
 from bot.catalog import KIND_LABELS, Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
+from bot.online_check import check_all
 
 EXIT_INVALID = 2
 
@@ -19,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run = subparsers.add_parser("run", help="start every adapter whose token is set")
     run.set_defaults(handler=_run)
     check = subparsers.add_parser("check", help="validate the configuration; print what would run")
+    check.add_argument(
+        "--online", action="store_true", help="also reach Runpod, Discord and Slack (one line each)"
+    )
     check.set_defaults(handler=_check)
     models = subparsers.add_parser("models", help="list the model catalog with prices")
     models.set_defaults(handler=_models)
@@ -35,7 +39,7 @@ def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
 
 async def _run(args: argparse.Namespace) -> int:
     settings, _ = settings_and_catalog(args)
-    logging.getLogger().setLevel(settings.log_level)
+    logs.configure(settings)
     if not settings.enabled_adapters():
         print(
             "error: no chat platform is configured. Set DISCORD_TOKEN (Discord), or "
@@ -52,7 +56,22 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    code = _check_config(args)
+    if code or not args.online:
+        return code
+    settings, catalog = settings_and_catalog(args)
+    return _check_online(settings, catalog)
+
+
+async def _check_online(settings: Settings, catalog: Catalog) -> int:
+    results = await check_all(settings, catalog)
+    for result in results:
+        print(result.line())
+    return 0 if all(result.ok for result in results) else EXIT_INVALID
+
+
+def _check_config(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     try:
         settings, catalog = settings_and_catalog(args)

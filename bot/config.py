@@ -66,6 +66,8 @@ class Section(BaseModel):
 class RunpodSettings(Section):
     api_key: SecretStr | None = None
     base_url: str = "https://api.runpod.ai/v2"
+    # Runpod's REST API (account, billing), a different host from the endpoints' API.
+    rest_url: str = "https://api.runpod.io/v2"
     # Public URL prefix at which Runpod can reach this bot's HTTP listener (e.g.
     # "https://bot.example.com"). When set, jobs are pushed to us instead of polled.
     webhook_url: str | None = None
@@ -210,6 +212,29 @@ class HttpSettings(Section):
     # platform keeps refusing is offered as a signed link served from here. Defaults to
     # runpod.webhook_url.
     public_url: str | None = None
+    # GET /health/ready reports Runpod not ready when it has not answered for this long (and
+    # does not answer a /health call made then).
+    ready_runpod_minutes: float = Field(default=5.0, gt=0)
+
+
+class LogSettings(Section):
+    # "human": one readable line per record; "json": one JSON object per line, for log shippers.
+    format: Literal["human", "json"] = "human"
+    # Prompts are never logged at INFO or above unless this is true.
+    include_prompts: bool = False
+
+
+class ReconcileSettings(Section):
+    """The periodic comparison of the ledger's charges with Runpod's Public Endpoint bill."""
+
+    # Hours between checks; 0 turns the check off.
+    interval_hours: float = Field(default=0.0, ge=0)
+    # A day whose difference exceeds this is logged at WARNING.
+    threshold_usd: Usd = Field(default=Decimal("1.00"), ge=0)
+    # Differences up to this are "equal" (Runpod's daily records are rounded).
+    tolerance_usd: Usd = Field(default=Decimal("0.01"), ge=0)
+    # How many UTC days back each check compares (today included).
+    days: int = Field(default=2, ge=1, le=31)
 
 
 class ChannelPolicy(Section):
@@ -239,6 +264,8 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log: LogSettings = LogSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     runpod: RunpodSettings = RunpodSettings()
     storage: StorageSettings = StorageSettings()
     discord: DiscordSettings = DiscordSettings()

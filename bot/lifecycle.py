@@ -40,6 +40,7 @@ from bot.delivery import Delivery, Failure, MediaFile, Progress, Result, Route
 from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
 from bot.ledger_records import describe_remaining
+from bot.logs import job_fields
 from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import format_usd
 from bot.progress import ProgressThrottle
@@ -303,7 +304,7 @@ class JobRunner:
             job = await self._store.save(
                 job, tx=tx, state="completed", cost=total, copies=tuple(copies)
             )
-        log.info("job %s completed; charged %s", job.id, total)
+        log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._prefetched[job.id] = (files, settlement)
         return job
 
@@ -429,7 +430,7 @@ class JobRunner:
         async with self._db.transaction() as tx:
             await self._ledger.release(job.id, reason=state, tx=tx)
             job = await self._store.save(job, tx=tx, state=state, error=message, cost=Decimal(0))
-        log.info("job %s %s: %s", job.id, state, message)
+        log.info("job %s %s: %s", job.id, state, message, extra=job_fields(job))
         return job
 
     async def _end(self, job: JobRecord, state: str, message: str, delivery: Delivery) -> None:

@@ -1,5 +1,9 @@
-"""The bot's own small HTTP listener: Runpod webhooks (push instead of poll), a health check,
+"""The bot's own small HTTP listener: Runpod webhooks (push instead of poll), health checks,
 and spooled results behind signed links (`bot.links`, the last delivery route).
+
+Health: `/health/live` answers while the process serves HTTP; `/health/ready` answers 200 when
+every part is ready and 503 with `{"ready": false, "not_ready": {part: why}}` otherwise
+(`bot.readiness`); `/health` stays the plain liveness answer it always was.
 
 A webhook URL carries the job id, the copy index and an unguessable per-job token; calls for
 unknown or finished jobs, or with a wrong token, are answered (so Runpod stops retrying) and
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,10 +25,15 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
+NotReady = Callable[[], Awaitable[dict[str, str]]]
+
 
 class Listener:
-    def __init__(self, jobs: JobService, *, host: str, port: int) -> None:
+    def __init__(
+        self, jobs: JobService, *, host: str, port: int, ready: NotReady | None = None
+    ) -> None:
         self._jobs = jobs
+        self._not_ready = ready
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -33,6 +43,8 @@ class Listener:
         app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
         app.router.add_post("/runpod/webhook/{job}/{index}/{token}", self._webhook)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/health/live", self._health)
+        app.router.add_get("/health/ready", self._ready)
         app.router.add_get(RESULT_ROUTE, self._result)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -73,3 +85,9 @@ class Listener:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        problems = await self._not_ready() if self._not_ready is not None else {}
+        if problems:
+            return web.json_response({"ready": False, "not_ready": problems}, status=503)
+        return web.json_response({"ready": True})

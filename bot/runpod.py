@@ -38,6 +38,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -164,6 +165,9 @@ class RunpodClient:
         self._timeout = request_timeout_s
         self._long_poll = min(long_poll_s, LONG_POLL_MAX_S)
         self._no_status_sync: set[str] = set()
+        # time.monotonic() of Runpod's last answer that was not a 5xx or a refused key
+        # (readiness asks whether Runpod is reachable).
+        self.last_answer_at: float | None = None
 
     # --- the routes -------------------------------------------------------------------------
 
@@ -217,6 +221,26 @@ class RunpodClient:
         if not isinstance(body, dict):
             raise MalformedResponse(f"expected a health object, got {_preview(body)}")
         return body
+
+    async def ping(self, endpoint: str, *, timeout_s: float) -> None:
+        """One `/health` call, never retried: readiness wants an answer now, not a retry plan."""
+        await self._call("GET", f"{endpoint}/health", timeout=timeout_s, retries=0)
+
+    async def endpoint_billing(
+        self, rest_url: str, *, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """Runpod's REST `GET /billing/endpoints`: the account's Public Endpoint spend per UTC day.
+
+        `rest_url` is the REST API's base (`https://api.runpod.io/v2`), not the endpoints'.
+        Records are `{"startTime", "endTime", "totalAmount"}` for the whole account, all
+        Public Endpoints together (the API does not split them per endpoint).
+        """
+        params = {"startTime": _rfc3339(start), "endTime": _rfc3339(end), "bucketSize": "day"}
+        body = await self._call("GET", "billing/endpoints", params=params, base=rest_url)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise MalformedResponse(f"expected billing records, got {_preview(body)}")
+        return records
 
     async def stream(self, endpoint: str, job_id: str) -> tuple[str, list[Any]]:
         """One poll of `/stream/{id}`: the job status and the chunks produced since the last poll."""
@@ -337,8 +361,11 @@ class RunpodClient:
         params: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         starts_job: bool = False,
+        retries: int | None = None,
+        base: str | None = None,
     ) -> Any:
-        url = f"{self._base}/{path}"
+        url = f"{(base or self._base).rstrip('/')}/{path}"
+        max_retries = self._max_retries if retries is None else retries
         attempt = 0
         while True:
             try:
@@ -353,6 +380,8 @@ class RunpodClient:
             except httpx.TransportError as exc:
                 error = _transport_error(exc, starts_job=starts_job)
             else:
+                if response.status_code < 500 and response.status_code not in (401, 403):
+                    self.last_answer_at = time.monotonic()
                 if response.status_code == 200:
                     try:
                         return _json(response)
@@ -361,7 +390,7 @@ class RunpodClient:
                         error = malformed
                 else:
                     error = _error_for(response, starts_job=starts_job)
-            if not self._retryable(error, starts_job) or attempt >= self._max_retries:
+            if not self._retryable(error, starts_job) or attempt >= max_retries:
                 raise error
             delay = self._backoff(attempt, error.retry_after)
             log.warning(
@@ -469,6 +498,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -56,6 +56,12 @@ class _Hooks:
     async def on_ready(self) -> None:
         await self.adapter.on_ready()
 
+    async def on_resumed(self) -> None:
+        self.adapter.core.readiness.connected(PLATFORM)
+
+    async def on_disconnect(self) -> None:
+        self.adapter.core.readiness.disconnected(PLATFORM, "gateway connection lost; reconnecting")
+
 
 class BotClient(_Hooks, discord.Client):
     pass
@@ -156,6 +162,7 @@ class DiscordAdapter:
     async def on_ready(self) -> None:
         user = self.client.user
         log.info("discord: connected as %s (%s)", user, user.id if user else "?")
+        self.core.readiness.connected(PLATFORM)
         if self._resumed:
             return
         self._resumed = True

@@ -99,6 +99,7 @@ class SlackAdapter:
         self.context = ctx
         self.core.jobs.register_platform(PLATFORM, ctx.delivery)
         await self._connect(ctx, client, bot_user_id)
+        self.core.readiness.connected(PLATFORM)
         resumed = await self.core.jobs.resume(PLATFORM)
         log.info("slack adapter running (%s); %d job(s) resumed", self._mode(), resumed)
 
@@ -139,6 +140,7 @@ class SlackAdapter:
 
     async def stop(self) -> None:
         """Stop taking requests, then stop the work in flight; jobs resume at the next start."""
+        self.core.readiness.disconnected(PLATFORM, "stopped")
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

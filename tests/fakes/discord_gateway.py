@@ -548,8 +548,12 @@ class Gateway:
         self.identifies: list[dict[str, Any]] = []
         #: Every RESUME payload (`d`) received.
         self.resumes: list[dict[str, Any]] = []
+        #: While true, connections are refused with 503 before the websocket upgrade (an outage).
+        self.refusing = False
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            return web.Response(status=503, text="upstream connect error")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.add(ws)

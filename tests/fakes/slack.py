@@ -199,6 +199,8 @@ class FakeSlack:
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
+        #: The bot token's scopes, sent in every answer's x-oauth-scopes header.
+        self.scopes = BOT_SCOPES
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -514,7 +516,7 @@ class FakeSlack:
         token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else None
         token = token or params.pop("token", None)
         params.pop("token", None)
-        status, headers = 200, {"x-oauth-scopes": BOT_SCOPES}
+        status, headers = 200, {"x-oauth-scopes": self.scopes}
         error = self._auth_error(method, token)
         if error is None and self._garbled.get(method):
             text, content_type = self._garbled[method].popleft()

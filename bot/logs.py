@@ -1,0 +1,121 @@
+"""Log output: readable lines (the default) or one JSON object per line (`log.format = "json"`).
+
+A JSON line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where they apply
+`job_id`, `platform`, `workspace`, `model`, `state` and `cost` (from a call's `extra=`, see
+`job_fields`; a message about "job <id>" names its job), plus `error` with a traceback.
+
+Two promises hold in both formats. Secrets (the Runpod key, the Discord and Slack tokens) are
+replaced by `**********` wherever they would appear. Prompt text is logged only through
+`extra={"prompt": ...}`, and only written when `log.include_prompts` is true.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.jobstore import JobRecord
+
+HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JOB_FIELDS = ("job_id", "platform", "workspace", "model", "state", "cost")
+MASK = "**********"
+
+
+def job_fields(job: JobRecord, **more: Any) -> dict[str, Any]:
+    """`extra=` for a log call about a job: who, where, which model, what state (and cost)."""
+    platform, workspace, _ = job.identity
+    fields = {
+        "job_id": job.id,
+        "platform": platform,
+        "workspace": workspace,
+        "model": job.model,
+        "state": job.state,
+    }
+    return {**fields, **{k: str(v) for k, v in more.items()}}
+
+
+class BotFormatter(logging.Formatter):
+    """One line per record, human or JSON, with `**********` in place of any secret value."""
+
+    def __init__(self, *, as_json: bool, secrets: Iterable[str], include_prompts: bool) -> None:
+        super().__init__(HUMAN_FORMAT)
+        self.as_json = as_json
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._include_prompts = include_prompts
+
+    def format(self, record: logging.LogRecord) -> str:
+        prompt = getattr(record, "prompt", None) if self._include_prompts else None
+        if self.as_json:
+            text = self._json(record, prompt)
+        else:
+            text = super().format(record) + ("" if prompt is None else f" prompt={prompt!r}")
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def _json(self, record: logging.LogRecord, prompt: object) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in JOB_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = str(value)
+        if "job_id" not in line and (job_id := _job_named(record)) is not None:
+            line["job_id"] = job_id
+        if prompt is not None:
+            line["prompt"] = str(prompt)
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(settings: Settings, *, stream: Any = None) -> logging.Handler:
+    """Replace the root logger's handlers with one writing in the configured format."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        BotFormatter(
+            as_json=settings.log.format == "json",
+            secrets=secrets_of(settings),
+            include_prompts=settings.log.include_prompts,
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # httpx logs every request at INFO: noise next to our own job lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return handler
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values: list[SecretStr | None] = [
+        settings.runpod.api_key,
+        settings.discord.token,
+        settings.slack.bot_token,
+        settings.slack.signing_secret,
+        settings.slack.app_token,
+    ]
+    return [value.get_secret_value() for value in values if value is not None]
+
+
+def _job_named(record: logging.LogRecord) -> str | None:
+    """The id in messages written as `log.x("job %s ...", job_id, ...)`."""
+    if isinstance(record.msg, str) and record.msg.startswith("job %s") and record.args:
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        return str(args[0])
+    return None

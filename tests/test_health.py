@@ -1,0 +1,123 @@
+"""`/health/live` and `/health/ready`: readiness flips with the database and the adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.discord import DiscordAdapter
+from bot.listener import Listener
+from tests.discord_support import discord_settings, running_bot
+from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.runpod import FakeRunpod
+
+Body = dict[str, Any]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        with point_discord_py_at(fake):
+            yield fake
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> AsyncIterator[DiscordAdapter]:
+    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+async def health(bot: DiscordAdapter) -> AsyncIterator[httpx.AsyncClient]:
+    core = bot.core
+    listener = Listener(core.jobs, host="127.0.0.1", port=0, ready=core.not_ready)
+    await listener.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.port}") as client:
+            yield client
+    finally:
+        await listener.stop()
+
+
+async def ready(client: httpx.AsyncClient) -> tuple[int, Body]:
+    response = await client.get("/health/ready", timeout=10)
+    return response.status_code, response.json()
+
+
+async def until_ready(
+    client: httpx.AsyncClient, want: Callable[[int, Body], bool], timeout: float = 20.0
+) -> tuple[int, Body]:
+    """Ask /health/ready until its answer is the one wanted (each answer is a fresh check)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            status, body = await ready(client)
+            if want(status, body):
+                return status, body
+            await asyncio.sleep(0.05)
+
+
+async def test_live_and_ready_when_everything_is_up(health: httpx.AsyncClient) -> None:
+    assert (await health.get("/health/live")).status_code == 200
+    assert (await health.get("/health")).json() == {"ok": True}
+    assert await ready(health) == (200, {"ready": True})
+
+
+async def test_a_read_only_database_is_not_ready_and_back(
+    health: httpx.AsyncClient, bot: DiscordAdapter
+) -> None:
+    # SQLite's own read-only state on the bot's writer connection: what a file on a read-only
+    # mount gives (SQLITE_READONLY). Tests run as root, so file modes cannot produce it.
+    writer = bot.core.db._writer
+    await writer.execute("PRAGMA query_only = ON")
+    status, body = await ready(health)
+    assert status == 503
+    assert body["ready"] is False
+    assert "readonly" in body["not_ready"]["database"]
+    assert set(body["not_ready"]) == {"database"}
+    await writer.execute("PRAGMA query_only = OFF")
+    assert await ready(health) == (200, {"ready": True})
+
+
+async def test_a_database_locked_by_another_process_is_not_ready_and_back(
+    health: httpx.AsyncClient, bot: DiscordAdapter
+) -> None:
+    other = sqlite3.connect(bot.core.db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        status, body = await ready(health)
+        assert status == 503
+        assert "no write lock" in body["not_ready"]["database"]
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    await until_ready(health, lambda status, _: status == 200)
+
+
+async def test_a_dropped_gateway_is_not_ready_until_it_reconnects(
+    health: httpx.AsyncClient, fake: FakeDiscord
+) -> None:
+    fake.gateway.refusing = True
+    await fake.gateway.close()
+    _, body = await until_ready(health, lambda status, _: status == 503)
+    assert body["not_ready"] == {"adapter:discord": "gateway connection lost; reconnecting"}
+    fake.gateway.refusing = False
+    assert await until_ready(health, lambda status, _: status == 200) == (200, {"ready": True})
+
+
+async def test_runpod_unreachable_is_not_ready(
+    health: httpx.AsyncClient, bot: DiscordAdapter, runpod_fake: FakeRunpod
+) -> None:
+    bot.core.runpod.last_answer_at = None  # as after a quiet spell: readiness asks Runpod now
+    runpod_fake.fail_next("health", 503, count=1)
+    status, body = await ready(health)
+    assert status == 503
+    assert body["not_ready"]["runpod"].startswith("no answer in the last 5 min")
+    assert await ready(health) == (200, {"ready": True})
