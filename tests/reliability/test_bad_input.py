@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.control import event as hypothesis_event
+from pydantic import ValidationError
 
 from bot import pricing
 from bot.app import Core
@@ -503,17 +504,21 @@ amounts = st.one_of(
 )
 @given(amount=amounts)
 async def test_any_limit_or_grant_is_stored_or_refused_clearly(core: Core, amount: Decimal) -> None:
-    """What the CLI, Slack and Discord parsers pass on (finite, not negative) reaches the ledger."""
+    """What the CLI, Slack and Discord parsers pass on (finite, not negative) reaches the ledger.
+
+    Limits are refused above the maximum as early as `QuotaLimits` (as in the config file)."""
     member = Identity("discord", "g1", uuid.uuid4().hex)
-    for attempt in (
-        core.ledger.set_limits(member.user_key, QuotaLimits(daily_usd=amount)),
-        core.ledger.grant(member.user_key, amount, "fuzz"),
-    ):
-        try:
-            await attempt
-        except Exception as refused:
-            assert_clear(refused, ("Amounts above", "more than $0"))
-            assert amount > MAX_ADMIN_USD or amount == 0
+    try:
+        limits = QuotaLimits(daily_usd=amount)
+    except ValidationError as refused:  # what `python -m bot check` says of a config file
+        assert amount > MAX_ADMIN_USD and "the largest amount the bot accepts" in str(refused)
+    else:
+        await core.ledger.set_limits(member.user_key, limits)
+    try:
+        await core.ledger.grant(member.user_key, amount, "fuzz")
+    except Exception as refused:
+        assert_clear(refused, ("Amounts above", "more than $0"))
+        assert amount > MAX_ADMIN_USD or amount == 0
     usage = await core.ledger.usage(member)
     limit = usage.user[0].limit
     assert limit is not None and limit <= 2 * MAX_ADMIN_USD + 1  # set and granted, or default
