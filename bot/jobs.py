@@ -366,6 +366,10 @@ class JobService:
             taken += await self._take_over(platform)
         return taken
 
+    async def driven_elsewhere(self, platform: str) -> int:
+        """Unfinished jobs of `platform` that other workers own (alive, or not yet known dead)."""
+        return await self._store.driven_elsewhere(platform)
+
     async def lease_lost(self) -> None:
         """This worker's lease lapsed: stop its jobs (others may own them now), join anew."""
         log.error(

@@ -204,6 +204,16 @@ class JobStore:
             return []
         return await self._db.run(take)
 
+    async def driven_elsewhere(self, platform: str | None) -> int:
+        """How many unfinished jobs (of `platform`) another worker owns, live or not yet lapsed."""
+        me = self._worker.id if self._worker else ""
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*) FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
+            " AND (? IS NULL OR platform = ?) AND owner IS NOT NULL AND owner <> ?",
+            (platform, platform, me),
+        )
+        return int(row[0]) if row else 0
+
     async def _claimable(self, platform: str | None) -> bool:
         """Whether `claim` would find anything (a read: most heartbeats find nothing)."""
         row = await self._db.fetchone(
