@@ -268,3 +268,47 @@ async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
     assert len(slack.uploads) == 3 and set(uploads_per_job(slack).values()) == {1}
     assert states(database) == Counter(delivered=4)
     check_books(database, runpod_fake)
+
+
+async def test_a_killed_workers_jobs_are_taken_over_and_delivered_and_charged_once(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    runpod_fake.endpoints[FLUX].execution_time = 3.0
+    database = tmp_path / "bot.db"
+    async with slack_bots(tmp_path, runpod_fake, 3, **FAST_LEASES) as (slack, bots):
+        for n in range(9):
+            await imagine(slack, f"tin robot {n}", connection=n % 3)
+        await until(lambda: states(database)["submitted"] == 9, timeout=20)
+        bots[1].signal(signal.SIGKILL)
+        await until(lambda: len(slack.uploads) >= 9, timeout=30)
+        await until(lambda: states(database) == Counter(delivered=9), timeout=10)
+    taken = [bot.log().count("taken over in state submitted") for bot in (bots[0], bots[2])]
+    assert sum(taken) == 3, "the killed worker's three jobs were not taken over"
+    assert runpod_fake.count("run") == 9
+    assert len(slack.uploads) == 9 and set(uploads_per_job(slack).values()) == {1}
+    check_books(database, runpod_fake)
+
+
+async def test_a_paused_worker_neither_delivers_nor_charges_a_job_taken_from_it(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    runpod_fake.endpoints[FLUX].execution_time = 1.5
+    database = tmp_path / "bot.db"
+    async with slack_bots(tmp_path, runpod_fake, 2, **FAST_LEASES) as (slack, bots):
+        paused, other = bots
+        for n in range(2):
+            await imagine(slack, f"tin robot {n}", connection=0)
+        await until(lambda: states(database)["submitted"] == 2, timeout=20)
+        paused.signal(signal.SIGSTOP)  # past its lease: the other worker takes its jobs
+        try:
+            await until(lambda: len(slack.uploads) >= 2, timeout=30)
+            await until(lambda: states(database) == Counter(delivered=2), timeout=10)
+        finally:
+            paused.signal(signal.SIGCONT)
+        # Back, it finds its lease lost, stops those jobs and joins again as a new worker.
+        await until(lambda: paused.log().count(" joined; lease") == 2, timeout=20)
+    assert other.log().count("taken over in state submitted") == 2
+    assert "lost its lease" in paused.log()
+    assert runpod_fake.count("run") == 2
+    assert len(slack.uploads) == 2 and set(uploads_per_job(slack).values()) == {1}
+    check_books(database, runpod_fake)
