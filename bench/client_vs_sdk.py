@@ -59,6 +59,7 @@ from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text
 from bot.runpod import RunpodClient
+from bot.workers import Worker
 from tests.fakes.delivery import RecordingDelivery
 
 CLASSES = (("2s", 2.0), ("10s", 10.0), ("60s", 60.0))
@@ -215,6 +216,7 @@ def engine_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
         "quotas": {"daily_usd": None, "monthly_usd": None, "workspace": {"monthly_usd": None}},
         "http": {"host": "127.0.0.1", "port": webhook_port},
         "security": {"allow_private_urls": True},  # FakeRunpod's results are on 127.0.0.1
+        "workers": {"heartbeat_s": 3600, "lease_s": 86400},  # one lease outlasts the run
         "models": {"flux-schnell": {"endpoint": ENDPOINTS["webhook"]}},
     }
     return Settings(**sections)
@@ -237,6 +239,8 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
             follow_redirects=True,
         ) as http:
             db = await Database.open(settings.storage.database)
+            worker = Worker(db, settings.workers)
+            await worker.join()  # no heartbeat: the lease outlasts the run
             downloader = TimingDownloader(
                 http,
                 max_bytes=50 * 2**20,
@@ -250,6 +254,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
                 catalog=catalog,
                 settings=settings,
                 downloader=downloader,
+                worker=worker,
             )
             listener = Listener(jobs, host="127.0.0.1", port=port)
             await listener.start()

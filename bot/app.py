@@ -3,7 +3,8 @@
 Adapters are found through the `runpod_bot.adapters` entry-point group (see pyproject.toml), so
 the core names no platform: each entry point is `async def run(core: Core) -> None`, which
 registers its DeliveryFactory, connects, calls `core.jobs.resume(platform)` once it can post, and
-runs until cancelled.
+runs until cancelled. Every process that opens the core is a worker (bot/workers.py) renewing its
+lease while the core is open; `serve` also takes over the jobs of workers that died.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import RunpodClient
+from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Core:
     runpod: RunpodClient
     jobs: JobService
     http: httpx.AsyncClient
+    worker: Worker
     # Adapters report their connection here; `/health/ready` reads it.
     readiness: Readiness = field(default_factory=Readiness)
 
@@ -91,7 +95,9 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         trust_env=False,
     ) as http:
         db = await Database.open(settings.storage.database)
+        worker = Worker(db, settings.workers)
         try:
+            await worker.join()
             ledger = SqliteLedger(db, settings.quotas)
             runpod = RunpodClient(
                 http,
@@ -115,14 +121,37 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 catalog=catalog,
                 settings=settings,
                 downloader=downloader,
+                worker=worker,
             )
+            heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
             try:
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
-                yield Core(settings, catalog, db, ledger, runpod, jobs, http, readiness)
+                yield Core(settings, catalog, db, ledger, runpod, jobs, http, worker, readiness)
             finally:
                 await jobs.aclose()
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+                if worker.id:
+                    await worker.leave()
         finally:
             await db.close()
+
+
+async def _keep_lease(worker: Worker, jobs: JobService) -> None:
+    """Renew the lease every heartbeat; when it lapsed, stop this worker's jobs and rejoin."""
+    while True:
+        await asyncio.sleep(worker.settings.heartbeat_s)
+        try:
+            renewed = await worker.renew()
+        except sqlite3.Error as exc:  # e.g. locked past the busy timeout: try again next beat
+            log.warning("worker %s: lease not renewed: %s", worker.id, exc)
+            renewed = worker.holds_lease()
+        if not renewed:
+            try:
+                await jobs.lease_lost()
+            except sqlite3.Error as exc:  # could not rejoin: the next beat tries again
+                log.error("worker %s could not rejoin: %s", worker.id, exc)
 
 
 AdapterRun = Callable[[Core], Coroutine[Any, Any, None]]
@@ -163,6 +192,7 @@ async def serve(settings: Settings) -> None:
                 tasks.append(group.create_task(_sweep_forever(core), name="sweeper"))
                 if settings.reconcile.interval_hours:
                     tasks.append(group.create_task(reconcile_forever(core), name="reconcile"))
+                tasks.append(group.create_task(_recover_forever(core), name="recovery"))
                 log.info("running: %s", ", ".join(adapters))
                 await stop.wait()
                 log.info("shutting down; unfinished jobs resume at next start")
@@ -173,6 +203,16 @@ async def serve(settings: Settings) -> None:
             raise failed.exceptions[0] from None
         finally:
             await listener.stop()
+
+
+async def _recover_forever(core: Core) -> None:
+    """Take over, every heartbeat, the jobs of workers that died (their lease lapsed)."""
+    while True:
+        await asyncio.sleep(core.settings.workers.heartbeat_s)
+        try:
+            await core.jobs.recover()
+        except Exception:
+            log.exception("taking over jobs of dead workers failed")
 
 
 async def _sweep_forever(core: Core) -> None:

@@ -3,15 +3,19 @@
 The job is charged to a local identity (`cli:local:<user>`) that the default quotas apply to,
 so operators can try their limits. Results go to `--out` (or the current folder); `--show-request`
 prints the Runpod API call the job made, with the seeds it sent (as "Show request" in chat).
-`python -m bot resume` finishes terminal jobs that an interrupted `try` left behind.
+`python -m bot resume` finishes terminal jobs that an interrupted `try` left behind. Both drive
+only jobs no live process owns (bot/workers.py): a `try` beside a running bot or another `try`
+never touches their jobs.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -93,6 +97,11 @@ async def _resume(args: argparse.Namespace) -> int:
     async with open_core(settings) as core:
         _register(core)
         count = await core.jobs.resume(PLATFORM)
+        # A `try` that died just now still holds its lease: wait that long for it to run out.
+        deadline = time.monotonic() + settings.workers.lease_s + settings.workers.heartbeat_s
+        while await core.jobs.driven_elsewhere(PLATFORM) and time.monotonic() < deadline:
+            await asyncio.sleep(settings.workers.heartbeat_s)
+            count += await core.jobs.recover()
         print(f"resumed {count} job(s)", file=sys.stderr)
         await core.jobs.wait_idle()
     return 0

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -203,6 +204,24 @@ class DeliverySettings(Section):
     attempt_timeout_s: float = Field(default=120.0, gt=0)
 
 
+class WorkerSettings(Section):
+    """Leases: how several processes on one database share its jobs (docs/scaling.md).
+
+    Each process renews its lease every `heartbeat_s`; a job whose owner has not renewed for
+    `lease_s` is taken over by another process. `lease_s` must leave room for a few missed
+    heartbeats.
+    """
+
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _room_for_missed_beats(self) -> WorkerSettings:
+        if self.lease_s < 2 * self.heartbeat_s:
+            raise ValueError("lease_s must be at least twice heartbeat_s")
+        return self
+
+
 class HttpSettings(Section):
     """The bot's own small HTTP listener (Runpod webhooks, links to results)."""
 
@@ -274,6 +293,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     http: HttpSettings = HttpSettings()
     delivery: DeliverySettings = DeliverySettings()
+    workers: WorkerSettings = WorkerSettings()
     policy: PolicySettings = PolicySettings()
     security: SecuritySettings = SecuritySettings()
     # Catalog additions and overrides, keyed by model id (see config.example.toml).

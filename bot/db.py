@@ -153,7 +153,22 @@ CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
 CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
 """
 
-MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA]
+# Version 3: workers and their leases (bot/workers.py). Instants are the database's clock in
+# Unix seconds (`workers.DB_NOW`); a job's `owner` is the worker driving it, NULL when none is.
+_WORKERS_SCHEMA = """
+CREATE TABLE workers (
+    id           TEXT PRIMARY KEY,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
+"""
+
+MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA, _WORKERS_SCHEMA]
 
 
 class SchemaTooNew(BotError):

@@ -4,7 +4,8 @@
 quota hold) before it returns, so refusals reach the user at once; the rest runs in tasks this
 service owns (`lifecycle.JobRunner`). Every state change is written to the jobs table before the
 next step, which is what lets `resume()` carry on after a restart instead of losing or repeating
-work. README ("How the money stays right") says what this guarantees.
+work. README ("How the money stays right") says what this guarantees. Several processes may
+share the database: each drives only the jobs its worker owns (bot/workers.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from bot.requests import COMMANDS, Request, request_type_for
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
 from bot.spool import Spool
+from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +97,13 @@ class JobService:
         catalog: Catalog,
         settings: Settings,
         downloader: Downloader,
+        worker: Worker,
     ) -> None:
         self.catalog = catalog
         self.ledger = ledger
         self._db = db
-        self._store = JobStore(db)
+        self._worker = worker
+        self._store = JobStore(db, worker)
         self._settings = settings
         self._downloader = downloader
         self._policy = Policy(settings.policy)
@@ -111,7 +115,7 @@ class JobService:
             storage.spool_dir / ".link-key",
         )
         self._factories: dict[str, DeliveryFactory] = {}
-        self._started_at = time.time()  # jobs created since then are this process's own
+        self._resumed: set[str] = set()  # platforms whose jobs this process may take over
         self._runner = JobRunner(
             store=self._store,
             db=db,
@@ -123,6 +127,7 @@ class JobService:
             archive=self._archive,
             spool=self.spool,
             courier=Courier(settings.delivery, self.links),
+            worker=worker,
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -230,7 +235,7 @@ class JobService:
                 raise InvalidRequest("This confirmation expired; run the command again.")
         identity = Identity(*job.identity, roles=roles)
         async with self._db.transaction() as tx:
-            confirmed = await self._store.transition(job.id, WAITING, "held", tx=tx)
+            confirmed = await self._store.transition(job.id, WAITING, "held", tx=tx, take=True)
             if confirmed is not None:
                 await self.ledger.hold(job.id, identity, job.estimate, model=job.model, tx=tx)
         if confirmed is None:
@@ -342,34 +347,58 @@ class JobService:
         return self._runner.webhook(job_id, index, token, state)
 
     async def resume(self, platform: str | None = None) -> int:
-        """Carry on every job a previous run left unfinished (of one platform); returns how many.
+        """Carry on the unfinished jobs (of one platform) no live worker drives; how many.
 
-        Jobs this process created are left to the tasks already driving them: an adapter may
-        accept commands before it resumes, and a row read here can be stale by the time it is
-        used (a job that finished meanwhile would be driven again from its old state).
+        A job is taken only once its owner's lease has lapsed (or its owner handed it back at
+        shutdown), in one atomic claim (`JobStore.claim`), so jobs other running processes
+        drive, and this process's own, are left alone. Afterwards `recover` keeps taking over
+        this platform's orphaned jobs.
         """
-        jobs = await self._store.unfinished()
-        resumed = 0
-        for job in jobs:
-            if platform is not None and job.channel.platform != platform:
-                continue
-            if job.created_at >= self._started_at:
-                continue
-            if job.state == "awaiting_confirmation":
-                if time.time() - job.created_at > CONFIRMATION_TTL_S:
-                    await self._store.transition(
-                        job.id, WAITING, "cancelled", error="confirmation expired", notified=True
-                    )
-                continue
+        if platform is not None:
+            self._resumed.add(platform)
+        await self._expire_confirmations(platform)
+        return await self._take_over(platform)
+
+    async def recover(self) -> int:
+        """Take over jobs of dead workers on the platforms resumed so far (every heartbeat)."""
+        taken = 0
+        for platform in sorted(self._resumed):
+            taken += await self._take_over(platform)
+        return taken
+
+    async def driven_elsewhere(self, platform: str) -> int:
+        """Unfinished jobs of `platform` that other workers own (alive, or not yet known dead)."""
+        return await self._store.driven_elsewhere(platform)
+
+    async def lease_lost(self) -> None:
+        """This worker's lease lapsed: stop its jobs (others may own them now), join anew."""
+        log.error(
+            "worker %s lost its lease; its jobs are left to whoever takes them", self._worker.id
+        )
+        await self._runner.stop_all()
+        await self._worker.join()
+
+    async def _take_over(self, platform: str | None) -> int:
+        taken = 0
+        for job in await self._store.claim(platform):
             try:
                 delivery = self._delivery(job)
             except BotError as exc:
                 log.error("job %s cannot be resumed: %s", job.id, exc.message)
                 continue
-            log.info("job %s resumed in state %s", job.id, job.state)
+            log.info("job %s taken over in state %s", job.id, job.state)
             self._runner.start(job, delivery, resumed=True)
-            resumed += 1
-        return resumed
+            taken += 1
+        return taken
+
+    async def _expire_confirmations(self, platform: str | None) -> None:
+        for job in await self._store.unfinished():
+            if platform is not None and job.channel.platform != platform:
+                continue
+            if job.state in WAITING and time.time() - job.created_at > CONFIRMATION_TTL_S:
+                await self._store.transition(
+                    job.id, WAITING, "cancelled", error="confirmation expired", notified=True
+                )
 
     async def sweep(self) -> list[str]:
         """Release holds whose job is gone: not running here and not waiting to be resumed."""

@@ -5,6 +5,8 @@ received -> held -> submitting -> submitted -> completed -> delivered, or ends i
 timed_out / cancelled with the hold released. A completed job the platform refused past
 `delivery.horizon_s` is `undeliverable`: charged, kept in the spool, still offered until shown. `notified` records that the user was told how a
 job ended, so a crash between ending a job and telling the user is repaired on the next start.
+`owner` is the worker driving the job (bot/workers.py); a store given a worker fences every
+write that moves a job on that worker still owning it under a live lease.
 Amounts here are Decimal text for display; the ledger holds the authoritative integer amounts.
 """
 
@@ -22,6 +24,7 @@ import aiosqlite
 
 from bot.db import Database
 from bot.delivery import ChannelRef
+from bot.workers import LIVE_WORKERS, LeaseLost, Worker
 
 ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
 FAILED_STATES = ("failed", "timed_out", "cancelled")
@@ -30,6 +33,12 @@ FINAL_STATES = ("delivered", *FAILED_STATES)
 UNDELIVERED_STATES = ("completed", "undeliverable")
 # Jobs with a result /show can give back.
 WITH_RESULT = ("delivered", *UNDELIVERED_STATES)
+# What a restart or a takeover must carry on: still running, or ended without the user told.
+_UNFINISHED = (
+    "(state IN ('awaiting_confirmation', 'held', 'submitting', 'submitted', 'completed')"
+    " OR (notified = 0 AND state IN"
+    " ('delivered', 'undeliverable', 'failed', 'timed_out', 'cancelled')))"
+)
 
 
 @dataclass(frozen=True)
@@ -85,15 +94,18 @@ class JobRecord:
 
 
 class JobStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, worker: Worker | None = None) -> None:
         self._db = db
+        self._worker = worker
 
     async def insert(self, job: JobRecord, *, tx: aiosqlite.Connection) -> None:
+        """Add a job; one that is to be driven (`held`) belongs to this store's worker."""
         now = time.time()
+        owner = self._worker.id if self._worker and job.state == "held" else None
         await tx.execute(
             "INSERT INTO jobs (id, platform, workspace, user_id, channel_ref, command, model,"
-            " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at,"
+            " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.id,
                 *job.identity,
@@ -108,19 +120,28 @@ class JobStore:
                 job.cache_key,
                 job.created_at,
                 now,
+                owner,
             ),
         )
 
     async def save(
         self, job: JobRecord, *, tx: aiosqlite.Connection | None = None, **changes: Any
     ) -> JobRecord:
-        """Write the job's state, copies, cost and error; returns the updated record."""
+        """Write the job's state, copies, cost and error; returns the updated record.
+
+        Fenced: with a worker, the row changes only while that worker owns the job under a
+        live lease, else `LeaseLost` is raised (and the caller's transaction rolls back). A job
+        left with nothing to drive (ended and told) is released from its owner.
+        """
         job = replace(job, **changes, updated_at=time.time())
         if job.state in FINAL_STATES and job.finished_at is None:
             job = replace(job, finished_at=job.updated_at)
+        done = job.notified and job.state in FINAL_STATES
+        fence, fence_params = self._fence()
         sql = (
             "UPDATE jobs SET state = ?, cost = ?, copies = ?, error = ?, notified = ?,"
-            " updated_at = ?, finished_at = ? WHERE id = ?"
+            " updated_at = ?, finished_at = ?, owner = CASE WHEN ? THEN NULL ELSE owner END"
+            f" WHERE id = ?{fence}"
         )
         params = (
             job.state,
@@ -130,13 +151,84 @@ class JobStore:
             int(job.notified),
             job.updated_at,
             job.finished_at,
+            int(done),
             job.id,
+            *fence_params,
         )
-        if tx is not None:
-            await tx.execute(sql, params)
-        else:  # one hand-off to the writer thread, group-committed with concurrent writes
-            await self._db.run(lambda raw: raw.execute(sql, params))
+
+        def write(raw: sqlite3.Connection) -> None:
+            if raw.execute(sql, params).rowcount != 1 and fence:
+                raise LeaseLost(f"job {job.id} is no longer this worker's")
+
+        # Without tx: one hand-off to the writer thread, group-committed with concurrent writes.
+        await self._db.run(write, tx=tx)
         return job
+
+    async def affirm(self, job_id: str) -> None:
+        """Raise `LeaseLost` unless this store's worker owns the job under a live lease now.
+
+        Checked just before something leaves the process for good (a result, a failure
+        notice), which no fenced write could take back.
+        """
+        fence, fence_params = self._fence()
+        if not fence:
+            return
+        row = await self._db.fetchone(
+            f"SELECT 1 FROM jobs WHERE id = ?{fence}", (job_id, *fence_params)
+        )
+        if row is None:
+            raise LeaseLost(f"job {job_id} is no longer this worker's")
+
+    async def claim(self, platform: str | None) -> list[JobRecord]:
+        """Take over, atomically, the unfinished jobs (of `platform`) that no live worker owns.
+
+        One statement, under SQLite's write lock: two workers claiming at once cannot both
+        take a job, and a job whose owner still renews its lease is never taken. Returns the
+        jobs as committed, oldest first. Jobs waiting for a confirmation have no owner and
+        are not claimed (any process may confirm them).
+        """
+        assert self._worker is not None, "claiming needs a worker"
+        me = self._worker.id
+
+        def take(raw: sqlite3.Connection) -> list[JobRecord]:
+            rows = raw.execute(
+                f"UPDATE jobs SET owner = ? WHERE {_UNFINISHED}"
+                " AND state <> 'awaiting_confirmation' AND (? IS NULL OR platform = ?)"
+                f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS}))"
+                f" AND ? IN ({LIVE_WORKERS}) RETURNING {_COLUMNS}",
+                (me, platform, platform, me),
+            ).fetchall()
+            return sorted((_record(row) for row in rows), key=lambda job: job.created_at)
+
+        if not await self._claimable(platform):
+            return []
+        return await self._db.run(take)
+
+    async def driven_elsewhere(self, platform: str | None) -> int:
+        """How many unfinished jobs (of `platform`) another worker owns, live or not yet lapsed."""
+        me = self._worker.id if self._worker else ""
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*) FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
+            " AND (? IS NULL OR platform = ?) AND owner IS NOT NULL AND owner <> ?",
+            (platform, platform, me),
+        )
+        return int(row[0]) if row else 0
+
+    async def _claimable(self, platform: str | None) -> bool:
+        """Whether `claim` would find anything (a read: most heartbeats find nothing)."""
+        row = await self._db.fetchone(
+            f"SELECT 1 FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
+            " AND (? IS NULL OR platform = ?)"
+            f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS})) LIMIT 1",
+            (platform, platform),
+        )
+        return row is not None
+
+    def _fence(self) -> tuple[str, tuple[str, ...]]:
+        """The WHERE clause that limits a write to jobs this worker owns under a live lease."""
+        if self._worker is None:
+            return "", ()
+        return f" AND owner = ? AND owner IN ({LIVE_WORKERS})", (self._worker.id,)
 
     async def transition(
         self,
@@ -147,23 +239,27 @@ class JobStore:
         tx: aiosqlite.Connection | None = None,
         error: str | None = None,
         notified: bool = False,
+        take: bool = False,
     ) -> JobRecord | None:
         """Move the job to `to_state` only if its committed state is one of `from_states`.
 
         Returns the row as committed, or None when the job was elsewhere: another click or task
         moved it first, and the caller must answer from the job's state as it now is. This is
         how two racing clicks (Confirm and Cancel) end with exactly one of them taking effect.
+        With `take`, the job becomes this store's worker's to drive.
         """
         sources = tuple(from_states)
         marks = ", ".join("?" for _ in sources)
         now = time.time()
         finished = now if to_state in FINAL_STATES else None
+        owner = self._worker.id if take and self._worker else None
 
         def move(raw: sqlite3.Connection) -> JobRecord | None:
             moved = raw.execute(
                 "UPDATE jobs SET state = ?, error = COALESCE(?, error), notified = ?,"
-                f" updated_at = ?, finished_at = ? WHERE id = ? AND state IN ({marks})",
-                (to_state, error, int(notified), now, finished, job_id, *sources),
+                " updated_at = ?, finished_at = ?, owner = COALESCE(?, owner)"
+                f" WHERE id = ? AND state IN ({marks})",
+                (to_state, error, int(notified), now, finished, owner, job_id, *sources),
             )
             if moved.rowcount != 1:
                 return None
@@ -178,13 +274,8 @@ class JobStore:
 
     async def unfinished(self) -> list[JobRecord]:
         """Jobs a restart must carry on: still active, or ended without the user being told."""
-        marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks})"
-            " OR (notified = 0 AND state IN"
-            " ('delivered', 'undeliverable', 'failed', 'timed_out', 'cancelled'))"
-            " ORDER BY created_at",
-            ACTIVE_STATES,
+            f"SELECT {_COLUMNS} FROM jobs WHERE {_UNFINISHED} ORDER BY created_at"
         )
         return [_record(row) for row in rows]
 

@@ -16,7 +16,10 @@ Rules that keep money and results safe:
   it with the same job id, which adapters use to deduplicate;
 - a result the platform refuses is offered again on every route with backoff (`bot.courier`),
   across restarts; past `delivery.horizon_s` the job is `undeliverable` (still charged: Runpod
-  billed it; kept for /show) and is still offered, becoming `delivered` once shown.
+  billed it; kept for /show) and is still offered, becoming `delivered` once shown;
+- every write is fenced on this worker owning the job (bot/workers.py), and the lease is checked
+  again before a /run or a message leaves: a job this worker lost (`LeaseLost`) just stops,
+  telling no one and charging nothing, since its new owner does both.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from bot.runpod import FINAL_STATES, JobState, RunpodClient, RunpodError
 from bot.slots import Slots
 from bot.spool import Spool
 from bot.tracking import Tracker, runpod_reason
+from bot.workers import LeaseLost, Worker
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,9 @@ class JobRunner:
         archive: Archive | None,
         spool: Spool,
         courier: Courier,
+        worker: Worker,
     ) -> None:
+        self._worker = worker
         self._store = store
         self._db = db
         self._ledger = ledger
@@ -130,6 +136,10 @@ class JobRunner:
 
     async def aclose(self) -> None:
         """Stop driving jobs; their state stays in the database for `resume()` next start."""
+        await self.stop_all()
+
+    async def stop_all(self) -> None:
+        """Stop every job task where it is, writing nothing (a lost lease, or shutdown)."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -159,6 +169,8 @@ class JobRunner:
                 await self._deliver(job, model, delivery)
             elif job.state in ("failed", "timed_out", "cancelled") and not job.notified:
                 await self._tell_failure(job, delivery)
+        except LeaseLost:
+            log.warning("job %s: no longer this worker's; left to its new owner", job.id)
         except asyncio.CancelledError:
             if job.id in self._cancel_requested:
                 # cancelled by the user while waiting for a slot: nothing ran at Runpod
@@ -224,6 +236,7 @@ class JobRunner:
             if job.id in self._cancel_requested:
                 copies[index] = replace(copy, status="CANCELLED", error="cancelled")
                 continue
+            self._check_lease(job)
             try:
                 state = await self._runpod.run(
                     model.endpoint,
@@ -299,11 +312,11 @@ class JobRunner:
         spooled = tuple(f for index in sorted(files) for f in files[index])
         if spooled:
             await asyncio.to_thread(self._spool.save, job.id, spooled)
-        async with self._db.transaction() as tx:
-            settlement = await self._ledger.settle(job.id, total, tx=tx)
+        async with self._db.transaction() as tx:  # fenced write first: a lost job charges nothing
             job = await self._store.save(
                 job, tx=tx, state="completed", cost=total, copies=tuple(copies)
             )
+            settlement = await self._ledger.settle(job.id, total, tx=tx)
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._prefetched[job.id] = (files, settlement)
         return job
@@ -352,6 +365,7 @@ class JobRunner:
             result = replace(result, notes=(*result.notes, LATE_NOTE))
         failures = 0
         while True:
+            await self._still_mine(job)
             try:
                 route = await self._courier.hand_over(delivery, result)
             except Undelivered as exc:
@@ -427,9 +441,9 @@ class JobRunner:
 
     async def _end_quietly(self, job: JobRecord, state: str, message: str) -> JobRecord:
         """Release the hold and record how the job ended; the user is told by `_drive`."""
-        async with self._db.transaction() as tx:
-            await self._ledger.release(job.id, reason=state, tx=tx)
+        async with self._db.transaction() as tx:  # fenced write first: a lost job keeps its hold
             job = await self._store.save(job, tx=tx, state=state, error=message, cost=Decimal(0))
+            await self._ledger.release(job.id, reason=state, tx=tx)
         log.info("job %s %s: %s", job.id, state, message, extra=job_fields(job))
         return job
 
@@ -438,6 +452,7 @@ class JobRunner:
         await self._tell_failure(job, delivery)
 
     async def _tell_failure(self, job: JobRecord, delivery: Delivery) -> None:
+        await self._still_mine(job)
         await delivery.fail(
             Failure(job.id, job.error or job.state, charged=Decimal(0), retryable=True)
         )
@@ -463,6 +478,16 @@ class JobRunner:
         await delivery.deliver(replace(result, cached=True, cost=Decimal(0)))
         log.info("job %s delivered from the cache of %s", job.id, earlier.id)
         return True
+
+    def _check_lease(self, job: JobRecord) -> None:
+        """Raise `LeaseLost` when this worker's lease may have lapsed (local monotonic check)."""
+        if not self._worker.holds_lease():
+            raise LeaseLost(f"job {job.id}: this worker's lease may have lapsed")
+
+    async def _still_mine(self, job: JobRecord) -> None:
+        """Before a message leaves for good: the lease holds here and the job is still ours."""
+        self._check_lease(job)
+        await self._store.affirm(job.id)
 
     def _webhook_url(self, job: JobRecord, index: int) -> str | None:
         base = self._settings.runpod.webhook_url

@@ -38,6 +38,7 @@ async def crash_loop(tmp_path: Path, fake: FakeRunpod, rounds: int, seed: int) -
         f'[runpod]\nbase_url = "{fake.base_url}"\nmax_retries = 2\n'
         f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         "[jobs]\nprogress_interval_s = 0.2\n"
+        "[workers]\nheartbeat_s = 0.2\nlease_s = 1\n"  # a killed `try`'s jobs free up fast
         '[http]\nport = 0\nhost = "127.0.0.1"\n'
         "[quotas]\ndaily_usd = 100\nmonthly_usd = 1000\n"
         "[security]\nallow_private_urls = true\n",  # FakeRunpod serves results on 127.0.0.1

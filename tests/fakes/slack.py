@@ -444,9 +444,13 @@ class FakeSlack:
         retry_attempt: int = 0,
         retry_reason: str = "",
         timeout: float = 5.0,
+        connection: int = -1,
     ) -> str:
         """Deliver an envelope (``events_api``, ``slash_commands`` or ``interactive``) to the
-        newest connection, waiting up to ``timeout`` for one; returns the ``envelope_id``."""
+        newest connection, waiting up to ``timeout`` for one; returns the ``envelope_id``.
+
+        ``connection`` picks another open connection, by the order they connected (Slack
+        spreads envelopes over an app's connections; tests choose which process gets one)."""
         sockets = await self.wait_for(self._open_sockets, timeout)
         envelope_id = str(uuid.uuid4())
         envelope: dict[str, Any] = {
@@ -457,7 +461,7 @@ class FakeSlack:
         }
         if envelope_type == "events_api":
             envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
-        await sockets[-1].send_json(envelope)
+        await sockets[connection].send_json(envelope)
         return envelope_id
 
     async def wait_for_ack(
