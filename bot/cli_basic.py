@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from bot import pricing
-from bot.catalog import KIND_LABELS, Catalog, load_catalog
+from bot.catalog import Catalog, load_catalog
+from bot.commands import command_of_kind
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
 
@@ -88,7 +89,7 @@ def _limit(value: Any) -> str:
 
 def _models(args: argparse.Namespace) -> int:
     _, catalog = settings_and_catalog(args)
-    rows = [(m.id, KIND_LABELS[m.kind], pricing.describe(m), m.endpoint) for m in catalog]
+    rows = [(m.id, command_of_kind(m.kind).label, pricing.describe(m), m.endpoint) for m in catalog]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in sorted(rows, key=lambda r: (r[1], r[0])):
         print(

@@ -18,12 +18,12 @@ from typing import TextIO
 from bot import pricing, show
 from bot.app import Core, open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
+from bot.commands import command_of_kind
 from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
-from bot.errors import InvalidRequest
 from bot.jobs import Invocation
 from bot.policy import Where
 from bot.quota import Identity
-from bot.requests import COMMANDS, build_request
+from bot.requests import build_request
 
 PLATFORM = "cli"
 EXIT_FAILED = 1
@@ -52,9 +52,7 @@ def local_identity() -> Identity:
 async def _try(args: argparse.Namespace) -> int:
     settings, catalog = settings_and_catalog(args)
     model = catalog.get(args.model)
-    command = next((name for name, (_, kinds) in COMMANDS.items() if model.kind in kinds), None)
-    if command is None:
-        raise InvalidRequest(f"{model.id} cannot be run from here")
+    command = command_of_kind(model.kind).name
     options = parse_key_values(args.param)
     options["model"] = model.id
     options["count"] = args.count
@@ -131,7 +129,7 @@ class TerminalDelivery:
             partial.write_bytes(file.data)
             partial.replace(path)
             print(f"wrote {path}", file=self._stream)
-        if result.text and result.command in ("ask", "transcribe"):
+        if result.text and command_of_kind(result.kind).output == "text":
             print(result.text)
         cost = "free (cached)" if result.cached else pricing.format_usd(result.cost)
         print(f"cost: {cost}. {result.remaining}".rstrip(), file=self._stream)

@@ -17,7 +17,6 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +37,7 @@ from bot.links import ResultLinks
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
 from bot.quota import Identity
-from bot.requests import COMMANDS, Request, request_type_for
+from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
 from bot.spool import Spool
@@ -135,6 +134,11 @@ class JobService:
     def policy(self) -> Policy:
         return self._policy
 
+    @property
+    def confirm_above(self) -> Decimal:
+        """A job estimated above this waits for its requester to confirm it."""
+        return self._settings.jobs.confirm_above_usd
+
     def model_of(self, request: Request) -> Model:
         return self.catalog.get(request.model)
 
@@ -170,7 +174,7 @@ class JobService:
                 invocation.identity.user,
             ),
             channel=invocation.channel,
-            command=_command_of(request, model),
+            command=request.command,
             model=model.id,
             request={
                 "input": dict(request.input),
@@ -263,37 +267,25 @@ class JobService:
         await self._runner.cancel(job)
         return "Cancelling. Anything not finished will not be charged."
 
-    async def rerun(
-        self,
-        job_id: str,
-        community: Community,
-        *,
-        mode: str,
-        invocation_of: Callable[[Request], Invocation],
-    ) -> Submitted:
-        """Reroll (same options, new seed) or variations (same options, new seeds, up to 4).
+    async def rerun_request(self, job_id: str, community: Community, *, mode: str) -> Request:
+        """A past job's request again: "reroll" (a new seed) or "variations" (four new seeds).
 
-        `invocation_of(request)` builds the Invocation for whoever clicked, where they clicked.
+        The adapter submits it for whoever clicked, where they clicked.
         """
-        job = await self._known(job_id, community)
-        request = self.request_of(job)
-        model = self.catalog.get(job.model)
-        if "seed" in model.params:
+        if mode not in ("reroll", "variations"):
+            raise InvalidRequest(f"unknown rerun mode {mode!r}")
+        request = self.request_of(await self._known(job_id, community))
+        if "seed" in self.catalog.get(request.model).params:
             request = request.with_input(seed=-1)
-        if mode == "variations":
-            request = type(request)(
-                model=request.model, input=request.input, count=4, media=request.media
-            )
-        return await self.submit(invocation_of(request))
+        return replace(request, count=4) if mode == "variations" else request
 
     def request_of(self, job: JobRecord) -> Request:
-        model = self.catalog.get(job.model)
-        request_type = request_type_for(model.kind)
-        return request_type(
-            model=job.model,
-            input=job.request["input"],
-            count=job.count,
-            media=tuple(job.request.get("media") or ()),
+        return Request(
+            job.command,
+            job.model,
+            job.request["input"],
+            job.count,
+            tuple(job.request.get("media") or ()),
         )
 
     async def job(self, job_id: str, community: Community) -> JobRecord | None:
@@ -460,13 +452,6 @@ def _seeds(model: Model, request: Request) -> list[int | None]:
         high = SEED_MAX if spec.max is None else int(spec.max)
         return [random.randint(low, high) for _ in range(request.count)]
     return [base + i for i in range(request.count)]
-
-
-def _command_of(request: Request, model: Model) -> str:
-    for name, (request_type, kinds) in COMMANDS.items():
-        if isinstance(request, request_type) and model.kind in kinds:
-            return name
-    return request.command
 
 
 def _capped(model: Model, amount: Decimal) -> str:

@@ -406,6 +406,7 @@ class JobRunner:
             model=model.name,
             model_id=model.id,
             prompt=prompt_of(job.input),
+            kind=model.kind,
             files=tuple(f for index in sorted(files) for f in files[index]),
             text="\n\n".join(t for t in texts if t) or None,
             seeds=tuple(
