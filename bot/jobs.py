@@ -37,6 +37,7 @@ from bot.links import ResultLinks
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
 from bot.quota import Identity
+from bot.quote import Quote, quote
 from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
@@ -134,10 +135,17 @@ class JobService:
     def policy(self) -> Policy:
         return self._policy
 
-    @property
-    def confirm_above(self) -> Decimal:
-        """A job estimated above this waits for its requester to confirm it."""
-        return self._settings.jobs.confirm_above_usd
+    async def quote(self, request: Request, identity: Identity, where: Where) -> Quote:
+        """`/cost`: what `request` would cost `identity` here, and whether it could run."""
+        usage = await self.ledger.usage(identity)
+        return quote(
+            request,
+            usage,
+            where,
+            catalog=self.catalog,
+            policy=self._policy,
+            jobs=self._settings.jobs,
+        )
 
     def model_of(self, request: Request) -> Model:
         return self.catalog.get(request.model)
@@ -146,11 +154,6 @@ class JobService:
         return self._settings.jobs.default_models[command]
 
     # --- asking -------------------------------------------------------------------------
-
-    def estimate(self, request: Request) -> Decimal:
-        """What the request would hold, from its parameters alone (`/cost`: nothing is read)."""
-        model = self.model_of(request)
-        return pricing.bound(model, request.input, self._settings.jobs).amount * request.count
 
     async def submit(self, invocation: Invocation, *, confirmed: bool = False) -> Submitted:
         """Check, price, hold and start a job; raises a BotError the user should see.

@@ -21,9 +21,9 @@ def parse_usd(text: str, what: str = "the amount") -> Decimal:
     try:
         value = Decimal(text.strip().removeprefix("$"))
     except InvalidOperation:
-        raise InvalidRequest(f"{what} must be an amount in USD, like 2.50 (got {text!r})") from None
+        raise InvalidRequest(f"{what} is not an amount in USD (like 2.50): {text!r}") from None
     if not value.is_finite() or value < 0:
-        raise InvalidRequest(f"{what} must be zero or more (got {text!r})")
+        raise InvalidRequest(f"{what} is not a non-negative amount in USD: {text!r}")
     return admin_amount(value)
 
 

@@ -3,7 +3,7 @@
 Every surface (Discord, Slack, the terminal) asks this one question and shows the answer in its
 own idiom, so the facts are the same everywhere: the estimate, the model's price, the member's
 tightest allowance, whether the estimate is more than that, a policy refusal, and whether the
-job would ask for confirmation first.
+job would ask for confirmation first. Nothing is read but the request and the ledger.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot import pricing
-from bot.catalog import Model
+from bot.catalog import Catalog, Model
+from bot.config import JobSettings
 from bot.errors import PolicyDenied
-from bot.jobs import JobService
-from bot.policy import Where
-from bot.quota import Allowance, Identity
+from bot.ledger_records import Usage
+from bot.policy import Policy, Where
+from bot.quota import Allowance
 from bot.requests import Request
 
 
@@ -37,18 +38,28 @@ class Quote:
         return left is not None and self.estimate > left
 
 
-async def quote(jobs: JobService, request: Request, identity: Identity, where: Where) -> Quote:
-    model = jobs.model_of(request)
-    amount = jobs.estimate(request)
-    usage = await jobs.ledger.usage(identity)
-    limited = [a for a in (*usage.user, *usage.workspace) if a.remaining is not None]
+def quote(
+    request: Request,
+    usage: Usage | None,
+    where: Where,
+    *,
+    catalog: Catalog,
+    policy: Policy,
+    jobs: JobSettings,
+) -> Quote:
+    """The answer for the member whose `usage` this is (None: no ledger to read, as in a
+    terminal without a database)."""
+    model = catalog.get(request.model)
+    amount = pricing.bound(model, request.input, jobs).amount * request.count
+    allowances = [*usage.user, *usage.workspace] if usage else []
+    limited = [a for a in allowances if a.remaining is not None]
     tightest = min(limited, key=lambda a: a.remaining or Decimal(0), default=None)
     try:
-        jobs.policy.check(request.command, model, request.prompt, where)
+        policy.check(request.command, model, request.prompt, where)
         refusal = None
     except PolicyDenied as exc:
         refusal = exc.message
-    threshold = jobs.confirm_above
+    threshold = jobs.confirm_above_usd
     return Quote(
         request=request,
         model=model,

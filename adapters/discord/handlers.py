@@ -32,7 +32,6 @@ from bot.commands import COMMANDS
 from bot.delivery import ChannelRef
 from bot.jobs import Invocation
 from bot.quota import format_usd
-from bot.quote import quote
 from bot.requests import Request, build_request
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class JobHandlers:
 
     async def estimate(self, interaction: discord.Interaction, ask: Ask) -> None:
         where = where_of(interaction, self._settings)
-        found = await quote(self._core.jobs, self._request(ask), identity_of(interaction), where)
+        found = await self._core.jobs.quote(self._request(ask), identity_of(interaction), where)
         embed = discord.Embed(colour=render.COLOUR, title=f"/{ask.command} with {found.model.name}")
         embed.add_field(name="Estimate", value=format_usd(found.estimate))
         embed.add_field(name="Price", value=found.price)

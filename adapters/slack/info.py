@@ -17,7 +17,7 @@ from bot.errors import InvalidRequest, UnknownModel
 from bot.jobs import UNKNOWN_JOB
 from bot.past import PastResult, Viewer, past_result
 from bot.quota import Allowance, format_usd
-from bot.quote import Quote, quote
+from bot.quote import Quote
 from bot.requests import OPTION_HELP, parse_text
 
 MAX_REPLY = 3900
@@ -104,7 +104,7 @@ async def cost_text(ctx: SlackContext, origin: Origin, text: str) -> str:
             command, rest, ctx.core.catalog, default_model=jobs.default_model(command)
         )
         identity = await ctx.people.identity(origin.team, origin.user)
-        return quote_text(await quote(jobs, request, identity, await ctx.where(origin)))
+        return quote_text(await jobs.quote(request, identity, await ctx.where(origin)))
     named = _model_named(ctx, word)
     if named is not None:
         return f"{escape(named.name)} (`{named.id}`): {escape(pricing.describe(named))}"
