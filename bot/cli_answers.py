@@ -82,7 +82,7 @@ async def _cost(args: argparse.Namespace) -> int:
         policy=Policy(settings.policy),
         jobs=settings.jobs,
     )
-    print(pricing.format_usd(found.estimate))
+    print(pricing.exact_usd(found.estimate))
     print(f"{model.name}: {found.price}")
     if found.tightest is not None:
         print(f"left: {found.tightest.describe()}")
@@ -91,7 +91,7 @@ async def _cost(args: argparse.Namespace) -> int:
     if found.refusal is not None:
         print(f"not allowed: {found.refusal}")
     if found.confirm_above is not None:
-        print(f"above {pricing.format_usd(found.confirm_above)}: it asks for confirmation first")
+        print(f"above {pricing.exact_usd(found.confirm_above)}: it asks for confirmation first")
     return 0
 
 
@@ -126,7 +126,7 @@ async def _show(args: argparse.Namespace) -> int:
         if result is None:
             print(f"no result to show{f': {past.error}' if past.error else ''}")
             return 0
-        print(f"model: {result.model}; cost: {pricing.format_usd(result.cost)}")
+        print(f"model: {result.model}; cost: {pricing.exact_usd(result.cost)}")
         if result.seeds:
             print(f"seeds: {', '.join(map(str, result.seeds))}")
         for file in result.files:

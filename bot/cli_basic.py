@@ -80,7 +80,7 @@ def _is_set(secret: Any) -> str:
 
 
 def _limit(value: Any) -> str:
-    return "unlimited" if value is None else pricing.format_usd(value)
+    return "unlimited" if value is None else pricing.exact_usd(value)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -78,7 +78,7 @@ async def _try(args: argparse.Namespace) -> int:
             confirmed=args.yes,
         )
         print(
-            f"job {submitted.job_id}: estimated {pricing.format_usd(submitted.estimate)}",
+            f"job {submitted.job_id}: estimated {pricing.exact_usd(submitted.estimate)}",
             file=sys.stderr,
         )
         await core.jobs.wait_idle()
@@ -113,8 +113,8 @@ class TerminalDelivery:
     async def confirm(self, request: Confirmation) -> None:
         self.ok = False
         print(
-            f"{request.summary} is estimated at {pricing.format_usd(request.estimate)}, above the"
-            f" {pricing.format_usd(request.threshold)} confirmation threshold: run again with --yes.",
+            f"{request.summary} is estimated at {pricing.exact_usd(request.estimate)}, above the"
+            f" {pricing.exact_usd(request.threshold)} confirmation threshold: run again with --yes.",
             file=self._stream,
         )
 
@@ -131,7 +131,7 @@ class TerminalDelivery:
             print(f"wrote {path}", file=self._stream)
         if result.text and command_of_kind(result.kind).output == "text":
             print(result.text)
-        cost = "free (cached)" if result.cached else pricing.format_usd(result.cost)
+        cost = "free (cached)" if result.cached else pricing.exact_usd(result.cost)
         print(f"cost: {cost}. {result.remaining}".rstrip(), file=self._stream)
         for note in result.notes:
             print(f"note: {note}", file=self._stream)

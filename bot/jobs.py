@@ -427,7 +427,7 @@ class JobService:
         if job.state in RUNNING_STATES:
             return "This job is already running; it is charged only if it completes."
         if job.state in ("completed", "delivered"):
-            charged = pricing.format_usd(job.cost or Decimal(0))
+            charged = pricing.exact_usd(job.cost or Decimal(0))
             return f"This job has already finished; it was charged {charged}."
         return f"This job has already ended ({job.state.replace('_', ' ')}). Nothing was charged."
 
@@ -464,7 +464,7 @@ def _capped(model: Model, amount: Decimal) -> str:
         if model.kind == "transcription"
         else "its length is known only after it runs"
     )
-    return f"Held up to {pricing.format_usd(amount)} because {why}."
+    return f"Held up to {pricing.exact_usd(amount)} because {why}."
 
 
 def _summary(model: Model, request: Request) -> str:

@@ -40,8 +40,9 @@ async def standing(
     ledger: SqliteLedger, scope_key: str, roles: frozenset[str] = frozenset()
 ) -> list[Allowance]:
     """`/quota show`: a member's allowances (given their roles), or a workspace pool's."""
-    parts = scope_key.split(":")
+    platform, workspace, *user = scope_key.split(":")
     if scope_of(scope_key) is Scope.USER:
-        return list((await ledger.usage(Identity(*parts, roles=roles))).user)
+        member = Identity(platform, workspace, user[0], roles=roles)
+        return list((await ledger.usage(member)).user)
     # A pool's standing is the same for every member; any member id reads it.
-    return list((await ledger.usage(Identity(*parts, user="pool"))).workspace)
+    return list((await ledger.usage(Identity(platform, workspace, "pool"))).workspace)

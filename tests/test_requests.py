@@ -121,7 +121,7 @@ words = st.sampled_from(
 )
 def test_any_text_gives_a_request_or_a_clear_error(command: str, text: str) -> None:
     media = (
-        ("https://files.example.com/in.png",) if command in ("edit", "video", "transcribe") else ()
+        ("https://files.example.com/in.png",) if COMMANDS[command].takes_media else ()
     )
     try:
         parse(text, command, media)

@@ -21,7 +21,7 @@ from adapters.slack.info import allowance_line
 from adapters.slack.people import PLATFORM
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.pricing import format_usd as exact_usd
+from bot.pricing import exact_usd
 from bot.quota import Identity
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
 

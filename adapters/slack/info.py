@@ -61,7 +61,7 @@ def allowance_line(allowance: Allowance) -> str:
         return f"{period}: {spent} spent, no limit"
     held = f" (+{format_usd(allowance.held)} running)" if allowance.held else ""
     return (
-        f"{period}: {spent}{held} of {pricing.format_usd(allowance.limit)},"
+        f"{period}: {spent}{held} of {pricing.exact_usd(allowance.limit)},"
         f" *{format_usd(allowance.remaining, rounding=ROUND_DOWN)} left*,"
         f" resets {slack_date(allowance.resets_at, '{date_short_pretty} {time}')}"
     )
