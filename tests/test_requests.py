@@ -120,9 +120,7 @@ words = st.sampled_from(
     text=st.one_of(st.text(max_size=200), st.lists(words, max_size=12).map(" ".join)),
 )
 def test_any_text_gives_a_request_or_a_clear_error(command: str, text: str) -> None:
-    media = (
-        ("https://files.example.com/in.png",) if COMMANDS[command].takes_media else ()
-    )
+    media = ("https://files.example.com/in.png",) if COMMANDS[command].takes_media else ()
     try:
         parse(text, command, media)
     except InvalidRequest as refused:
