@@ -29,9 +29,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot.commands import KINDS
 from bot.errors import ConfigError, InvalidRequest, UnknownModel, clip, shown
 
-Kind = Literal["image", "image_edit", "video", "text", "speech", "transcription"]
 ParamType = Literal[
     "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
 ]
@@ -54,15 +54,6 @@ SEED_MIN, SEED_MAX = 0, 2**31 - 1
 # Chat roles of a `messages` parameter.
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = get_args(Role)
-
-KIND_LABELS: dict[str, str] = {
-    "image": "image generation",
-    "image_edit": "image editing",
-    "video": "video generation",
-    "text": "text generation",
-    "speech": "text-to-speech",
-    "transcription": "audio transcription",
-}
 
 
 class _Strict(BaseModel):
@@ -164,7 +155,7 @@ class Model(_Strict):
     id: str
     name: str
     endpoint: str
-    kind: Kind
+    kind: str  # one of the kinds of `bot.commands.COMMANDS`
     price: PriceRule
     output: str
     params: dict[str, ParamSpec]
@@ -173,6 +164,13 @@ class Model(_Strict):
     nsfw: bool = False
     # Text models: the model name on the OpenAI-compatible route (streaming).
     openai_model: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        return kind
 
     @field_validator("params")
     @classmethod

@@ -1,4 +1,4 @@
-"""`run`, `check`, `models` and `cost`: the commands that need only settings and the catalog."""
+"""`run`, `check` and `models`: the commands that need only settings and the catalog."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot import logs, pricing
-from bot.catalog import KIND_LABELS, Catalog, load_catalog
+from bot.catalog import Catalog, load_catalog
+from bot.commands import command_of_kind
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
 from bot.online_check import check_all
@@ -26,10 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.set_defaults(handler=_check)
     models = subparsers.add_parser("models", help="list the model catalog with prices")
     models.set_defaults(handler=_models)
-    cost = subparsers.add_parser("cost", help="estimate what a request would cost")
-    cost.add_argument("model", help="model id, alias or endpoint id")
-    cost.add_argument("params", nargs="*", metavar="key=value", help="model parameters")
-    cost.set_defaults(handler=_cost)
 
 
 def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
@@ -102,38 +99,17 @@ def _is_set(secret: Any) -> str:
 
 
 def _limit(value: Any) -> str:
-    return "unlimited" if value is None else pricing.format_usd(value)
+    return "unlimited" if value is None else pricing.exact_usd(value)
 
 
 def _models(args: argparse.Namespace) -> int:
     _, catalog = settings_and_catalog(args)
-    rows = [(m.id, KIND_LABELS[m.kind], pricing.describe(m), m.endpoint) for m in catalog]
+    rows = [(m.id, command_of_kind(m.kind).label, pricing.describe(m), m.endpoint) for m in catalog]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in sorted(rows, key=lambda r: (r[1], r[0])):
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
         )
-    return 0
-
-
-def _cost(args: argparse.Namespace) -> int:
-    _, catalog = settings_and_catalog(args)
-    model = catalog.get(args.model)
-    params = parse_key_values(args.params)
-    if model.prompt_param:
-        params.setdefault(model.prompt_param, "cost estimate")
-    for name in model.media_inputs:
-        spec = model.params[name]
-        if spec.required and name not in params:
-            params[name] = (
-                ["https://example.com/input"]
-                if spec.type == "url_list"
-                else "https://example.com/input"
-            )
-    checked = model.validate_params(params)
-    amount = pricing.estimate(model, checked)
-    print(pricing.format_usd(amount))
-    print(f"{model.name}: {pricing.describe(model)}")
     return 0
 
 

@@ -22,12 +22,12 @@ from typing import TextIO
 from bot import pricing
 from bot.app import Core, open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
+from bot.commands import command_of_kind
 from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
-from bot.errors import InvalidRequest
 from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
-from bot.requests import COMMANDS, build_request
+from bot.requests import build_request
 
 PLATFORM = "cli"
 EXIT_FAILED = 1
@@ -56,9 +56,7 @@ def local_identity() -> Identity:
 async def _try(args: argparse.Namespace) -> int:
     settings, catalog = settings_and_catalog(args)
     model = catalog.get(args.model)
-    command = next((name for name, (_, kinds) in COMMANDS.items() if model.kind in kinds), None)
-    if command is None:
-        raise InvalidRequest(f"{model.id} cannot be run from here")
+    command = command_of_kind(model.kind).name
     options = parse_key_values(args.param)
     options["model"] = model.id
     options["count"] = args.count
@@ -82,7 +80,7 @@ async def _try(args: argparse.Namespace) -> int:
             confirmed=args.yes,
         )
         print(
-            f"job {submitted.job_id}: estimated {pricing.format_usd(submitted.estimate)}",
+            f"job {submitted.job_id}: estimated {pricing.exact_usd(submitted.estimate)}",
             file=sys.stderr,
         )
         if args.show_request:  # the job's own record: the seeds chosen for it, not -1
@@ -125,8 +123,8 @@ class TerminalDelivery:
     async def confirm(self, request: Confirmation) -> None:
         self.ok = False
         print(
-            f"{request.summary} is estimated at {pricing.format_usd(request.estimate)}, above the"
-            f" {pricing.format_usd(request.threshold)} confirmation threshold: run again with --yes.",
+            f"{request.summary} is estimated at {pricing.exact_usd(request.estimate)}, above the"
+            f" {pricing.exact_usd(request.threshold)} confirmation threshold: run again with --yes.",
             file=self._stream,
         )
 
@@ -141,9 +139,9 @@ class TerminalDelivery:
             partial.write_bytes(file.data)
             partial.replace(path)
             print(f"wrote {path}", file=self._stream)
-        if result.text and result.command in ("ask", "transcribe"):
+        if result.text and command_of_kind(result.kind).output == "text":
             print(result.text)
-        cost = "free (cached)" if result.cached else pricing.format_usd(result.cost)
+        cost = "free (cached)" if result.cached else pricing.exact_usd(result.cost)
         print(f"cost: {cost}. {result.remaining}".rstrip(), file=self._stream)
         for note in result.notes:
             print(f"note: {note}", file=self._stream)

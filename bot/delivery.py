@@ -125,6 +125,7 @@ class Result:
     model: str  # display name
     model_id: str
     prompt: str
+    kind: str  # the model's kind: what a renderer shows (`bot.commands`)
     files: tuple[MediaFile, ...] = ()
     text: str | None = None
     seeds: tuple[int, ...] = ()

@@ -18,7 +18,6 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -39,7 +38,8 @@ from bot.links import ResultLinks
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
 from bot.quota import Identity
-from bot.requests import COMMANDS, Request, request_type_for
+from bot.quote import Quote, quote
+from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
 from bot.spool import Spool
@@ -140,6 +140,18 @@ class JobService:
     def policy(self) -> Policy:
         return self._policy
 
+    async def quote(self, request: Request, identity: Identity, where: Where) -> Quote:
+        """`/cost`: what `request` would cost `identity` here, and whether it could run."""
+        usage = await self.ledger.usage(identity)
+        return quote(
+            request,
+            usage,
+            where,
+            catalog=self.catalog,
+            policy=self._policy,
+            jobs=self._settings.jobs,
+        )
+
     def model_of(self, request: Request) -> Model:
         return self.catalog.get(request.model)
 
@@ -147,11 +159,6 @@ class JobService:
         return self._settings.jobs.default_models[command]
 
     # --- asking -------------------------------------------------------------------------
-
-    def estimate(self, request: Request) -> Decimal:
-        """What the request would hold, from its parameters alone (`/cost`: nothing is read)."""
-        model = self.model_of(request)
-        return pricing.bound(model, request.input, self._settings.jobs).amount * request.count
 
     async def submit(self, invocation: Invocation, *, confirmed: bool = False) -> Submitted:
         """Check, price, hold and start a job; raises a BotError the user should see.
@@ -175,7 +182,7 @@ class JobService:
                 invocation.identity.user,
             ),
             channel=invocation.channel,
-            command=_command_of(request, model),
+            command=request.command,
             model=model.id,
             request={
                 "input": dict(request.input),
@@ -268,37 +275,25 @@ class JobService:
         await self._runner.cancel(job)
         return "Cancelling. Anything not finished will not be charged."
 
-    async def rerun(
-        self,
-        job_id: str,
-        community: Community,
-        *,
-        mode: str,
-        invocation_of: Callable[[Request], Invocation],
-    ) -> Submitted:
-        """Reroll (same options, new seed) or variations (same options, new seeds, up to 4).
+    async def rerun_request(self, job_id: str, community: Community, *, mode: str) -> Request:
+        """A past job's request again: "reroll" (a new seed) or "variations" (four new seeds).
 
-        `invocation_of(request)` builds the Invocation for whoever clicked, where they clicked.
+        The adapter submits it for whoever clicked, where they clicked.
         """
-        job = await self._known(job_id, community)
-        request = self.request_of(job)
-        model = self.catalog.get(job.model)
-        if "seed" in model.params:
+        if mode not in ("reroll", "variations"):
+            raise InvalidRequest(f"unknown rerun mode {mode!r}")
+        request = self.request_of(await self._known(job_id, community))
+        if "seed" in self.catalog.get(request.model).params:
             request = request.with_input(seed=-1)
-        if mode == "variations":
-            request = type(request)(
-                model=request.model, input=request.input, count=4, media=request.media
-            )
-        return await self.submit(invocation_of(request))
+        return replace(request, count=4) if mode == "variations" else request
 
     def request_of(self, job: JobRecord) -> Request:
-        model = self.catalog.get(job.model)
-        request_type = request_type_for(model.kind)
-        return request_type(
-            model=job.model,
-            input=job.request["input"],
-            count=job.count,
-            media=tuple(job.request.get("media") or ()),
+        return Request(
+            job.command,
+            job.model,
+            job.request["input"],
+            job.count,
+            tuple(job.request.get("media") or ()),
         )
 
     async def job(self, job_id: str, community: Community) -> JobRecord | None:
@@ -461,7 +456,7 @@ class JobService:
         if job.state in RUNNING_STATES:
             return "This job is already running; it is charged only if it completes."
         if job.state in ("completed", "delivered"):
-            charged = pricing.format_usd(job.cost or Decimal(0))
+            charged = pricing.exact_usd(job.cost or Decimal(0))
             return f"This job has already finished; it was charged {charged}."
         return f"This job has already ended ({job.state.replace('_', ' ')}). Nothing was charged."
 
@@ -491,13 +486,6 @@ def _seeds(model: Model, request: Request) -> list[int | None]:
     return [base + i for i in range(request.count)]
 
 
-def _command_of(request: Request, model: Model) -> str:
-    for name, (request_type, kinds) in COMMANDS.items():
-        if isinstance(request, request_type) and model.kind in kinds:
-            return name
-    return request.command
-
-
 def _capped(model: Model, amount: Decimal) -> str:
     """What to tell a member whose job holds a cap, not a bound: Runpod may bill more."""
     why = (
@@ -505,7 +493,7 @@ def _capped(model: Model, amount: Decimal) -> str:
         if model.kind == "transcription"
         else "its length is known only after it runs"
     )
-    return f"Held up to {pricing.format_usd(amount)} because {why}."
+    return f"Held up to {pricing.exact_usd(amount)} because {why}."
 
 
 def _summary(model: Model, request: Request) -> str:

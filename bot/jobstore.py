@@ -89,9 +89,6 @@ class JobRecord:
             payload["seed"] = seed
         return payload
 
-    def with_copies(self, copies: Iterable[Copy]) -> JobRecord:
-        return replace(self, copies=tuple(copies))
-
 
 class JobStore:
     def __init__(self, db: Database, worker: Worker | None = None) -> None:

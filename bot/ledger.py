@@ -52,8 +52,8 @@ from bot.quota import (
     Allowance,
     Budget,
     Identity,
-    Policy,
     QuotaExceeded,
+    QuotaPolicy,
     Scope,
     ThresholdCrossed,
     admin_amount,
@@ -113,7 +113,7 @@ class SqliteLedger:
     ) -> None:
         self._db = db
         self._quotas = quotas
-        self._policy = Policy(quotas)
+        self._policy = QuotaPolicy(quotas)
         self._clock = clock
         self._zone = ZoneInfo(quotas.timezone)
         self._zone_synced = False

@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,8 @@ from bot.db import Database, backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
-from bot.quota import admin_amount, format_usd, scope_of
+from bot.quota import format_usd, scope_of
+from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     quota = subparsers.add_parser("quota", help="set limits, grant credit, mark unlimited")
     actions = quota.add_subparsers(dest="action", required=True, metavar="ACTION")
     scope_help = "platform:workspace:user (a member) or platform:workspace (the shared pool)"
+
+    show = actions.add_parser("show", help="a scope's limits, spend and what is left")
+    show.add_argument("scope", type=_scope, help=scope_help)
+    show.set_defaults(handler=_quota_show)
 
     set_ = actions.add_parser("set", help='override a scope\'s limits ("none": no limit)')
     set_.add_argument("scope", type=_scope, help=scope_help)
@@ -77,13 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _usd(text: str) -> Decimal:
     try:
-        value = Decimal(text.strip().removeprefix("$"))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"not a non-negative amount in USD: {text!r}")
-    try:
-        return admin_amount(value)
+        return parse_usd(text, "USD")
     except InvalidRequest as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
@@ -96,7 +95,10 @@ def _positive_usd(text: str) -> Decimal:
 
 
 def _limit(text: str) -> Decimal | None:
-    return None if text.strip().lower() == "none" else _usd(text)
+    try:
+        return parse_limit(text, "USD")
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _scope(text: str) -> str:
@@ -196,6 +198,20 @@ def _print_table(report: Report, by: str, span: str) -> None:
         )
 
 
+async def _quota_show(args: argparse.Namespace) -> int:
+    async with _ledger(args, must_exist=True) as ledger:
+        allowances = await standing(ledger, args.scope)
+    print(args.scope)
+    for a in allowances:
+        limit = describe_limit(a.limit)
+        held = f", {format_usd(a.held)} held" if a.held else ""
+        print(
+            f"  {a.period.adjective:<8} {format_usd(a.spent)} spent{held} of {limit}, {a.describe()},"
+            f" resets {a.resets_at.isoformat(timespec='minutes')}"
+        )
+    return 0
+
+
 async def _quota_set(args: argparse.Namespace) -> int:
     given = {
         f"{p.adjective}_usd": getattr(args, p.adjective) for p in Period if p.adjective in args
@@ -205,8 +221,7 @@ async def _quota_set(args: argparse.Namespace) -> int:
     async with _ledger(args, must_exist=False) as ledger:
         await ledger.set_limits(args.scope, QuotaLimits(**given), by=args.by)
     shown = ", ".join(
-        f"{name.removesuffix('_usd')} {'no limit' if v is None else format_usd(v)}"
-        for name, v in given.items()
+        f"{name.removesuffix('_usd')} {describe_limit(v)}" for name, v in given.items()
     )
     print(f"{args.scope}: {shown}")
     return 0

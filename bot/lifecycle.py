@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -45,7 +45,7 @@ from bot.ledger import Settlement, SqliteLedger
 from bot.ledger_records import describe_remaining
 from bot.logs import job_fields
 from bot.outputs import Downloader, OutputError, extract, transcript_files
-from bot.pricing import format_usd
+from bot.pricing import exact_usd
 from bot.progress import ProgressThrottle
 from bot.quota import Identity, Scope
 from bot.requests import prompt_of
@@ -174,12 +174,12 @@ class JobRunner:
         except asyncio.CancelledError:
             if job.id in self._cancel_requested:
                 # cancelled by the user while waiting for a slot: nothing ran at Runpod
-                with contextlib.suppress(Exception):
+                with _logged(job.id, "recording the cancel"):
                     await self._end(job, "cancelled", "Cancelled before it started.", delivery)
             raise
         except Exception:
             log.exception("job %s: unexpected failure", job.id)
-            with contextlib.suppress(Exception):
+            with _logged(job.id, "ending the job after that"):
                 current = await self._store.get(job.id) or job
                 if current.state in ("held", "submitting", "submitted"):
                     await self._end(
@@ -351,7 +351,7 @@ class JobRunner:
         keep = await self._store.undelivered_ids()
         await asyncio.to_thread(self._spool.trim, keep)
         for warning in _warnings(settlement):
-            with contextlib.suppress(Exception):
+            with _logged(job.id, "the quota warning"):
                 await delivery.warn(job.id, warning)
 
     async def _hand_over(self, job: JobRecord, result: Result, delivery: Delivery) -> JobRecord:
@@ -421,6 +421,7 @@ class JobRunner:
             model=model.name,
             model_id=model.id,
             prompt=prompt_of(job.input),
+            kind=model.kind,
             files=tuple(f for index in sorted(files) for f in files[index]),
             text="\n\n".join(t for t in texts if t) or None,
             seeds=tuple(
@@ -517,6 +518,16 @@ def _warnings(settlement: Settlement | None) -> list[str]:
         whose = "You have" if crossed.scope is Scope.USER else "This workspace has"
         notices.append(
             f"{whose} used {crossed.percent}% of the {crossed.period.adjective} limit"
-            f" ({format_usd(crossed.spent)} of {format_usd(crossed.limit)})."
+            f" ({exact_usd(crossed.spent)} of {exact_usd(crossed.limit)})."
         )
     return notices
+
+
+@contextlib.contextmanager
+def _logged(job_id: str, what: str) -> Iterator[None]:
+    """Best effort on a path that must go on (a cancel, a failure already logged): a further
+    error is logged with its traceback, never raised and never silent."""
+    try:
+        yield
+    except Exception:
+        log.exception("job %s: %s failed", job_id, what)

@@ -23,13 +23,15 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.addresses import AddressRefused, IPAddress, Unresolved, is_public, public_address
 from bot.catalog import Model
+from bot.commands import COMMANDS, command_of_kind
 from bot.delivery import MediaFile
 from bot.errors import BotError
 from bot.jobstore import JobRecord
 
 log = logging.getLogger(__name__)
 
-MEDIA_KINDS = {"image": "image/", "image_edit": "image/", "video": "video/", "speech": "audio/"}
+# Model kind -> the MIME type prefix its result files must have (kinds whose result is a file).
+MEDIA_KINDS = {k: c.media_type for c in COMMANDS.values() for k in c.kinds if c.media_type}
 URL_FIELDS = ("image_url", "video_url", "audio_url", "result", "url", "images", "image_urls")
 EXTENSIONS = {
     "image/png": "png",
@@ -63,7 +65,7 @@ class Extracted:
 
 def result_text(model: Model, job: JobRecord) -> str | None:
     """The text a finished text or transcription job gave (its copies joined), else None."""
-    if model.kind not in ("text", "transcription"):
+    if command_of_kind(model.kind).output != "text":
         return None
     texts = []
     for copy in job.copies:

@@ -51,7 +51,7 @@ def round_up(amount: Decimal) -> Decimal:
         return amount.quantize(BILLING_QUANTUM, rounding=ROUND_CEILING)
 
 
-def format_usd(amount: Decimal) -> str:
+def exact_usd(amount: Decimal) -> str:
     """`$0.00524288`: every significant digit, no exponent, at least cents."""
     text = format(amount.normalize(), "f")
     if "." not in text:
@@ -79,7 +79,7 @@ def _span(prices: Iterable[Decimal | None], estimate_usd: Decimal | None) -> str
     if estimate_usd is not None:
         known.append(estimate_usd)
     low, high = min(known), max(known)
-    return format_usd(low) if low == high else f"{format_usd(low)}-{format_usd(high)}"
+    return exact_usd(low) if low == high else f"{exact_usd(low)}-{exact_usd(high)}"
 
 
 # Parameters that count billing units; a page may give no lower bound, but none can be negative.

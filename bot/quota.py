@@ -195,7 +195,7 @@ def _most_generous(values: Collection[int | None]) -> int | None:
     return None if None in values else max(v for v in values if v is not None)
 
 
-class Policy:
+class QuotaPolicy:
     """The configured limits, converted once; combines them with what the database holds."""
 
     def __init__(self, quotas: QuotaSettings) -> None:

@@ -14,9 +14,10 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.catalog import Catalog, Model
+from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, clip, shown
 
 MAX_COUNT = 4
@@ -58,11 +59,9 @@ _MULTIWORD = {"no", "negative_prompt", "stop"}
 
 @dataclass(frozen=True)
 class Request:
-    """What to run: the model, the exact input to send, and how many copies."""
+    """What to run: the command asked, the model, the exact input to send, and how many copies."""
 
-    kind: ClassVar[tuple[str, ...]] = ()
-    command: ClassVar[str] = ""
-
+    command: str  # a key of `bot.commands.COMMANDS`
     model: str
     input: Mapping[str, Any]
     count: int = 1
@@ -87,54 +86,6 @@ def prompt_of(input: Mapping[str, Any]) -> str:
     if isinstance(messages, list) and messages and isinstance(messages[-1], Mapping):
         return str(messages[-1].get("content", ""))
     return str(input.get("prompt", ""))
-
-
-@dataclass(frozen=True)
-class ImageRequest(Request):
-    kind: ClassVar[tuple[str, ...]] = ("image", "image_edit")
-    command: ClassVar[str] = "imagine"
-
-
-@dataclass(frozen=True)
-class VideoRequest(Request):
-    kind: ClassVar[tuple[str, ...]] = ("video",)
-    command: ClassVar[str] = "video"
-
-
-@dataclass(frozen=True)
-class TranscribeRequest(Request):
-    kind: ClassVar[tuple[str, ...]] = ("transcription",)
-    command: ClassVar[str] = "transcribe"
-
-
-@dataclass(frozen=True)
-class TextRequest(Request):
-    kind: ClassVar[tuple[str, ...]] = ("text",)
-    command: ClassVar[str] = "ask"
-
-
-@dataclass(frozen=True)
-class SpeechRequest(Request):
-    kind: ClassVar[tuple[str, ...]] = ("speech",)
-    command: ClassVar[str] = "speak"
-
-
-# Command name -> (request type, kinds of model it accepts).
-COMMANDS: dict[str, tuple[type[Request], tuple[str, ...]]] = {
-    "imagine": (ImageRequest, ("image",)),
-    "edit": (ImageRequest, ("image_edit",)),
-    "video": (VideoRequest, ("video",)),
-    "transcribe": (TranscribeRequest, ("transcription",)),
-    "ask": (TextRequest, ("text",)),
-    "speak": (SpeechRequest, ("speech",)),
-}
-
-
-def request_type_for(kind: str) -> type[Request]:
-    for request_type, kinds in COMMANDS.values():
-        if kind in kinds:
-            return request_type
-    raise InvalidRequest(f"no command runs {kind} models")
 
 
 def parse_text(
@@ -198,7 +149,7 @@ def build_request(
     """Typed options (Discord) or parsed ones (text) -> a validated request."""
     if command not in COMMANDS:
         raise InvalidRequest(f"unknown command {shown(command)}; commands: {', '.join(COMMANDS)}")
-    request_type, kinds = COMMANDS[command]
+    kinds = COMMANDS[command].kinds
     options = {_ALIASES.get(k, k).replace("-", "_"): v for k, v in options.items()}
     model = catalog.get(str(options.pop("model", None) or default_model))
     if model.kind not in kinds:
@@ -208,7 +159,7 @@ def build_request(
     params = _model_params(model, prompt, options, media)
     checked = model.validate_params(params)
     _check_seed_room(model, checked, count)
-    return request_type(model=model.id, input=checked, count=count, media=tuple(media))
+    return Request(command, model.id, checked, count, tuple(media))
 
 
 def _count(value: Any) -> int:

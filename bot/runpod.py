@@ -13,8 +13,8 @@ Errors, top to bottom:
     └── MalformedResponse       an answer that is not the JSON the API documents
 
 Retries. Idempotent calls (status, stream, cancel, health) retry 429, 5xx, connection errors and
-timeouts with exponential backoff and full jitter, honouring Retry-After. `run`/`runsync` start
-work that Runpod bills, so they retry only when the request provably did not start a job: a 429
+timeouts with exponential backoff and full jitter, honouring Retry-After. `run` starts
+work that Runpod bills, so it retries only when the request provably did not start a job: a 429
 (rejected before queueing) or a connection that was never established. Any other failure after
 the request may have been sent raises with `maybe_started=True`; the caller must not blindly
 resubmit (the job engine releases the hold and tells the user).
@@ -183,21 +183,6 @@ class RunpodClient:
         return JobState.parse(
             await self._call("POST", f"{endpoint}/run", json=body, starts_job=True)
         )
-
-    async def runsync(
-        self, endpoint: str, input: Mapping[str, Any], *, wait_s: float | None = None
-    ) -> JobState:
-        params = {"wait": int(min(max(wait_s, 1.0), 300.0) * 1000)} if wait_s else None
-        timeout = (wait_s or 90.0) + self._timeout
-        body = await self._call(
-            "POST",
-            f"{endpoint}/runsync",
-            json=_job_body(input, None, None),
-            params=params,
-            timeout=timeout,
-            starts_job=True,
-        )
-        return JobState.parse(body)
 
     async def status(self, endpoint: str, job_id: str) -> JobState:
         return JobState.parse(await self._call("GET", f"{endpoint}/status/{job_id}"))

@@ -23,7 +23,6 @@ from bot.runpod import FINAL_STATES, JobState, NotFound, RunpodClient, RunpodErr
 log = logging.getLogger(__name__)
 
 STREAM_POLL_S = 0.5
-Progress = Callable[..., Awaitable[None]]
 
 
 class Tracker:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from bot import pricing
-from bot.catalog import KIND_LABELS, Model, ParamSpec, load_catalog
+from bot.catalog import Model, ParamSpec, load_catalog
+from bot.commands import KINDS
 from bot.errors import ConfigError, InvalidRequest
 
 CATALOG = load_catalog()
@@ -129,7 +130,7 @@ def test_every_model_page_is_in_the_catalog() -> None:
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.id)
 def test_model_is_complete_and_prices_its_smallest_request(model: Model) -> None:
-    assert model.kind in KIND_LABELS
+    assert model.kind in KINDS
     assert model.output == OUTPUT_FIELDS[model.kind]
     assert model.endpoint and model.name and model.description and model.aliases
     assert model.nsfw is False  # no page says a model is adult-capable

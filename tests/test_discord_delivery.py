@@ -182,6 +182,7 @@ async def test_a_repeated_delivery_after_a_crash_posts_one_message(
         model="Flux Schnell",
         model_id="flux-schnell",
         prompt="a fox",
+        kind="image",
         files=(MediaFile("abc123def456-1.png", "image/png", png(), 64, 64),),
         seeds=(3,),
         cost=Decimal("0.01"),

@@ -19,7 +19,7 @@ from bot.errors import InvalidRequest
 from bot.jobs import UNKNOWN_JOB, Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
-from bot.requests import Request, parse_text
+from bot.requests import parse_text
 from tests.discord_support import discord_settings, job_id_of, reply_to, result_of, running_bot
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.discord import FakeDiscord, FakeGuild
@@ -146,10 +146,6 @@ async def test_discord_show_in_another_server_is_not_known(
 # --- the core, for every platform and the terminal --------------------------------------------
 
 
-def never_called(request: Request) -> Invocation:
-    raise AssertionError("a job of another community was rerun")
-
-
 @pytest.mark.parametrize(
     "viewer",
     [
@@ -169,7 +165,7 @@ async def test_every_lookup_by_id_is_refused_outside_the_jobs_community(
         core.jobs.show_request(job_id, viewer),
         core.jobs.cancel(job_id, viewer, user="99", is_admin=True),
         core.jobs.confirm(job_id, viewer, user="99"),
-        core.jobs.rerun(job_id, viewer, mode="reroll", invocation_of=never_called),
+        core.jobs.rerun_request(job_id, viewer, mode="reroll"),
     ):
         with pytest.raises(InvalidRequest) as refused:
             await attempt

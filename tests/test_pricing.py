@@ -47,7 +47,7 @@ def actual(model_id: str, output: Any, **params: Any) -> Decimal:
 def test_seed_figures_exactly(model_id: str, side: int, expected: Decimal) -> None:
     amount = estimate(model_id, width=side, height=side)
     assert amount == expected
-    assert pricing.format_usd(amount) == f"${expected}"
+    assert pricing.exact_usd(amount) == f"${expected}"
 
 
 # --- rounding -------------------------------------------------------------------------------
@@ -85,8 +85,8 @@ def test_round_up(amount: Decimal, expected: Decimal) -> None:
         (D("0.0000000001"), "$0.0000000001"),
     ],
 )
-def test_format_usd(amount: Decimal, text: str) -> None:
-    assert pricing.format_usd(amount) == text
+def test_exact_usd(amount: Decimal, text: str) -> None:
+    assert pricing.exact_usd(amount) == text
 
 
 # --- every page's price table, before the run -----------------------------------------------

@@ -4,6 +4,9 @@ progress edit can land after the job's final message."""
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from bot.delivery import Progress
 from bot.progress import ProgressThrottle
@@ -82,10 +85,18 @@ async def test_close_waits_for_an_edit_in_flight_and_drops_the_rest() -> None:
     assert sent == [1.0]
 
 
-async def test_a_failing_edit_is_logged_not_raised() -> None:
+async def test_a_failing_edit_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    tried = asyncio.Event()
+
     async def send(progress: Progress) -> None:
+        tried.set()
         raise ConnectionError("429")
 
     throttle = ProgressThrottle(send, interval_s=0)
-    await throttle.push(update(1))
-    await throttle.close()
+    with caplog.at_level(logging.WARNING, logger="bot.progress"):
+        await throttle.push(update(1))
+        await asyncio.wait_for(tried.wait(), 2)
+        await throttle.close()
+    (record,) = [r for r in caplog.records if r.name == "bot.progress"]
+    assert record.getMessage() == "job job1: progress update failed"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)

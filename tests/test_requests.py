@@ -8,12 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.catalog import load_catalog
+from bot.commands import COMMANDS
 from bot.errors import InvalidRequest
 from bot.requests import (
-    COMMANDS,
-    ImageRequest,
-    TextRequest,
-    VideoRequest,
+    Request,
     parse_text,
     split_options,
 )
@@ -37,7 +35,7 @@ def test_the_documented_example_parses_to_the_model_input() -> None:
     request = parse(
         "a cat on the moon --model flux-dev --ar 16:9 --steps 28 --seed 7 --no trees --count 2"
     )
-    assert isinstance(request, ImageRequest)
+    assert isinstance(request, Request) and request.command == "imagine"
     assert request.model == "flux-dev" and request.count == 2
     assert request.input["prompt"] == "a cat on the moon"
     assert request.input["negative_prompt"] == "trees"
@@ -47,7 +45,7 @@ def test_the_documented_example_parses_to_the_model_input() -> None:
 
 def test_size_and_phone_dashes() -> None:
     request = parse("a cat \u2014size 1024x768 \u2013seed 3")
-    assert isinstance(request, ImageRequest)
+    assert isinstance(request, Request) and request.command == "imagine"
     assert (request.input["width"], request.input["height"], request.input["seed"]) == (
         1024,
         768,
@@ -57,15 +55,19 @@ def test_size_and_phone_dashes() -> None:
 
 def test_negative_prompt_takes_several_words_until_the_next_option() -> None:
     request = parse("a forest --no people and cars --seed 1")
-    assert isinstance(request, ImageRequest)
+    assert isinstance(request, Request) and request.command == "imagine"
     assert request.input["negative_prompt"] == "people and cars" and request.input["seed"] == 1
 
 
 def test_model_parameters_work_as_options_and_nested_names_resolve() -> None:
     request = parse("hello --max-tokens 40 --temperature 0.2", command="ask")
-    assert isinstance(request, TextRequest) and request.input["max_tokens"] == 40
+    assert (
+        isinstance(request, Request)
+        and request.command == "ask"
+        and request.input["max_tokens"] == 40
+    )
     granite = parse("hello --model granite-4 --max-tokens 40", command="ask")
-    assert isinstance(granite, TextRequest)
+    assert isinstance(granite, Request) and granite.command == "ask"
     assert granite.input["sampling_params"]["max_tokens"] == 40 and granite.prompt == "hello"
 
 
@@ -73,7 +75,7 @@ def test_video_takes_the_attachment_as_its_image() -> None:
     request = parse(
         "the fox runs --duration 10", command="video", media=("https://x.example/fox.png",)
     )
-    assert isinstance(request, VideoRequest)
+    assert isinstance(request, Request) and request.command == "video"
     assert request.input["image"] == "https://x.example/fox.png" and request.input["duration"] == 10
 
 
@@ -118,9 +120,7 @@ words = st.sampled_from(
     text=st.one_of(st.text(max_size=200), st.lists(words, max_size=12).map(" ".join)),
 )
 def test_any_text_gives_a_request_or_a_clear_error(command: str, text: str) -> None:
-    media = (
-        ("https://files.example.com/in.png",) if command in ("edit", "video", "transcribe") else ()
-    )
+    media = ("https://files.example.com/in.png",) if COMMANDS[command].takes_media else ()
     try:
         parse(text, command, media)
     except InvalidRequest as refused:

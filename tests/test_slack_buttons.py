@@ -175,7 +175,7 @@ async def test_a_result_delivered_twice_is_posted_once(bot: SlackBot) -> None:
     here = Community("slack", bot.fake.team_id)
     job = await bot.core.jobs.job(button_value(card, "job_show"), here)
     assert job is not None and bot.adapter.context is not None
-    again = Result(job.id, "imagine", "Flux Schnell", job.model, "a lamp", cost=Decimal(1))
+    again = Result(job.id, "imagine", "Flux Schnell", job.model, "a lamp", "image", cost=Decimal(1))
     await bot.adapter.context.delivery(job.channel).deliver(again)  # as after a crash
     assert len(bot.fake.uploads) == 1 and len(bot.cards()) == 1
     assert "$1.00" not in " ".join(block_texts(bot.cards()[0]))

@@ -145,7 +145,7 @@ async def test_cost_models_usage_and_show_answer_privately(bot: SlackBot) -> Non
     by_text = sorted(r.text for r in replies)
     assert any(t.startswith("2 × Flux Dev would cost about *$0.04*") for t in by_text)
     assert any(t.startswith("Flux Dev (`flux-dev`): $0.02 per megapixel") for t in by_text)
-    assert any("`flux-schnell`" in t and "*Images (/imagine)*" in t for t in by_text)
+    assert any("`flux-schnell`" in t and "*Image generation (/imagine)*" in t for t in by_text)
     assert bot.runpod.count("run") == 0 and not bot.public()
 
     await bot.command("/imagine", "a fox --size 512x512")

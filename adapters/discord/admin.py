@@ -1,4 +1,4 @@
-"""/quota set | grant | reset | report: spend limits for server managers.
+"""/quota show | set | grant | reset | unlimited | report: spend limits for server managers.
 
 Discord hides the group from members without Manage Server unless an admin role is configured
 (then everyone sees it, since Discord cannot require a role by name); either way each command
@@ -8,7 +8,7 @@ checks again when it runs, so the check never depends on the server's command se
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,25 +24,10 @@ from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.ledger import Report
 from bot.periods import Period, window
-from bot.quota import MAX_ADMIN_USD, admin_amount, format_usd
+from bot.quota import MAX_ADMIN_USD, Allowance, Identity, format_usd
+from bot.quota_ops import parse_limit, standing
 
 PERIOD_CHOICES = [Choice(name=p.adjective, value=p.value) for p in Period]
-NO_LIMIT = ("none", "no", "unlimited", "off", "-")
-
-
-def parse_limit(text: str | None, name: str) -> Decimal | None:
-    """`2.50` or `$2.50` -> Decimal; `none` -> None (no limit); anything else is refused."""
-    assert text is not None
-    cleaned = text.strip().lower().lstrip("$")
-    if cleaned in NO_LIMIT:
-        return None
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidRequest(f"{name} must be an amount in dollars (like 2.50) or none") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidRequest(f"{name} must be zero or more")
-    return admin_amount(amount)
 
 
 class QuotaCommands:
@@ -126,13 +111,45 @@ class QuotaCommands:
                 datetime.now(UTC),
                 ZoneInfo(self._core.settings.quotas.timezone),
             )
-            pool = f"{PLATFORM}:{interaction.guild_id}"
+            pool = self._admin(interaction).pool_key
             found = await self._core.ledger.report(pool, span.start, span.end)
             await interaction.response.send_message(
                 embed=_report_embed(found, span.period), ephemeral=True
             )
 
-        return [set_limits, grant, reset, report]
+        @app_commands.command(name="show", description="A member's (or the server's) standing")
+        @app_commands.describe(member="Whose (leave out for the whole server's pool)")
+        async def show(
+            interaction: discord.Interaction, member: discord.Member | None = None
+        ) -> None:
+            scope = self._scope(interaction, member)
+            roles = frozenset(
+                name
+                for role in (member.roles if member is not None else [])
+                if not role.is_default()
+                for name in (str(role.id), role.name)
+            )
+            allowances = await standing(self._core.ledger, scope, roles)
+            embed = discord.Embed(colour=render.COLOUR, title=f"Limits of {self._title(member)}")
+            for allowance in allowances:
+                embed.add_field(
+                    name=allowance.period.adjective.capitalize(), value=_standing(allowance)
+                )
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+
+        @app_commands.command(
+            name="unlimited", description="Let a member (or the server) spend freely"
+        )
+        @app_commands.describe(member="Whose (leave out for the server's pool)", on="On or off")
+        async def unlimited(
+            interaction: discord.Interaction, on: bool, member: discord.Member | None = None
+        ) -> None:
+            scope = self._scope(interaction, member)
+            await self._core.ledger.set_unlimited(scope, on, by=self._by(interaction))
+            state = "on" if on else "off"
+            await self._done(interaction, f"Limits of {self._whom(member)}: unlimited {state}.")
+
+        return [show, set_limits, grant, reset, unlimited, report]
 
     def _require_admin(self, interaction: discord.Interaction) -> None:
         if not is_admin(interaction, self._settings):
@@ -141,11 +158,20 @@ class QuotaCommands:
 
     def _scope(self, interaction: discord.Interaction, member: discord.Member | None) -> str:
         self._require_admin(interaction)
-        pool = f"{PLATFORM}:{interaction.guild_id}"
-        return pool if member is None else f"{pool}:{member.id}"
+        if member is None:
+            return self._admin(interaction).pool_key
+        return Identity(PLATFORM, str(interaction.guild_id), str(member.id)).user_key
 
     def _by(self, interaction: discord.Interaction) -> str:
-        return f"{PLATFORM}:{interaction.guild_id}:{interaction.user.id}"
+        return self._admin(interaction).user_key
+
+    @staticmethod
+    def _admin(interaction: discord.Interaction) -> Identity:
+        return Identity(PLATFORM, str(interaction.guild_id), str(interaction.user.id))
+
+    @staticmethod
+    def _title(member: discord.Member | None) -> str:
+        return member.display_name if member is not None else "this server"
 
     @staticmethod
     def _whom(member: discord.Member | None) -> str:
@@ -172,3 +198,13 @@ def _report_embed(report: Report, period: Period) -> discord.Embed:
     if models:
         embed.add_field(name="By model", value=shorten("\n".join(models), 1024), inline=False)
     return embed
+
+
+def _standing(allowance: Allowance) -> str:
+    if allowance.limit is None:
+        return f"{format_usd(allowance.spent)} spent, no limit"
+    resets = discord.utils.format_dt(allowance.resets_at, "R")
+    return (
+        f"{format_usd(allowance.spent)} of {render.usd(allowance.limit)} spent\n"
+        f"{allowance.describe()}\nresets {resets}"
+    )

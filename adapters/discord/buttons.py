@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.commands import command_of_kind
+
 ACTIONS = ("reroll", "vary", "cancel", "request", "confirm")
 PATTERN = r"rpb:(?P<action>reroll|vary|cancel|request|confirm):(?P<job>[A-Za-z0-9_-]{1,64})"
-IMAGE_KINDS = ("image", "image_edit")
 
 _STYLE = {
     "reroll": (
@@ -84,6 +85,6 @@ def confirm_view(job_id: str) -> discord.ui.View:
 
 
 def result_view(job_id: str, kind: str) -> discord.ui.View:
-    if kind in IMAGE_KINDS:
+    if command_of_kind(kind).variations:
         return view(job_id, "reroll", "vary", "request")
     return view(job_id, "reroll", "request")

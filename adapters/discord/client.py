@@ -26,6 +26,7 @@ from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.handlers import JobHandlers
 from adapters.discord.info import InfoCommands
 from bot.app import Core
+from bot.commands import COMMANDS
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import ConfigError
@@ -108,7 +109,7 @@ class DiscordAdapter:
 
         Registered as the platform's DeliveryFactory, so resumed jobs post channel messages.
         """
-        return DiscordDelivery(self.client, ref, catalog=self.core.catalog, interaction=interaction)
+        return DiscordDelivery(self.client, ref, interaction=interaction)
 
     async def run(self) -> None:
         """Connect and serve until cancelled; jobs left unfinished resume once connected."""
@@ -152,7 +153,7 @@ class DiscordAdapter:
     ) -> None:
         command = interaction.command
         about_a_job = isinstance(command, app_commands.Command) and (
-            (command.root_parent or command).name in commands.JOB_COMMANDS
+            (command.root_parent or command).name in COMMANDS
         )
         await report_error(interaction, error, about_a_job=about_a_job)
 

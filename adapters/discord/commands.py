@@ -32,7 +32,6 @@ TRANSCRIPT_OUTPUTS = [
     Choice(name="text", value="text"),
     Choice(name="subtitles (.srt)", value="srt"),
 ]
-JOB_COMMANDS = ("imagine", "edit", "video", "transcribe", "ask", "speak")
 IMAGE_TYPES = ("image/",)
 AUDIO_TYPES = ("audio/", "video/")  # a video's sound track transcribes too
 

@@ -24,9 +24,7 @@ import discord
 from adapters.discord import buttons, render
 from adapters.discord.files import Fitted, fit
 from adapters.discord.text import MESSAGE_LIMIT, shorten, split_message
-from bot.catalog import Catalog
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
-from bot.errors import UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +64,10 @@ class DiscordDelivery:
         client: discord.Client,
         ref: ChannelRef,
         *,
-        catalog: Catalog,
         interaction: discord.Interaction | None = None,
     ) -> None:
         self._client = client
         self._ref = ref
-        self._catalog = catalog
         self._interaction = interaction
         self._followups: list[int] = []  # messages after the original (a long streamed reply)
         self._shown: list[str] = []  # text chunks currently shown while streaming
@@ -137,14 +133,8 @@ class DiscordDelivery:
         guild = self._client.get_guild(int(self._ref.workspace)) if self._guild_id else None
         return guild.filesize_limit if guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
-    def _kind(self, result: Result) -> str:
-        try:
-            return self._catalog.get(result.model_id).kind
-        except UnknownModel:
-            return "image"
-
     def _compose(self, result: Result, limit: int) -> list[Outgoing]:
-        kind = self._kind(result)
+        kind = result.kind
         view = buttons.result_view(result.job_id, kind)
         if kind == "text":
             return self._text_messages(result, result.text or "(The model returned no text.)", view)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from decimal import Decimal
 
 import discord
 from discord.app_commands import Choice
@@ -29,11 +28,11 @@ from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import code_block, shorten, split_message
 from bot import pricing
 from bot.app import Core
+from bot.commands import COMMANDS
 from bot.delivery import ChannelRef
-from bot.errors import PolicyDenied
 from bot.jobs import Invocation
 from bot.quota import format_usd
-from bot.requests import COMMANDS, Request, build_request
+from bot.requests import Request, build_request
 
 log = logging.getLogger(__name__)
 
@@ -70,32 +69,23 @@ class JobHandlers:
         )
 
     async def estimate(self, interaction: discord.Interaction, ask: Ask) -> None:
-        core = self._core
-        request = self._request(ask)
-        model = core.catalog.get(request.model)
-        amount = core.jobs.estimate(request)
-        embed = discord.Embed(colour=render.COLOUR, title=f"/{ask.command} with {model.name}")
-        embed.add_field(name="Estimate", value=format_usd(amount))
-        embed.add_field(name="Price", value=pricing.describe(model))
-        if request.count > 1:
-            embed.add_field(name="Copies", value=str(request.count))
-        usage = await core.ledger.usage(identity_of(interaction))
-        limited = [a for a in (*usage.user, *usage.workspace) if a.remaining is not None]
-        if limited:
-            tightest = min(limited, key=lambda a: a.remaining or Decimal(0))
-            embed.add_field(name="Left", value=tightest.describe(), inline=False)
-            if tightest.remaining is not None and amount > tightest.remaining:
-                embed.add_field(name="Too much", value="This is more than is left.", inline=False)
-        try:
-            where = where_of(interaction, self._settings)
-            core.jobs.policy.check(ask.command, model, request.prompt, where)
-        except PolicyDenied as exc:
-            embed.add_field(name="Not allowed here", value=exc.message, inline=False)
-        threshold = core.settings.jobs.confirm_above_usd
-        if amount > threshold:
+        where = where_of(interaction, self._settings)
+        found = await self._core.jobs.quote(self._request(ask), identity_of(interaction), where)
+        embed = discord.Embed(colour=render.COLOUR, title=f"/{ask.command} with {found.model.name}")
+        embed.add_field(name="Estimate", value=format_usd(found.estimate))
+        embed.add_field(name="Price", value=found.price)
+        if found.request.count > 1:
+            embed.add_field(name="Copies", value=str(found.request.count))
+        if found.tightest is not None:
+            embed.add_field(name="Left", value=found.tightest.describe(), inline=False)
+        if found.over_limit:
+            embed.add_field(name="Too much", value="This is more than is left.", inline=False)
+        if found.refusal is not None:
+            embed.add_field(name="Not allowed here", value=found.refusal, inline=False)
+        if found.confirm_above is not None:
             embed.add_field(
                 name="Confirmation",
-                value=f"Above {format_usd(threshold)}: you will be asked to confirm.",
+                value=f"Above {format_usd(found.confirm_above)}: you will be asked to confirm.",
                 inline=False,
             )
         embed.set_footer(text="An estimate only: nothing was run or charged.")
@@ -103,7 +93,7 @@ class JobHandlers:
 
     def model_completer(self, command: str) -> Completer:
         """Autocomplete for `model`: this command's kinds, only those allowed in this channel."""
-        kinds = COMMANDS[command][1]
+        kinds = COMMANDS[command].kinds
 
         async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             try:
@@ -171,15 +161,12 @@ class JobHandlers:
         old = await self._core.jobs.job(job_id, community_of(interaction))
         if old is not None and "output" in old.channel.extra:
             ref = replace(ref, extra={**ref.extra, "output": old.channel.extra["output"]})
+        request = await self._core.jobs.rerun_request(job_id, community_of(interaction), mode=mode)
         delivery = self._delivery_for(ref, interaction)
-        identity, where = identity_of(interaction), where_of(interaction, self._settings)
-
-        def invocation_of(request: Request) -> Invocation:
-            return Invocation(request, identity, ref, delivery, where)
-
-        await self._core.jobs.rerun(
-            job_id, community_of(interaction), mode=mode, invocation_of=invocation_of
+        invocation = Invocation(
+            request, identity_of(interaction), ref, delivery, where_of(interaction, self._settings)
         )
+        await self._core.jobs.submit(invocation)
 
     async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         jobs = self._core.jobs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -16,30 +16,26 @@ from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
 from bot.app import Core
-from bot.archive import Archive
-from bot.catalog import KIND_LABELS, Model
-from bot.delivery import ChannelRef, Result
+from bot.catalog import Model
+from bot.commands import COMMANDS
+from bot.delivery import ChannelRef
 from bot.errors import BotError, InvalidRequest
-from bot.jobstore import WITH_RESULT, JobRecord
-from bot.outputs import result_text
+from bot.past import Viewer, past_result
 from bot.quota import Allowance, format_usd
-from bot.requests import COMMANDS
 
 EMBED_TEXT = 4000
-KIND_CHOICES = [Choice(name=label, value=kind) for kind, label in KIND_LABELS.items()]
+KIND_CHOICES = [
+    Choice(name=command.label, value=kind)
+    for command in COMMANDS.values()
+    for kind in command.kinds
+]
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
-
-
-def command_for(kind: str) -> str:
-    return next(name for name, (_, kinds) in COMMANDS.items() if kind in kinds)
 
 
 class InfoCommands:
     def __init__(self, core: Core, delivery_for: DeliveryFor) -> None:
         self._core = core
         self._delivery_for = delivery_for
-        media_dir = core.settings.storage.media_dir
-        self._archive = Archive(media_dir) if media_dir else None
 
     def commands(self) -> list[app_commands.Command[Any, ..., Any]]:
         @app_commands.command(name="models", description="The models you can use in this channel")
@@ -70,12 +66,11 @@ class InfoCommands:
         where = where_of(interaction, core.settings.discord)
         allowed = core.jobs.policy.allowed_models(list(core.catalog), where)
         sections = []
-        for each, label in KIND_LABELS.items():
-            found = [m for m in allowed if m.kind == each and kind in (None, each)]
+        for command in COMMANDS.values():
+            found = [m for m in allowed if m.kind in command.kinds and kind in (None, m.kind)]
             if found:
-                command = command_for(each)
-                lines = [self._model_line(m, command) for m in found]
-                sections.append(f"**{label}** (/{command})\n" + "\n".join(lines))
+                lines = [self._model_line(m, command.name) for m in found]
+                sections.append(f"**{command.label}** (/{command.name})\n" + "\n".join(lines))
         if not sections:
             raise InvalidRequest("No models are allowed in this channel.")
         pages = split_message("\n\n".join(sections), EMBED_TEXT)
@@ -138,39 +133,31 @@ class InfoCommands:
 
     async def show(self, interaction: discord.Interaction, job_id: str) -> None:
         job_id = job_id.strip().strip("`")
-        job = await self._core.jobs.job(job_id, community_of(interaction))
-        if job is None or not _visible(job, interaction):
+        past = await past_result(self._core.jobs, job_id, _viewer(interaction))
+        if past is None:
             raise InvalidRequest(f"There is no job `{job_id}` here. /usage lists your recent jobs.")
-        if job.state not in WITH_RESULT:
-            reason = f": {job.error}" if job.error else "."
-            raise InvalidRequest(f"Job `{job.id}` has no result to show ({job.state}){reason}")
-        model = self._core.catalog.get(job.model)
-        files = await self._core.jobs.result_files(job.id)  # the archive, else the spool
-        text = result_text(model, job)
-        if not files and not text:
-            where = "" if self._archive else " (no archive folder is configured)"
-            raise BotError(f"The result of job `{job.id}` is not kept by this bot{where}.")
+        if past.result is None:
+            reason = f": {past.error}" if past.error else "."
+            raise InvalidRequest(
+                f"Job `{past.job_id}` has no result to show ({past.state}){reason}"
+            )
+        if not past.kept:
+            where = (
+                ""
+                if self._core.settings.storage.media_dir
+                else " (no archive folder is configured)"
+            )
+            raise BotError(f"The result of job `{past.job_id}` is not kept by this bot{where}.")
+        job = await self._core.jobs.job(past.job_id, community_of(interaction))
+        output = job.channel.extra.get("output", "text") if job else "text"
         callback = await interaction.response.defer(thinking=True)
-        extra = {"output": job.channel.extra.get("output", "text")}
         ref = channel_ref(
-            interaction, message_id=callback.message_id if callback else None, extra=extra
+            interaction,
+            message_id=callback.message_id if callback else None,
+            extra={"output": output},
         )
-        result = Result(
-            job_id=job.id,
-            command=job.command,
-            model=model.name,
-            model_id=model.id,
-            prompt=self._core.jobs.request_of(job).prompt,
-            files=files or (),
-            text=text,
-            seeds=tuple(
-                c.seed for c in job.copies if c.status == "COMPLETED" and c.seed is not None
-            ),
-            cost=job.cost or Decimal(0),
-            elapsed_s=(job.finished_at or job.updated_at) - job.created_at,
-            notes=(f"Posted again; first made <t:{int(job.created_at)}:R>.",),
-            params=job.input,
-        )
+        note = f"Posted again; first made <t:{int(past.made_at)}:R>."
+        result = replace(past.result, notes=(note,))
         await self._delivery_for(ref, interaction).deliver(result)
 
 
@@ -182,6 +169,7 @@ def _standing(allowance: Allowance) -> str:
     )
 
 
-def _visible(job: JobRecord, interaction: discord.Interaction) -> bool:
+def _viewer(interaction: discord.Interaction) -> Viewer:
     """Any job of this server; in DMs (all one "dm" community), only your own."""
-    return interaction.guild_id is not None or job.identity[2] == str(interaction.user.id)
+    user = str(interaction.user.id)
+    return Viewer(community_of(interaction), user, own_only=interaction.guild_id is None)

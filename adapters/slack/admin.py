@@ -14,15 +14,16 @@ the ledger's audit log as `slack:<team>:<admin>`. The same operations exist in t
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.info import allowance_line
 from adapters.slack.people import PLATFORM
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.pricing import format_usd as exact_usd
-from bot.quota import admin_amount, format_usd
+from bot.pricing import exact_usd
+from bot.quota import Identity
+from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
 
 USAGE = (
     "*Quota commands (admins)*\n"
@@ -48,20 +49,21 @@ async def quota_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     if not rest:
         raise InvalidRequest(f"Say whose quota: `/quota {action} @user` or `workspace`.\n{USAGE}")
     scope, label = _scope(origin, rest[0])
-    by = f"{PLATFORM}:{origin.team}:{origin.user}"
+    by = Identity(PLATFORM, origin.team, origin.user).user_key
     ledger = ctx.core.ledger
     if action == "show":
-        return await _show(ctx, origin, rest[0], label)
+        return await _show(ctx, origin, rest[0], scope, label)
     if action == "set":
         limits = _limits(rest[1:])
         await ledger.set_limits(scope, limits, by=by)
         shown = ", ".join(
-            f"{name.removesuffix('_usd')} {_limit(getattr(limits, name))}"
+            f"{name.removesuffix('_usd')} {describe_limit(getattr(limits, name))}"
             for name in sorted(limits.model_fields_set)
         )
         return f"Limits of {label} set: {shown}."
     if action == "grant":
-        amount, reason = _usd(rest[1] if len(rest) > 1 else ""), " ".join(rest[2:])
+        amount = parse_usd(rest[1] if len(rest) > 1 else "", "the amount")
+        reason = " ".join(rest[2:])
         grant = await ledger.grant(scope, amount, reason, by=by)
         return f"Granted {exact_usd(grant.amount)} to {label} for this period ({reason})."
     if action == "reset":
@@ -79,9 +81,9 @@ async def quota_text(ctx: SlackContext, origin: Origin, text: str) -> str:
 def _scope(origin: Origin, word: str) -> tuple[str, str]:
     """A user mention/id or `workspace` -> (ledger scope key, how to name it in a reply)."""
     if word.lower() in POOL_WORDS:
-        return f"{PLATFORM}:{origin.team}", "the workspace pool"
+        return Identity(PLATFORM, origin.team, origin.user).pool_key, "the workspace pool"
     user = _user_of(word)
-    return f"{PLATFORM}:{origin.team}:{user}", f"<@{user}>"
+    return Identity(PLATFORM, origin.team, user).user_key, f"<@{user}>"
 
 
 def _user_of(word: str) -> str:
@@ -96,13 +98,10 @@ def _user_of(word: str) -> str:
     )
 
 
-async def _show(ctx: SlackContext, origin: Origin, word: str, label: str) -> str:
-    if word.lower() in POOL_WORDS:
-        identity = await ctx.people.identity(origin.team, origin.user)
-        allowances = (await ctx.core.ledger.usage(identity)).workspace
-    else:
-        identity = await ctx.people.identity(origin.team, _user_of(word))
-        allowances = (await ctx.core.ledger.usage(identity)).user
+async def _show(ctx: SlackContext, origin: Origin, word: str, scope: str, label: str) -> str:
+    pool = word.lower() in POOL_WORDS
+    roles = frozenset() if pool else await ctx.people.roles(_user_of(word))
+    allowances = await standing(ctx.core.ledger, scope, roles)
     return f"*{label}*\n" + "\n".join(f"• {allowance_line(a)}" for a in allowances)
 
 
@@ -114,19 +113,5 @@ def _limits(words: list[str]) -> QuotaLimits:
     for flag, value in pairs:
         if flag.lower() not in PERIODS:
             raise InvalidRequest(f"Unknown limit {flag!r}; use --daily, --weekly or --monthly.")
-        given[PERIODS[flag.lower()]] = None if value.lower() == "none" else _usd(value)
+        given[PERIODS[flag.lower()]] = parse_limit(value, flag.lstrip("-"))
     return QuotaLimits(**given)
-
-
-def _usd(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip().removeprefix("$"))
-    except InvalidOperation:
-        raise InvalidRequest(f"{text!r} is not an amount in USD.") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidRequest(f"{text!r} is not an amount in USD.")
-    return admin_amount(value)
-
-
-def _limit(value: Decimal | None) -> str:
-    return "no limit" if value is None else format_usd(value)

@@ -11,14 +11,12 @@ from typing import Any
 
 from adapters.slack import blocks
 from adapters.slack.context import Origin, SlackContext
-from adapters.slack.delivery import SlackDelivery
 from adapters.slack.info import MAX_REPLY
 from adapters.slack.launch import show_card
 from adapters.slack.reply import Audience
 from adapters.slack.text import code_block, escape
 from bot.errors import InvalidRequest
 from bot.jobs import UNKNOWN_JOB, Invocation
-from bot.requests import Request
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +60,13 @@ class Buttons:
 
     async def _rerun(self, job_id: str, mode: str, origin: Origin) -> None:
         ctx = self._ctx
-        old = await ctx.core.jobs.job(job_id, origin.community)
-        if old is None:
-            raise InvalidRequest(UNKNOWN_JOB)
+        request = await ctx.core.jobs.rerun_request(job_id, origin.community, mode=mode)
         identity = await ctx.people.identity(origin.team, origin.user)
-        where = await ctx.where(origin)
-        made: list[SlackDelivery] = []
-
-        def invocation_of(request: Request) -> Invocation:
-            ref = origin.channel_ref(origin=mode, command=old.command, prompt=request.prompt)
-            made.append(ctx.delivery(ref))
-            return Invocation(request, identity, ref, made[-1], where)
-
-        submitted = await ctx.core.jobs.rerun(
-            job_id, origin.community, mode=mode, invocation_of=invocation_of
-        )
-        await show_card(ctx, origin, submitted, made[-1])
+        ref = origin.channel_ref(origin=mode, command=request.command, prompt=request.prompt)
+        delivery = ctx.delivery(ref)
+        invocation = Invocation(request, identity, ref, delivery, await ctx.where(origin))
+        submitted = await ctx.core.jobs.submit(invocation)
+        await show_card(ctx, origin, submitted, delivery)
 
     async def _confirm(self, job_id: str, origin: Origin) -> None:
         ctx = self._ctx

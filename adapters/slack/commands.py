@@ -13,7 +13,7 @@ from adapters.slack import admin, info
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.launch import start_job
 from adapters.slack.text import escape
-from bot.requests import COMMANDS
+from bot.commands import COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Commands:
         if name == "models":
             return await info.models_text(ctx, origin, text)
         if name == "cost":
-            return await info.cost_text(ctx, text)
+            return await info.cost_text(ctx, origin, text)
         if name == "show":
             return await info.show_text(ctx, origin, text)
         if name == "quota":

@@ -31,6 +31,7 @@ from adapters.slack import blocks
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.text import clip, escape, split_text
+from bot.commands import COMMANDS
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class SlackDelivery:
         if files and FILES not in posted:
             await self._upload(result, files, channel, thread)
             await self._remember(result.job_id, FILES, channel, anchor)
-        card = blocks.result(self.title, result, variations=result.command in ("imagine", "edit"))
+        card = blocks.result(self.title, result, variations=COMMANDS[result.command].variations)
         await self.show(result.job_id, self._fallback(blocks.summary(result)), card)
         await self._remember(result.job_id, DELIVERED, channel, anchor)
 
@@ -130,7 +131,7 @@ class SlackDelivery:
                     unfurl_links=False,
                 )
             await self._remember(result.job_id, FILES, channel, thread or "")
-        card = blocks.result(self.title, result, variations=result.command in ("imagine", "edit"))
+        card = blocks.result(self.title, result, variations=COMMANDS[result.command].variations)
         answer = await self._client.chat_postMessage(
             channel=channel,
             thread_ts=thread,

@@ -12,21 +12,15 @@ from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import clip, code_block, escape, from_slack
 from bot import pricing
 from bot.catalog import Model
+from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, UnknownModel
-from bot.jobstore import WITH_RESULT
-from bot.outputs import result_text
+from bot.jobs import UNKNOWN_JOB
+from bot.past import PastResult, Viewer, past_result
 from bot.quota import Allowance, format_usd
-from bot.requests import COMMANDS, OPTION_HELP, parse_text
+from bot.quote import Quote
+from bot.requests import OPTION_HELP, parse_text
 
 MAX_REPLY = 3900
-KIND_TITLES = {
-    "image": "Images (/imagine)",
-    "image_edit": "Image edits (/edit)",
-    "video": "Video (/video)",
-    "transcription": "Transcription (/transcribe)",
-    "text": "Text (/ask)",
-    "speech": "Speech (/speak)",
-}
 
 
 def help_text() -> str:
@@ -67,7 +61,7 @@ def allowance_line(allowance: Allowance) -> str:
         return f"{period}: {spent} spent, no limit"
     held = f" (+{format_usd(allowance.held)} running)" if allowance.held else ""
     return (
-        f"{period}: {spent}{held} of {pricing.format_usd(allowance.limit)},"
+        f"{period}: {spent}{held} of {pricing.exact_usd(allowance.limit)},"
         f" *{format_usd(allowance.remaining, rounding=ROUND_DOWN)} left*,"
         f" resets {slack_date(allowance.resets_at, '{date_short_pretty} {time}')}"
     )
@@ -84,22 +78,22 @@ async def models_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     where = await ctx.where(origin)
     models = ctx.core.jobs.policy.allowed_models(list(ctx.core.catalog), where)
     if wanted:
-        kinds = COMMANDS[wanted][1] if wanted in COMMANDS else (wanted,)
+        kinds = COMMANDS[wanted].kinds if wanted in COMMANDS else (wanted,)
         models = [m for m in models if m.kind in kinds]
         if not models:
             raise InvalidRequest(f"No models for {wanted!r} here. Try: " + ", ".join(COMMANDS))
     lines: list[str] = []
-    for kind, title in KIND_TITLES.items():
-        group = [m for m in models if m.kind == kind]
+    for command in COMMANDS.values():
+        group = [m for m in models if m.kind in command.kinds]
         if group:
-            lines.append(f"*{title}*")
+            lines.append(f"*{command.label.capitalize()} (/{command.name})*")
             lines += [f"• `{m.id}` {escape(m.name)}: {escape(pricing.describe(m))}" for m in group]
     defaults = ", ".join(f"/{c} {m}" for c, m in ctx.core.settings.jobs.default_models.items())
     lines.append(f"_Defaults: {escape(defaults)}. Pick one with `--model ID`._")
     return clip("\n".join(lines), MAX_REPLY)
 
 
-async def cost_text(ctx: SlackContext, text: str) -> str:
+async def cost_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     """`/cost imagine a cat --count 4` prices a request; `/cost flux-dev` shows a model's price."""
     plain = from_slack(text).strip()
     word, _, rest = plain.partition(" ")
@@ -109,12 +103,8 @@ async def cost_text(ctx: SlackContext, text: str) -> str:
         request = parse_text(
             command, rest, ctx.core.catalog, default_model=jobs.default_model(command)
         )
-        model = jobs.model_of(request)
-        copies = f"{request.count} × " if request.count > 1 else ""
-        return (
-            f"{copies}{escape(model.name)} would cost about *{format_usd(jobs.estimate(request))}*"
-            f" ({escape(pricing.describe(model))}). You are charged the actual cost when it is done."
-        )
+        identity = await ctx.people.identity(origin.team, origin.user)
+        return quote_text(await jobs.quote(request, identity, await ctx.where(origin)))
     named = _model_named(ctx, word)
     if named is not None:
         return f"{escape(named.name)} (`{named.id}`): {escape(pricing.describe(named))}"
@@ -122,6 +112,24 @@ async def cost_text(ctx: SlackContext, text: str) -> str:
         "Say what to price, e.g. `/cost imagine a cat --model flux-dev --count 2`, or name a"
         " model: `/cost flux-dev`."
     )
+
+
+def quote_text(found: Quote) -> str:
+    copies = f"{found.request.count} × " if found.request.count > 1 else ""
+    lines = [
+        f"{copies}{escape(found.model.name)} would cost about *{format_usd(found.estimate)}*"
+        f" ({escape(found.price)}). You are charged the actual cost when it is done."
+    ]
+    if found.tightest is not None:
+        lines.append(f"• {found.tightest.describe()}")
+    if found.over_limit:
+        lines.append("• This is more than is left.")
+    if found.refusal is not None:
+        lines.append(f"• Not allowed here: {escape(found.refusal)}")
+    if found.confirm_above is not None:
+        lines.append(f"• Above {format_usd(found.confirm_above)}: you will be asked to confirm.")
+    lines.append("_An estimate only: nothing was run or charged._")
+    return "\n".join(lines)
 
 
 def _model_named(ctx: SlackContext, word: str) -> Model | None:
@@ -143,32 +151,33 @@ async def show_text(ctx: SlackContext, origin: Origin, text: str) -> str:
         if not recent:
             raise InvalidRequest("You have no jobs yet; `/show JOB_ID` shows any job's request.")
         job_id = recent[0].job_id
-    call = await ctx.core.jobs.show_request(job_id, origin.community)
-    result = await _result_lines(ctx, origin, job_id)
-    heading = f"The Runpod API call for job `{escape(job_id)}` (your own key goes in `$RUNPOD_API_KEY`):\n"
+    past = await past_result(ctx.core.jobs, job_id, Viewer(origin.community, origin.user))
+    if past is None:
+        raise InvalidRequest(UNKNOWN_JOB)
+    call = await ctx.core.jobs.show_request(past.job_id, origin.community)
+    result = _result_lines(past)
+    heading = f"The Runpod API call for job `{escape(past.job_id)}` (your own key goes in `$RUNPOD_API_KEY`):\n"
     if result:
         result = clip(result, MAX_REPLY // 2) + "\n"
     return result + heading + code_block(call, MAX_REPLY - len(result) - len(heading))
 
 
-async def _result_lines(ctx: SlackContext, origin: Origin, job_id: str) -> str:
-    """What job `job_id` made, as an ephemeral reply can carry it: text, or the bot's links."""
-    jobs = ctx.core.jobs
-    job = await jobs.job(job_id, origin.community)
-    if job is None or job.state not in WITH_RESULT:
-        return ""
-    model = ctx.core.catalog.get(job.model)
-    text = result_text(model, job)
-    if text:
-        return f"*Result of `{job.id}`* ({escape(model.name)}):\n{escape(text)}"
-    files = await jobs.result_files(job.id) or ()
-    links = jobs.result_links(job.id, files)
-    if links:
-        shown = "\n".join(f"<{link}|{escape(name)}>" for name, link in links.items())
-        return f"*Result of `{job.id}`* ({escape(model.name)}):\n{shown}"
-    if files:
+def _result_lines(past: PastResult) -> str:
+    """What the job made, as an ephemeral reply can carry it: text, or the bot's links."""
+    result = past.result
+    if result is None:
+        reason = f": {escape(past.error)}" if past.error else "."
+        return f"Job `{past.job_id}` has no result to show ({past.state}){reason}"
+    if result.text:
+        return f"*Result of `{past.job_id}`* ({escape(result.model)}):\n{escape(result.text)}"
+    if past.links:
+        shown = "\n".join(f"<{link}|{escape(name)}>" for name, link in past.links.items())
+        return f"*Result of `{past.job_id}`* ({escape(result.model)}):\n{shown}"
+    if result.files:
         return (
-            f"The result of `{job.id}` is kept, but this bot has no public address to link it"
-            " from (`http.public_url`); it was posted where the job ran."
+            f"The result of `{past.job_id}` is kept, but this bot has no public address to link"
+            " it from (`http.public_url`); it was posted where the job ran."
         )
-    return f"The result of `{job.id}` is not kept by this bot; it was posted where the job ran."
+    return (
+        f"The result of `{past.job_id}` is not kept by this bot; it was posted where the job ran."
+    )

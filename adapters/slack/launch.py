@@ -18,13 +18,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.text import from_slack, take_links
+from bot.commands import COMMANDS
 from bot.errors import BotError
 from bot.jobs import RUNNING_STATES, Invocation, Submitted
 from bot.requests import parse_text
 
 log = logging.getLogger(__name__)
 
-MEDIA_COMMANDS = ("edit", "video", "transcribe")
 # chat.postMessage's documented errors for "this conversation won't take the bot's messages";
 # anything else (an HTML 503, a 5xx, a dropped connection) is Slack having trouble.
 CANNOT_POST_HERE = frozenset(
@@ -53,7 +53,7 @@ async def start_job(
     """Parse, submit and show one job; raises BotError with what to tell the user."""
     prompt = from_slack(text)
     media: list[str] = []
-    if command in MEDIA_COMMANDS:
+    if command in COMMANDS and COMMANDS[command].takes_media:
         prompt, media = take_links(prompt)
         media += ctx.links.links_for(command, list(files or []))
     jobs = ctx.core.jobs

@@ -37,12 +37,13 @@ from bot.app import Core
 from bot.catalog import Model, ParamSpec, load_catalog
 from bot.cli import main
 from bot.cli_basic import parse_key_values
+from bot.commands import COMMANDS
 from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.jobs import Community, Invocation
+from bot.jobs import Community
 from bot.outputs import MEDIA_KINDS, Downloader, OutputError
 from bot.quota import MAX_ADMIN_USD, Identity
-from bot.requests import COMMANDS, MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
+from bot.requests import MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
 from tests.fakes import media
 from tests.reliability.conftest import FUZZ
 
@@ -579,10 +580,6 @@ def test_cost_on_the_command_line_prints_a_price_or_exits_2(model: str, items: l
 HERE = Community("test", "guild1")
 
 
-def never_called(request: Request) -> Invocation:
-    raise AssertionError("an unknown job was rerun")
-
-
 @settings(
     FUZZ,  # one core for all examples: they only read
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -595,7 +592,7 @@ async def test_unknown_job_ids_and_webhook_bodies_are_refused_cleanly(
         core.jobs.cancel(job_id, HERE, user="alice"),
         core.jobs.confirm(job_id, HERE, user="alice"),
         core.jobs.show_request(job_id, HERE),
-        core.jobs.rerun(job_id, HERE, mode="reroll", invocation_of=never_called),
+        core.jobs.rerun_request(job_id, HERE, mode="reroll"),
     ):
         with pytest.raises(InvalidRequest) as refused:
             await attempt
