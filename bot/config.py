@@ -180,6 +180,9 @@ class JobSettings(Section):
     # What to hold when nothing bounds a job's bill before it runs (a recording whose length
     # cannot be read); the member is told. A bill above it is charged and counted as overage.
     unknown_length_hold_usd: AdminUsd = Field(default=Decimal("0.50"), ge=0)
+    # A reply to an /ask answer sends the earlier turns along, the newest that fit this many
+    # tokens (counted as UTF-8 bytes of text, the worst case holds are priced at).
+    conversation_max_tokens: int = Field(default=8000, ge=0)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",
