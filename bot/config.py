@@ -102,6 +102,9 @@ class DiscordSettings(Section):
     # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
     shards: int | Literal["auto"] | None = None
     admin_role: str | None = None
+    # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
+    # then any message in a conversation's thread is a turn, not only those mentioning the bot.
+    message_content: bool = False
 
 
 class SlackSettings(Section):
