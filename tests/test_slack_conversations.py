@@ -9,11 +9,21 @@ from typing import Any
 
 import pytest
 
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import message
-from tests.slack_support import ALICE, BOB, BOSS, CHANNEL, SlackBot, populate, running_bot
+from tests.slack_support import (
+    ALICE,
+    BOB,
+    BOSS,
+    CHANNEL,
+    SlackBot,
+    button_value,
+    populate,
+    running_bot,
+)
 
 GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
 # Each turn below is 6 bytes ("turn 1") and each answer 8 ("answer 1"): 14 a turn. Three
@@ -132,3 +142,32 @@ async def test_a_turn_over_the_quota_is_refused_privately(
     assert refusal.text.startswith("Your daily limit is")
     assert refusal.thread_ts == card.ts
     assert len(sent_messages(runpod_fake)) == 1
+
+
+async def test_a_prompt_model_gets_a_transcript_and_the_hold_bounds_it(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    """Qwen3 takes a `prompt`: the earlier turns go in it, and the hold covers every byte."""
+    runpod_fake.endpoints["qwen3-32b-awq"].reply = lambda inp: f"answer {inp['prompt'][-1]}"
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.command("/ask", "turn 1")
+        (card,) = await bot.wait(bot.finished_cards)
+        await say(bot, "turn 2", user=ALICE, thread=card.ts)
+        second = (await bot.wait(lambda: len(bot.finished_cards()) == 2 and bot.finished_cards()))[
+            1
+        ]
+        await bot.idle()
+        community = Community("slack", fake.team_id)
+        jobs = [
+            await bot.core.jobs.job(button_value(c, "job_show"), community) for c in (card, second)
+        ]
+    runs = [r for r in runpod_fake.requests if r.route == "run"]
+    assert [r.json["input"]["prompt"] for r in runs] == [
+        "turn 1",
+        "User: turn 1\nAssistant: answer 1\nUser: turn 2",
+    ]
+    first_job, second_job = jobs
+    assert first_job is not None and second_job is not None
+    # $10 per 1M tokens, one token per byte: every byte the transcript adds is held
+    extra = len("User: turn 1\nAssistant: answer 1\nUser: turn 2") - len("turn 1")
+    assert second_job.estimate - first_job.estimate == Decimal(extra) * 10 / 1_000_000
