@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from bot.catalog import Catalog, Model
 from bot.config import JobSettings
 from bot.db import Database
 from bot.outputs import extract
-from bot.requests import Request, parse_text
+from bot.requests import Request, build_request, split_options
 
 COMMAND = "ask"
 DONE_STATES = ("completed", "delivered", "undeliverable")
@@ -131,10 +131,19 @@ class Conversations:
         """The request for a reply `text` in `conversation`: the same model, the earlier turns
         as context; `--new` starts a fresh conversation instead. InvalidRequest for bad input."""
         fresh = _NEW.search(text) is not None
-        text = _NEW.sub(" ", text)
-        model_id, turns = await self._history(conversation)
-        default = model_id or self._jobs.default_models[COMMAND]
-        request = parse_text(COMMAND, text, self._catalog, default_model=default, media=media)
+        prompt, options = split_options(_NEW.sub(" ", text))
+        last, turns = await self._history(conversation)
+        default = last.model if last else self._jobs.default_models[COMMAND]
+        if last and not fresh and "model" not in options and "m" not in options:
+            options = {**settings_of(self._catalog.get(last.model), last.input), **options}
+        request = build_request(
+            COMMAND,
+            self._catalog,
+            prompt=prompt,
+            options=options,
+            default_model=default,
+            media=media,
+        )
         said = request.prompt
         if fresh:
             return NextTurn(request, Thread(None, place, said))
@@ -147,24 +156,48 @@ class Conversations:
             Thread(conversation, place, said),
         )
 
-    async def _history(self, conversation: str) -> tuple[str | None, list[Turn]]:
-        """The conversation's model (its last turn's) and its answered turns, oldest first."""
+    async def _history(self, conversation: str) -> tuple[Last | None, list[Turn]]:
+        """The conversation's last turn (its model and settings carry on) and its answered
+        turns, oldest first."""
         rows = await self._db.fetchall(
-            "SELECT t.said, j.model, j.state, j.copies FROM conversation_turns t"
+            "SELECT t.said, j.model, j.state, j.copies, j.request FROM conversation_turns t"
             " JOIN jobs j ON j.id = t.job_id WHERE t.conversation = ?"
             " ORDER BY t.turn",
             (conversation,),
         )
-        model_id: str | None = None
+        last: Last | None = None
         turns: list[Turn] = []
-        for said, model, state, copies in rows:
-            model_id = str(model)
+        for said, model, state, copies, request in rows:
+            last = Last(str(model), json.loads(request).get("input") or {})
             if state not in DONE_STATES:
                 continue
             reply = _reply(self._catalog.get(str(model)), json.loads(copies))
             if reply:
                 turns.append(Turn(str(said), reply))
-        return model_id, turns
+        return last, turns
+
+
+@dataclass(frozen=True)
+class Last:
+    model: str
+    input: dict[str, Any]
+
+
+def settings_of(model: Model, input: Mapping[str, Any]) -> dict[str, Any]:
+    """A turn's settings as options for the next one (`max_tokens`, a model variant...): every
+    parameter but the text and files, by its full (dotted) name. A parameter called `model`
+    (an endpoint's variant) is left out: `--model` names the catalog's model."""
+    skipped = {model.prompt_param, "model", *model.media_inputs}
+    found: dict[str, Any] = {}
+    for name in model.params:
+        if name in skipped:
+            continue
+        value: Any = input
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def capped(turns: Sequence[Turn], room_taken: int, max_tokens: int) -> list[Turn]:

@@ -147,10 +147,11 @@ async def test_a_turn_over_the_quota_is_refused_privately(
 async def test_a_prompt_model_gets_a_transcript_and_the_hold_bounds_it(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
 ) -> None:
-    """Qwen3 takes a `prompt`: the earlier turns go in it, and the hold covers every byte."""
+    """Qwen3 takes a `prompt`: the earlier turns go in it, the hold covers every byte, and the
+    first turn's settings carry on."""
     runpod_fake.endpoints["qwen3-32b-awq"].reply = lambda inp: f"answer {inp['prompt'][-1]}"
     async with running_bot(tmp_path, runpod_fake, fake) as bot:
-        await bot.command("/ask", "turn 1")
+        await bot.command("/ask", "turn 1 --max-tokens 10")  # the next turn keeps this
         (card,) = await bot.wait(bot.finished_cards)
         await say(bot, "turn 2", user=ALICE, thread=card.ts)
         second = (await bot.wait(lambda: len(bot.finished_cards()) == 2 and bot.finished_cards()))[
@@ -162,6 +163,7 @@ async def test_a_prompt_model_gets_a_transcript_and_the_hold_bounds_it(
             await bot.core.jobs.job(button_value(c, "job_show"), community) for c in (card, second)
         ]
     runs = [r for r in runpod_fake.requests if r.route == "run"]
+    assert [r.json["input"]["max_tokens"] for r in runs] == [10, 10]
     assert [r.json["input"]["prompt"] for r in runs] == [
         "turn 1",
         "User: turn 1\nAssistant: answer 1\nUser: turn 2",
