@@ -175,7 +175,9 @@ class JobService:
         """
         request = invocation.request
         model = self.model_of(request)
-        self._policy.check(request.command, model, request.prompt, invocation.where)
+        # A conversation's turn is judged by what the member said, not the history sent along.
+        said = invocation.thread.said if invocation.thread else request.prompt
+        self._policy.check(request.command, model, said, invocation.where)
         seconds = await self._recording_seconds(model, request)
         bound = pricing.bound(model, request.input, self._settings.jobs, audio_seconds=seconds)
         estimate = bound.amount * request.count

@@ -112,18 +112,25 @@ async def test_new_starts_fresh_and_other_threads_are_left_alone(
         await bot.wait(lambda: len(bot.finished_cards()) == 2)
         await say(bot, "turn 3", user=ALICE, thread=card.ts)
         await bot.wait(lambda: len(bot.finished_cards()) == 3)
+        await bot.mention("turn 4", thread_ts=card.ts)  # a mention there is a turn too
+        await bot.wait(lambda: len(bot.finished_cards()) == 4)
         other = fake.post_as_user("a thread of people", user_id=BOB, channel_id=CHANNEL)
         await say(bot, "turn 9", user=ALICE, thread=other.ts)
         await bot.idle()
         sent = sent_messages(runpod_fake)
+    said_2 = [
+        {"role": "user", "content": "turn 2"},
+        {"role": "assistant", "content": "answer 2"},
+    ]
+    said_3 = [
+        {"role": "user", "content": "turn 3"},
+        {"role": "assistant", "content": "answer 3"},
+    ]
     assert sent == [
         [{"role": "user", "content": "turn 1"}],
         [{"role": "user", "content": "turn 2"}],
-        [
-            {"role": "user", "content": "turn 2"},
-            {"role": "assistant", "content": "answer 2"},
-            {"role": "user", "content": "turn 3"},
-        ],
+        [*said_2, {"role": "user", "content": "turn 3"}],
+        [*said_2, *said_3, {"role": "user", "content": "turn 4"}],
     ]
 
 
@@ -173,3 +180,27 @@ async def test_a_prompt_model_gets_a_transcript_and_the_hold_bounds_it(
     # $10 per 1M tokens, one token per byte: every byte the transcript adds is held
     extra = len("User: turn 1\nAssistant: answer 1\nUser: turn 2") - len("turn 1")
     assert second_job.estimate - first_job.estimate == Decimal(extra) * 10 / 1_000_000
+
+
+async def test_policy_judges_what_the_member_says_not_the_history(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    """A blocked word in the model's earlier answer does not block the next turn (the history
+    of a prompt model is in its prompt); the member writing it is refused, privately."""
+    runpod_fake.endpoints["qwen3-32b-awq"].reply = "answer with kraken"
+    policy = {"blocked_terms": ["kraken"]}
+    async with running_bot(tmp_path, runpod_fake, fake, policy=policy) as bot:
+        await bot.command("/ask", "turn 1")
+        (card,) = await bot.wait(bot.finished_cards)
+        await say(bot, "turn 2", user=ALICE, thread=card.ts)
+        await bot.wait(lambda: len(bot.finished_cards()) == 2)
+        await say(bot, "a kraken turn", user=BOB, thread=card.ts)
+        (refusal,) = await bot.wait(lambda: bot.ephemerals(BOB))
+        await bot.idle()
+    runs = [r for r in runpod_fake.requests if r.route == "run"]
+    assert [r.json["input"]["prompt"] for r in runs] == [
+        "turn 1",
+        "User: turn 1\nAssistant: answer with kraken\nUser: turn 2",
+    ]
+    assert refusal.text == "The prompt contains a term this community has blocked."
+    assert refusal.thread_ts == card.ts
