@@ -204,3 +204,22 @@ async def test_policy_judges_what_the_member_says_not_the_history(
     ]
     assert refusal.text == "The prompt contains a term this community has blocked."
     assert refusal.thread_ts == card.ts
+
+
+async def test_a_conversation_survives_a_restart(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    runpod_fake.endpoints[GRANITE].reply = answer
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.command("/ask", "turn 1 --model granite-4")
+        (card,) = await bot.wait(bot.finished_cards)
+        await bot.idle()
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await say(bot, "turn 2", user=ALICE, thread=card.ts)
+        await bot.wait(lambda: len(bot.finished_cards()) == 2)
+        await bot.idle()
+    assert sent_messages(runpod_fake)[-1] == [
+        {"role": "user", "content": "turn 1"},
+        {"role": "assistant", "content": "answer 1"},
+        {"role": "user", "content": "turn 2"},
+    ]
