@@ -102,6 +102,9 @@ class DiscordSettings(Section):
     # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
     shards: int | Literal["auto"] | None = None
     admin_role: str | None = None
+    # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
+    # then any message in a conversation's thread is a turn, not only those mentioning the bot.
+    message_content: bool = False
 
 
 class SlackSettings(Section):
@@ -180,6 +183,9 @@ class JobSettings(Section):
     # What to hold when nothing bounds a job's bill before it runs (a recording whose length
     # cannot be read); the member is told. A bill above it is charged and counted as overage.
     unknown_length_hold_usd: AdminUsd = Field(default=Decimal("0.50"), ge=0)
+    # A reply to an /ask answer sends the earlier turns along, the newest that fit this many
+    # tokens (counted as UTF-8 bytes of text, the worst case holds are priced at).
+    conversation_max_tokens: int = Field(default=8000, ge=0)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",

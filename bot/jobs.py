@@ -23,10 +23,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
+
 from bot import pricing, recording
 from bot.archive import Archive
 from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
+from bot.conversations import COMMAND as CONVERSING
+from bot.conversations import Conversations, Thread
 from bot.courier import Courier
 from bot.db import Database
 from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, MediaFile
@@ -77,6 +81,8 @@ class Invocation:
     channel: ChannelRef
     delivery: Delivery
     where: Where
+    # An `ask` continuing a conversation, or starting one that replies at `place` continue.
+    thread: Thread | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class JobService:
             settings.http.public_url or settings.runpod.webhook_url,
             storage.spool_dir / ".link-key",
         )
+        self.conversations = Conversations(db, catalog, settings.jobs)
         self._factories: dict[str, DeliveryFactory] = {}
         self._resumed: set[str] = set()  # platforms whose jobs this process may take over
         self._runner = JobRunner(
@@ -168,7 +175,9 @@ class JobService:
         """
         request = invocation.request
         model = self.model_of(request)
-        self._policy.check(request.command, model, request.prompt, invocation.where)
+        # A conversation's turn is judged by what the member said, not the history sent along.
+        said = invocation.thread.said if invocation.thread else request.prompt
+        self._policy.check(request.command, model, said, invocation.where)
         seconds = await self._recording_seconds(model, request)
         bound = pricing.bound(model, request.input, self._settings.jobs, audio_seconds=seconds)
         estimate = bound.amount * request.count
@@ -206,6 +215,7 @@ class JobService:
             await self.ledger.check(invocation.identity, estimate)
             async with self._db.transaction() as tx:
                 await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
+                await self._turn(job, invocation, tx)
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
             summary = _summary(model, request) + (f" ({hold_note})" if hold_note else "")
             await invocation.delivery.confirm(
@@ -215,6 +225,7 @@ class JobService:
         async with self._db.transaction() as tx:
             await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
             await self._store.insert(job, tx=tx)
+            await self._turn(job, invocation, tx)
         log.info("job %s held %s for %s", job.id, estimate, model.id)
         self._runner.start(job, invocation.delivery)
         return Submitted(job.id, estimate)
@@ -408,6 +419,16 @@ class JobService:
         await self._runner.aclose()
 
     # --- helpers --------------------------------------------------------------------------
+
+    async def _turn(self, job: JobRecord, invocation: Invocation, tx: aiosqlite.Connection) -> None:
+        """Every `ask` is a turn of a conversation: the one it continues, or its own."""
+        if job.command != CONVERSING:
+            return
+        thread = invocation.thread or Thread(None, None, invocation.request.prompt)
+        platform, workspace, _ = job.identity
+        await self.conversations.record(
+            tx, job_id=job.id, platform=platform, workspace=workspace, thread=thread
+        )
 
     async def _recording_seconds(self, model: Model, request: Request) -> float | None:
         """The length of the recording a transcription sends; None if it cannot be read.

@@ -207,6 +207,14 @@ class _Fault:
     delay_s: float = 0.0
 
 
+def _sent_text(inp: dict[str, Any]) -> str:
+    """The text a text job bills as input: its prompt, or every chat message's content."""
+    messages = inp.get("messages")
+    if isinstance(messages, list):
+        return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+    return str(inp.get("prompt", ""))
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -859,7 +867,7 @@ class FakeRunpod:
 
     def _text_output(self, job: FakeJob, ep: FakeEndpoint) -> None:
         words, _ = self._words(ep, job.input)
-        n_in = len(str(job.input.get("prompt", "")).split())
+        n_in = len(_sent_text(job.input).split())
         batch: dict[str, Any] = {
             "choices": [{"tokens": [" ".join(words)]}],
             "usage": {"input": n_in, "output": len(words)},
