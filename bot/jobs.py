@@ -25,6 +25,7 @@ from typing import Any
 
 from bot import pricing, recording
 from bot.archive import Archive
+from bot.availability import Availability, not_available, visible
 from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
 from bot.courier import Courier
@@ -107,6 +108,7 @@ class JobService:
         self._settings = settings
         self._downloader = downloader
         self._policy = Policy(settings.policy)
+        self.availability = Availability(db)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         storage = settings.storage
         self.spool = Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024))
@@ -128,6 +130,7 @@ class JobService:
             spool=self.spool,
             courier=Courier(settings.delivery, self.links),
             worker=worker,
+            availability=self.availability,
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -152,6 +155,13 @@ class JobService:
             jobs=self._settings.jobs,
         )
 
+    async def offered_models(self, where: Where, *kinds: str) -> list[Model]:
+        """The models to list and autocomplete here (of `kinds`, else all): allowed in this
+        channel and not hidden because Runpod no longer has them (bot/availability.py)."""
+        models = self.catalog.of_kind(*kinds) if kinds else list(self.catalog)
+        hidden = await self.availability.hidden()
+        return self._policy.allowed_models(visible(models, hidden), where)
+
     def model_of(self, request: Request) -> Model:
         return self.catalog.get(request.model)
 
@@ -169,6 +179,8 @@ class JobService:
         request = invocation.request
         model = self.model_of(request)
         self._policy.check(request.command, model, request.prompt, invocation.where)
+        if model.id in await self.availability.hidden():
+            raise InvalidRequest(f"{not_available(model)}. Try another model (`/models`).")
         seconds = await self._recording_seconds(model, request)
         bound = pricing.bound(model, request.input, self._settings.jobs, audio_seconds=seconds)
         estimate = bound.amount * request.count
