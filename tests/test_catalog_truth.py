@@ -4,6 +4,7 @@ with a clear message when `/run` answers 404, and hidden after repeated 404s unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,8 @@ from bot.cli import main
 from bot.errors import InvalidRequest
 from bot.policy import Where
 from tests.conftest import API_KEY, make_settings
+from tests.discord_support import discord_settings, running_bot
+from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 from tests.test_jobs import spent, submit
 
@@ -105,3 +108,21 @@ def _config(core: Core) -> Path:
     path = core.settings.storage.database.parent / "cli.toml"
     path.write_text(f'[storage]\ndatabase = "{core.settings.storage.database}"\n')
     return path
+
+
+async def test_discord_member_is_told_and_the_hidden_model_leaves_menus(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    runpod_fake.retire("black-forest-labs-flux-1-dev")
+    async with FakeDiscord() as fake, contextlib.AsyncExitStack() as stack:
+        stack.enter_context(point_discord_py_at(fake))
+        settings = discord_settings(tmp_path, runpod_fake, fake, jobs={"hide_model_after_404s": 1})
+        await stack.enter_async_context(running_bot(settings))
+        sent = await fake.slash_command("imagine", {"prompt": "a fox", "model": "flux-dev"})
+        told = await sent.wait_for_message(lambda m: "not available" in m.content)
+        typed = await fake.autocomplete("imagine", {"model": "flux"}, focused="model")
+        listed = await (await fake.slash_command("models")).wait_for_message()
+    assert told.ephemeral and "Flux Dev is not available at Runpod" in told.content
+    assert "flux-dev" not in [c["value"] for c in await typed.choices()]
+    text = "".join(embed["description"] for embed in listed.embeds)
+    assert "`flux-schnell`" in text and "`flux-dev`" not in text
