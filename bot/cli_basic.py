@@ -11,6 +11,7 @@ from bot import logs, pricing
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
+from bot.inputs import Inputs
 from bot.online_check import check_all
 
 EXIT_INVALID = 2
@@ -78,6 +79,12 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"runpod: {settings.runpod.base_url}  api key {_is_set(settings.runpod.api_key)}")
     print(f"database: {settings.storage.database}")
     print(f"models: {len(catalog)} in the catalog")
+    storage = settings.storage
+    inputs = Inputs(storage.inputs_dir, keep_days=storage.inputs_keep_days, max_bytes=0)
+    print(
+        f"inputs kept: {inputs.disk_use().describe()} in {storage.inputs_dir}"
+        f" (kept {storage.inputs_keep_days:g} days, at most {storage.inputs_max_mb:g} MB)"
+    )
     adapters = settings.enabled_adapters()
     print(f"adapters that would run: {', '.join(adapters) if adapters else 'none'}")
     if "slack" in adapters:
