@@ -153,7 +153,7 @@ class JobService:
     async def quote(self, request: Request, identity: Identity, where: Where) -> Quote:
         """`/cost`: what `request` would cost `identity` here, and whether it could run."""
         usage = await self.ledger.usage(identity)
-        return quote(
+        found = quote(
             request,
             usage,
             where,
@@ -161,6 +161,9 @@ class JobService:
             policy=self._policy,
             jobs=self._settings.jobs,
         )
+        if found.refusal is None and found.model.id in await self.availability.hidden():
+            return replace(found, refusal=f"{not_available(found.model)}.")
+        return found
 
     async def offered_models(self, where: Where, *kinds: str) -> list[Model]:
         """The models to list and autocomplete here (of `kinds`, else all): allowed in this

@@ -15,11 +15,12 @@ from bot.app import Core, open_core
 from bot.cli import main
 from bot.errors import InvalidRequest
 from bot.policy import Where
+from bot.requests import parse_text
 from tests.conftest import API_KEY, make_settings
 from tests.discord_support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
-from tests.test_jobs import spent, submit
+from tests.test_jobs import ALICE, spent, submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 
@@ -61,6 +62,11 @@ async def test_repeated_404s_hide_the_model_until_an_operator_enables_it(
     with pytest.raises(InvalidRequest, match="not available at Runpod"):
         await submit(core, "a red fox --model flux-schnell")
     assert runpod_fake.count("run") == 2, "a hidden model is refused before /run"
+    request = parse_text("imagine", "a fox", core.catalog, default_model="flux-schnell")
+    asked = await core.jobs.quote(request, ALICE, Where("c1"))
+    assert (
+        asked.refusal == "Flux Schnell is not available at Runpod (its endpoint no longer exists)."
+    )
 
     code = await asyncio.to_thread(
         main, ["models", "--enable", "flux-schnell", "--config", str(_config(core))]
