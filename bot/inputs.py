@@ -7,7 +7,7 @@ so a Reroll or Variations of a week-old job can give Runpod the bot's own signed
 copy (`bot.links`, served by the `[http]` listener) instead of the dead one.
 
 The folder is bounded: inputs older than `storage.inputs_keep_days` are removed, and above
-`storage.inputs_max_mb` the oldest go first.
+`storage.inputs_max_mb` the oldest go first (checked on a save, at most once a minute).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bot.delivery import MediaFile
 log = logging.getLogger(__name__)
 
 DAY_S = 24 * 3600
+TRIM_EVERY_S = 60.0  # trimming reads every folder: at most this often per process
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Inputs:
         self.keep_s = keep_days * DAY_S
         self.max_bytes = max_bytes
         self._folder = Archive(root)
+        self._next_trim = 0.0
 
     def save(self, job_id: str, files: tuple[MediaFile, ...]) -> bool:
         """Keep a job's inputs, then trim the folder; False (logged) when the disk refuses:
@@ -49,7 +51,12 @@ class Inputs:
         except OSError as exc:
             log.error("job %s: could not keep its inputs in %s: %s", job_id, self.root, exc)
             return False
-        self.trim()
+        if time.monotonic() >= self._next_trim:
+            self._next_trim = time.monotonic() + TRIM_EVERY_S
+            try:
+                self.trim()
+            except OSError as exc:  # e.g. another process removed a folder as this one read it
+                log.warning("inputs: trimming %s failed this time: %s", self.root, exc)
         return True
 
     def path(self, job_id: str, filename: str) -> Path | None:

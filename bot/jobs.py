@@ -445,17 +445,28 @@ class JobService:
             if url in kept:
                 continue
             name = f"input-{len(kept) + 1}"
-            own = self.links.target(url)
-            path = self.result_path(*own) if own else None
-            if path is not None:  # a rerun's input: this bot's own copy, read from disk
-                data = await asyncio.to_thread(path.read_bytes)
-                kept[url] = MediaFile(f"{name}{path.suffix}", "", data, source_url=url)
+            own = await self._own_copy(url, name)
+            if own is not None:
+                kept[url] = own
                 continue
             try:
                 kept[url] = await self._downloader.fetch(url, kind="input", name=name)
             except OutputError as exc:
                 log.info("input of a %s job not kept: %s", model.id, exc.message)
         return kept
+
+    async def _own_copy(self, url: str, name: str) -> MediaFile | None:
+        """A rerun's input, when `url` is this bot's own link: the kept copy, read from disk."""
+        own = self.links.target(url)
+        path = self.result_path(*own) if own else None
+        if path is None:
+            return None
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:  # removed by a trim meanwhile: fetched over HTTP instead
+            log.info("kept input %s unreadable: %s", path, exc)
+            return None
+        return MediaFile(f"{name}{path.suffix}", "", data, source_url=url)
 
     async def _keep_inputs(self, job_id: str, kept: dict[str, MediaFile]) -> None:
         if kept:

@@ -79,6 +79,7 @@ async def test_reroll_of_an_edit_whose_attachment_expired_runs_from_the_kept_cop
     served = await bot.core.http.get(sent_again.input["image"])
     assert served.status_code == 200 and served.content == original
     assert sent_again.input["prompt"] == "make it night"
+    assert bot.core.jobs.inputs.disk_use().jobs == 2, "the reroll keeps its input too"
 
 
 async def test_without_a_public_address_the_reroll_says_why_it_cannot_run(
