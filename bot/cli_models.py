@@ -90,7 +90,8 @@ async def _probe(settings: Settings, catalog: Catalog) -> int:
             print(f"gone: {model.id} (endpoint {model.endpoint} no longer exists at Runpod)")
         elif answer is not None:
             print(f"unknown: {model.id} (endpoint {model.endpoint}: {answer})")
-    print(f"{len(models) - len(gone)} of {len(models)} models' endpoints exist at Runpod")
+    found = sum(answer is None for answer in answers)
+    print(f"{found} of {len(models)} models' endpoints answered at Runpod")
     return EXIT_INVALID if gone else 0
 
 
