@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bot import cli_answers, cli_basic, cli_try, ledger_cli, reconcile_cli
+from bot import cli_answers, cli_basic, cli_models, cli_try, ledger_cli, reconcile_cli
 from bot.errors import BotError
 
 EXIT_USAGE = 2
@@ -45,7 +45,7 @@ def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_modules() -> list[ModuleType]:
-    return [cli_basic, cli_answers, cli_try, ledger_cli, reconcile_cli]
+    return [cli_basic, cli_models, cli_answers, cli_try, ledger_cli, reconcile_cli]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,10 +87,19 @@ class StorageSettings(Section):
     # restart or an expired Runpod URL cannot lose a paid result. Delivered ones are removed,
     # oldest first, once the folder is over this size.
     spool_max_mb: float = Field(default=1024.0, gt=0)
+    # Files members attach (/edit, /video, /transcribe) are kept in `inputs/` next to the
+    # database, so a Reroll works after the platform's attachment link expired. Removed after
+    # this many days, and oldest first above this size.
+    inputs_keep_days: float = Field(default=30.0, gt=0)
+    inputs_max_mb: float = Field(default=1024.0, gt=0)
 
     @property
     def spool_dir(self) -> Path:
         return self.database.parent / "spool"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.database.parent / "inputs"
 
 
 class DiscordSettings(Section):
@@ -186,6 +195,9 @@ class JobSettings(Section):
     # A reply to an /ask answer sends the earlier turns along, the newest that fit this many
     # tokens (counted as UTF-8 bytes of text, the worst case holds are priced at).
     conversation_max_tokens: int = Field(default=8000, ge=0)
+    # Runpod retires models: after this many /run calls in a row answered 404 (no such
+    # endpoint) a model is hidden from menus and refused until `python -m bot models --enable`.
+    hide_model_after_404s: int = Field(default=3, ge=1)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",

@@ -188,7 +188,24 @@ CREATE TABLE conversation_places (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA, _WORKERS_SCHEMA, _CONVERSATIONS_SCHEMA]
+# Version 5: models Runpod no longer serves (bot/availability.py): consecutive /run calls
+# answered 404, and whether the model is hidden until an operator enables it again.
+_AVAILABILITY_SCHEMA = """
+CREATE TABLE model_availability (
+    model      TEXT PRIMARY KEY,
+    not_found  INTEGER NOT NULL DEFAULT 0,
+    hidden     INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [
+    _LEDGER_SCHEMA,
+    _JOBS_SCHEMA,
+    _WORKERS_SCHEMA,
+    _CONVERSATIONS_SCHEMA,
+    _AVAILABILITY_SCHEMA,
+]
 
 
 class SchemaTooNew(BotError):

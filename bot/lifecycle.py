@@ -35,6 +35,7 @@ from typing import Any
 
 from bot import pricing, recording
 from bot.archive import Archive
+from bot.availability import Availability, not_available
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.courier import Courier, Undelivered
@@ -75,8 +76,10 @@ class JobRunner:
         spool: Spool,
         courier: Courier,
         worker: Worker,
+        availability: Availability,
     ) -> None:
         self._worker = worker
+        self._availability = availability
         self._store = store
         self._db = db
         self._ledger = ledger
@@ -247,14 +250,16 @@ class JobRunner:
                 )
             except RunpodError as exc:
                 log.warning("job %s: /run failed: %s", job.id, exc.message)
-                copies[index] = replace(copy, status="FAILED", error=runpod_reason(exc))
+                reason = await self._run_refused(model, exc)
+                copies[index] = replace(copy, status="FAILED", error=reason)
                 if not exc.maybe_started and exc.status in (400, 401, 403, 404):
                     copies[index + 1 :] = [
-                        replace(c, status="FAILED", error=runpod_reason(exc))
-                        for c in copies[index + 1 :]
+                        replace(c, status="FAILED", error=reason) for c in copies[index + 1 :]
                     ]
                     break
                 continue
+            if not any(c.runpod_id for c in copies):  # the first accepted: the model exists
+                await self._availability.found(model.id)
             copies[index] = replace(copy, runpod_id=state.id, status=state.status)
             job = await self._store.save(job, copies=tuple(copies))
             log.info("job %s: copy %d submitted as %s", job.id, index, state.id)
@@ -267,6 +272,23 @@ class JobRunner:
                 return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
             return await self._end_quietly(job, "failed", _failure_message(copies))
         return await self._store.save(job, state="submitted")
+
+    async def _run_refused(self, model: Model, exc: RunpodError) -> str:
+        """Why a `/run` failed, for the member; a 404 (no such endpoint) counts against the
+        model, which is hidden after `jobs.hide_model_after_404s` of them in a row."""
+        if exc.status != 404 or exc.maybe_started:
+            return runpod_reason(exc)
+        hide_after = self._settings.jobs.hide_model_after_404s
+        if await self._availability.not_found(model.id, hide_after=hide_after):
+            log.error(
+                "model %s hidden: Runpod answered 404 for endpoint %s %d times in a row;"
+                " `python -m bot models --enable %s` offers it again",
+                model.id,
+                model.endpoint,
+                hide_after,
+                model.id,
+            )
+        return not_available(model)
 
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]

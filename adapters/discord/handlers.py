@@ -102,19 +102,19 @@ class JobHandlers:
 
         async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             try:
-                return self._model_choices(interaction, command, kinds, current)
+                return await self._model_choices(interaction, command, kinds, current)
             except Exception:
                 log.exception("model autocomplete failed")
                 return []
 
         return complete
 
-    def _model_choices(
+    async def _model_choices(
         self, interaction: discord.Interaction, command: str, kinds: tuple[str, ...], current: str
     ) -> list[Choice[str]]:
         core = self._core
         where = where_of(interaction, self._settings)
-        models = core.jobs.policy.allowed_models(core.catalog.of_kind(*kinds), where)
+        models = await core.jobs.offered_models(where, *kinds)
         needle = current.strip().lower()
         default = core.settings.jobs.default_models.get(command)
         found = [

@@ -64,7 +64,7 @@ class InfoCommands:
     async def models(self, interaction: discord.Interaction, kind: str | None) -> None:
         core = self._core
         where = where_of(interaction, core.settings.discord)
-        allowed = core.jobs.policy.allowed_models(list(core.catalog), where)
+        allowed = await core.jobs.offered_models(where)
         sections = []
         for command in COMMANDS.values():
             found = [m for m in allowed if m.kind in command.kinds and kind in (None, m.kind)]

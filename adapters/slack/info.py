@@ -76,7 +76,7 @@ def slack_date(when: datetime, form: str) -> str:
 async def models_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     wanted = from_slack(text).strip().lower()
     where = await ctx.where(origin)
-    models = ctx.core.jobs.policy.allowed_models(list(ctx.core.catalog), where)
+    models = await ctx.core.jobs.offered_models(where)
     if wanted:
         kinds = COMMANDS[wanted].kinds if wanted in COMMANDS else (wanted,)
         models = [m for m in models if m.kind in kinds]

@@ -428,6 +428,8 @@ class FakeDiscord:
         self.messages: dict[int, Message] = {}
         self.history: list[MessageEvent] = []
         self.requests: list[RecordedRequest] = []
+        #: How often each attachment (by id) was downloaded from the CDN route.
+        self.downloads: dict[int, int] = {}
         #: Exceptions raised while serving the bot; leaving `async with` re-raises the first.
         self.errors: list[Exception] = []
         self.interactions: dict[int, SentInteraction] = {}
@@ -518,6 +520,11 @@ class FakeDiscord:
     def expire_token(self, token: str) -> None:
         """Make one interaction token as old as Discord's 15-minute limit, and past it."""
         self._by_token[token].issued_at = self._now() - self.token_lifetime - 1
+
+    def expire_attachment(self, url: str) -> None:
+        """The signed CDN link of an attachment expired (about a day on Discord): it answers 404."""
+        attachment_id = int(url.split("/attachments/", 1)[1].split("/", 1)[0])
+        del self._files[attachment_id]
 
     def rate_limit(
         self, route: str, *, times: int = 1, retry_after: float = 0.05, is_global: bool = False
@@ -1154,7 +1161,9 @@ class FakeDiscord:
         return _json(200, guild_payload(guild, members=[], gateway=False))
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
-        stored = self._files.get(_id(request, "attachment_id"))
+        attachment_id = _id(request, "attachment_id")
+        self.downloads[attachment_id] = self.downloads.get(attachment_id, 0) + 1
+        stored = self._files.get(attachment_id)
         if stored is None:
             return web.Response(status=404, text="Not Found")
         content_type = stored.content_type or "application/octet-stream"

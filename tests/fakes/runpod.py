@@ -330,6 +330,10 @@ class FakeRunpod:
         self.endpoints[endpoint_id] = ep
         return ep
 
+    def retire(self, endpoint_id: str) -> None:
+        """Runpod removed this Public Endpoint: every route of it answers 404 from now on."""
+        self.endpoints.pop(endpoint_id)
+
     def _add_fault(self, route: str, fault: _Fault) -> None:
         if route not in get_args(Route):
             raise ValueError(f"unknown route {route!r}")
