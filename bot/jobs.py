@@ -11,6 +11,7 @@ share the database: each drives only the jobs its worker owns (bot/workers.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import random
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -35,9 +37,10 @@ from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
 from bot.lifecycle import JobRunner
 from bot.links import ResultLinks
+from bot.metrics import Metrics
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
-from bot.quota import Identity
+from bot.quota import Identity, QuotaExceeded
 from bot.quote import Quote, quote
 from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
@@ -98,8 +101,10 @@ class JobService:
         settings: Settings,
         downloader: Downloader,
         worker: Worker,
+        metrics: Metrics | None = None,
     ) -> None:
         self.catalog = catalog
+        self.metrics = metrics or Metrics()
         self.ledger = ledger
         self._db = db
         self._worker = worker
@@ -128,6 +133,7 @@ class JobService:
             spool=self.spool,
             courier=Courier(settings.delivery, self.links),
             worker=worker,
+            metrics=self.metrics,
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -203,18 +209,21 @@ class JobService:
                 return Submitted(job.id, Decimal(0), cached=True)
         threshold = self._settings.jobs.confirm_above_usd
         if estimate > threshold and not confirmed:
-            await self.ledger.check(invocation.identity, estimate)
+            with self._counting_refusal(job):
+                await self.ledger.check(invocation.identity, estimate)
             async with self._db.transaction() as tx:
                 await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
+            self._count(job, "awaiting_confirmation")
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
             summary = _summary(model, request) + (f" ({hold_note})" if hold_note else "")
             await invocation.delivery.confirm(
                 Confirmation(job.id, model.name, estimate, threshold, summary)
             )
             return Submitted(job.id, estimate, awaiting_confirmation=True)
-        async with self._db.transaction() as tx:
-            await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
-            await self._store.insert(job, tx=tx)
+        with self._counting_refusal(job):
+            async with self._db.transaction() as tx:
+                await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
+                await self._store.insert(job, tx=tx)
         log.info("job %s held %s for %s", job.id, estimate, model.id)
         self._runner.start(job, invocation.delivery)
         return Submitted(job.id, estimate)
@@ -427,6 +436,20 @@ class JobService:
             log.info("recording for %s: length unknown: %s", model.id, exc.message)
             return None
         return await asyncio.to_thread(recording.seconds_of, file.data)
+
+    def _count(self, job: JobRecord, state: str) -> None:
+        self.metrics.job_state(
+            state, command=job.command, model=job.model, platform=job.identity[0]
+        )
+
+    @contextlib.contextmanager
+    def _counting_refusal(self, job: JobRecord) -> Iterator[None]:
+        """Count a quota refusal (state "refused": the job is never stored) and let it rise."""
+        try:
+            yield
+        except QuotaExceeded:
+            self._count(job, "refused")
+            raise
 
     def _delivery(self, job: JobRecord) -> Delivery:
         factory = self._factories.get(job.channel.platform)

@@ -44,6 +44,7 @@ from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
 from bot.ledger_records import describe_remaining
 from bot.logs import job_fields
+from bot.metrics import Metrics
 from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import exact_usd
 from bot.progress import ProgressThrottle
@@ -75,8 +76,10 @@ class JobRunner:
         spool: Spool,
         courier: Courier,
         worker: Worker,
+        metrics: Metrics,
     ) -> None:
         self._worker = worker
+        self._metrics = metrics
         self._store = store
         self._db = db
         self._ledger = ledger
@@ -90,7 +93,7 @@ class JobRunner:
         self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
-        self._tracker = Tracker(runpod)
+        self._tracker = Tracker(runpod, metrics)
         self._idle = asyncio.Event()
         self._idle.set()
         # Results fetched before settling, handed to delivery without a second download.
@@ -101,6 +104,8 @@ class JobRunner:
     def start(self, job: JobRecord, delivery: Delivery, *, resumed: bool = False) -> None:
         if job.id in self._tasks:
             return
+        if job.state == "held" and not resumed:
+            self._count(job, "held")
         task = asyncio.create_task(self._drive(job, delivery, resumed), name=f"job-{job.id}")
         self._tasks[job.id] = task
         self._idle.clear()
@@ -198,6 +203,8 @@ class JobRunner:
             await progress("queued", position=position)
 
         async with self._slots.slot(job.id, user_key, on_wait=on_wait):
+            if job.state == "held" and not resumed:
+                self._metrics.queue_wait.observe(max(0.0, time.time() - job.created_at))
             if job.state == "submitting" and resumed:
                 job = await self._drop_unknown_copies(job)
             if job.state in ("held", "submitting"):
@@ -266,7 +273,9 @@ class JobRunner:
             if job.id in self._cancel_requested:
                 return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
             return await self._end_quietly(job, "failed", _failure_message(copies))
-        return await self._store.save(job, state="submitted")
+        job = await self._store.save(job, state="submitted")
+        self._count(job, "submitted")
+        return job
 
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
@@ -318,6 +327,8 @@ class JobRunner:
             )
             settlement = await self._ledger.settle(job.id, total, tx=tx)
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
+        self._count(job, "completed")
+        self._metrics.money(self._metrics.charged, total, model=job.model, workspace=_pool(job))
         self._prefetched[job.id] = (files, settlement)
         return job
 
@@ -345,9 +356,14 @@ class JobRunner:
         result = await self._result(job, model, files, settlement)
         if self._archive and result.files:
             await asyncio.to_thread(self._archive.save, job.id, result.files)
+        charged_at = job.updated_at
         job = await self._hand_over(job, result, delivery)
         await self._store.save(job, state="delivered", notified=True)
         log.info("job %s delivered", job.id)
+        self._count(job, "delivered")
+        self._metrics.delivery.labels(job.channel.platform).observe(
+            max(0.0, time.time() - charged_at)
+        )
         keep = await self._store.undelivered_ids()
         await asyncio.to_thread(self._spool.trim, keep)
         for warning in _warnings(settlement):
@@ -376,6 +392,7 @@ class JobRunner:
                         job, state="undeliverable", error=f"could not be delivered: {exc}"
                     )
                     log.error("job %s undeliverable (charged, kept for /show): %s", job.id, exc)
+                    self._count(job, "undeliverable")
                     result = replace(result, notes=(*result.notes, LATE_NOTE))
                 elif job.state == "completed":
                     wait = min(wait, max(0.0, horizon - time.time()))
@@ -444,8 +461,13 @@ class JobRunner:
         """Release the hold and record how the job ended; the user is told by `_drive`."""
         async with self._db.transaction() as tx:  # fenced write first: a lost job keeps its hold
             job = await self._store.save(job, tx=tx, state=state, error=message, cost=Decimal(0))
-            await self._ledger.release(job.id, reason=state, tx=tx)
+            released = await self._ledger.release(job.id, reason=state, tx=tx)
         log.info("job %s %s: %s", job.id, state, message, extra=job_fields(job))
+        self._count(job, state)
+        if released:
+            self._metrics.money(
+                self._metrics.released, job.estimate, model=job.model, workspace=_pool(job)
+            )
         return job
 
     async def _end(self, job: JobRecord, state: str, message: str, delivery: Delivery) -> None:
@@ -480,6 +502,11 @@ class JobRunner:
         log.info("job %s delivered from the cache of %s", job.id, earlier.id)
         return True
 
+    def _count(self, job: JobRecord, state: str) -> None:
+        self._metrics.job_state(
+            state, command=job.command, model=job.model, platform=job.identity[0]
+        )
+
     def _check_lease(self, job: JobRecord) -> None:
         """Raise `LeaseLost` when this worker's lease may have lapsed (local monotonic check)."""
         if not self._worker.holds_lease():
@@ -495,6 +522,11 @@ class JobRunner:
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
+
+
+def _pool(job: JobRecord) -> str:
+    """The workspace as the ledger keys it ("platform:workspace"), for the USD metrics."""
+    return f"{job.identity[0]}:{job.identity[1]}"
 
 
 def _audio_seconds(files: tuple[MediaFile, ...]) -> float | None:
