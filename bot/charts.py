@@ -75,7 +75,7 @@ def report_png(spend: WorkspaceSpend, name_of: Callable[[str], str]) -> bytes:
     totals = [
         sum((series[i] for series in spend.by_model.values()), Decimal(0)) for i in range(days)
     ]
-    draw.text((16, 10), f"Spend per day {spend.period.adverb}, by model", fill=INK, font=_font(16))
+    draw.text((16, 10), f"Spend per day {spend.span}, by model", fill=INK, font=_font(16))
     top = max(totals, default=Decimal(0)) or Decimal("0.01")
     plot = _Plot(draw, left=70, top=40, right=width - 180, bottom=280, top_value=top)
     plot.axes()

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.db import Database
 from bot.ledger_records import Report, Usage
-from bot.periods import Period, Window, window
+from bot.periods import Period, window
 from bot.quota import to_usd
 
 # A report chart names this many models (the rest are summed as "other") and spenders.
@@ -35,7 +35,7 @@ class MemberSpend:
 class WorkspaceSpend:
     """A workspace's spend per day by model, and who spent most, over one period."""
 
-    period: Period
+    span: str  # "this month", "2026-11-01 .. 2026-11-29"
     days: list[date]
     by_model: dict[str, list[Decimal]]  # model -> per day, aligned with `days`
     top: list[tuple[str, Decimal]]  # (user key, charged), most first
@@ -59,18 +59,18 @@ async def member_spend(
         (user_key, span.first_day.isoformat(), span.last_day.isoformat()),
     )
     per_day = {row[0]: to_usd(row[1]) for row in rows}
-    days = _days(span)
+    days = _days(span.first_day, span.last_day)
     limit = next((a.limit for a in usage.user if a.period is period), None)
     return MemberSpend(period, days, [per_day.get(d.isoformat(), Decimal(0)) for d in days], limit)
 
 
 async def workspace_spend(
-    db: Database, workspace: str | None, report: Report, span: Window
+    db: Database, workspace: str | None, report: Report, first: date, last: date, span: str
 ) -> WorkspaceSpend:
     """`workspace` is a pool key or bare workspace id (as `SqliteLedger.report` takes), None
     for all; `report` is the same period's report (its ranking of models and members)."""
     where = "state = 'settled' AND settled_day >= ? AND settled_day <= ?"
-    params: list[object] = [span.first_day.isoformat(), span.last_day.isoformat()]
+    params: list[object] = [first.isoformat(), last.isoformat()]
     if workspace is not None:
         where += " AND (pool_key = ? OR substr(pool_key, instr(pool_key, ':') + 1) = ?)"
         params += [workspace, workspace]
@@ -79,7 +79,7 @@ async def workspace_spend(
         " GROUP BY model, settled_day",
         params,
     )
-    days = _days(span)
+    days = _days(first, last)
     index = {d.isoformat(): i for i, d in enumerate(days)}
     ranked = [line.key for line in report.by_model]
     shown = set(ranked[:TOP_MODELS])
@@ -92,9 +92,13 @@ async def workspace_spend(
         series[index[day]] += to_usd(charged)
     ordered = {m: by_model[m] for m in [*ranked, "other"] if m in by_model}
     top = [(line.key, line.charged) for line in report.by_user[:TOP_SPENDERS]]
-    return WorkspaceSpend(span.period, days, ordered, top)
+    return WorkspaceSpend(span, days, ordered, top)
 
 
-def _days(span: Window) -> list[date]:
-    count = (span.last_day - span.first_day).days + 1
-    return [span.first_day + timedelta(days=n) for n in range(count)]
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def member_id(user_key: str) -> str:
+    """How a chart names a member when no display name is known: their platform id."""
+    return user_key.rsplit(":", 1)[-1]
