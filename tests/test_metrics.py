@@ -16,7 +16,12 @@ from bot.app import Core, open_core
 from bot.listener import Listener
 from bot.quota import QuotaExceeded
 from tests.conftest import make_settings
+from tests.discord_support import discord_settings, running_bot
+from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
+from tests.fakes.slack import FakeSlack
+from tests.slack_support import populate
+from tests.slack_support import running_bot as running_slack
 from tests.test_jobs import submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
@@ -115,3 +120,46 @@ async def test_without_per_workspace_the_usd_counters_have_no_workspace_label(
         samples = await scrape(url)
     charged = [dict(labels) for (name, labels) in samples if name == "runpod_bot_charged_usd_total"]
     assert charged == [{"model": "flux-schnell"}]
+
+
+async def test_webhook_calls_are_counted_by_outcome(core: Core) -> None:
+    async with metrics_url(core) as url, httpx.AsyncClient() as client:
+        base = url.removesuffix("/metrics")
+        ignored = await client.post(f"{base}/runpod/webhook/nojob/0/token", json={"id": "x"})
+        malformed = await client.post(f"{base}/runpod/webhook/nojob/0/token", content=b"{")
+        assert (ignored.status_code, malformed.status_code) == (200, 400)
+        samples = await scrape(url)
+    webhooks = "runpod_bot_webhooks_received_total"
+    assert value(samples, webhooks, outcome="ignored") == 1
+    assert value(samples, webhooks, outcome="malformed") == 1
+    assert value(samples, webhooks, outcome="used") == 0
+
+
+async def test_discord_429s_are_counted(tmp_path: Path, runpod_fake: FakeRunpod) -> None:
+    async with FakeDiscord() as fake:
+        with point_discord_py_at(fake):
+            async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as bot:
+                fake.rate_limit("POST /interactions/{interaction_id}/{interaction_token}/callback")
+                sent = await fake.slash_command("models")
+                assert (await sent.wait_for_message()).ephemeral  # answered after the retry
+                async with metrics_url(bot.core) as url:
+                    samples = await scrape(url)
+    assert value(samples, "runpod_bot_platform_rate_limited_total", platform="discord") == 1
+    errors = "runpod_bot_platform_api_errors_total"
+    assert value(samples, errors, platform="discord", status="429") == 1
+    assert value(samples, errors, platform="slack") == 0
+
+
+async def test_slack_429s_are_counted(tmp_path: Path, runpod_fake: FakeRunpod) -> None:
+    async with FakeSlack() as fake:
+        populate(fake)
+        async with running_slack(tmp_path, runpod_fake, fake) as bot:
+            fake.rate_limit_next("chat.postMessage", times=2, retry_after=0)
+            await bot.command("/imagine", "a cat --size 512x512")
+            await bot.wait(bot.finished_cards)  # posted after slack_sdk's retries
+            await bot.idle()
+            async with metrics_url(bot.core) as url:
+                samples = await scrape(url)
+    assert value(samples, "runpod_bot_platform_rate_limited_total", platform="slack") == 2
+    errors = "runpod_bot_platform_api_errors_total"
+    assert value(samples, errors, platform="slack", status="429") == 2

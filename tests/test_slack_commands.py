@@ -254,8 +254,9 @@ async def test_quota_report_lists_spend_by_member_and_model_with_a_chart(bot: Sl
     await bot.wait(bot.finished_cards)
     await bot.idle()
     await bot.command("/quota", "report day", user=BOSS)
+    (report,) = await bot.wait(lambda: bot.ephemerals(BOSS))
     await bot.command("/quota", "report fortnight", user=BOSS)
-    report, bad = await bot.wait(lambda: len(bot.ephemerals(BOSS)) == 2 and bot.ephemerals(BOSS))
+    bad = (await bot.wait(lambda: len(bot.ephemerals(BOSS)) == 2 and bot.ephemerals(BOSS)))[1]
     assert report.text.splitlines() == [
         "*Spending today*: $0.0006 over 1 job(s).",
         "*By member*",
