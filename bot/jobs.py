@@ -265,11 +265,14 @@ class JobService:
     ) -> str | None:
         """Drop a job still waiting for confirmation; what to tell the user, or None when it
         no longer waits (a Confirm won the race, or it ended): then nothing was changed."""
-        await self._owned(job_id, community, user, is_admin=is_admin)
+        job = await self._owned(job_id, community, user, is_admin=is_admin)
         declined = await self._store.transition(
             job_id, WAITING, "cancelled", error="cancelled", notified=True
         )
-        return None if declined is None else "Cancelled. Nothing was charged."
+        if declined is None:
+            return None
+        self._count(job, "cancelled")
+        return "Cancelled. Nothing was charged."
 
     async def cancel(
         self, job_id: str, community: Community, *, user: str, is_admin: bool = False

@@ -202,9 +202,9 @@ class JobRunner:
         async def on_wait(position: int) -> None:
             await progress("queued", position=position)
 
+        asked = time.monotonic()
         async with self._slots.slot(job.id, user_key, on_wait=on_wait):
-            if job.state == "held" and not resumed:
-                self._metrics.queue_wait.observe(max(0.0, time.time() - job.created_at))
+            self._metrics.queue_wait.observe(time.monotonic() - asked)
             if job.state == "submitting" and resumed:
                 job = await self._drop_unknown_copies(job)
             if job.state in ("held", "submitting"):

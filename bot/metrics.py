@@ -47,7 +47,7 @@ class Metrics:
         )
         self.queue_wait = Histogram(
             PREFIX + "queue_wait_seconds",
-            "From admission to a free slot (the job's /run goes out)",
+            "Time a job waited for a free slot (jobs.max_per_user, jobs.max_global)",
             buckets=SLOW_BUCKETS,
             registry=r,
         )

@@ -22,7 +22,7 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack_support import populate
 from tests.slack_support import running_bot as running_slack
-from tests.test_jobs import submit
+from tests.test_jobs import ALICE, HERE, submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -163,3 +163,20 @@ async def test_slack_429s_are_counted(tmp_path: Path, runpod_fake: FakeRunpod) -
     assert value(samples, "runpod_bot_platform_rate_limited_total", platform="slack") == 2
     errors = "runpod_bot_platform_api_errors_total"
     assert value(samples, errors, platform="slack", status="429") == 2
+
+
+async def test_a_declined_confirmation_is_counted_cancelled(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    settings = make_settings(tmp_path, runpod_fake, jobs={"confirm_above_usd": "0.01"})
+    async with open_core(settings) as core, metrics_url(core) as url:
+        submitted, _ = await submit(core, "a fox --model flux-dev")
+        assert submitted.awaiting_confirmation
+        said = await core.jobs.decline(submitted.job_id, HERE, user=ALICE.user)
+        assert said == "Cancelled. Nothing was charged."
+        samples = await scrape(url)
+    jobs = "runpod_bot_jobs_total"
+    assert value(samples, jobs, state="awaiting_confirmation", model="flux-dev") == 1
+    assert value(samples, jobs, state="cancelled", model="flux-dev") == 1
+    assert value(samples, jobs, state="held") == 0
+    assert value(samples, "runpod_bot_released_usd_total") == 0  # nothing was ever held
