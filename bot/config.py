@@ -274,6 +274,13 @@ class ReconcileSettings(Section):
     days: int = Field(default=2, ge=1, le=31)
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics at `GET /metrics` on the [http] listener (docs/operations.md)."""
+
+    # Label charged/released USD with the workspace too; off by default to bound cardinality.
+    per_workspace: bool = False
+
+
 class ChannelPolicy(Section):
     models: list[str] | None = None  # None: every model
     commands: list[str] | None = None  # None: every command
@@ -303,6 +310,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    metrics: MetricsSettings = MetricsSettings()
     runpod: RunpodSettings = RunpodSettings()
     storage: StorageSettings = StorageSettings()
     discord: DiscordSettings = DiscordSettings()

@@ -11,6 +11,7 @@ share the database: each drives only the jobs its worker owns (bot/workers.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -42,9 +43,10 @@ from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
 from bot.lifecycle import JobRunner
 from bot.links import ResultLinks
+from bot.metrics import Metrics
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
-from bot.quota import Identity
+from bot.quota import Identity, QuotaExceeded
 from bot.quote import Quote, quote
 from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
@@ -107,8 +109,10 @@ class JobService:
         settings: Settings,
         downloader: Downloader,
         worker: Worker,
+        metrics: Metrics | None = None,
     ) -> None:
         self.catalog = catalog
+        self.metrics = metrics or Metrics()
         self.ledger = ledger
         self._db = db
         self._worker = worker
@@ -145,6 +149,7 @@ class JobService:
             courier=Courier(settings.delivery, self.links),
             worker=worker,
             availability=self.availability,
+            metrics=self.metrics,
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -236,21 +241,24 @@ class JobService:
                 return Submitted(job.id, Decimal(0), cached=True)
         threshold = self._settings.jobs.confirm_above_usd
         if estimate > threshold and not confirmed:
-            await self.ledger.check(invocation.identity, estimate)
+            with self._counting_refusal(job):
+                await self.ledger.check(invocation.identity, estimate)
             async with self._db.transaction() as tx:
                 await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
                 await self._turn(job, invocation, tx)
             await self._keep_inputs(job.id, kept)
+            self._count(job, "awaiting_confirmation")
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
             summary = _summary(model, request) + (f" ({hold_note})" if hold_note else "")
             await invocation.delivery.confirm(
                 Confirmation(job.id, model.name, estimate, threshold, summary)
             )
             return Submitted(job.id, estimate, awaiting_confirmation=True)
-        async with self._db.transaction() as tx:
-            await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
-            await self._store.insert(job, tx=tx)
-            await self._turn(job, invocation, tx)
+        with self._counting_refusal(job):
+            async with self._db.transaction() as tx:
+                await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
+                await self._store.insert(job, tx=tx)
+                await self._turn(job, invocation, tx)
         await self._keep_inputs(job.id, kept)
         log.info("job %s held %s for %s", job.id, estimate, model.id)
         self._runner.start(job, invocation.delivery)
@@ -293,11 +301,14 @@ class JobService:
     ) -> str | None:
         """Drop a job still waiting for confirmation; what to tell the user, or None when it
         no longer waits (a Confirm won the race, or it ended): then nothing was changed."""
-        await self._owned(job_id, community, user, is_admin=is_admin)
+        job = await self._owned(job_id, community, user, is_admin=is_admin)
         declined = await self._store.transition(
             job_id, WAITING, "cancelled", error="cancelled", notified=True
         )
-        return None if declined is None else "Cancelled. Nothing was charged."
+        if declined is None:
+            return None
+        self._count(job, "cancelled")
+        return "Cancelled. Nothing was charged."
 
     async def cancel(
         self, job_id: str, community: Community, *, user: str, is_admin: bool = False
@@ -530,6 +541,20 @@ class JobService:
             return None
         recording_file = next(iter(kept.values()))
         return await asyncio.to_thread(recording.seconds_of, recording_file.data)
+
+    def _count(self, job: JobRecord, state: str) -> None:
+        self.metrics.job_state(
+            state, command=job.command, model=job.model, platform=job.identity[0]
+        )
+
+    @contextlib.contextmanager
+    def _counting_refusal(self, job: JobRecord) -> Iterator[None]:
+        """Count a quota refusal (state "refused": the job is never stored) and let it rise."""
+        try:
+            yield
+        except QuotaExceeded:
+            self._count(job, "refused")
+            raise
 
     def _delivery(self, job: JobRecord) -> Delivery:
         factory = self._factories.get(job.channel.platform)

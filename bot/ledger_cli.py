@@ -7,6 +7,7 @@ wait; writes take the same `BEGIN IMMEDIATE` lock the bot does).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import getpass
 import sqlite3
@@ -18,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.charts import report_png
 from bot.config import QuotaLimits, load_settings
 from bot.db import Database, backup_file
 from bot.errors import BotError, InvalidRequest
@@ -25,6 +27,7 @@ from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
 from bot.quota import format_usd, scope_of
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
+from bot.spend_history import member_id, workspace_spend
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     usage.add_argument("--until", type=_date, help="last day, inclusive (default: today)")
     usage.add_argument("--by", choices=("user", "model"), default="user")
     usage.add_argument("--csv", action="store_true", help="machine-readable output")
+    usage.add_argument(
+        "--chart", type=Path, metavar="PNG", help="also draw spend per day by model to this file"
+    )
     usage.set_defaults(handler=_usage)
 
     quota = subparsers.add_parser("quota", help="set limits, grant credit, mark unlimited")
@@ -129,14 +135,19 @@ def _operator() -> str:
 @asynccontextmanager
 async def _ledger(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterator[SqliteLedger]:
     settings = load_settings(args.config)
-    path = settings.storage.database
+    async with _database(settings.storage.database, must_exist) as db:
+        yield SqliteLedger(db, settings.quotas)
+
+
+@asynccontextmanager
+async def _database(path: Path, must_exist: bool) -> AsyncIterator[Database]:
     _require(path, must_exist)
     try:
         db = await Database.open(path)
     except sqlite3.DatabaseError as exc:
         raise BotError(f"{path}: {exc}") from None
     try:
-        yield SqliteLedger(db, settings.quotas)
+        yield db
     finally:
         await db.close()
 
@@ -167,12 +178,24 @@ async def _usage(args: argparse.Namespace) -> int:
     if last < first:
         raise InvalidRequest(f"--until {last} is before --since {first}")
     since, until = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)
-    async with _ledger(args, must_exist=True) as ledger:
-        report = await ledger.report(args.workspace, since, until)
+    span = f"{first} .. {last} ({settings.quotas.timezone})"
+    async with _database(settings.storage.database, True) as db:
+        report = await SqliteLedger(db, settings.quotas).report(args.workspace, since, until)
+        chart = None
+        if args.chart:
+            spend = await workspace_spend(db, args.workspace, report, first, last, span)
+            chart = await asyncio.to_thread(report_png, spend, member_id)
     if args.csv:
         _print_csv(report, args.by)
     else:
-        _print_table(report, args.by, f"{first} .. {last} ({settings.quotas.timezone})")
+        _print_table(report, args.by, span)
+    if chart is not None:
+        try:
+            args.chart.write_bytes(chart)
+        except OSError as exc:
+            raise BotError(f"--chart {args.chart}: {exc.strerror or exc}") from None
+        if not args.csv:
+            print(f"chart written to {args.chart}")
     return 0
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from adapters.discord.render import CURSOR
 from bot.quota import Identity
+from tests.chart_support import TODAY_BAR, checked_png, shows
 from tests.discord_support import (
     discord_settings,
     fields,
@@ -291,6 +292,9 @@ async def test_usage_shows_spend_limits_and_recent_jobs(
     assert reply.ephemeral
     assert shown["Daily"].startswith("$0.0006 of $1.00 spent") and "resets <t:" in shown["Daily"]
     assert job_id_of(done) in shown["Recent jobs"]
+    # the chart of this period's spend, shown inside the embed; the text above stays
+    assert reply.embeds[0]["image"]["url"] == "attachment://usage.png"
+    assert shows(checked_png(reply.attachment("usage.png").data), TODAY_BAR)
 
 
 async def test_show_reposts_an_archived_result_with_live_buttons(

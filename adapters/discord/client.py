@@ -91,6 +91,8 @@ class DiscordAdapter:
             "member_cache_flags": discord.MemberCacheFlags.none(),
             "chunk_guilds_at_startup": False,
             "guild_ready_timeout": guild_ready_timeout,
+            # Counts Discord's HTTP errors and 429s for /metrics.
+            "http_trace": core.metrics.platform_trace(PLATFORM),
         }
         shards = self.settings.shards
         self.client: discord.Client

@@ -66,7 +66,9 @@ class SlackAdapter:
     async def start(self) -> None:
         """Connect, then carry on this platform's unfinished jobs; raises ConfigError early."""
         token = _secret(self.settings.bot_token, "slack.bot_token (SLACK_BOT_TOKEN)")
-        self._session = aiohttp.ClientSession(trust_env=True)
+        self._session = aiohttp.ClientSession(  # the trace counts errors and 429s for /metrics
+            trust_env=True, trace_configs=[self.core.metrics.platform_trace(PLATFORM)]
+        )
         client = AsyncWebClient(
             token=token,
             base_url=self.settings.api_url,
