@@ -30,6 +30,7 @@ from bot.jobs import JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
+from bot.notices import AdminNotices
 from bot.outputs import Downloader
 from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
@@ -58,6 +59,8 @@ class Core:
     metrics: Metrics
     # Adapters report their connection here; `/health/ready` reads it.
     readiness: Readiness = field(default_factory=Readiness)
+    # Adapters with an admin channel register it here; the core posts operator notices to it.
+    notices: AdminNotices = field(default_factory=AdminNotices)
 
     async def not_ready(self) -> dict[str, str]:
         """What `/health/ready` names: part -> why it is not ready."""

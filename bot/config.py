@@ -111,6 +111,8 @@ class DiscordSettings(Section):
     # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
     shards: int | Literal["auto"] | None = None
     admin_role: str | None = None
+    # Channel id where operator notices go (the ledger drifting from Runpod's bill).
+    admin_channel: int | None = None
     # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
     # then any message in a conversation's thread is a turn, not only those mentioning the bot.
     message_content: bool = False
@@ -132,6 +134,8 @@ class SlackSettings(Section):
     roles: dict[str, list[str]] = {}
     # Channel ids where models marked NSFW may run (Slack has no age-restricted channels).
     nsfw_channels: list[str] = []
+    # Channel id where operator notices go (the ledger drifting from Runpod's bill).
+    admin_channel: str | None = None
 
 
 class QuotaLimits(Section):

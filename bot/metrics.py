@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.db import Database
+from bot.jobstore import ACTIVE_STATES
 from bot.quota import to_usd
 from bot.workers import LIVE_WORKERS
 
@@ -28,8 +29,6 @@ PREFIX = "runpod_bot_"
 # Seconds: from sub-second long-poll answers to jobs of many minutes.
 SLOW_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
 FAST_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
-# Job states a job is still being carried on in (bot/jobstore.py ACTIVE_STATES).
-ACTIVE = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
 
 
 class Metrics:
@@ -114,6 +113,11 @@ class Metrics:
         self.workers_live = Gauge(
             PREFIX + "workers_live", "Workers whose lease runs (from the database)", registry=r
         )
+        self.reconcile_difference = Gauge(
+            PREFIX + "reconcile_difference_usd",
+            "Runpod's bill minus the ledger over the days the last reconciliation compared",
+            registry=r,
+        )
 
     # --- hooks ------------------------------------------------------------------------------
 
@@ -164,11 +168,11 @@ class Metrics:
 
     async def exposition(self, db: Database, lease_held: bool) -> bytes:
         """The text format, after refreshing what the database knows."""
-        marks = ", ".join("?" for _ in ACTIVE)
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = await db.fetchall(
             f"SELECT state, command, model, platform, count(*) FROM jobs WHERE state IN ({marks})"
             " GROUP BY state, command, model, platform",
-            ACTIVE,
+            ACTIVE_STATES,
         )
         self.active.clear()
         for state, command, model, platform, count in rows:

@@ -176,11 +176,18 @@ class DiscordAdapter:
         if self._resumed:
             return
         self._resumed = True
+        if self.settings.admin_channel is not None:
+            self.core.notices.register(PLATFORM, self._post_notice)
         try:
             count = await self.core.jobs.resume(PLATFORM)
             log.info("discord: resumed %d unfinished job(s)", count)
         finally:
             self.ready.set()
+
+    async def _post_notice(self, text: str) -> None:
+        """An operator notice in `discord.admin_channel`, pinging no one."""
+        channel = self.client.get_partial_messageable(self.settings.admin_channel or 0)
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
 
 
 async def run(core: Core) -> None:
