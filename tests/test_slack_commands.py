@@ -112,7 +112,12 @@ async def test_a_long_transcript_comes_as_a_file(bot: SlackBot) -> None:
     assert all("transcribed" not in m.text for m in bot.fake.messages_in(CHANNEL))
 
 
-async def test_ask_streams_by_editing_then_splits_a_long_answer(bot: SlackBot) -> None:
+@pytest.mark.parametrize("refusal", ["not_allowed", "unknown_method"])
+async def test_ask_streams_by_editing_then_splits_a_long_answer(
+    bot: SlackBot, refusal: str
+) -> None:
+    """A workspace whose Slack refuses chat.startStream gets the answer by edits instead."""
+    bot.fake.streaming_refusal = refusal
     endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
     endpoint.reply = " ".join(f"w{i}" for i in range(1800))  # ~9,000 characters
@@ -127,6 +132,7 @@ async def test_ask_streams_by_editing_then_splits_a_long_answer(bot: SlackBot) -
     finished = max(i for i, c in enumerate(calls) if c.params.get("ts") == card.ts)
     assert first_piece < finished - 2, "text appeared only at the end"
     assert "$" in block_texts(card)[1]
+    assert [c.method for c in calls if "Stream" in c.method] == ["chat.startStream"]
 
 
 async def test_speak_uploads_audio(bot: SlackBot) -> None:

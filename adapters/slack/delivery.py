@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
+from adapters.slack.stream import AnswerStream, StreamRefused, StreamSupport
 from adapters.slack.text import clip, escape, split_text
 from bot.commands import COMMANDS
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
@@ -47,9 +48,17 @@ NOT_UPLOADED = "Slack would not take the upload; download (links work for 7 days
 
 class SlackDelivery:
     def __init__(
-        self, *, client: AsyncWebClient, store: SlackStore, replies: Replies, ref: ChannelRef
+        self,
+        *,
+        client: AsyncWebClient,
+        store: SlackStore,
+        replies: Replies,
+        ref: ChannelRef,
+        streaming: StreamSupport | None = None,
     ) -> None:
         self._client = client
+        self._streaming = streaming or StreamSupport()
+        self._streams: dict[str, AnswerStream] = {}  # job id -> its answer being streamed
         self._store = store
         self._replies = replies
         self.ref = ref
@@ -143,6 +152,9 @@ class SlackDelivery:
         await self._remember(result.job_id, DELIVERED, str(answer["channel"]), str(answer["ts"]))
 
     async def fail(self, failure: Failure) -> None:
+        stream = self._streams.pop(failure.job_id, None)
+        if stream is not None:
+            await stream.close()
         await self._replies.ephemeral(self.audience, escape(failure.message))
         try:
             await self.show(
@@ -197,6 +209,8 @@ class SlackDelivery:
         posted = await self._messages(job_id)
         channel, anchor = posted[ANCHOR]
         thread = thread or self.ref.thread or anchor
+        if await self._stream_text(job_id, text, final=final, channel=channel, thread=thread):
+            return
         pieces = split_text(escape(text), TEXT_LIMIT)
         for index, piece in enumerate(pieces):
             kind = f"text:{index}"
@@ -221,6 +235,45 @@ class SlackDelivery:
                 await self._client.chat_delete(channel=posted[kind][0], ts=posted[kind][1])
                 await self._store.forget(job_id, kind)
                 posted.pop(kind, None)
+
+    async def _stream_text(
+        self, job_id: str, text: str, *, final: bool, channel: str, thread: str
+    ) -> bool:
+        """Stream the text where Slack allows it; False to edit plain messages instead."""
+        posted = await self._messages(job_id)
+        if self.ref.extra.get("command") != "ask" or any(k.startswith("text:") for k in posted):
+            return False  # only answers stream; one begun as edited messages stays so
+        stream = self._streams.get(job_id)
+        if stream is None:
+            if self.ref.workspace in self._streaming.refused:
+                return False
+            stream = AnswerStream(
+                self._client,
+                channel=channel,
+                thread=thread,
+                team=self.ref.workspace,
+                user=self.ref.user,
+                posted=posted,
+                remember=lambda kind, ch, ts: self._remember(job_id, kind, ch, ts),
+            )
+            self._streams[job_id] = stream
+        try:
+            unneeded = await stream.write(escape(text), final=final)
+        except StreamRefused as refusal:
+            log.info(
+                "slack streaming refused in %s (%s); editing instead", self.ref.workspace, refusal
+            )
+            self._streaming.refused.add(self.ref.workspace)
+            del self._streams[job_id]
+            return False
+        if final:
+            del self._streams[job_id]
+            for where in unneeded:
+                await self._client.chat_delete(channel=where[0], ts=where[1])
+                kind = next(k for k, v in posted.items() if v == where and k.startswith("stream:"))
+                await self._store.forget(job_id, kind)
+                posted.pop(kind, None)
+        return True
 
     async def _upload(
         self, result: Result, files: Sequence[MediaFile], channel: str, thread: str | None
