@@ -106,7 +106,7 @@ class JobService:
         self._store = JobStore(db, worker)
         self._settings = settings
         self._downloader = downloader
-        self._policy = Policy(settings.policy)
+        self._policy = Policy(settings.policy, personal_use=settings.quotas.personal.enabled)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         storage = settings.storage
         self.spool = Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024))
