@@ -427,6 +427,10 @@ class FakeSlack:
         for entry in self._response_urls.values():
             entry.expires_at = 0.0
 
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the bot's DM with `user_id` (opened on first use, as in Slack)."""
+        return self._channel(user_id).id
+
     def post_as_user(
         self, text: str, *, user_id: str, channel_id: str, thread_ts: str | None = None
     ) -> Message:
