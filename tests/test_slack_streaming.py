@@ -92,3 +92,19 @@ async def test_a_refusal_is_remembered_for_the_workspace(bot: SlackBot) -> None:
     assert [c.method for c in stream_calls(bot)] == ["chat.startStream"]
     answers = [m for m in bot.fake.messages_in(CHANNEL) if m.thread_ts and not m.blocks]
     assert len(answers) == 2
+
+
+async def test_a_stream_that_breaks_midway_is_completed_by_an_edit(bot: SlackBot) -> None:
+    """Slack stops taking text (the stream expired): the message gets the whole answer."""
+    bot.fake.fail_next("chat.appendStream", "message_not_in_streaming_state")
+    endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
+    endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
+    endpoint.reply = " ".join(f"w{i}" for i in range(300))
+    await bot.command("/ask", "tell me a story")
+    (card,) = await bot.wait(bot.finished_cards)
+
+    (answer,) = bot.fake.messages_in(CHANNEL, thread_ts=card.ts)
+    assert answer.blocks == [{"type": "markdown", "text": endpoint.reply}]
+    assert [c.error for c in bot.fake.calls_to("chat.appendStream")][0] == (
+        "message_not_in_streaming_state"
+    )

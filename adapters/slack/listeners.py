@@ -32,7 +32,8 @@ KNOWN_WORDS = frozenset(JOB_COMMANDS + INFO_COMMANDS)
 
 async def in_dm(body: dict[str, Any]) -> bool:
     """A message in the bot's DM (thread replies elsewhere belong to conversations)."""
-    return body.get("event", {}).get("channel_type") == "im"
+    event = body.get("event") or {}
+    return bool(event.get("channel_type") == "im")
 
 
 def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:

@@ -49,6 +49,10 @@ class StreamRefused(Exception):
     """Slack will not stream in this workspace; nothing was posted."""
 
 
+class StreamBroken(Exception):
+    """A stream stopped taking text; what it shows is fixed by the final rewrite."""
+
+
 @dataclass
 class StreamSupport:
     """Workspaces whose Slack refused the streaming methods (shared by every delivery)."""
@@ -96,9 +100,10 @@ class AnswerStream:
         shown = "".join(self._sent)
         if UNKNOWN not in shown and text.startswith(shown):
             await self._append(text[len(shown) :])
-            if final:
-                await self._stop()
-            return []
+            if UNKNOWN not in self._sent:
+                if final:
+                    await self._stop()
+                return []
         if not final:
             return []  # rewritten while running (or unknown after a restart): the end fixes it
         return await self._rewrite(text)
@@ -114,7 +119,10 @@ class AnswerStream:
                 await self._start()
             room = PIECE_LIMIT - len(self._sent[-1])
             part = new if len(new) <= room else new[: cut_point(new, room)]
-            await self._send(part)
+            try:
+                await self._send(part)
+            except StreamBroken:
+                return
             new = new[len(part) :]
             if new:
                 await self._stop()
@@ -136,7 +144,15 @@ class AnswerStream:
         except SlackApiError as exc:
             if not self._messages and exc.response.get("error") in REFUSALS:
                 raise StreamRefused(str(exc.response.get("error"))) from exc
-            raise
+            if not self._messages:
+                raise  # nothing posted yet: the delivery's own retries apply
+            # The stream broke (expired, stopped elsewhere): the final text is set by chat.update.
+            log.warning(
+                "slack stream %s broke (%s); the answer is completed by an edit", self._open.ts, exc
+            )
+            self._open = None
+            self._sent[-1] = UNKNOWN
+            raise StreamBroken from exc
         index = len(self._sent) - 1
         if index == len(self._messages) and self._open.ts:
             self._messages.append((self._channel, self._open.ts))
