@@ -108,3 +108,23 @@ async def test_a_stream_that_breaks_midway_is_completed_by_an_edit(bot: SlackBot
     assert [c.error for c in bot.fake.calls_to("chat.appendStream")][0] == (
         "message_not_in_streaming_state"
     )
+
+
+async def test_an_answer_streaming_at_a_restart_is_completed_in_the_same_message(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    endpoint = runpod_fake.endpoints["qwen3-32b-awq"]
+    endpoint.execution_time, endpoint.stream_chunks = 2.0, 8
+    endpoint.reply = " ".join(f"w{i}" for i in range(400))
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.command("/ask", "tell me a story")
+        (card,) = await bot.wait(bot.cards)
+        (partial,) = await bot.wait(lambda: fake.messages_in(CHANNEL, thread_ts=card.ts))
+    assert partial.streaming  # the process ended mid-answer
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.wait(bot.finished_cards)
+        await bot.idle()
+    (answer,) = fake.messages_in(CHANNEL, thread_ts=card.ts)
+    assert answer.ts == partial.ts
+    assert answer.blocks == [{"type": "markdown", "text": endpoint.reply}]
+    assert runpod_fake.count("run") == 1
