@@ -105,9 +105,8 @@ async def test_a_stream_that_breaks_midway_is_completed_by_an_edit(bot: SlackBot
 
     (answer,) = bot.fake.messages_in(CHANNEL, thread_ts=card.ts)
     assert answer.blocks == [{"type": "markdown", "text": endpoint.reply}]
-    assert [c.error for c in bot.fake.calls_to("chat.appendStream")][0] == (
-        "message_not_in_streaming_state"
-    )
+    first_append = bot.fake.calls_to("chat.appendStream")[0]
+    assert first_append.error == "message_not_in_streaming_state"
 
 
 async def test_an_answer_streaming_at_a_restart_is_completed_in_the_same_message(
