@@ -93,3 +93,19 @@ async def test_nsfw_models_are_refused_in_a_personal_dm(
         reply = await sent.wait_for_message()
     assert reply.ephemeral and "age-restricted" in reply.content
     assert runpod_fake.count("run") == 0
+
+
+async def test_a_user_install_in_a_server_that_did_not_add_the_bot_is_personal_too(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    async with global_bot(tmp_path, runpod_fake, fake, quotas={"personal": PERSONAL}) as bot:
+        assert isinstance(bot, DiscordAdapter)
+        sent = await fake.slash_command(
+            "imagine", {"prompt": "a cat", "size": "256x256"}, user_install=True
+        )
+        await result_of(sent)
+        user = str(fake.user.id)
+        personal = await bot.core.ledger.usage(Identity.personal("discord", user))
+        server = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), user))
+    assert personal.workspace[-1].spent > 0
+    assert all(a.spent == 0 for a in server.user + server.workspace)
