@@ -90,8 +90,9 @@ async def test_a_refusal_is_remembered_for_the_workspace(bot: SlackBot) -> None:
         await bot.command("/ask", question)
         await bot.wait(lambda q=question: [c for c in bot.finished_cards() if q in str(c.blocks)])
     assert [c.method for c in stream_calls(bot)] == ["chat.startStream"]
-    answers = [m for m in bot.fake.messages_in(CHANNEL) if m.thread_ts and not m.blocks]
-    assert len(answers) == 2
+    in_threads = [m for m in bot.fake.messages_in(CHANNEL) if m.thread_ts and m.blocks]
+    answers = [m for m in in_threads if m.blocks[0]["type"] == "markdown"]
+    assert len(answers) == 2, "each answer is one markdown message, edited"
 
 
 async def test_a_stream_that_breaks_midway_is_completed_by_an_edit(bot: SlackBot) -> None:

@@ -4,7 +4,9 @@ One job, one *anchor* message, edited in place: a new parent message for a slash
 replies are the job's thread), a reply in the thread of a mention or a clicked card. It shows
 progress with a Cancel button, and finally the result card (prompt, model, seed, cost, what is
 left, Reroll / Variations / Show request). Files go into the thread with `files_upload_v2`;
-text is posted in pieces under Slack's practical message size and edited while it streams.
+text is posted in pieces under Slack's practical message size and edited while it streams; a
+text model's answer streams with Slack's streaming methods (`adapters.slack.stream`), or, where
+the workspace refuses them, is edited in `markdown` blocks of up to 12,000 characters.
 Errors, warnings and confirmations are ephemeral, for the requester only.
 
 When the card cannot be edited (Slack answering 5xx to `chat.update`), the core asks for other
@@ -30,7 +32,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
-from adapters.slack.stream import AnswerStream, StreamRefused, StreamSupport
+from adapters.slack.stream import (
+    PIECE_LIMIT,
+    AnswerStream,
+    StreamRefused,
+    StreamSupport,
+    markdown_message,
+)
 from adapters.slack.text import clip, escape, split_text
 from bot.commands import COMMANDS
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
@@ -211,21 +219,23 @@ class SlackDelivery:
         thread = thread or self.ref.thread or anchor
         if await self._stream_text(job_id, text, final=final, channel=channel, thread=thread):
             return
-        pieces = split_text(escape(text), TEXT_LIMIT)
+        answer_text = self.ref.extra.get("command") == "ask"  # model text: markdown blocks
+        pieces = split_text(escape(text), PIECE_LIMIT if answer_text else TEXT_LIMIT)
         for index, piece in enumerate(pieces):
             kind = f"text:{index}"
+            content = markdown_message(piece) if answer_text else {"text": piece}
             if kind in posted:
                 if self._shown.get((job_id, kind)) != piece:
                     await self._client.chat_update(
-                        channel=posted[kind][0], ts=posted[kind][1], text=piece
+                        channel=posted[kind][0], ts=posted[kind][1], **content
                     )
             else:
                 answer = await self._client.chat_postMessage(
                     channel=channel,
                     thread_ts=thread,
-                    text=piece,
                     unfurl_links=False,
                     unfurl_media=False,
+                    **content,
                 )
                 await self._remember(job_id, kind, str(answer["channel"]), str(answer["ts"]))
             self._shown[(job_id, kind)] = piece
