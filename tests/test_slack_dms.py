@@ -79,8 +79,14 @@ async def test_a_request_in_the_assistant_thread_titles_it_and_shows_a_status(
     thread = bot.fake.post_as_user("", user_id=bot.fake.bot_user_id, channel_id=dm).ts
     await direct_message(bot, "ask why is the sky blue?", thread_ts=thread)
     await bot.wait(lambda: bot.finished_cards(dm))
-    state = bot.fake.assistant_threads[(dm, thread)]
-    assert state["title"] == "ask why is the sky blue?" and state["status"]
+    state = await bot.wait(
+        lambda: (
+            len(bot.fake.assistant_threads[(dm, thread)].get("statuses", [])) == 2
+            and bot.fake.assistant_threads[(dm, thread)]
+        )
+    )
+    assert state["title"] == "ask why is the sky blue?"
+    assert state["statuses"] == ["is working on it…", ""]  # shown, then cleared
     answers = [m for m in bot.fake.messages_in(dm, thread_ts=thread) if m.text == "Because."]
     assert len(answers) == 1
 

@@ -2,7 +2,7 @@
 
 When a member opens the pane Slack sends `assistant_thread_started`; the bot answers with
 suggested prompts. A request typed in a DM thread titles the thread with it and shows a status
-while the job starts (Slack clears the status when the bot posts in the thread). These calls
+while the job starts, cleared once it has started or been refused. These calls
 only decorate: a DM thread that is not an assistant thread, or a workspace without the AI app
 feature, answers an error that is logged and ignored, and the job goes on.
 """
@@ -61,6 +61,18 @@ async def working(client: AsyncWebClient, origin: Origin, request: str) -> None:
     )
     await _decorate(
         client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=STATUS),
+        "status",
+    )
+
+
+async def done(client: AsyncWebClient, origin: Origin) -> None:
+    """Clear the status: the job's card is up, or the request was answered privately."""
+    if origin.reply_thread is None:
+        return
+    await _decorate(
+        client.assistant_threads_setStatus(
+            channel_id=origin.channel, thread_ts=origin.reply_thread, status=""
+        ),
         "status",
     )
 

@@ -92,6 +92,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
                 name, rest = "ask", text  # a plain question to the bot
             await assistant.working(ctx.client, origin, text)
         await commands.run(origin, name, rest, files=event.get("files") or [], kind="mention")
+        if dm:
+            await assistant.done(ctx.client, origin)
 
     async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()

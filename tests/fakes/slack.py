@@ -698,7 +698,11 @@ class FakeSlack:
     # assistant.threads.* (the AI app surface): the latest value of each per thread.
 
     def _api_assistant_threads_setStatus(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._assistant_thread(params, "status", params.get("status", ""))
+        """An empty status clears it; every status set is kept in order under "statuses"."""
+        answer = self._assistant_thread(params, "status", params.get("status", ""))
+        key = (self._channel(params.get("channel_id")).id, str(params.get("thread_ts")))
+        self.assistant_threads[key].setdefault("statuses", []).append(params.get("status", ""))
+        return answer
 
     def _api_assistant_threads_setTitle(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._assistant_thread(params, "title", params.get("title", ""))
