@@ -95,3 +95,18 @@ async def test_help_is_a_slash_command(bot: SlackBot) -> None:
     await bot.command("/help")
     (reply,) = await bot.wait(bot.ephemerals)
     assert "/imagine" in reply.text and "/usage" in reply.text
+
+
+async def test_edits_and_bot_posts_in_a_dm_start_nothing(bot: SlackBot) -> None:
+    dm = bot.fake.dm_channel(ALICE)
+    edited = message(bot.fake, "imagine a cat", user_id=ALICE, channel_id=dm, channel_type="im")
+    edited["event"]["subtype"] = "message_changed"
+    from_bot = message(bot.fake, "imagine a dog", user_id=ALICE, channel_id=dm, channel_type="im")
+    from_bot["event"]["bot_id"] = bot.fake.bot_id
+    for event in (edited, from_bot):
+        assert (await bot.signer.post_event(bot.url, event)).status == 200
+    await direct_message(bot, "help")
+    (reply,) = await bot.wait(bot.ephemerals)
+    assert "/imagine" in reply.text
+    await bot.idle()
+    assert bot.runpod.count("run") == 0 and not bot.public(dm)

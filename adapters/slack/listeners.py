@@ -28,6 +28,7 @@ from adapters.slack.text import strip_mentions_of
 log = logging.getLogger(__name__)
 
 KNOWN_WORDS = frozenset(JOB_COMMANDS + INFO_COMMANDS)
+PEOPLES = (None, "file_share", "thread_broadcast")  # message subtypes a person's post has
 
 
 async def in_dm(body: dict[str, Any]) -> bool:
@@ -68,7 +69,7 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
 
     async def mention(body: dict[str, Any], retry: str | None, *, dm: bool = False) -> None:
         event = body["event"]
-        if not event.get("user") or event.get("bot_id") or event.get("subtype"):
+        if not event.get("user") or event.get("bot_id") or event.get("subtype") not in PEOPLES:
             return  # another app's post, an edit or a join; only people's messages start jobs
         keys = (
             f"event:{body.get('event_id')}",
