@@ -146,6 +146,14 @@ class QuotaLimits(Section):
     monthly_usd: AdminUsd | None = Field(default=None, ge=0)
 
 
+class PersonalQuota(QuotaLimits):
+    """The pool of a member using the app outside a server that installed it (Discord user
+    installs: DMs, group DMs, other servers). Off unless the operator turns it on."""
+
+    enabled: bool = False
+    monthly_usd: AdminUsd | None = Field(default=Decimal("5.00"), ge=0)
+
+
 class QuotaSettings(Section):
     # Default per-user limits.
     daily_usd: AdminUsd | None = Field(default=Decimal("1.00"), ge=0)
@@ -153,6 +161,8 @@ class QuotaSettings(Section):
     monthly_usd: AdminUsd | None = Field(default=Decimal("10.00"), ge=0)
     # Default limits shared by a whole server/workspace.
     workspace: QuotaLimits = QuotaLimits(monthly_usd=Decimal("100.00"))
+    # Each member's own pool for personal use (instead of a server's).
+    personal: PersonalQuota = PersonalQuota()
     # Role name or id -> limits; the most generous of a user's roles wins.
     roles: dict[str, QuotaLimits] = {}
     # "platform:workspace:user" identities (or bare user ids) with no limit at all.

@@ -119,7 +119,7 @@ class JobService:
         self._store = JobStore(db, worker)
         self._settings = settings
         self._downloader = downloader
-        self._policy = Policy(settings.policy)
+        self._policy = Policy(settings.policy, personal_use=settings.quotas.personal.enabled)
         self.availability = Availability(db)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         storage = settings.storage

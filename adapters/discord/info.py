@@ -1,4 +1,5 @@
-"""/models, /usage and /show: what can run here, what you have spent, and a past result again."""
+"""/models, /usage, /show and /help: what can run here, what you have spent, a past result
+again, and what the bot does."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ KIND_CHOICES = [
     for command in COMMANDS.values()
     for kind in command.kinds
 ]
+HELP = (
+    "**Runpod models on Discord.** Every job is charged to your quota; `/usage` shows what is "
+    "left.\n"
+    "`/imagine` an image · `/edit` edit an image · `/video` a video (from an image too)\n"
+    "`/transcribe` speech to text · `/ask` a text model's answer · `/speak` text to speech\n"
+    "`/cost <command>` what it would cost (runs nothing) · `/models` · `/usage` · `/show`"
+    " · `/quota` (server managers)\n"
+    "Results carry Reroll, Variations, Cancel and Show request buttons. Installed on your own "
+    "account, the bot also works in DMs and group DMs, charged to your personal allowance "
+    "where the operator allows it."
+)
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
 
 
@@ -61,7 +73,11 @@ class InfoCommands:
         async def recent_jobs(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             return await self.recent_choices(interaction, current)
 
-        return [models, usage, show]
+        @app_commands.command(name="help", description="What the bot does and its commands")
+        async def help_(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(HELP, ephemeral=True)
+
+        return [models, usage, show, help_]
 
     # --- /models ----------------------------------------------------------------------------
 

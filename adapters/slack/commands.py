@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 JOB_COMMANDS = tuple(COMMANDS)  # imagine, edit, video, transcribe, ask, speak
 INFO_COMMANDS = ("cost", "models", "usage", "show", "quota", "help")
-SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS if name != "help")
+SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS)
 
 
 class Commands:

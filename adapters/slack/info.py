@@ -37,7 +37,8 @@ def help_text() -> str:
         "`/ask why is the sky blue?` · `/speak hello there`\n"
         "`/cost imagine a cat --count 4` · `/models [kind]` · `/usage` · `/show [job id]`"
         " · `/quota` (admins)\n"
-        "Mentions work too: `@me imagine a cat --model flux-dev`, `@me help`.\n"
+        "Mentions work too: `@me imagine a cat --model flux-dev`, `@me help`; in a DM with me"
+        " no mention is needed, and a plain question goes to a text model.\n"
         f"*Options*\n{options}"
     )
 
