@@ -34,7 +34,7 @@ from typing import Any
 from bench.common import API_KEY, FakeProcess, calibration_ms, median, percentile, rss_mb
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.delivery import ChannelRef, Result
+from bot.delivery import ChannelRef, Result, Route
 from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
@@ -54,10 +54,10 @@ class LeanDelivery(RecordingDelivery):
     bytes_delivered: int = 0
     delivered_at: float | None = None
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         self.bytes_delivered += sum(len(f.data) for f in result.files)
         self.delivered_at = time.monotonic()
-        await super().deliver(replace(result, files=()))
+        await super().deliver(replace(result, files=()), route)
 
 
 def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
