@@ -81,7 +81,10 @@ def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
 def log_like_the_bot(path: Path, level: str) -> None:
     """What `bot.cli.main` sets up, into a file: the formatting and writing cost is real."""
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", filename=path
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=path,
+        force=True,  # a second run in one process (bench.regress) logs to its own file
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
