@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -294,11 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--media-kb", type=int, default=0, help="pad each result to this size")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON line (for bench.regress)")
     args = parser.parse_args(argv)
     for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
         os.environ.pop(name, None)  # settings from the environment would override the bench's
     load = os.getloadavg()[0]
     figures = asyncio.run(bench(args))
+    if args.json:
+        print(json.dumps({**asdict(figures), "cpu_per_job_ms": figures.cpu_per_job_ms}))
+        return 0
     report(figures, args)
     print(f"load average at the start {load:.2f}")
     return 0

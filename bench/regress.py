@@ -5,7 +5,7 @@
 
 A few hundred jobs go through `bench.many_jobs` (the real engine against FakeRunpod in its own
 process), once with long polls and once polling `/status`, each mode run `--runs` times (best
-run kept). CPU per job is divided by a calibration loop measured in the same process
+run kept), each run in a process of its own so that its peak RSS is its own. CPU per job is divided by a calibration loop measured in the same process
 (`bench.common.calibration_ms`), so the figure moves far less with the load of a shared machine
 than milliseconds would. Memory is the peak RSS growth per job, which the load does not change.
 Both are compared with the committed baseline (`regress_baseline.json`); a figure more than
@@ -15,15 +15,16 @@ Both are compared with the committed baseline (`regress_baseline.json`); a figur
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench.many_jobs import Figures, bench
+from bench.common import ROOT
 
 BASELINE = Path(__file__).with_name("regress_baseline.json")
 TOLERANCE = 0.25  # a figure more than 25 % above the baseline fails
@@ -31,11 +32,11 @@ RSS_SLACK_KIB = 16.0  # and RSS per job must also grow by more than this (small 
 MODES = {"long-poll": False, "polling": True}
 
 
-def _figures(jobs: int, polling: bool) -> Figures:
-    args = argparse.Namespace(
-        jobs=jobs, exec_s=2.0, polling=polling, media_kb=0, log_level="INFO", profile=False
-    )
-    return asyncio.run(bench(args))
+def _figures(jobs: int, polling: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.many_jobs", "--json", "--jobs", str(jobs)]
+    command += ["--exec-s", "2", *(["--polling"] if polling else [])]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def measure(jobs: int, runs: int) -> dict[str, dict[str, float]]:
@@ -45,14 +46,14 @@ def measure(jobs: int, runs: int) -> dict[str, dict[str, float]]:
         cpu, rss = [], []
         for _ in range(runs):
             f = _figures(jobs, polling)
-            if f.problems:
-                raise SystemExit(f"{mode}: the bench's own checks failed: {'; '.join(f.problems)}")
-            cpu.append(f.cpu_ratio)
-            rss.append((f.rss_peak_mb - f.rss_before_mb) * 1024 / f.jobs)
+            if f["problems"]:
+                raise SystemExit(f"{mode}: the bench's checks failed: {'; '.join(f['problems'])}")
+            cpu.append(f["cpu_per_job_ms"] / f["calibration_ms"])
+            rss.append((f["rss_peak_mb"] - f["rss_before_mb"]) * 1024 / jobs)
             print(
-                f"  {mode:9} CPU/job {f.cpu_per_job_ms:6.2f} ms = {f.cpu_ratio:.3f} x calibration"
-                f" ({f.calibration_ms:.2f} ms), RSS +{rss[-1]:.1f} KiB/job,"
-                f" delivered p50 {f.to_user_ms[0]:.0f} ms"
+                f"  {mode:9} CPU/job {f['cpu_per_job_ms']:6.2f} ms = {cpu[-1]:.3f} x calibration"
+                f" ({f['calibration_ms']:.2f} ms), RSS +{rss[-1]:.1f} KiB/job,"
+                f" delivered p50 {f['to_user_ms'][0]:.0f} ms"
             )
         found[mode] = {"cpu_ratio": min(cpu), "rss_kib_per_job": min(rss)}
     return found
@@ -77,7 +78,11 @@ def verdicts(found: dict[str, dict[str, float]], baseline: dict[str, dict[str, f
 
 def _commit() -> str:
     done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     return done.stdout.strip() or "unknown"
 
