@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from bot import web as web_page
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
 from bot.db import Database
@@ -174,6 +175,7 @@ async def serve(settings: Settings) -> None:
         listener = Listener(
             core.jobs, host=settings.http.host, port=settings.http.port, ready=core.not_ready
         )
+        listener.mounts[web_page.PREFIX] = web_page.web_app(core)
         await listener.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

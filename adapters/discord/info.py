@@ -11,10 +11,11 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import render
-from adapters.discord.context import channel_ref, community_of, identity_of, where_of
+from adapters.discord.context import channel_ref, community_of, identity_of, is_admin, where_of
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
+from bot import web as web_page
 from bot.app import Core
 from bot.catalog import Model
 from bot.commands import COMMANDS
@@ -57,7 +58,12 @@ class InfoCommands:
         async def recent_jobs(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             return await self.recent_choices(interaction, current)
 
-        return [models, usage, show]
+        @app_commands.command(name="web", description="A private sign-in link to the web page")
+        @app_commands.guild_only()  # the page shows one server's results; DMs are no server
+        async def web(interaction: discord.Interaction) -> None:
+            await self.web(interaction)
+
+        return [models, usage, show, web]
 
     # --- /models ----------------------------------------------------------------------------
 
@@ -159,6 +165,28 @@ class InfoCommands:
         note = f"Posted again; first made <t:{int(past.made_at)}:R>."
         result = replace(past.result, notes=(note,))
         await self._delivery_for(ref, interaction).deliver(result)
+
+    # --- /web -------------------------------------------------------------------------------
+
+    async def web(self, interaction: discord.Interaction) -> None:
+        """A one-time sign-in link, privately; bound to this member, this server, admin or not."""
+        core = self._core
+        if interaction.guild_id is None:
+            raise InvalidRequest("Use /web in a server: the page shows that server's results.")
+        if core.settings.web.public_url is None:
+            raise InvalidRequest(
+                "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."
+            )
+        admin = is_admin(interaction, core.settings.discord)
+        name = interaction.user.display_name
+        token = await web_page.signins(core).issue(identity_of(interaction), name, admin=admin)
+        minutes = f"{core.settings.web.link_minutes:g}"
+        await interaction.response.send_message(
+            f"Your sign-in link (works once, for {minutes} minutes; don't share it):\n"
+            f"{web_page.signin_url(core, token)}",
+            ephemeral=True,
+            suppress_embeds=True,
+        )
 
 
 def _standing(allowance: Allowance) -> str:

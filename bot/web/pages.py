@@ -1,0 +1,254 @@
+"""The web page's routes: sign-in, gallery, a result, media, spend, limits for admins.
+
+Every route but sign-in needs a live session, and reads only the session's workspace: jobs are
+opened through `Community`-scoped lookups (another workspace's id answers 404, like an id never
+issued), ledger scopes are built from the session's identity. Forms that change something carry
+the session's CSRF token. Templates autoescape, so prompts and names stay text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from bot.config import QuotaLimits
+from bot.errors import BotError, InvalidRequest
+from bot.links import ROUTE as FILE_ROUTE
+from bot.links import ResultLinks
+from bot.past import Viewer, past_result
+from bot.quota import Identity, format_usd
+from bot.quota_ops import describe_limit, parse_limit
+from bot.web import gallery
+from bot.web.signin import Session, SignIns
+
+if TYPE_CHECKING:
+    from bot.app import Core
+
+COOKIE = "rpb_session"
+MEDIA_LIFETIME_S = 10 * 60
+MEDIA_PREFIX = "/web/media"
+PERIODS = ("daily", "weekly", "monthly")
+SIGNED_OUT = "You are not signed in. Type /web in Discord or Slack for a sign-in link."
+
+
+class Refused(Exception):
+    """A request the page answers with a short explanation and this status."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class Pages:
+    def __init__(self, core: Core, signins: SignIns) -> None:
+        self._core = core
+        self._signins = signins
+        self._media = ResultLinks(MEDIA_PREFIX, core.settings.storage.spool_dir / ".web-media-key")
+        self._secure = (core.settings.web.public_url or "").startswith("https://")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.gallery),
+            web.get("/signin/{token}", self.signin_form),
+            web.post("/signin/{token}", self.signin),
+            web.post("/signout", self.signout),
+            web.get("/job/{job}", self.job),
+            web.get("/media" + FILE_ROUTE, self.media),
+            web.get("/spend", self.spend),
+            web.get("/spend.csv", self.spend_csv),
+            web.get("/admin", self.admin),
+            web.post("/admin/limits", self.set_limits),
+        ]
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def _session(self, request: web.Request) -> Session:
+        session = await self._signins.session(request.cookies.get(COOKIE))
+        if session is None:
+            raise Refused(401, SIGNED_OUT)
+        return session
+
+    async def _form(self, request: web.Request, session: Session) -> dict[str, str]:
+        """The posted form, once its CSRF token is the session's."""
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
+            raise Refused(403, "This form has expired; reload the page and try again.")
+        return form
+
+    async def signin_form(self, request: web.Request) -> web.Response:
+        """A button, not a sign-in: link previews fetch GETs, and must not use up the link."""
+        return _render(request, "signin.html", {"token": request.match_info["token"]})
+
+    async def signin(self, request: web.Request) -> web.Response:
+        token = await self._signins.redeem(request.match_info["token"])
+        if token is None:
+            raise Refused(
+                403, "This sign-in link was used already or has expired. Type /web again."
+            )
+        response = _see_other("/web/")
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(self._core.settings.web.session_hours * 3600),
+            path="/web",
+            httponly=True,
+            samesite="Lax",
+            secure=self._secure,
+        )
+        return response
+
+    async def signout(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        await self._form(request, session)
+        await self._signins.end(request.cookies[COOKIE])
+        response = _see_other("/web/")
+        response.del_cookie(COOKIE, path="/web")
+        return response
+
+    # --- gallery and results --------------------------------------------------------------
+
+    async def gallery(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        query = request.query
+        number = int(query["page"]) if query.get("page", "").isdigit() else 1
+        found = await gallery.page(
+            self._core.db,
+            session.community,
+            number,
+            model=query.get("model") or None,
+            member=query.get("member") or None,
+        )
+        cards = []
+        for entry in found.entries:
+            files = await self._core.jobs.result_files(entry.job_id) or ()
+            cards.append(
+                {
+                    "entry": entry,
+                    "cost": format_usd(entry.cost),
+                    "files": [self._file(entry.job_id, f.filename, f.content_type) for f in files],
+                }
+            )
+        filters = {"model": query.get("model", ""), "member": query.get("member", "")}
+        return _render(
+            request,
+            "gallery.html",
+            {"session": session, "page": found, "cards": cards, "filters": filters},
+        )
+
+    async def job(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        job_id = request.match_info["job"]
+        viewer = Viewer(session.community, session.identity.user)
+        past = await past_result(self._core.jobs, job_id, viewer)
+        if past is None:
+            raise Refused(404, "There is no such result here.")
+        files = []
+        if past.result is not None:
+            files = [self._file(job_id, f.filename, f.content_type) for f in past.result.files]
+        call = await self._core.jobs.show_request(job_id, session.community)
+        context = {"session": session, "past": past, "files": files, "api_call": call}
+        return _render(request, "job.html", context)
+
+    def _file(self, job_id: str, name: str, content_type: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": content_type.split("/")[0],
+            "url": self._media.url(job_id, name, MEDIA_LIFETIME_S),
+        }
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        session = await self._session(request)
+        info = request.match_info
+        job_id, name = info["job"], info["name"]
+        if not self._media.valid(job_id, name, info["expires"], info["signature"]):
+            raise Refused(403, "This media link is not valid or has expired; reload the page.")
+        if await self._core.jobs.job(job_id, session.community) is None:
+            raise Refused(404, "There is no such result here.")
+        path = self._core.jobs.result_path(job_id, name)
+        if path is None:
+            raise Refused(404, "This result is no longer kept.")
+        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=600"})
+
+    # --- spend ------------------------------------------------------------------------------
+
+    async def spend(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        usage = await self._core.ledger.usage(session.identity)
+        context = {"session": session, "usage": usage, "usd": format_usd, "limit": describe_limit}
+        return _render(request, "spend.html", context)
+
+    async def spend_csv(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        usage = await self._core.ledger.usage(session.identity)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["job_id", "model", "cost_usd", "state", "time_utc"])
+        for job in usage.recent:
+            writer.writerow([job.job_id, job.model, str(job.cost), job.state, job.time.isoformat()])
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="spend.csv"'},
+        )
+
+    # --- limits for admins ------------------------------------------------------------------
+
+    async def _admin(self, request: web.Request) -> Session:
+        session = await self._session(request)
+        if not session.admin:
+            raise Refused(403, "Only the workspace's admins can see this page.")
+        return session
+
+    async def admin(self, request: web.Request, done: str | None = None) -> web.Response:
+        session = await self._admin(request)
+        pool = await self._core.ledger.usage(session.identity)
+        context = {
+            "session": session,
+            "pool": pool.workspace,
+            "usd": format_usd,
+            "limit": describe_limit,
+            "done": done,
+        }
+        return _render(request, "admin.html", context)
+
+    async def set_limits(self, request: web.Request) -> web.Response:
+        session = await self._admin(request)
+        form = await self._form(request, session)
+        me = session.identity
+        member = form.get("member", "").strip()
+        try:
+            given: dict[str, Decimal | None] = {
+                f"{period}_usd": parse_limit(form[period], period)
+                for period in PERIODS
+                if form.get(period, "").strip()
+            }
+            if not given:
+                raise InvalidRequest("Give at least one of daily, weekly or monthly.")
+            scope = Identity(me.platform, me.workspace, member).user_key if member else me.pool_key
+        except (BotError, ValueError) as exc:
+            raise Refused(400, str(exc)) from None
+        await self._core.ledger.set_limits(scope, QuotaLimits(**given), by=me.user_key)
+        shown = ", ".join(f"{k.removesuffix('_usd')} {describe_limit(v)}" for k, v in given.items())
+        whom = f"member {member}" if member else "the workspace"
+        return await self.admin(request, done=f"Limits of {whom} set: {shown}.")
+
+
+def _render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+TEMPLATES = Path(__file__).parent / "templates"

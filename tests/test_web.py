@@ -1,0 +1,236 @@
+"""The web page over HTTP, signed in through the real Discord adapter against FakeDiscord.
+
+What a member notices: the link `/web` answers with, what the pages show (and never show),
+which requests are refused, and the limits `/usage` reports after the admin form.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import time_machine
+
+from adapters.discord import DiscordAdapter
+from bot.quota import Identity
+from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
+from tests.fakes.runpod import FakeRunpod
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    guilds = [FakeGuild(name="Home"), FakeGuild(name="Elsewhere")]
+    async with FakeDiscord(guilds=guilds, user=FakeUser("member", global_name=HOSTILE)) as fake:
+        with point_discord_py_at(fake):
+            yield fake
+
+
+def settings_for(tmp_path: Path, runpod: FakeRunpod, fake: FakeDiscord, **web: Any) -> Any:
+    return discord_settings(
+        tmp_path,
+        runpod,
+        fake,
+        storage={"media_dir": str(tmp_path / "media")},
+        web={"public_url": PUBLIC_URL, **web},
+    )
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> AsyncIterator[DiscordAdapter]:
+    async with running_bot(settings_for(tmp_path, runpod_fake, fake)) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+async def base(bot: DiscordAdapter) -> AsyncIterator[str]:
+    async with running_page(bot.core) as url:
+        yield url
+
+
+async def web_link(fake: FakeDiscord, base: str, **where: Any) -> str:
+    sent = await fake.slash_command("web", **where)
+    answer = await sent.wait_for_message()
+    assert answer.ephemeral
+    return link_in(answer.content, base)
+
+
+async def imagine(fake: FakeDiscord, prompt: str, **where: Any) -> str:
+    sent = await fake.slash_command("imagine", {"prompt": prompt, "size": "512x512"}, **where)
+    return job_id_of(await result_of(sent))
+
+
+async def test_a_member_signs_in_from_web_and_sees_the_result_with_its_media(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    job = await imagine(fake, "a red fox in the snow")
+    link = await web_link(fake, base)
+    async with httpx.AsyncClient() as client:
+        signed_in = await sign_in(client, link)
+        gallery = await client.get(f"{base}/web/")
+        page = await client.get(f"{base}/web/job/{job}")
+        image_url = page.text.split('<img src="', 1)[1].split('"', 1)[0]
+        image = await client.get(base + image_url)
+
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/web/"
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/web" in cookie
+    assert "Secure" not in cookie  # http public_url
+    assert gallery.status_code == 200
+    assert f'href="/web/job/{job}"' in gallery.text and 'alt="a red fox in the snow"' in gallery.text
+    assert "a red fox in the snow" in page.text and "flux-schnell" in page.text
+    assert "api/v2" in page.text or "runsync" in page.text or "/run" in page.text  # the API call
+    assert image_url.startswith(f"/web/media/results/{job}/")
+    stored = await bot.core.jobs.result_files(job)
+    assert stored is not None and image.content == stored[0].data
+
+
+async def test_a_link_works_once(bot: DiscordAdapter, fake: FakeDiscord, base: str) -> None:
+    link = await web_link(fake, base)
+    async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
+        assert (await sign_in(first, link)).status_code == 303
+        again = await second.post(link)
+        refused_gallery = await second.get(f"{base}/web/")
+    assert again.status_code == 403 and "used already or has expired" in again.text
+    assert refused_gallery.status_code == 401 and "Type /web" in refused_gallery.text
+
+
+async def test_an_expired_link_is_refused(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    link = await web_link(fake, base)
+    with time_machine.travel(datetime.fromtimestamp(time.time() + 11 * 60, UTC), tick=True):
+        async with httpx.AsyncClient() as client:
+            late = await client.post(link)
+    assert late.status_code == 403 and "expired" in late.text
+
+
+async def test_a_forged_link_and_a_forged_cookie_are_refused(bot: DiscordAdapter, base: str) -> None:
+    async with httpx.AsyncClient(cookies={"rpb_session": "guess"}) as client:
+        forged = await client.post(f"{base}/web/signin/not-a-token-the-bot-issued")
+        gallery = await client.get(f"{base}/web/")
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    assert gallery.status_code == 401
+
+
+async def test_no_route_shows_another_servers_results(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    home, elsewhere = fake.guilds
+    mine = await imagine(fake, "home fox", guild_id=home.id)
+    theirs = await imagine(fake, "secret elsewhere owl", guild_id=elsewhere.id)
+    async with httpx.AsyncClient() as there, httpx.AsyncClient() as here:
+        await sign_in(there, await web_link(fake, base, guild_id=elsewhere.id))
+        their_page = await there.get(f"{base}/web/job/{theirs}")
+        their_media = their_page.text.split('<img src="', 1)[1].split('"', 1)[0]
+        await sign_in(here, await web_link(fake, base, guild_id=home.id))
+        pages = {
+            "gallery": await here.get(f"{base}/web/"),
+            "filtered": await here.get(f"{base}/web/", params={"member": str(fake.user.id)}),
+            "job": await here.get(f"{base}/web/job/{theirs}"),
+            "media": await here.get(base + their_media),
+            "spend": await here.get(f"{base}/web/spend"),
+            "csv": await here.get(f"{base}/web/spend.csv"),
+        }
+    assert (await there.aclose()) is None
+    assert their_page.status_code == 200 and "secret elsewhere owl" in their_page.text
+    assert pages["job"].status_code == 404 and pages["media"].status_code == 404
+    for name, page in pages.items():
+        assert theirs not in page.text and "secret elsewhere owl" not in page.text, name
+    assert mine in pages["gallery"].text and mine in pages["csv"].text
+
+
+async def test_pages_carry_a_strict_csp_and_show_hostile_text_as_text(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    job = await imagine(fake, HOSTILE)
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        pages = [
+            await client.get(f"{base}/web/"),
+            await client.get(f"{base}/web/job/{job}"),
+            await client.get(f"{base}/web/spend"),
+            await client.get(f"{base}/web/admin"),  # refused, and still under the policy
+        ]
+    for page in pages:
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script" not in csp
+        assert "<script" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in pages[0].text  # the name and prompt
+    assert "&lt;script&gt;" in pages[1].text
+
+
+async def test_an_admin_sets_a_limit_that_usage_in_chat_reports_and_a_member_is_refused(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    owner = fake.guild.owner
+    pool_scope = Identity("discord", str(fake.guild.id), "pool")
+    pool_before = (await bot.core.ledger.usage(pool_scope)).workspace
+    async with httpx.AsyncClient() as admin, httpx.AsyncClient() as member:
+        await sign_in(admin, await web_link(fake, base, user=owner))
+        await sign_in(member, await web_link(fake, base))
+        form = await admin.get(f"{base}/web/admin")
+        csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        wanted = {"member": str(fake.user.id), "daily": "0.40"}
+        forged = await admin.post(f"{base}/web/admin/limits", data={**wanted, "csrf": "x"})
+        missing = await admin.post(f"{base}/web/admin/limits", data=wanted)
+        done = await admin.post(f"{base}/web/admin/limits", data={**wanted, "csrf": csrf})
+        refused_page = await member.get(f"{base}/web/admin")
+        member_csrf = (await member.get(f"{base}/web/")).text.split('value="', 1)[1].split('"')[0]
+        refused_post = await member.post(
+            f"{base}/web/admin/limits",
+            data={"daily": "123", "csrf": member_csrf},
+        )
+    usage = await (await fake.slash_command("usage")).wait_for_message()
+    pool_after = (await bot.core.ledger.usage(pool_scope)).workspace
+
+    assert forged.status_code == 403 and missing.status_code == 403
+    assert done.status_code == 200
+    assert f"Limits of member {fake.user.id} set: daily $0.40." in done.text
+    assert fields(usage)["Daily"].startswith("$0.00 of $0.40 spent")
+    assert refused_page.status_code == 403 and "Only the workspace" in refused_page.text
+    assert refused_post.status_code == 403
+    assert [a.limit for a in pool_after] == [a.limit for a in pool_before]
+
+
+async def test_sign_out_ends_the_session(bot: DiscordAdapter, fake: FakeDiscord, base: str) -> None:
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        gallery = await client.get(f"{base}/web/")
+        csrf = gallery.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        token = client.cookies["rpb_session"]
+        out = await client.post(f"{base}/web/signout", data={"csrf": csrf})
+    async with httpx.AsyncClient(cookies={"rpb_session": token}) as replay:
+        after = await replay.get(f"{base}/web/")
+    assert out.status_code == 303 and after.status_code == 401
+
+
+async def test_web_says_how_to_enable_it_and_is_for_servers_only(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    async with running_bot(settings_for(tmp_path, runpod_fake, fake, public_url=None)):
+        off = await (await fake.slash_command("web")).wait_for_message()
+    (command,) = [c for c in fake.commands[fake.guild.id] if c["name"] == "web"]
+    assert off.ephemeral and "web.public_url" in off.content
+    assert command.get("contexts") == [0] or command.get("dm_permission") is False  # no DMs
+
+
+async def test_the_cookie_is_secure_behind_https(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    settings = settings_for(tmp_path, runpod_fake, fake, public_url="https://bot.test")
+    async with running_bot(settings) as adapter, running_page(adapter.core) as base:
+        link = await web_link(fake, base)
+        async with httpx.AsyncClient() as client:
+            signed_in = await sign_in(client, link)
+    assert "Secure" in signed_in.headers["set-cookie"]
