@@ -11,6 +11,7 @@ from decimal import ROUND_DOWN
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import clip, code_block, escape, from_slack
 from bot import pricing
+from bot import web as web_page
 from bot.catalog import Model
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, UnknownModel
@@ -33,9 +34,24 @@ def help_text() -> str:
         "`/transcribe https://…/talk.mp3` speech to text (or mention me with the audio attached)\n"
         "`/ask why is the sky blue?` · `/speak hello there`\n"
         "`/cost imagine a cat --count 4` · `/models [kind]` · `/usage` · `/show [job id]`"
-        " · `/quota` (admins)\n"
+        " · `/web` (a sign-in link to the web page) · `/quota` (admins)\n"
         "Mentions work too: `@me imagine a cat --model flux-dev`, `@me help`.\n"
         f"*Options*\n{options}"
+    )
+
+
+async def web_text(ctx: SlackContext, origin: Origin) -> str:
+    """A one-time sign-in link to the web page, bound to this member, workspace and admin flag."""
+    core = ctx.core
+    if core.settings.web.public_url is None:
+        return "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."
+    identity = await ctx.people.identity(origin.team, origin.user)
+    admin = await ctx.people.is_admin(origin.user)
+    token = await web_page.signins(core).issue(identity, origin.user, admin=admin)
+    minutes = f"{core.settings.web.link_minutes:g}"
+    return (
+        f"Your sign-in link (works once, for {minutes} minutes; don't share it):\n"
+        f"<{web_page.signin_url(core, token)}|Open the community page>"
     )
 
 

@@ -1,0 +1,61 @@
+"""Signing in to the web page from Slack: `/web` over the real Bolt app against FakeSlack."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.runpod import FakeRunpod
+from tests.fakes.slack import FakeSlack
+from tests.slack_support import ALICE, BOSS, SlackBot, button_value, populate, running_bot
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as slack:
+        populate(slack)
+        yield slack
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
+    web = {"public_url": PUBLIC_URL}
+    async with running_bot(tmp_path, runpod_fake, fake, web=web) as running:
+        yield running
+
+
+async def web_link(bot: SlackBot, base: str, user: str) -> str:
+    before = len(bot.ephemerals(user))
+    await bot.command("/web", user=user)
+    replies = await bot.wait(lambda: len(bot.ephemerals(user)) > before and bot.ephemerals(user))
+    return link_in(replies[-1].text, base)
+
+
+async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(bot: SlackBot) -> None:
+    await bot.command("/imagine", "a slack cat --seed 3")
+    (card,) = await bot.wait(bot.finished_cards)
+    job = button_value(card, "job_reroll")
+    async with running_page(bot.core) as base:
+        async with httpx.AsyncClient() as alice, httpx.AsyncClient() as boss:
+            await sign_in(alice, await web_link(bot, base, ALICE))
+            await sign_in(boss, await web_link(bot, base, BOSS))
+            gallery = await alice.get(f"{base}/web/")
+            refused = await alice.get(f"{base}/web/admin")
+            limits = await boss.get(f"{base}/web/admin")
+
+    assert f'href="/web/job/{job}"' in gallery.text and "a slack cat" in gallery.text
+    assert refused.status_code == 403
+    assert limits.status_code == 200 and 'id="set-limits"' in limits.text
+
+
+async def test_slack_web_says_how_to_enable_it(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.command("/web")
+        (reply,) = await bot.wait(bot.ephemerals)
+    assert "web.public_url" in reply.text
