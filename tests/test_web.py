@@ -87,7 +87,9 @@ async def test_a_member_signs_in_from_web_and_sees_the_result_with_its_media(
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/web" in cookie
     assert "Secure" not in cookie  # http public_url
     assert gallery.status_code == 200
-    assert f'href="/web/job/{job}"' in gallery.text and 'alt="a red fox in the snow"' in gallery.text
+    assert (
+        f'href="/web/job/{job}"' in gallery.text and 'alt="a red fox in the snow"' in gallery.text
+    )
     assert "a red fox in the snow" in page.text and "flux-schnell" in page.text
     assert "api/v2" in page.text or "runsync" in page.text or "/run" in page.text  # the API call
     assert image_url.startswith(f"/web/media/results/{job}/")
@@ -115,7 +117,9 @@ async def test_an_expired_link_is_refused(
     assert late.status_code == 403 and "expired" in late.text
 
 
-async def test_a_forged_link_and_a_forged_cookie_are_refused(bot: DiscordAdapter, base: str) -> None:
+async def test_a_forged_link_and_a_forged_cookie_are_refused(
+    bot: DiscordAdapter, base: str
+) -> None:
     async with httpx.AsyncClient(cookies={"rpb_session": "guess"}) as client:
         forged = await client.post(f"{base}/web/signin/not-a-token-the-bot-issued")
         gallery = await client.get(f"{base}/web/")
