@@ -7,6 +7,7 @@ every answer. `/web` in Discord or Slack signs members in (bot/web/signin.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aiohttp_jinja2
@@ -65,14 +66,20 @@ async def _css(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "site.css")
 
 
+def _when(epoch: float) -> str:
+    """A job's time as every reader sees it, whatever the server's zone."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def web_app(core: Core) -> web.Application:
     """The sub-application the listener mounts at `PREFIX`."""
     app = web.Application(middlewares=[_guard])
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    env.filters["when"] = _when
     app.router.add_routes(Pages(core, signins(core)).routes())
     app.router.add_get("/static/site.css", _css)
     return app
