@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 import time_machine
 
 from adapters.discord import DiscordAdapter
+from bot.config import QuotaLimits
+from bot.jobs import Community
 from bot.quota import Identity
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
@@ -238,3 +241,47 @@ async def test_the_cookie_is_secure_behind_https(
         async with httpx.AsyncClient() as client:
             signed_in = await sign_in(client, link)
     assert "Secure" in signed_in.headers["set-cookie"]
+
+
+async def test_run_again_starts_the_job_for_the_viewer_and_charges_it_once(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str, runpod_fake: FakeRunpod
+) -> None:
+    owner = fake.guild.owner
+    original = await imagine(fake, "a fox to reroll")
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base, user=owner))
+        page = await client.get(f"{base}/web/job/{original}")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        forged = await client.post(f"{base}/web/job/{original}/again", data={"csrf": "no"})
+        started = await client.post(f"{base}/web/job/{original}/again", data={"csrf": csrf})
+        new_job = started.headers["location"].rsplit("/", 1)[1]
+        await bot.core.jobs.wait_idle(10)
+        shown = await client.get(f"{base}/web/job/{new_job}")
+    guild = str(fake.guild.id)
+    owner_spend = (await bot.core.ledger.usage(Identity("discord", guild, str(owner.id)))).user[0]
+    record = await bot.core.jobs.job(new_job, Community("discord", guild))
+
+    assert forged.status_code == 403
+    assert started.status_code == 303 and new_job != original
+    assert record is not None and record.identity[2] == str(owner.id)
+    assert record.state == "delivered" and record.cost is not None and record.cost > 0
+    assert owner_spend.spent == record.cost  # charged once, to the viewer
+    assert len(runpod_fake.jobs) == 2  # the original and the rerun reached Runpod
+    assert (
+        shown.status_code == 200 and "a fox to reroll" in shown.text and "<img src=" in shown.text
+    )
+
+
+async def test_run_again_is_refused_when_the_viewer_has_no_quota_left(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str, runpod_fake: FakeRunpod
+) -> None:
+    original = await imagine(fake, "one more fox")
+    member = Identity("discord", str(fake.guild.id), str(fake.user.id))
+    await bot.core.ledger.set_limits(member.user_key, QuotaLimits(daily_usd=Decimal(0)))
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        page = await client.get(f"{base}/web/job/{original}")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        refused = await client.post(f"{base}/web/job/{original}/again", data={"csrf": csrf})
+    assert refused.status_code == 400 and "daily" in refused.text.lower()
+    assert len(runpod_fake.jobs) == 1

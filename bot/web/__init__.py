@@ -14,6 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.web import again
 from bot.web.pages import TEMPLATES, Pages, Refused
 from bot.web.signin import SignIns
 
@@ -80,6 +81,7 @@ def web_app(core: Core) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     env.filters["when"] = _when
+    again.register(core)
     app.router.add_routes(Pages(core, signins(core)).routes())
     app.router.add_get("/static/site.css", _css)
     return app

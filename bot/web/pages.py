@@ -20,12 +20,14 @@ from aiohttp import web
 
 from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
+from bot.jobstore import ACTIVE_STATES
 from bot.links import ROUTE as FILE_ROUTE
 from bot.links import ResultLinks
 from bot.past import Viewer, past_result
 from bot.quota import Identity, format_usd
 from bot.quota_ops import describe_limit, parse_limit
 from bot.web import gallery
+from bot.web.again import run_again
 from bot.web.signin import Session, SignIns
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Pages:
             web.post("/signin/{token}", self.signin),
             web.post("/signout", self.signout),
             web.get("/job/{job}", self.job),
+            web.post("/job/{job}/again", self.again),
             web.get("/media" + FILE_ROUTE, self.media),
             web.get("/spend", self.spend),
             web.get("/spend.csv", self.spend_csv),
@@ -154,8 +157,24 @@ class Pages:
         if past.result is not None:
             files = [self._file(job_id, f.filename, f.content_type) for f in past.result.files]
         call = await self._core.jobs.show_request(job_id, session.community)
-        context = {"session": session, "past": past, "files": files, "api_call": call}
+        context = {
+            "session": session,
+            "past": past,
+            "files": files,
+            "api_call": call,
+            "running": past.state in ACTIVE_STATES,
+        }
         return _render(request, "job.html", context)
+
+    async def again(self, request: web.Request) -> web.Response:
+        """Run again: a new job for the viewer, through the same quota and policy as chat."""
+        session = await self._session(request)
+        await self._form(request, session)
+        try:
+            started = await run_again(self._core, session, request.match_info["job"])
+        except BotError as exc:
+            raise Refused(400, str(exc)) from None
+        return _see_other(f"/web/job/{started.job_id}")
 
     def _file(self, job_id: str, name: str, content_type: str) -> dict[str, Any]:
         return {
