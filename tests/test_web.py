@@ -21,6 +21,7 @@ from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
 from bot.jobs import Community
 from bot.quota import Identity
+from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
@@ -285,3 +286,55 @@ async def test_run_again_is_refused_when_the_viewer_has_no_quota_left(
         refused = await client.post(f"{base}/web/job/{original}/again", data={"csrf": csrf})
     assert refused.status_code == 400 and "daily" in refused.text.lower()
     assert len(runpod_fake.jobs) == 1
+
+
+async def test_the_gallery_pages_newest_first_and_filters_by_model_and_member(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    made = [await imagine(fake, f"boat {n}") for n in range(PAGE_SIZE + 1)]
+    dev = job_id_of(
+        await result_of(
+            await fake.slash_command(
+                "imagine", {"prompt": "dev boat", "size": "512x512", "model": "flux-dev"}
+            )
+        )
+    )
+    owner = fake.guild.owner
+    theirs = await imagine(fake, "owner boat", user=owner)
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        first = await client.get(f"{base}/web/")
+        second = await client.get(f"{base}/web/", params={"page": "2"})
+        by_model = await client.get(f"{base}/web/", params={"model": "flux-dev"})
+        by_member = await client.get(f"{base}/web/", params={"member": str(owner.id)})
+
+    def shown(page: httpx.Response) -> list[str]:
+        return [part.split('"', 1)[0] for part in page.text.split('href="/web/job/')[1:]]
+
+    assert shown(first) == [theirs, dev, *reversed(made[-(PAGE_SIZE - 2) :])]
+    assert shown(second) == list(reversed(made[:3]))
+    assert 'rel="next"' in first.text and 'rel="prev"' in second.text
+    assert 'rel="next"' not in second.text
+    assert shown(by_model) == [dev] and shown(by_member) == [theirs]
+
+
+async def test_results_of_nsfw_models_are_not_on_the_page(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    settings = settings_for(tmp_path, runpod_fake, fake)
+    settings = settings.model_copy(update={"models": {"flux-dev": {"nsfw": True}}})
+    async with running_bot(settings) as adapter, running_page(adapter.core) as base:
+        adult = fake.guild.nsfw_channel.id
+        sent = await fake.slash_command(
+            "imagine",
+            {"prompt": "after dark", "size": "512x512", "model": "flux-dev"},
+            channel_id=adult,
+        )
+        hidden = job_id_of(await result_of(sent))
+        shown = await imagine(fake, "daylight")
+        async with httpx.AsyncClient() as client:
+            await sign_in(client, await web_link(fake, base))
+            gallery = await client.get(f"{base}/web/")
+            page = await client.get(f"{base}/web/job/{hidden}")
+    assert shown in gallery.text and hidden not in gallery.text and "after dark" not in gallery.text
+    assert page.status_code == 404

@@ -7,6 +7,7 @@ workspace's jobs; the job ids it returns are then opened through `Community`-sco
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -45,11 +46,17 @@ async def page(
     *,
     model: str | None = None,
     member: str | None = None,
+    unlisted_models: Collection[str] = (),
 ) -> Page:
-    """Page `number` (from 1) of the community's results, optionally one model's or member's."""
+    """Page `number` (from 1) of the community's results, optionally one model's or member's.
+
+    Results of `unlisted_models` (the NSFW ones) are never listed."""
     marks = ", ".join("?" for _ in WITH_RESULT)
     scope = f"platform = ? AND workspace = ? AND state IN ({marks})"
     scope_params: list[object] = [community.platform, community.workspace, *WITH_RESULT]
+    if unlisted_models:
+        scope += f" AND model NOT IN ({', '.join('?' for _ in unlisted_models)})"
+        scope_params += list(unlisted_models)
     where, params = scope, list(scope_params)
     if model:
         where += " AND model = ?"

@@ -55,6 +55,7 @@ class Pages:
         self._signins = signins
         self._media = ResultLinks(MEDIA_PREFIX, core.settings.storage.spool_dir / ".web-media-key")
         self._secure = (core.settings.web.public_url or "").startswith("https://")
+        self._nsfw = [model.id for model in core.catalog if model.nsfw]
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -128,6 +129,7 @@ class Pages:
             number,
             model=query.get("model") or None,
             member=query.get("member") or None,
+            unlisted_models=self._nsfw,
         )
         cards = []
         for entry in found.entries:
@@ -150,8 +152,10 @@ class Pages:
         session = await self._session(request)
         job_id = request.match_info["job"]
         viewer = Viewer(session.community, session.identity.user)
-        past = await past_result(self._core.jobs, job_id, viewer)
-        if past is None:
+        past = await self._listed(job_id, session) and await past_result(
+            self._core.jobs, job_id, viewer
+        )
+        if not past:
             raise Refused(404, "There is no such result here.")
         files = []
         if past.result is not None:
@@ -176,6 +180,11 @@ class Pages:
             raise Refused(400, str(exc)) from None
         return _see_other(f"/web/job/{started.job_id}")
 
+    async def _listed(self, job_id: str, session: Session) -> bool:
+        """The job is of the session's workspace, and of a model the page shows."""
+        job = await self._core.jobs.job(job_id, session.community)
+        return job is not None and job.model not in self._nsfw
+
     def _file(self, job_id: str, name: str, content_type: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -189,7 +198,7 @@ class Pages:
         job_id, name = info["job"], info["name"]
         if not self._media.valid(job_id, name, info["expires"], info["signature"]):
             raise Refused(403, "This media link is not valid or has expired; reload the page.")
-        if await self._core.jobs.job(job_id, session.community) is None:
+        if not await self._listed(job_id, session):
             raise Refused(404, "There is no such result here.")
         path = self._core.jobs.result_path(job_id, name)
         if path is None:
