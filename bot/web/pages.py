@@ -133,12 +133,12 @@ class Pages:
         )
         cards = []
         for entry in found.entries:
-            files = await self._core.jobs.result_files(entry.job_id) or ()
+            names = await self._core.jobs.result_names(entry.job_id)
             cards.append(
                 {
                     "entry": entry,
                     "cost": format_usd(entry.cost),
-                    "files": [self._file(entry.job_id, f.filename, f.content_type) for f in files],
+                    "files": [self._file(entry.job_id, name, kind) for name, kind in names],
                 }
             )
         filters = {"model": query.get("model", ""), "member": query.get("member", "")}

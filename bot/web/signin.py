@@ -6,8 +6,7 @@ workspace and carries their admin flag as the platform reported it when they ask
 once (the redeeming UPDATE matches only an unused, unexpired row) and for `web.link_minutes`.
 A session is scoped to that workspace for `web.session_hours`, and carries its own CSRF token.
 
-The tables are this feature's own and made on first use (`CREATE TABLE IF NOT EXISTS`), so the
-page adds nothing to the core's schema versions.
+The tables are the page's own (bot/web/schema.py).
 """
 
 from __future__ import annotations
@@ -22,34 +21,8 @@ from dataclasses import dataclass
 from bot.db import Database
 from bot.jobs import Community
 from bot.quota import Identity
+from bot.web.schema import ensure_schema
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS web_links (
-    token_hash TEXT PRIMARY KEY,
-    platform TEXT NOT NULL,
-    workspace TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    name TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL
-);
-CREATE TABLE IF NOT EXISTS web_sessions (
-    token_hash TEXT PRIMARY KEY,
-    platform TEXT NOT NULL,
-    workspace TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    name TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    csrf TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    ended_at REAL
-);
-CREATE INDEX IF NOT EXISTS web_sessions_member ON web_sessions (platform, workspace, user_id);
-"""
 _MEMBER = "platform, workspace, user_id, roles, name, admin"
 
 
@@ -80,13 +53,7 @@ class SignIns:
 
     async def _ensure(self) -> None:
         if not self._ready:
-
-            def make(raw: sqlite3.Connection) -> None:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        raw.execute(statement)
-
-            await self._db.run(make)
+            await ensure_schema(self._db)
             self._ready = True
 
     async def issue(self, identity: Identity, name: str, *, admin: bool) -> str:
