@@ -150,12 +150,16 @@ async def test_no_route_shows_another_servers_results(
             "spend": await here.get(f"{base}/web/spend"),
             "csv": await here.get(f"{base}/web/spend.csv"),
         }
-    assert (await there.aclose()) is None
+        async with httpx.AsyncClient() as home_admin:
+            await sign_in(home_admin, await web_link(fake, base, user=home.owner))
+            pages["admin"] = await home_admin.get(f"{base}/web/admin")
+            pages["report"] = await home_admin.get(f"{base}/web/admin/report.csv")
     assert their_page.status_code == 200 and "secret elsewhere owl" in their_page.text
     assert pages["job"].status_code == 404 and pages["media"].status_code == 404
     for name, page in pages.items():
         assert theirs not in page.text and "secret elsewhere owl" not in page.text, name
     assert mine in pages["gallery"].text and mine in pages["csv"].text
+    assert f"member,{fake.user.id},1," in pages["report"].text  # the home job only, not both
 
 
 async def test_pages_carry_a_strict_csp_and_show_hostile_text_as_text(
@@ -338,3 +342,33 @@ async def test_results_of_nsfw_models_are_not_on_the_page(
             page = await client.get(f"{base}/web/job/{hidden}")
     assert shown in gallery.text and hidden not in gallery.text and "after dark" not in gallery.text
     assert page.status_code == 404
+
+
+async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    await imagine(fake, "a fox to count")
+    owner = fake.guild.owner
+    member = Identity("discord", str(fake.guild.id), str(fake.user.id))
+    async with httpx.AsyncClient() as admin, httpx.AsyncClient() as them:
+        await sign_in(admin, await web_link(fake, base, user=owner))
+        await sign_in(them, await web_link(fake, base))
+        page = await admin.get(f"{base}/web/admin")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        report = await admin.get(f"{base}/web/admin/report.csv")
+        who = {"member": member.user, "csrf": csrf}
+        no_reason = await admin.post(f"{base}/web/admin/grant", data={**who, "amount": "2"})
+        granted = await admin.post(
+            f"{base}/web/admin/grant", data={**who, "amount": "2", "reason": "contest"}
+        )
+        ended = await admin.post(f"{base}/web/admin/signout", data=who)
+        after = await them.get(f"{base}/web/")
+    usage = await bot.core.ledger.usage(member)
+
+    assert "flux-schnell" in page.text and member.user in page.text  # by model, top spenders
+    assert report.headers["content-type"].startswith("text/csv")
+    assert f"member,{member.user},1," in report.text and "model,flux-schnell,1," in report.text
+    assert no_reason.status_code == 400 and "reason" in no_reason.text
+    assert f"Granted $2.00 to member {member.user}." in granted.text
+    assert usage.user[0].limit == Decimal("3.00")  # $1.00 default + $2.00
+    assert ended.status_code == 200 and after.status_code == 401

@@ -11,21 +11,26 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from bot.config import QuotaLimits
-from bot.errors import BotError, InvalidRequest
+from bot.errors import BotError
 from bot.jobstore import ACTIVE_STATES
+from bot.ledger_records import Report
 from bot.links import ROUTE as FILE_ROUTE
 from bot.links import ResultLinks
 from bot.past import Viewer, past_result
+from bot.periods import Period, window
 from bot.quota import Identity, format_usd
-from bot.quota_ops import describe_limit, parse_limit
+from bot.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.web import gallery
 from bot.web.again import run_again
 from bot.web.signin import Session, SignIns
@@ -70,6 +75,10 @@ class Pages:
             web.get("/spend.csv", self.spend_csv),
             web.get("/admin", self.admin),
             web.post("/admin/limits", self.set_limits),
+            web.post("/admin/grant", self.grant),
+            web.post("/admin/unlimited", self.unlimited),
+            web.post("/admin/signout", self.revoke),
+            web.get("/admin/report.csv", self.report_csv),
         ]
 
     # --- sessions -------------------------------------------------------------------------
@@ -216,16 +225,12 @@ class Pages:
     async def spend_csv(self, request: web.Request) -> web.Response:
         session = await self._session(request)
         usage = await self._core.ledger.usage(session.identity)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["job_id", "model", "cost_usd", "state", "time_utc"])
-        for job in usage.recent:
-            writer.writerow([job.job_id, job.model, str(job.cost), job.state, job.time.isoformat()])
-        return web.Response(
-            text=out.getvalue(),
-            content_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="spend.csv"'},
-        )
+        rows = [("job_id", "model", "cost_usd", "state", "time_utc")]
+        rows += [
+            (job.job_id, job.model, str(job.cost), job.state, job.time.isoformat())
+            for job in usage.recent
+        ]
+        return _csv(rows, "spend.csv")
 
     # --- limits for admins ------------------------------------------------------------------
 
@@ -241,32 +246,102 @@ class Pages:
         context = {
             "session": session,
             "pool": pool.workspace,
+            "report": await self._report(session),
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,
         }
         return _render(request, "admin.html", context)
 
+    async def _report(self, session: Session) -> Report:
+        """This month's settled spend in the workspace, by model and by member."""
+        zone = ZoneInfo(self._core.settings.quotas.timezone)
+        span = window(Period.MONTH, datetime.now(UTC), zone)
+        return await self._core.ledger.report(session.identity.pool_key, span.start, span.end)
+
+    async def report_csv(self, request: web.Request) -> web.Response:
+        session = await self._admin(request)
+        report = await self._report(session)
+        rows = [("by", "key", "jobs", "charged_usd")]
+        rows += [("model", line.key, str(line.jobs), str(line.charged)) for line in report.by_model]
+        rows += [
+            ("member", line.key.rsplit(":", 1)[-1], str(line.jobs), str(line.charged))
+            for line in report.by_user
+        ]
+        return _csv(rows, "workspace-spend.csv")
+
+    def _member_scope(self, session: Session, form: dict[str, str]) -> tuple[str, str]:
+        """(ledger scope key, how the page names it): a member of this workspace, else its pool."""
+        me = session.identity
+        member = form.get("member", "").strip()
+        if not member:
+            return me.pool_key, "the workspace"
+        try:
+            return Identity(me.platform, me.workspace, member).user_key, f"member {member}"
+        except ValueError:
+            raise Refused(400, f"{member!r} is not a member id.") from None
+
     async def set_limits(self, request: web.Request) -> web.Response:
         session = await self._admin(request)
         form = await self._form(request, session)
-        me = session.identity
-        member = form.get("member", "").strip()
+        scope, whom = self._member_scope(session, form)
         try:
             given: dict[str, Decimal | None] = {
                 f"{period}_usd": parse_limit(form[period], period)
                 for period in PERIODS
                 if form.get(period, "").strip()
             }
-            if not given:
-                raise InvalidRequest("Give at least one of daily, weekly or monthly.")
-            scope = Identity(me.platform, me.workspace, member).user_key if member else me.pool_key
-        except (BotError, ValueError) as exc:
+        except BotError as exc:
             raise Refused(400, str(exc)) from None
-        await self._core.ledger.set_limits(scope, QuotaLimits(**given), by=me.user_key)
+        if not given:
+            raise Refused(400, "Give at least one of daily, weekly or monthly.")
+        by = session.identity.user_key
+        await self._core.ledger.set_limits(scope, QuotaLimits(**given), by=by)
         shown = ", ".join(f"{k.removesuffix('_usd')} {describe_limit(v)}" for k, v in given.items())
-        whom = f"member {member}" if member else "the workspace"
         return await self.admin(request, done=f"Limits of {whom} set: {shown}.")
+
+    async def grant(self, request: web.Request) -> web.Response:
+        session = await self._admin(request)
+        form = await self._form(request, session)
+        scope, whom = self._member_scope(session, form)
+        try:
+            amount = parse_usd(form.get("amount", ""), "the amount")
+            await self._core.ledger.grant(
+                scope, amount, form.get("reason", ""), by=session.identity.user_key
+            )
+        except BotError as exc:
+            raise Refused(400, str(exc)) from None
+        return await self.admin(request, done=f"Granted {format_usd(amount)} to {whom}.")
+
+    async def unlimited(self, request: web.Request) -> web.Response:
+        session = await self._admin(request)
+        form = await self._form(request, session)
+        scope, whom = self._member_scope(session, form)
+        on = form.get("unlimited") == "on"
+        await self._core.ledger.set_unlimited(scope, on, by=session.identity.user_key)
+        state = "no limit" if on else "their limits again"
+        return await self.admin(request, done=f"{whom.capitalize()} now has {state}.")
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        """An admin ends every web session of a member of this workspace."""
+        session = await self._admin(request)
+        form = await self._form(request, session)
+        scope, whom = self._member_scope(session, form)
+        if scope == session.identity.pool_key:
+            raise Refused(400, "Name the member whose sessions end.")
+        me = session.identity
+        await self._signins.end_member(Identity(me.platform, me.workspace, form["member"].strip()))
+        return await self.admin(request, done=f"Every web session of {whom} has ended.")
+
+
+def _csv(rows: Sequence[Sequence[str]], filename: str) -> web.Response:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _render(
