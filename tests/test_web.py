@@ -194,6 +194,7 @@ async def test_an_admin_sets_a_limit_that_usage_in_chat_reports_and_a_member_is_
         form = await admin.get(f"{base}/web/admin")
         csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
         wanted = {"member": str(fake.user.id), "daily": "0.40"}
+        member_key = f"discord:{fake.guild.id}:{fake.user.id}"
         forged = await admin.post(f"{base}/web/admin/limits", data={**wanted, "csrf": "x"})
         missing = await admin.post(f"{base}/web/admin/limits", data=wanted)
         done = await admin.post(f"{base}/web/admin/limits", data={**wanted, "csrf": csrf})
@@ -212,6 +213,9 @@ async def test_an_admin_sets_a_limit_that_usage_in_chat_reports_and_a_member_is_
     assert fields(usage)["Daily"].startswith("$0.00 of $0.40 spent")
     assert refused_page.status_code == 403 and "Only the workspace" in refused_page.text
     assert refused_post.status_code == 403
+    audit = await bot.core.db.fetchall("SELECT actor, action, scope_key FROM admin_log")
+    actors = {(row[0], row[2]) for row in audit}
+    assert actors == {(f"discord:{fake.guild.id}:{owner.id}", member_key)}  # one change, audited
     assert [a.limit for a in pool_after] == [a.limit for a in pool_before]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
+from bot.jobs import Community
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
@@ -88,8 +89,12 @@ async def web_link(fake: FakeDiscord, base: str, **who: object) -> str:
     return link_in(answer.content, base)
 
 
-async def test_a_member_signs_in_opens_the_gallery_and_a_result(
-    bot: DiscordAdapter, fake: FakeDiscord, browser: object, shots: Path
+async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_again(
+    bot: DiscordAdapter,
+    fake: FakeDiscord,
+    runpod_fake: FakeRunpod,
+    browser: object,
+    shots: Path,
 ) -> None:
     from playwright.async_api import Browser, expect
 
@@ -120,7 +125,15 @@ async def test_a_member_signs_in_opens_the_gallery_and_a_result(
         await expect(page.locator("dd.prompt")).to_have_text("a fox in the snow")
         await expect(page.locator("pre.api")).to_contain_text("curl")
         await page.screenshot(path=str(shots / "result.png"), full_page=True)
+
+        await page.click("#again")  # the new job's page refreshes itself until its result shows
+        await expect(page.locator("dd.prompt")).to_have_text("a fox in the snow")
+        await expect(page.locator(".media img")).to_have_count(1, timeout=15_000)
+        rerun = page.url.rsplit("/", 1)[1]
     assert loaded == 512  # the image came through its signed media URL
+    record = await bot.core.jobs.job(rerun, Community("discord", str(fake.guild.id)))
+    assert rerun not in jobs and len(runpod_fake.jobs) == 3  # the rerun reached Runpod
+    assert record is not None and record.state == "delivered" and record.cost
 
 
 async def test_an_admin_sets_a_limit_in_the_browser_and_usage_reports_it(
