@@ -376,3 +376,57 @@ async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
     assert f"Granted $2.00 to member {member.user}." in granted.text
     assert usage.user[0].limit == Decimal("3.00")  # $1.00 default + $2.00
     assert ended.status_code == 200 and after.status_code == 401
+
+
+def csrf_of(page: httpx.Response) -> str:
+    return page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+async def test_owners_hide_a_result_or_all_of_theirs_and_others_stop_seeing_them(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    other = FakeUser("other")
+    fake.guild.add_member(other)
+    first = await imagine(fake, "first fox")
+    second = await imagine(fake, "second fox")
+    async with httpx.AsyncClient() as me, httpx.AsyncClient() as them:
+        await sign_in(me, await web_link(fake, base))
+        await sign_in(them, await web_link(fake, base, user=other))
+        page = await me.get(f"{base}/web/job/{first}")
+        await me.post(f"{base}/web/job/{first}/hide", data={"csrf": csrf_of(page), "hidden": "on"})
+        their_gallery = await them.get(f"{base}/web/")
+        their_view = await them.get(f"{base}/web/job/{first}")
+        my_view = await me.get(f"{base}/web/job/{first}")
+        their_page = await them.get(f"{base}/web/job/{second}")
+        not_theirs = await them.post(
+            f"{base}/web/job/{second}/hide", data={"csrf": csrf_of(their_page), "hidden": "on"}
+        )
+        spend = await me.get(f"{base}/web/spend")
+        await me.post(f"{base}/web/spend/hide-mine", data={"csrf": csrf_of(spend), "hidden": "on"})
+        their_gallery_after = await them.get(f"{base}/web/")
+
+    assert second in their_gallery.text and first not in their_gallery.text
+    assert their_view.status_code == 404
+    assert my_view.status_code == 200 and "Hidden from the gallery." in my_view.text
+    assert not_theirs.status_code == 403
+    assert (
+        second not in their_gallery_after.text
+        and "No results here yet." in their_gallery_after.text
+    )
+
+
+async def test_web_hide_mine_in_chat_takes_a_members_results_off_the_page(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    job = await imagine(fake, "a shy fox")
+    hidden = await (await fake.slash_command("web", {"action": "hide-mine"})).wait_for_message()
+    async with httpx.AsyncClient() as admin:
+        await sign_in(admin, await web_link(fake, base, user=fake.guild.owner))
+        gallery = await admin.get(f"{base}/web/")
+        shown_again = await (
+            await fake.slash_command("web", {"action": "show-mine"})
+        ).wait_for_message()
+        gallery_after = await admin.get(f"{base}/web/")
+    assert hidden.ephemeral and "no longer shown on the web page" in hidden.content
+    assert job not in gallery.text
+    assert "shown on the web page again" in shown_again.content and job in gallery_after.text

@@ -59,3 +59,9 @@ async def test_slack_web_says_how_to_enable_it(
         await bot.command("/web")
         (reply,) = await bot.wait(bot.ephemerals)
     assert "web.public_url" in reply.text
+
+
+async def test_slack_web_hide_mine(bot: SlackBot) -> None:
+    await bot.command("/web", "hide-mine")
+    (reply,) = await bot.wait(bot.ephemerals)
+    assert "no longer shown on the web page" in reply.text

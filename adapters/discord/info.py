@@ -23,6 +23,7 @@ from bot.delivery import ChannelRef
 from bot.errors import BotError, InvalidRequest
 from bot.past import Viewer, past_result
 from bot.quota import Allowance, format_usd
+from bot.web.hiding import Hiding
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [
@@ -30,6 +31,12 @@ KIND_CHOICES = [
     for command in COMMANDS.values()
     for kind in command.kinds
 ]
+WEB_ACTIONS = [
+    Choice(name="hide all my results from the web page", value="hide-mine"),
+    Choice(name="show my results on the web page again", value="show-mine"),
+]
+WEB_HIDDEN = "Your results are no longer shown on the web page (`/web show-mine` undoes it)."
+WEB_SHOWN = "Your results are shown on the web page again."
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
 
 
@@ -60,8 +67,10 @@ class InfoCommands:
 
         @app_commands.command(name="web", description="A private sign-in link to the web page")
         @app_commands.guild_only()  # the page shows one server's results; DMs are no server
-        async def web(interaction: discord.Interaction) -> None:
-            await self.web(interaction)
+        @app_commands.describe(action="Leave out for a sign-in link")
+        @app_commands.choices(action=WEB_ACTIONS)
+        async def web(interaction: discord.Interaction, action: str | None = None) -> None:
+            await self.web(interaction, action)
 
         return [models, usage, show, web]
 
@@ -168,11 +177,18 @@ class InfoCommands:
 
     # --- /web -------------------------------------------------------------------------------
 
-    async def web(self, interaction: discord.Interaction) -> None:
-        """A one-time sign-in link, privately; bound to this member, this server, admin or not."""
+    async def web(self, interaction: discord.Interaction, action: str | None = None) -> None:
+        """A one-time sign-in link, privately; bound to this member, this server, admin or not.
+        `hide-mine` / `show-mine` take all of the member's results off the page, or back."""
         core = self._core
         if interaction.guild_id is None:
             raise InvalidRequest("Use /web in a server: the page shows that server's results.")
+        if action is not None:
+            hide = action == "hide-mine"
+            await Hiding(core.db).hide_member(identity_of(interaction), hide)
+            text = WEB_HIDDEN if hide else WEB_SHOWN
+            await interaction.response.send_message(text, ephemeral=True)
+            return
         if core.settings.web.public_url is None:
             raise InvalidRequest(
                 "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."

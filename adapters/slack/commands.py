@@ -62,7 +62,7 @@ class Commands:
         if name == "quota":
             return await admin.quota_text(ctx, origin, text)
         if name == "web":
-            return await info.web_text(ctx, origin)
+            return await info.web_text(ctx, origin, text)
         if name == "help":
             return info.help_text()
         hint = "Try `@me imagine a cat`, `@me ask ...` or `@me help`."

@@ -20,6 +20,7 @@ from bot.past import PastResult, Viewer, past_result
 from bot.quota import Allowance, format_usd
 from bot.quote import Quote
 from bot.requests import OPTION_HELP, parse_text
+from bot.web.hiding import Hiding
 
 MAX_REPLY = 3900
 
@@ -40,9 +41,19 @@ def help_text() -> str:
     )
 
 
-async def web_text(ctx: SlackContext, origin: Origin) -> str:
-    """A one-time sign-in link to the web page, bound to this member, workspace and admin flag."""
+async def web_text(ctx: SlackContext, origin: Origin, text: str = "") -> str:
+    """A one-time sign-in link to the web page, bound to this member, workspace and admin flag;
+    `/web hide-mine` / `show-mine` take all of the member's results off the page, or back."""
     core = ctx.core
+    action = text.strip().lower()
+    if action in ("hide-mine", "show-mine"):
+        identity = await ctx.people.identity(origin.team, origin.user)
+        await Hiding(core.db).hide_member(identity, action == "hide-mine")
+        if action == "hide-mine":
+            return "Your results are no longer shown on the web page (`/web show-mine` undoes it)."
+        return "Your results are shown on the web page again."
+    if action:
+        return "Try `/web` for a sign-in link, or `/web hide-mine` / `/web show-mine`."
     if core.settings.web.public_url is None:
         return "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."
     identity = await ctx.people.identity(origin.team, origin.user)

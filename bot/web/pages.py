@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bot.config import QuotaLimits
 from bot.errors import BotError
-from bot.jobstore import ACTIVE_STATES
+from bot.jobstore import ACTIVE_STATES, JobRecord
 from bot.ledger_records import Report
 from bot.links import ROUTE as FILE_ROUTE
 from bot.links import ResultLinks
@@ -33,6 +33,7 @@ from bot.quota import Identity, format_usd
 from bot.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.web import gallery
 from bot.web.again import run_again
+from bot.web.hiding import Hiding
 from bot.web.signin import Session, SignIns
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Pages:
         self._media = ResultLinks(MEDIA_PREFIX, core.settings.storage.spool_dir / ".web-media-key")
         self._secure = (core.settings.web.public_url or "").startswith("https://")
         self._nsfw = [model.id for model in core.catalog if model.nsfw]
+        self._hiding = Hiding(core.db)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -70,6 +72,8 @@ class Pages:
             web.post("/signout", self.signout),
             web.get("/job/{job}", self.job),
             web.post("/job/{job}/again", self.again),
+            web.post("/job/{job}/hide", self.hide_result),
+            web.post("/spend/hide-mine", self.hide_mine),
             web.get("/media" + FILE_ROUTE, self.media),
             web.get("/spend", self.spend),
             web.get("/spend.csv", self.spend_csv),
@@ -161,10 +165,9 @@ class Pages:
         session = await self._session(request)
         job_id = request.match_info["job"]
         viewer = Viewer(session.community, session.identity.user)
-        past = await self._listed(job_id, session) and await past_result(
-            self._core.jobs, job_id, viewer
-        )
-        if not past:
+        job = await self._listed(job_id, session)
+        past = await past_result(self._core.jobs, job_id, viewer) if job else None
+        if job is None or past is None:
             raise Refused(404, "There is no such result here.")
         files = []
         if past.result is not None:
@@ -176,6 +179,8 @@ class Pages:
             "files": files,
             "api_call": call,
             "running": past.state in ACTIVE_STATES,
+            "may_hide": self._may_hide(job, session),
+            "hidden": await self._hiding.hidden(job),
         }
         return _render(request, "job.html", context)
 
@@ -189,10 +194,38 @@ class Pages:
             raise Refused(400, str(exc)) from None
         return _see_other(f"/web/job/{started.job_id}")
 
-    async def _listed(self, job_id: str, session: Session) -> bool:
-        """The job is of the session's workspace, and of a model the page shows."""
+    async def _listed(self, job_id: str, session: Session) -> JobRecord | None:
+        """The job, if this session may see it: of its workspace, of a model the page shows,
+        and not hidden (its owner and admins still see a hidden one)."""
         job = await self._core.jobs.job(job_id, session.community)
-        return job is not None and job.model not in self._nsfw
+        if job is None or job.model in self._nsfw:
+            return None
+        if self._may_hide(job, session) or not await self._hiding.hidden(job):
+            return job
+        return None
+
+    @staticmethod
+    def _may_hide(job: JobRecord, session: Session) -> bool:
+        return session.admin or job.identity[2] == session.identity.user
+
+    async def hide_result(self, request: web.Request) -> web.Response:
+        """Its owner or an admin takes one result off the page (or puts it back)."""
+        session = await self._session(request)
+        form = await self._form(request, session)
+        job = await self._listed(request.match_info["job"], session)
+        if job is None:
+            raise Refused(404, "There is no such result here.")
+        if not self._may_hide(job, session):
+            raise Refused(403, "Only whoever made it and the workspace's admins can hide it.")
+        await self._hiding.hide_result(job.id, session.identity, form.get("hidden") == "on")
+        return _see_other(f"/web/job/{job.id}")
+
+    async def hide_mine(self, request: web.Request) -> web.Response:
+        """The member's switch: none of their results on the page (or all again)."""
+        session = await self._session(request)
+        form = await self._form(request, session)
+        await self._hiding.hide_member(session.identity, form.get("hidden") == "on")
+        return _see_other("/web/spend")
 
     def _file(self, job_id: str, name: str, content_type: str) -> dict[str, Any]:
         return {
@@ -219,7 +252,13 @@ class Pages:
     async def spend(self, request: web.Request) -> web.Response:
         session = await self._session(request)
         usage = await self._core.ledger.usage(session.identity)
-        context = {"session": session, "usage": usage, "usd": format_usd, "limit": describe_limit}
+        context = {
+            "session": session,
+            "usage": usage,
+            "usd": format_usd,
+            "limit": describe_limit,
+            "hidden": await self._hiding.member_hidden(session.identity),
+        }
         return _render(request, "spend.html", context)
 
     async def spend_csv(self, request: web.Request) -> web.Response:

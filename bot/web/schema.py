@@ -37,6 +37,19 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     ended_at REAL
 );
 CREATE INDEX IF NOT EXISTS web_sessions_member ON web_sessions (platform, workspace, user_id);
+-- Results taken off the page by their owner or an admin, and members who hid all of theirs.
+CREATE TABLE IF NOT EXISTS web_hidden_results (
+    job_id TEXT PRIMARY KEY,
+    hidden_by TEXT NOT NULL,
+    hidden_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_hidden_members (
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    hidden_at REAL NOT NULL,
+    PRIMARY KEY (platform, workspace, user_id)
+);
 -- The gallery's: a workspace's results newest first, and its models and members for the filters
 -- (10,000 results: a page in ~40 ms without them, see docs/web.md).
 CREATE INDEX IF NOT EXISTS jobs_web_newest ON jobs (platform, workspace, created_at);
