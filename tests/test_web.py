@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ import time_machine
 from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
 from bot.jobs import Community
+from bot.periods import local_date
 from bot.quota import Identity
 from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
@@ -430,3 +432,20 @@ async def test_web_hide_mine_in_chat_takes_a_members_results_off_the_page(
     assert hidden.ephemeral and "no longer shown on the web page" in hidden.content
     assert job not in gallery.text
     assert "shown on the web page again" in shown_again.content and job in gallery_after.text
+
+
+@pytest.mark.usefixtures("moved_clock")
+async def test_my_spend_shows_each_limit_and_todays_bar_of_the_month_chart(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    job = await imagine(fake, "a counted fox")
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        spend = await client.get(f"{base}/web/spend")
+        csv_file = await client.get(f"{base}/web/spend.csv")
+    zone = ZoneInfo(bot.core.settings.quotas.timezone)
+    today = local_date(datetime.now(UTC), zone).isoformat()
+    assert "<td>daily</td><td>$0.0006</td>" in spend.text and "$1.00" in spend.text
+    assert f"<title>{today}: $0.0006</title>" in spend.text
+    assert f'href="/web/job/{job}"' in spend.text
+    assert csv_file.text.splitlines()[1].startswith(f"{job},flux-schnell,0.0006291456,settled,")

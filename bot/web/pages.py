@@ -33,6 +33,7 @@ from bot.quota import Identity, format_usd
 from bot.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.web import gallery
 from bot.web.again import run_again
+from bot.web.chart import month_chart
 from bot.web.hiding import Hiding
 from bot.web.signin import Session, SignIns
 
@@ -63,6 +64,7 @@ class Pages:
         self._secure = (core.settings.web.public_url or "").startswith("https://")
         self._nsfw = [model.id for model in core.catalog if model.nsfw]
         self._hiding = Hiding(core.db)
+        self._zone = ZoneInfo(core.settings.quotas.timezone)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -258,6 +260,7 @@ class Pages:
             "usd": format_usd,
             "limit": describe_limit,
             "hidden": await self._hiding.member_hidden(session.identity),
+            "chart": await month_chart(self._core.db, session.identity.user_key, self._zone),
         }
         return _render(request, "spend.html", context)
 
@@ -286,6 +289,7 @@ class Pages:
             "session": session,
             "pool": pool.workspace,
             "report": await self._report(session),
+            "chart": await month_chart(self._core.db, session.identity.pool_key, self._zone),
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,
@@ -294,8 +298,7 @@ class Pages:
 
     async def _report(self, session: Session) -> Report:
         """This month's settled spend in the workspace, by model and by member."""
-        zone = ZoneInfo(self._core.settings.quotas.timezone)
-        span = window(Period.MONTH, datetime.now(UTC), zone)
+        span = window(Period.MONTH, datetime.now(UTC), self._zone)
         return await self._core.ledger.report(session.identity.pool_key, span.start, span.end)
 
     async def report_csv(self, request: web.Request) -> web.Response:
