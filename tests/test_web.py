@@ -328,7 +328,7 @@ async def test_the_gallery_pages_newest_first_and_filters_by_model_and_member(
     assert shown(by_model) == [dev] and shown(by_member) == [theirs]
 
 
-async def test_results_of_nsfw_models_are_not_on_the_page(
+async def test_results_of_nsfw_models_and_channels_are_not_on_the_page(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:
     settings = settings_for(tmp_path, runpod_fake, fake)
@@ -341,13 +341,16 @@ async def test_results_of_nsfw_models_are_not_on_the_page(
             channel_id=adult,
         )
         hidden = job_id_of(await result_of(sent))
+        in_adult_channel = await imagine(fake, "a safe model at night", channel_id=adult)
         shown = await imagine(fake, "daylight")
         async with httpx.AsyncClient() as client:
             await sign_in(client, await web_link(fake, base))
             gallery = await client.get(f"{base}/web/")
             page = await client.get(f"{base}/web/job/{hidden}")
+            channel_page = await client.get(f"{base}/web/job/{in_adult_channel}")
     assert shown in gallery.text and hidden not in gallery.text and "after dark" not in gallery.text
-    assert page.status_code == 404
+    assert in_adult_channel not in gallery.text
+    assert page.status_code == 404 and channel_page.status_code == 404
 
 
 async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(

@@ -10,7 +10,15 @@ import pytest
 
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.slack_support import ALICE, BOSS, SlackBot, button_value, populate, running_bot
+from tests.slack_support import (
+    ALICE,
+    BOSS,
+    CHANNEL,
+    SlackBot,
+    button_value,
+    populate,
+    running_bot,
+)
 from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
 
 
@@ -65,3 +73,19 @@ async def test_slack_web_hide_mine(bot: SlackBot) -> None:
     await bot.command("/web", "hide-mine")
     (reply,) = await bot.wait(bot.ephemerals)
     assert "no longer shown on the web page" in reply.text
+
+
+async def test_results_from_slack_nsfw_channels_are_not_listed(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    web = {"public_url": PUBLIC_URL}
+    slack = {"nsfw_channels": [CHANNEL]}
+    async with running_bot(tmp_path, runpod_fake, fake, web=web, slack=slack) as bot:
+        await bot.command("/imagine", "a night cat")
+        (card,) = await bot.wait(bot.finished_cards)
+        job = button_value(card, "job_reroll")
+        async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
+            await sign_in(alice, await web_link(bot, base, ALICE))
+            gallery = await alice.get(f"{base}/web/")
+            page = await alice.get(f"{base}/web/job/{job}")
+    assert job not in gallery.text and page.status_code == 404

@@ -15,7 +15,7 @@ from bot.db import Database
 from bot.jobs import Community
 from bot.jobstore import WITH_RESULT
 from bot.requests import prompt_of
-from bot.web.hiding import LISTED
+from bot.web.hiding import LISTED, nsfw_channels_clause
 
 PAGE_SIZE = 24
 
@@ -48,16 +48,20 @@ async def page(
     model: str | None = None,
     member: str | None = None,
     unlisted_models: Collection[str] = (),
+    nsfw_slack_channels: Collection[str] = (),
 ) -> Page:
     """Page `number` (from 1) of the community's results, optionally one model's or member's.
 
-    Results of `unlisted_models` (the NSFW ones) and hidden ones (bot/web/hiding.py) are never
-    listed."""
+    Results of `unlisted_models` (the NSFW ones), of NSFW channels and hidden ones
+    (bot/web/hiding.py) are never listed."""
     marks = ", ".join("?" for _ in WITH_RESULT)
     scope = f"platform = ? AND workspace = ? AND state IN ({marks})"
     scope_params: list[object] = [community.platform, community.workspace, *WITH_RESULT]
     scope += f" AND {LISTED}"
     scope_params += [community.platform, community.workspace]
+    nsfw, nsfw_params = nsfw_channels_clause(nsfw_slack_channels)
+    scope += f" AND {nsfw}"
+    scope_params += nsfw_params
     if unlisted_models:
         scope += f" AND model NOT IN ({', '.join('?' for _ in unlisted_models)})"
         scope_params += list(unlisted_models)

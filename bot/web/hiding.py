@@ -1,5 +1,6 @@
-"""What members keep off the page: one result (its owner or an admin hides it), or every result
-of a member who opted out (`/web hide-mine`, or the switch on their spend page).
+"""What is kept off the page: one result (its owner or an admin hides it), every result of a
+member who opted out (`/web hide-mine`, or the switch on their spend page), and results asked
+for in age-restricted channels.
 
 A hidden result is still theirs: its owner and the workspace's admins still open its page (to
 show it again); everyone else gets the same 404 as for an id never issued.
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Collection
 
 from bot.db import Database
+from bot.delivery import NSFW_CHANNEL
 from bot.jobstore import JobRecord
 from bot.quota import Identity
 from bot.web.schema import ensure_schema
@@ -21,6 +24,28 @@ LISTED = (
     " AND NOT EXISTS (SELECT 1 FROM web_hidden_members m WHERE m.platform = ?"
     " AND m.workspace = ? AND m.user_id = jobs.user_id)"
 )
+
+
+def nsfw_channels_clause(slack_channels: Collection[str]) -> tuple[str, list[object]]:
+    """The gallery's condition leaving out jobs asked for in age-restricted channels: marked so
+    by the adapter (Discord), or one of `slack.nsfw_channels`."""
+    clause = f"IFNULL(json_extract(channel_ref, '$.extra.{NSFW_CHANNEL}'), '') <> '1'"
+    if not slack_channels:
+        return clause, []
+    marks = ", ".join("?" for _ in slack_channels)
+    clause += (
+        " AND NOT (json_extract(channel_ref, '$.platform') = 'slack'"
+        f" AND json_extract(channel_ref, '$.channel') IN ({marks}))"
+    )
+    return clause, list(slack_channels)
+
+
+def from_nsfw_channel(job: JobRecord, slack_channels: Collection[str]) -> bool:
+    """The same test for one job."""
+    ref = job.channel
+    return ref.extra.get(NSFW_CHANNEL) == "1" or (
+        ref.platform == "slack" and ref.channel in slack_channels
+    )
 
 
 class Hiding:

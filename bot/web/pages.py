@@ -34,7 +34,7 @@ from bot.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.web import gallery
 from bot.web.again import run_again
 from bot.web.chart import month_chart
-from bot.web.hiding import Hiding
+from bot.web.hiding import Hiding, from_nsfw_channel
 from bot.web.signin import Session, SignIns
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Pages:
         self._secure = (core.settings.web.public_url or "").startswith("https://")
         self._nsfw = [model.id for model in core.catalog if model.nsfw]
         self._hiding = Hiding(core.db)
+        self._nsfw_slack = list(core.settings.slack.nsfw_channels)
         self._zone = ZoneInfo(core.settings.quotas.timezone)
 
     def routes(self) -> list[web.RouteDef]:
@@ -145,6 +146,7 @@ class Pages:
             model=query.get("model") or None,
             member=query.get("member") or None,
             unlisted_models=self._nsfw,
+            nsfw_slack_channels=self._nsfw_slack,
         )
         cards = []
         for entry in found.entries:
@@ -197,10 +199,10 @@ class Pages:
         return _see_other(f"/web/job/{started.job_id}")
 
     async def _listed(self, job_id: str, session: Session) -> JobRecord | None:
-        """The job, if this session may see it: of its workspace, of a model the page shows,
-        and not hidden (its owner and admins still see a hidden one)."""
+        """The job, if this session may see it: of its workspace, of a model and a channel the
+        page shows, and not hidden (its owner and admins still see a hidden one)."""
         job = await self._core.jobs.job(job_id, session.community)
-        if job is None or job.model in self._nsfw:
+        if job is None or job.model in self._nsfw or from_nsfw_channel(job, self._nsfw_slack):
             return None
         if self._may_hide(job, session) or not await self._hiding.hidden(job):
             return job
