@@ -375,6 +375,7 @@ async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
     usage = await bot.core.ledger.usage(member)
 
     assert "flux-schnell" in page.text and member.user in page.text  # by model, top spenders
+    assert "<li>1 delivered</li>" in page.text
     assert report.headers["content-type"].startswith("text/csv")
     assert f"member,{member.user},1," in report.text and "model,flux-schnell,1," in report.text
     assert no_reason.status_code == 400 and "reason" in no_reason.text

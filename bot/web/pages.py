@@ -35,6 +35,7 @@ from bot.web import gallery
 from bot.web.again import run_again
 from bot.web.chart import month_chart
 from bot.web.hiding import Hiding, from_nsfw_channel
+from bot.web.outcomes import outcomes
 from bot.web.signin import Session, SignIns
 
 if TYPE_CHECKING:
@@ -287,11 +288,13 @@ class Pages:
     async def admin(self, request: web.Request, done: str | None = None) -> web.Response:
         session = await self._admin(request)
         pool = await self._core.ledger.usage(session.identity)
+        report = await self._report(session)
         context = {
             "session": session,
             "pool": pool.workspace,
-            "report": await self._report(session),
+            "report": report,
             "chart": await month_chart(self._core.db, session.identity.pool_key, self._zone),
+            "outcomes": await outcomes(self._core.db, session.community, report.since),
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,
