@@ -18,6 +18,7 @@ import pytest
 
 from adapters.discord import DiscordAdapter
 from bot.jobs import Community
+from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
@@ -163,3 +164,24 @@ async def test_an_admin_sets_a_limit_in_the_browser_and_usage_reports_it(
     usage = await (await fake.slash_command("usage")).wait_for_message()
     assert refused is not None and refused.status == 403
     assert fields(usage)["Daily"].startswith("$0.00 of $0.30 spent")
+
+
+async def test_a_member_pages_through_the_gallery(
+    bot: DiscordAdapter, fake: FakeDiscord, browser: object, shots: Path
+) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    for n in range(PAGE_SIZE + 1):
+        await result_of(await fake.slash_command("imagine", {"prompt": f"boat {n}"}))
+    async with running_page(bot.core) as base:
+        page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        await page.goto(await web_link(fake, base))
+        await page.click("#signin")
+        await expect(page.locator(".card")).to_have_count(PAGE_SIZE)
+        await expect(page.locator(".card .prompt").first).to_have_text(f"boat {PAGE_SIZE}")
+        await page.click("a[rel=next]")
+        await expect(page.locator(".card .prompt")).to_have_text(["boat 0"])
+        await page.screenshot(path=str(shots / "gallery-page-2-phone.png"), full_page=True)
+        await page.click("a[rel=prev]")
+        await expect(page.locator(".card")).to_have_count(PAGE_SIZE)
