@@ -15,7 +15,9 @@ import jinja2
 from aiohttp import web
 
 from bot.web import again
-from bot.web.pages import TEMPLATES, Pages, Refused
+from bot.web.admin import AdminPages
+from bot.web.http import TEMPLATES, Refused, Sessions
+from bot.web.pages import Pages
 from bot.web.signin import SignIns
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ def web_app(core: Core) -> web.Application:
     )
     env.filters["when"] = _when
     again.register(core)
-    app.router.add_routes(Pages(core, signins(core)).routes())
+    sessions = Sessions(signins(core))
+    app.router.add_routes(Pages(core, sessions).routes())
+    app.router.add_routes(AdminPages(core, sessions).routes())
     app.router.add_get("/static/site.css", _css)
     return app
