@@ -20,6 +20,7 @@ from bot.ledger_records import Report
 from bot.periods import Period, window
 from bot.quota import Identity, format_usd
 from bot.quota_ops import describe_limit, parse_limit, parse_usd
+from bot.web.audit import recent_changes
 from bot.web.chart import month_chart
 from bot.web.http import Refused, Sessions, csv_file, render
 from bot.web.outcomes import outcomes
@@ -57,6 +58,7 @@ class AdminPages:
             "report": report,
             "chart": await month_chart(self._core.db, session.identity.pool_key, self._zone),
             "outcomes": await outcomes(self._core.db, session.community, report.since),
+            "changes": await recent_changes(self._core.db, session.identity.pool_key),
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,
