@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_signing import slash_command
 from tests.slack_support import (
     ALICE,
     BOSS,
@@ -89,3 +96,47 @@ async def test_results_from_slack_nsfw_channels_are_not_listed(
             gallery = await alice.get(f"{base}/web/")
             page = await alice.get(f"{base}/web/job/{job}")
     assert job not in gallery.text and page.status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_python_m_bot_run_serves_the_page_it_links_to(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "RUNPOD_API_KEY": API_KEY,
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": fake.app_token,
+        "BOT_SLACK__API_URL": fake.api_url,
+        "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
+        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
+        "BOT_HTTP__HOST": "127.0.0.1",
+        "BOT_HTTP__PORT": str(port),
+        "BOT_WEB__PUBLIC_URL": PUBLIC_URL,
+        "BOT_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        command = slash_command(fake, "/web", "", user_id=ALICE, channel_id=CHANNEL)
+        await fake.socket_send("slash_commands", command, timeout=20)
+        (reply,) = await fake.wait_for(
+            lambda: [m for m in fake.messages if m.ephemeral_to == ALICE], timeout=20
+        )
+        async with httpx.AsyncClient() as alice:
+            signed_in = await sign_in(alice, link_in(reply.text, f"http://127.0.0.1:{port}"))
+            gallery = await alice.get(f"http://127.0.0.1:{port}/web/")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, errors = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, (output + errors).decode()
+    assert signed_in.status_code == 303
+    assert gallery.status_code == 200 and "No results here yet." in gallery.text
