@@ -455,3 +455,14 @@ async def test_my_spend_shows_each_limit_and_todays_bar_of_the_month_chart(
     assert f"<title>{today}: $0.0006</title>" in spend.text
     assert f'href="/web/job/{job}"' in spend.text
     assert csv_file.text.splitlines()[1].startswith(f"{job},flux-schnell,0.0006291456,settled,")
+
+
+async def test_forms_sent_from_another_site_are_refused_and_use_nothing_up(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    link = await web_link(fake, base)
+    async with httpx.AsyncClient() as client:
+        cross = await client.post(link, headers={"Sec-Fetch-Site": "cross-site"})
+        same = await client.post(link, headers={"Sec-Fetch-Site": "same-origin"})
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers
+    assert same.status_code == 303  # the link was still unused

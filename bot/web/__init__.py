@@ -36,6 +36,9 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+# Browsers say where a form was sent from: only this page's own forms may change anything (also
+# the sign-in form, so another site cannot sign a visitor in as someone else).
+CROSS_SITE = ("cross-site", "same-site")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,6 +59,8 @@ def signin_url(core: Core, token: str) -> str | None:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if request.method == "POST" and request.headers.get("Sec-Fetch-Site") in CROSS_SITE:
+            raise Refused(403, "This form was sent from another site; nothing was changed.")
         response = await handler(request)
     except Refused as refused:
         response = aiohttp_jinja2.render_template(
