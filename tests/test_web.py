@@ -466,3 +466,21 @@ async def test_forms_sent_from_another_site_are_refused_and_use_nothing_up(
         same = await client.post(link, headers={"Sec-Fetch-Site": "same-origin"})
     assert cross.status_code == 403 and "set-cookie" not in cross.headers
     assert same.status_code == 303  # the link was still unused
+
+
+async def test_text_and_speech_results_show_an_excerpt_and_a_player(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    asked = await (
+        await fake.slash_command("ask", {"prompt": "why is the sky blue?"})
+    ).wait_for_message(
+        lambda m: any(e.get("footer") for e in m.embeds) and not m.loading, timeout=10
+    )
+    said = await result_of(await fake.slash_command("speak", {"text": "hello there"}))
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base))
+        gallery = await client.get(f"{base}/web/")
+    ask_card = gallery.text.split(f'href="/web/job/{job_id_of(asked)}"', 1)[1].split("</li>")[0]
+    speak_card = gallery.text.split(f'href="/web/job/{job_id_of(said)}"', 1)[1].split("</li>")[0]
+    assert '<span class="excerpt">' in ask_card
+    assert "<audio controls" in speak_card and 'src="/web/media/results/' in speak_card

@@ -14,16 +14,19 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from bot.commands import COMMANDS
 from bot.errors import BotError
 from bot.jobstore import ACTIVE_STATES, JobRecord
 from bot.links import ROUTE as FILE_ROUTE
 from bot.links import ResultLinks
+from bot.outputs import result_text
 from bot.past import Viewer, past_result
 from bot.quota import format_usd
 from bot.quota_ops import describe_limit
 from bot.web import gallery
 from bot.web.again import run_again
 from bot.web.chart import month_chart
+from bot.web.gallery import Entry
 from bot.web.hiding import Hiding, from_nsfw_channel
 from bot.web.http import COOKIE, Refused, Sessions, csv_file, render, see_other
 from bot.web.signin import Session
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from bot.app import Core
 
 MEDIA_LIFETIME_S = 10 * 60
+EXCERPT = 280  # characters of a text result shown on its gallery card
 MEDIA_PREFIX = "/web/media"
 
 
@@ -116,6 +120,7 @@ class Pages:
                     "entry": entry,
                     "cost": format_usd(entry.cost),
                     "files": [self._file(entry.job_id, name, kind) for name, kind in names],
+                    "excerpt": await self._excerpt(entry, session),
                 }
             )
         filters = {"model": query.get("model", ""), "member": query.get("member", "")}
@@ -124,6 +129,14 @@ class Pages:
             "gallery.html",
             {"session": session, "page": found, "cards": cards, "filters": filters},
         )
+
+    async def _excerpt(self, entry: Entry, session: Session) -> str | None:
+        """The start of a text result (/ask, /transcribe) for its card; None for media."""
+        if COMMANDS[entry.command].output != "text":
+            return None
+        job = await self._core.jobs.job(entry.job_id, session.community)
+        text = result_text(self._core.catalog.get(job.model), job) if job else None
+        return text[:EXCERPT] if text else None
 
     async def job(self, request: web.Request) -> web.Response:
         session = await self._sessions.member(request)
