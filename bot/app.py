@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from bot import web as web_page
 from bot.aiohttp_transport import aiohttp_client
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
@@ -210,6 +211,7 @@ async def serve(settings: Settings) -> None:
             ready=core.not_ready,
             metrics=core.scrape,
         )
+        listener.mounts[web_page.PREFIX] = web_page.web_app(core)
         await listener.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

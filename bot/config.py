@@ -268,6 +268,17 @@ class HttpSettings(Section):
     ready_runpod_minutes: float = Field(default=5.0, gt=0)
 
 
+class WebSettings(Section):
+    """The community web page (bot/web/), served by the `[http]` listener under /web."""
+
+    # Public base URL of the listener as members' browsers reach it ("https://bot.example.com");
+    # without it `/web` says how to enable the page. https makes the session cookie Secure.
+    public_url: str | None = None
+    # How long a sign-in link from `/web` works (once), and how long a session lasts.
+    link_minutes: float = Field(default=10.0, gt=0, le=60)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+
 class LogSettings(Section):
     # "human": one readable line per record; "json": one JSON object per line, for log shippers.
     format: Literal["human", "json"] = "human"
@@ -332,6 +343,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = QuotaSettings()
     jobs: JobSettings = JobSettings()
     http: HttpSettings = HttpSettings()
+    web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
     workers: WorkerSettings = WorkerSettings()
     policy: PolicySettings = PolicySettings()

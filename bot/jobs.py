@@ -360,6 +360,15 @@ class JobService:
                 return files
         return None
 
+    async def result_names(self, job_id: str) -> tuple[tuple[str, str], ...]:
+        """(file name, content type) of a past result's kept files, as `result_files` finds
+        them, without reading them: for listings of many results (the web gallery)."""
+        for folder in (self._archive, self.spool):
+            names = await asyncio.to_thread(folder.names, job_id) if folder else None
+            if names:
+                return names
+        return ()
+
     def result_path(self, job_id: str, filename: str) -> Path | None:
         """Where one kept file of a job is (archive, else spool, else its kept inputs), for the
         bot's signed links."""

@@ -46,6 +46,9 @@ class Spool:
     def load(self, job_id: str) -> tuple[MediaFile, ...] | None:
         return self._folder.load(job_id)
 
+    def names(self, job_id: str) -> tuple[tuple[str, str], ...] | None:
+        return self._folder.names(job_id)
+
     def path(self, job_id: str, filename: str) -> Path | None:
         return self._folder.path(job_id, filename)
 

@@ -58,7 +58,7 @@ async def test_commands_are_synced_to_the_configured_guild(
     names = {c["name"] for c in fake.commands[fake.guild.id]}
     assert names == {
         "imagine", "edit", "video", "transcribe", "ask", "speak",
-        "cost", "models", "usage", "show", "quota", "help",
+        "cost", "models", "usage", "show", "quota", "help", "web",
     }  # fmt: skip
     assert None not in fake.commands  # nothing global when guilds are configured
     (identify,) = fake.gateway.identifies

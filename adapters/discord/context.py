@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 
 from bot.config import DiscordSettings
-from bot.delivery import ChannelRef
+from bot.delivery import NSFW_CHANNEL, ChannelRef
 from bot.errors import BotError
 from bot.jobs import Community
 from bot.policy import Where
@@ -78,15 +78,20 @@ def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> boo
 def where_of(interaction: discord.Interaction, settings: DiscordSettings) -> Where:
     """A thread follows its parent channel's rules (policy.channels is keyed by channel id)."""
     channel = interaction.channel
-    is_nsfw = getattr(channel, "is_nsfw", None)
     ruled_by = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
     return Where(
         channel=str(ruled_by),
         is_dm=interaction.guild_id is None,
-        nsfw_channel=bool(is_nsfw()) if callable(is_nsfw) else False,
+        nsfw_channel=in_nsfw_channel(interaction),
         is_admin=is_admin(interaction, settings),
         personal=is_personal(interaction),
     )
+
+
+def in_nsfw_channel(interaction: discord.Interaction) -> bool:
+    """Asked in an age-restricted channel (a thread follows its parent)."""
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def channel_ref(
@@ -109,6 +114,7 @@ def channel_ref(
         extra={
             "issued_at": f"{time.time():.3f}",
             "upload_limit": str(interaction.filesize_limit),
+            **({NSFW_CHANNEL: "1"} if in_nsfw_channel(interaction) else {}),
             **(extra or {}),
         },
     )
