@@ -408,7 +408,9 @@ async def test_global_commands_work_in_dms_and_charge_the_dm_identity(
         sent = await fake.slash_command("imagine", {"prompt": "a cat", "size": "256x256"}, dm=True)
         done = await result_of(sent)
         usage = await bot.core.ledger.usage(Identity("discord", "dm", str(fake.user.id)))
-    assert fake.guild.id not in fake.commands and len(fake.commands[None]) == 12
+    assert (
+        fake.guild.id not in fake.commands and len(fake.commands[None]) == 13
+    )  # every command, /web and /help too
     assert done.guild_id is None and done.attachments
     assert usage.user[0].spent > 0
 

@@ -230,7 +230,8 @@ async def test_a_second_run_on_the_same_database_leaves_the_first_ones_jobs_alon
 ) -> None:
     """Before leases the second bot took over the first one's in-flight jobs at start: one
     was sent to Runpod again and every result was posted twice."""
-    runpod_fake.endpoints[FLUX].execution_time = 2.0
+    # Long enough that all three are still running at Runpod when checked, even on a busy machine.
+    runpod_fake.endpoints[FLUX].execution_time = 6.0
     async with slack_bots(tmp_path, runpod_fake, 1) as (slack, bots):
         for n in range(4):
             await imagine(slack, f"tin robot {n}")
@@ -254,7 +255,8 @@ async def test_a_second_run_on_the_same_database_leaves_the_first_ones_jobs_alon
 async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
     tmp_path: Path, runpod_fake: FakeRunpod
 ) -> None:
-    runpod_fake.endpoints[FLUX].execution_time = 2.0
+    # Long enough that all three are still running at Runpod when checked, even on a busy machine.
+    runpod_fake.endpoints[FLUX].execution_time = 6.0
     async with slack_bots(tmp_path, runpod_fake, 1) as (slack, bots):
         for n in range(3):
             await imagine(slack, f"tin robot {n}")
