@@ -4,8 +4,9 @@ Ready means: the database takes a write transaction, every configured adapter is
 its platform, Runpod answered within `http.ready_runpod_minutes` (else it is asked now, once),
 and the database file's schema is the one this bot writes. Each failing part is named with why.
 
-Adapters report their connection here (`connected` / `disconnected`); this module knows no
-platform, only the names the adapters give.
+Adapters report their connection here (`connected` / `disconnected`), or hand over a probe
+(`watch`) where their SDK reconnects on its own and only it knows the connection's state; this
+module knows no platform, only the names the adapters give.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.db import MIGRATIONS, Database
 from bot.runpod import RunpodClient, RunpodError
 
 DB_PROBE_TIMEOUT_S = 2.0
+Probe = Callable[[], Awaitable[str | None]]
 RUNPOD_PING_TIMEOUT_S = 3.0
 
 
@@ -28,6 +31,7 @@ class Readiness:
 
     runpod_stale_s: float = 300.0
     _adapters: dict[str, str | None] = field(default_factory=dict)  # name -> why not connected
+    _probes: dict[str, Probe] = field(default_factory=dict)  # name -> asks the SDK, when asked
     _db_probe: asyncio.Task[None] | None = None
 
     def expect(self, adapter: str) -> None:
@@ -40,6 +44,10 @@ class Readiness:
     def disconnected(self, adapter: str, why: str) -> None:
         self._adapters[adapter] = why
 
+    def watch(self, adapter: str, probe: Probe) -> None:
+        """A connected adapter whose state `probe` tells (None, or why it is down) on each ask."""
+        self._probes[adapter] = probe
+
     async def problems(
         self, db: Database, runpod: RunpodClient, ping_endpoint: str
     ) -> dict[str, str]:
@@ -50,6 +58,9 @@ class Readiness:
         if (why := await _schema(db)) is not None:
             found["migrations"] = why
         for name, why_not in sorted(self._adapters.items()):
+            probe = self._probes.get(name)
+            if why_not is None and probe is not None:
+                why_not = await probe()
             if why_not is not None:
                 found[f"adapter:{name}"] = why_not
         if (why := await self._runpod(runpod, ping_endpoint)) is not None:

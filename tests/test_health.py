@@ -12,10 +12,14 @@ import httpx
 import pytest
 
 from adapters.discord import DiscordAdapter
+from bot.app import Core
 from bot.listener import Listener
 from tests.discord_support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
+from tests.fakes.slack import FakeSlack
+from tests.slack_support import populate
+from tests.slack_support import running_bot as running_slack_bot
 
 Body = dict[str, Any]
 
@@ -121,3 +125,31 @@ async def test_runpod_unreachable_is_not_ready(
     assert status == 503
     assert body["not_ready"]["runpod"].startswith("no answer in the last 5 min")
     assert await ready(health) == (200, {"ready": True})
+
+
+async def test_a_lost_socket_mode_connection_is_not_ready_until_it_reconnects(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    """Slack's SDK reconnects Socket Mode by itself; readiness asks it on every check."""
+
+    async def adapters_not_ready(core: Core) -> dict[str, str]:
+        return {k: v for k, v in (await core.not_ready()).items() if k.startswith("adapter:")}
+
+    async def until(core: Core, want: dict[str, str]) -> None:
+        """Ask again (each ask is a fresh check) until the adapters' part is `want`."""
+        async with asyncio.timeout(30):
+            while True:
+                if await adapters_not_ready(core) == want:
+                    return
+                await asyncio.sleep(0.05)
+
+    async with FakeSlack() as slack:
+        populate(slack)
+        async with running_slack_bot(tmp_path, runpod_fake, slack, socket=True) as bot:
+            await until(bot.core, {})
+            slack.outage("apps.connections.open", 503)  # it cannot get a new connection yet
+            await slack.socket_close_all()
+            await until(bot.core, {"adapter:slack": "Socket Mode connection lost; reconnecting"})
+            slack.end_outage("apps.connections.open")
+            await until(bot.core, {})
+            assert slack.socket_connections == 1

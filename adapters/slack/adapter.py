@@ -145,6 +145,13 @@ class SlackAdapter:
             app_token = _secret(self.settings.app_token, "slack.app_token (SLACK_APP_TOKEN)")
             self._socket = AsyncSocketModeHandler(bolt, app_token=app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            self.core.readiness.watch(PLATFORM, self._socket_state)
+
+    async def _socket_state(self) -> str | None:
+        """Socket Mode reconnects by itself; readiness asks it whether it is connected now."""
+        if self._socket is not None and await self._socket.client.is_connected():
+            return None
+        return "Socket Mode connection lost; reconnecting"
 
     def _mode(self) -> str:
         return "Socket Mode" if self.socket_mode else f"HTTP mode on port {self.port}"

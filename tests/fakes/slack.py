@@ -493,6 +493,11 @@ class FakeSlack:
         for ws in self._open_sockets():
             await ws.send_json(message)
 
+    async def socket_close_all(self) -> None:
+        """Close every Socket Mode connection from Slack's side (a network drop, a deploy)."""
+        for ws in self._open_sockets():
+            await ws.close()
+
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
         if ticket not in self._tickets:
