@@ -1,10 +1,12 @@
 """The jobs table: every job's request, state, Runpod ids and outputs, written before each step.
 
 A job runs `count` copies of one request (one Runpod job each). Its state moves
-received -> held -> submitting -> submitted -> completed -> delivered, or ends in failed /
-timed_out / cancelled with the hold released. A completed job the platform refused past
-`delivery.horizon_s` is `undeliverable`: charged, kept in the spool, still offered until shown. `notified` records that the user was told how a
-job ended, so a crash between ending a job and telling the user is repaired on the next start.
+held -> submitting -> submitted -> completed -> delivered, or ends in failed / timed_out /
+cancelled with the hold released; a job above `jobs.confirm_above_usd` starts in
+`awaiting_confirmation` (nothing held) and becomes `held` or `cancelled`. A completed job the
+platform refused past `delivery.horizon_s` is `undeliverable`: charged, kept in the spool, still
+offered until shown. `notified` records that the user was told how a job ended, so a crash
+between ending a job and telling the user is repaired on the next start.
 `owner` is the worker driving the job (bot/workers.py); a store given a worker fences every
 write that moves a job on that worker still owning it under a live lease.
 Amounts here are Decimal text for display; the ledger holds the authoritative integer amounts.

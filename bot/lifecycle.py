@@ -1,8 +1,10 @@
 """One job's life after admission: submit its copies, track them, settle, deliver, or release.
 
     held -> submitting -> submitted -> completed -> delivered
-                 |                        \\-> undeliverable -> delivered
-                 \\-> failed | timed_out | cancelled (hold released, user told)
+                                               \\-> undeliverable -> delivered
+    held | submitting | submitted -> failed | timed_out | cancelled (hold released, user told)
+
+(Before `held`, `JobService` may keep an expensive job in `awaiting_confirmation`; bot/jobs.py.)
 
 Rules that keep money and results safe:
 - `submitting` is written before `/run` is called and each Runpod id right after it returns, so
