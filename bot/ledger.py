@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
-
-import aiosqlite
 
 from bot import ledger_store as store
 from bot.config import QuotaLimits, QuotaSettings
-from bot.db import Database
 from bot.errors import InvalidRequest
 from bot.ledger_records import (
     Grant,
@@ -48,6 +44,7 @@ from bot.ledger_records import (
     Usage,
 )
 from bot.periods import Period, from_micros, local_date, to_micros, utc_now
+from bot.sql import Connection, Store, lock_scopes
 from bot.quota import (
     Allowance,
     Budget,
@@ -89,7 +86,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Tx = aiosqlite.Connection
+Tx = Any  # the value a `Store.transaction()` yields
 RECENT_JOBS = 10
 
 
@@ -109,7 +106,7 @@ class SqliteLedger:
     """The `Ledger` the job engine uses; see the module docstring for the guarantees."""
 
     def __init__(
-        self, db: Database, quotas: QuotaSettings, *, clock: Callable[[], datetime] = utc_now
+        self, db: Store, quotas: QuotaSettings, *, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self._db = db
         self._quotas = quotas
@@ -256,7 +253,7 @@ class SqliteLedger:
             raise ValueError("the ledger clock must return aware datetimes")
         return now.astimezone(UTC)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], tx: Tx | None) -> T:
+    async def _write(self, fn: Callable[[Connection], T], tx: Tx | None) -> T:
         await self._ensure_zone(tx)
         return await self._db.run(fn, tx=tx)
 
@@ -265,7 +262,7 @@ class SqliteLedger:
             await self._db.run(self._sync_zone, tx=tx)
             self._zone_synced = True
 
-    def _sync_zone(self, raw: sqlite3.Connection) -> None:
+    def _sync_zone(self, raw: Connection) -> None:
         previous = store.sync_zone(raw, self._quotas.timezone, self._zone)
         if previous is not None:
             log.warning("time zone changed from %s to %s: spend re-bucketed", previous, self._zone)
@@ -274,7 +271,7 @@ class SqliteLedger:
         return local_date(instant, self._zone).isoformat()
 
     def _budgets(
-        self, raw: sqlite3.Connection, identity: Identity, now: datetime
+        self, raw: Connection, identity: Identity, now: datetime
     ) -> tuple[list[Budget], list[Budget]]:
         calendar = self._calendar
         if calendar is None or not calendar.covers(now):
@@ -299,8 +296,9 @@ class SqliteLedger:
         units: int,
         model: str,
         now: datetime,
-        raw: sqlite3.Connection,
+        raw: Connection,
     ) -> tuple[Hold, bool]:
+        lock_scopes(raw, identity.user_key, identity.pool_key)
         row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
         if row is not None:
             if row["user_key"] != identity.user_key:
@@ -332,7 +330,7 @@ class SqliteLedger:
         return hold, True
 
     def _admit(
-        self, identity: Identity, units: int, now: datetime, raw: sqlite3.Connection
+        self, identity: Identity, units: int, now: datetime, raw: Connection
     ) -> None:
         """Raise `QuotaExceeded` unless `units` fit every limit of the member and the pool."""
         user, pool = self._budgets(raw, identity, now)
@@ -341,13 +339,14 @@ class SqliteLedger:
             raise QuotaExceeded.for_budget(refused, units, self._zone)
 
     def _settle(
-        self, job_id: str, units: int, now: datetime, raw: sqlite3.Connection
+        self, job_id: str, units: int, now: datetime, raw: Connection
     ) -> tuple[Settlement, HoldState]:
         row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownHold(f"no hold for job {job_id}")
         state = HoldState(row["state"])
         identity = store.identity_of(row)
+        lock_scopes(raw, identity.user_key, identity.pool_key)
         user, pool = self._budgets(raw, identity, now)
         held = row["held"]
         if state is HoldState.SETTLED:
@@ -367,7 +366,7 @@ class SqliteLedger:
         ]
         return Settlement.of(job_id, units, held, crossed, limited(after)), state
 
-    def _release(self, job_id: str, reason: str, now: datetime, raw: sqlite3.Connection) -> bool:
+    def _release(self, job_id: str, reason: str, now: datetime, raw: Connection) -> bool:
         cursor = raw.execute(
             "UPDATE holds SET state = 'released', closed_at = ?, reason = ?"
             " WHERE job_id = ? AND state = 'held'",
@@ -376,7 +375,7 @@ class SqliteLedger:
         return cursor.rowcount == 1
 
     def _sweep(
-        self, cutoff: datetime, running: set[str], now: datetime, raw: sqlite3.Connection
+        self, cutoff: datetime, running: set[str], now: datetime, raw: Connection
     ) -> list[tuple[str, datetime]]:
         stale = raw.execute(
             "SELECT job_id, created_at FROM holds INDEXED BY holds_pool_active"
@@ -388,7 +387,7 @@ class SqliteLedger:
             self._release(job_id, "swept: held too long with no running job", now, raw)
         return swept
 
-    def _usage(self, identity: Identity, now: datetime, raw: sqlite3.Connection) -> Usage:
+    def _usage(self, identity: Identity, now: datetime, raw: Connection) -> Usage:
         user, pool = self._budgets(raw, identity, now)
         recent = store.recent_jobs(raw, identity.user_key, RECENT_JOBS)
         return Usage([b.allowance() for b in user], [b.allowance() for b in pool], recent)

@@ -17,6 +17,7 @@ from bot.config import Settings
 from tests.fakes.runpod import FakeRunpod
 from tests.ledger_support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
+from tests.pg_support import fresh_schema, throwaway_database
 
 API_KEY = "rp_test_key_SECRET_0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """This run's throwaway PostgreSQL database (tests/pg_support.py); skips without a server."""
+    yield from throwaway_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_place(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's database lives: an SQLite file, or an empty PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "bot.db"
+    return fresh_schema(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture(params=[None, *MOMENTS], ids=lambda m: m.name if m else "today")
