@@ -44,7 +44,6 @@ from bot.ledger_records import (
     Usage,
 )
 from bot.periods import Period, from_micros, local_date, to_micros, utc_now
-from bot.sql import Connection, Store, lock_scopes
 from bot.quota import (
     Allowance,
     Budget,
@@ -64,6 +63,7 @@ from bot.quota import (
     scope_of,
     to_usd,
 )
+from bot.sql import Connection, Store, lock_scopes
 
 __all__ = [
     "Allowance",
@@ -329,9 +329,7 @@ class SqliteLedger:
         )
         return hold, True
 
-    def _admit(
-        self, identity: Identity, units: int, now: datetime, raw: Connection
-    ) -> None:
+    def _admit(self, identity: Identity, units: int, now: datetime, raw: Connection) -> None:
         """Raise `QuotaExceeded` unless `units` fit every limit of the member and the pool."""
         user, pool = self._budgets(raw, identity, now)
         refused = refusal(user + pool, units)

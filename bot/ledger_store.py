@@ -121,14 +121,15 @@ def sync_zone(raw: Connection, name: str, zone: ZoneInfo) -> str | None:
                SELECT pool_key, settled_day, charged FROM holds WHERE state = 'settled') AS spend
            GROUP BY key, settled_day"""
     )
-    raw.execute("INSERT INTO ledger_meta (key, value) VALUES ('timezone', ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (name,))
+    raw.execute(
+        "INSERT INTO ledger_meta (key, value) VALUES ('timezone', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (name,),
+    )
     return None if row is None else str(row[0])
 
 
-def report(
-    workspace: str | None, since: datetime, until: datetime, raw: Connection
-) -> Report:
+def report(workspace: str | None, since: datetime, until: datetime, raw: Connection) -> Report:
     where = "state = 'settled' AND closed_at >= ? AND closed_at < ?"
     params: list[object] = [to_micros(since), to_micros(until)]
     if workspace is not None:
@@ -209,9 +210,7 @@ def reset(scope_key: str, by: str, now: datetime, raw: Connection) -> bool:
     return deleted.rowcount > 0
 
 
-def set_unlimited(
-    scope_key: str, unlimited: bool, by: str, now: datetime, raw: Connection
-) -> bool:
+def set_unlimited(scope_key: str, unlimited: bool, by: str, now: datetime, raw: Connection) -> bool:
     if unlimited:
         cursor = raw.execute(
             "INSERT INTO unlimited_scopes (scope_key, set_by, set_at) VALUES (?, ?, ?)"

@@ -249,11 +249,11 @@ class PgConnection:
         self.conn = conn
 
     def execute(self, sql: str, parameters: Params = (), /) -> PgCursor:
-        return PgCursor(self.conn.execute(translate(sql), parameters))  # type: ignore[arg-type]
+        return PgCursor(self.conn.execute(translate(sql), parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Params], /) -> PgCursor:
         cursor = self.conn.cursor()
-        cursor.executemany(translate(sql), list(parameters))  # type: ignore[arg-type]
+        cursor.executemany(translate(sql), list(parameters))
         return PgCursor(cursor)
 
     def lock_keys(self, keys: Iterable[str]) -> None:
@@ -293,6 +293,11 @@ class PgTransaction:
         self._thread.shutdown(wait=False)
 
 
+def _probe(dsn: str) -> None:
+    """Connect once, so a wrong DSN or a down server fails now, with the driver's reason."""
+    psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True).close()
+
+
 def describe(dsn: str) -> str:
     """The DSN without its password, for messages."""
     parts = urlsplit(dsn)
@@ -323,12 +328,9 @@ class PgDatabase:
     ) -> PgDatabase:
         """Connect, check the server answers, and migrate to the newest schema."""
         try:
-            probe = await asyncio.to_thread(
-                psycopg.connect, dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
-            )
+            await asyncio.to_thread(_probe, dsn)
         except (psycopg.Error, ValueError) as exc:
             raise connect_error(dsn, exc) from None
-        await asyncio.to_thread(probe.close)
         pool: ConnectionPool[Any] = ConnectionPool(
             dsn,
             min_size=1,
@@ -395,7 +397,7 @@ class PgDatabase:
                 await asyncio.shield(tx.call(partial(_rollback, conn)))
                 raise
         finally:
-            self._writing.discard(task)  # type: ignore[arg-type]
+            self._writing.discard(task)
             tx.close()
             self._pool.putconn(conn)
 
@@ -429,8 +431,7 @@ class PgDatabase:
 
 
 def _version(raw: Connection) -> int:
-    row = raw.execute(
-"SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    row = raw.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
     return int(row[0])
 
 
