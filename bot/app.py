@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ import httpx
 
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
-from bot.db import Database
 from bot.errors import BotError, ConfigError
 from bot.jobs import JobService
 from bot.ledger import SqliteLedger
@@ -34,6 +32,7 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import RunpodClient
+from bot.sql import DB_ERRORS, Store, open_store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ class Core:
 
     settings: Settings
     catalog: Catalog
-    db: Database
+    db: Store
     ledger: SqliteLedger
     runpod: RunpodClient
     jobs: JobService
@@ -94,7 +93,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         follow_redirects=True,
         trust_env=False,
     ) as http:
-        db = await Database.open(settings.storage.database)
+        db = await open_store(settings.storage.database)
         worker = Worker(db, settings.workers)
         try:
             await worker.join()
@@ -144,13 +143,13 @@ async def _keep_lease(worker: Worker, jobs: JobService) -> None:
         await asyncio.sleep(worker.settings.heartbeat_s)
         try:
             renewed = await worker.renew()
-        except sqlite3.Error as exc:  # e.g. locked past the busy timeout: try again next beat
+        except DB_ERRORS as exc:  # e.g. locked past the busy timeout: try again next beat
             log.warning("worker %s: lease not renewed: %s", worker.id, exc)
             renewed = worker.holds_lease()
         if not renewed:
             try:
                 await jobs.lease_lost()
-            except sqlite3.Error as exc:  # could not rejoin: the next beat tries again
+            except DB_ERRORS as exc:  # could not rejoin: the next beat tries again
                 log.error("worker %s could not rejoin: %s", worker.id, exc)
 
 

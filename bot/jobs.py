@@ -28,7 +28,6 @@ from bot.archive import Archive
 from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
 from bot.courier import Courier
-from bot.db import Database
 from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.jobstore import JobRecord, JobStore, new_copies
@@ -43,6 +42,7 @@ from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
 from bot.spool import Spool
+from bot.sql import Store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class JobService:
     def __init__(
         self,
         *,
-        db: Database,
+        db: Store,
         ledger: SqliteLedger,
         runpod: RunpodClient,
         catalog: Catalog,

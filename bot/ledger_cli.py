@@ -19,12 +19,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.config import QuotaLimits, load_settings
-from bot.db import Database, backup_file
+from bot.db import backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
+from bot.pg import describe
 from bot.quota import format_usd, scope_of
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
+from bot.sql import exists, is_postgres, open_existing, open_store, sqlite_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -129,29 +131,26 @@ def _operator() -> str:
 @asynccontextmanager
 async def _ledger(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterator[SqliteLedger]:
     settings = load_settings(args.config)
-    path = settings.storage.database
-    _require(path, must_exist)
-    try:
-        db = await Database.open(path)
-    except sqlite3.DatabaseError as exc:
-        raise BotError(f"{path}: {exc}") from None
+    place = settings.storage.database
+    db = await (open_existing(place) if must_exist else open_store(place))
     try:
         yield SqliteLedger(db, settings.quotas)
     finally:
         await db.close()
 
 
-def _require(path: Path, must_exist: bool) -> None:
-    if must_exist and not path.exists():
-        raise BotError(f"no database at {path} (storage.database)")
-
-
 def _backup(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     source = settings.storage.database
-    _require(source, True)
+    if is_postgres(source):
+        raise BotError(
+            "storage.database is on PostgreSQL: back it up with the server's tools, e.g."
+            f" pg_dump --format=custom --file {args.path} '{describe(str(source))}'"
+        )
+    if not exists(source):
+        raise BotError(f"no database at {source} (storage.database)")
     try:
-        backup_file(source, args.path)
+        backup_file(sqlite_path(source), args.path)
     except (sqlite3.Error, OSError) as exc:
         raise BotError(f"backup to {args.path} failed: {exc}") from None
     print(f"backed up {source} to {args.path}")

@@ -41,6 +41,7 @@ from psycopg_pool import ConnectionPool
 from bot.db import SchemaTooNew
 from bot.errors import BotError
 from bot.sql import Connection, Params
+from bot.workers import DB_NOW
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
 # The same versions as `bot.db.MIGRATIONS`: version i + 1 has the same tables on both.
 MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA, _WORKERS_SCHEMA]
 
+# The server's clock in Unix seconds, for leases (SQLite's spelling: `bot.workers.DB_NOW`).
+_PG_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 _LITERAL_OR_MARK = re.compile(r"'(?:[^']|'')*'|::|\?|(?<![\w:]):(\w+)|%|INDEXED BY \w+|\binstr\(")
 
 
@@ -173,8 +176,9 @@ def translate(sql: str) -> str:
     """SQLite's spelling of a statement -> PostgreSQL's (psycopg's `%s`/`%(name)s` placeholders).
 
     Literals are left alone; `INDEXED BY` (a planner hint SQLite needs) is dropped; `instr` is
-    `strpos`.
+    `strpos`; the lease clock is the server's.
     """
+    sql = sql.replace(DB_NOW, _PG_NOW)
 
     def one(match: re.Match[str]) -> str:
         text = match.group(0)
@@ -199,7 +203,7 @@ class Row(tuple[Any, ...]):
     _names: dict[str, int]
 
     def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> Row:
-        row = super().__new__(cls, (_plain(v) for v in values))
+        row = super().__new__(cls, (plain(v) for v in values))
         row._names = names
         return row
 
@@ -212,7 +216,7 @@ class Row(tuple[Any, ...]):
         return list(self._names)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """SUM over BIGINT is NUMERIC in PostgreSQL; the ledger's sums are integers, as on SQLite."""
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)

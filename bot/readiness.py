@@ -11,12 +11,12 @@ platform, only the names the adapters give.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from bot.db import MIGRATIONS, Database
+from bot.db import MIGRATIONS
 from bot.runpod import RunpodClient, RunpodError
+from bot.sql import DB_ERRORS, Connection, Store
 
 DB_PROBE_TIMEOUT_S = 2.0
 RUNPOD_PING_TIMEOUT_S = 3.0
@@ -40,9 +40,7 @@ class Readiness:
     def disconnected(self, adapter: str, why: str) -> None:
         self._adapters[adapter] = why
 
-    async def problems(
-        self, db: Database, runpod: RunpodClient, ping_endpoint: str
-    ) -> dict[str, str]:
+    async def problems(self, db: Store, runpod: RunpodClient, ping_endpoint: str) -> dict[str, str]:
         """Part -> why it is not ready; empty when everything is."""
         found: dict[str, str] = {}
         if (why := await self._database(db)) is not None:
@@ -56,7 +54,7 @@ class Readiness:
             found["runpod"] = why
         return found
 
-    async def _database(self, db: Database) -> str | None:
+    async def _database(self, db: Store) -> str | None:
         """An empty write transaction: fails at once on a read-only file, waits on a lock.
 
         A probe still waiting (another process holds the write lock) is not started twice.
@@ -70,7 +68,7 @@ class Readiness:
         error = probe.exception()
         if error is None:
             return None
-        if isinstance(error, sqlite3.Error):
+        if isinstance(error, DB_ERRORS):
             return f"not writable: {error}"
         raise error
 
@@ -86,13 +84,13 @@ class Readiness:
         return None
 
 
-async def _schema(db: Database) -> str | None:
+async def _schema(db: Store) -> str | None:
     version, newest = await db.schema_version(), len(MIGRATIONS)
     if version < newest:
         return f"schema version {version}, this bot needs {newest} (restart to migrate)"
     return None
 
 
-def _nothing(raw: sqlite3.Connection) -> None:
+def _nothing(raw: Connection) -> None:
     """The probe's transaction body: taking the write lock is the test."""
     return None

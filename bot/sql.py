@@ -14,15 +14,22 @@ what is left; see `bot.pg` for why advisory locks rather than SERIALIZABLE.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import psycopg
+
+from bot.errors import BotError
+
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# What a database can raise that is the machine's or the server's doing, not the input's.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 SQLITE_SCHEME = "sqlite:///"
 
 
@@ -78,6 +85,12 @@ def lock_scopes(raw: Connection, *keys: str) -> None:
         raw.lock_keys(sorted(set(keys)))  # one order everywhere: no deadlock between two
 
 
+def skip_locked(raw: Connection) -> str:
+    """`FOR UPDATE SKIP LOCKED` where writers run side by side (PostgreSQL), for a subquery
+    choosing rows to claim; on SQLite the write transaction already excludes other claimers."""
+    return " FOR UPDATE SKIP LOCKED" if isinstance(raw, ScopeLocking) else ""
+
+
 def is_postgres(place: str | Path) -> bool:
     return isinstance(place, str) and place.startswith(POSTGRES_SCHEMES)
 
@@ -86,6 +99,11 @@ def sqlite_path(place: str | Path) -> Path:
     """The file of an SQLite `storage.database`: a path, or `sqlite:///path`."""
     text = str(place)
     return Path(text[len(SQLITE_SCHEME) :] if text.startswith(SQLITE_SCHEME) else text)
+
+
+def exists(place: str | Path) -> bool:
+    """Whether there is a database to read (a PostgreSQL server is asked when it is opened)."""
+    return is_postgres(place) or sqlite_path(place).exists()
 
 
 async def open_store(place: str | Path) -> Store:
@@ -97,3 +115,13 @@ async def open_store(place: str | Path) -> Store:
     from bot.db import Database
 
     return await Database.open(sqlite_path(place))
+
+
+async def open_existing(place: str | Path) -> Store:
+    """Open the database `storage.database` names for a command; one clear error if it can't."""
+    if not exists(place):
+        raise BotError(f"no database at {place} (storage.database)")
+    try:
+        return await open_store(place)
+    except sqlite3.DatabaseError as exc:
+        raise BotError(f"{place}: {exc}") from None

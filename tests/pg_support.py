@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
+
+from bot.pg import plain, translate
+from bot.sql import is_postgres
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -53,3 +59,23 @@ def fresh_schema(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return database_url + "?options=" + quote(f"-csearch_path={schema}")
+
+
+def query(place: str | Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Rows of one statement (SQLite's spelling) read from outside the bot, on either backend."""
+    if is_postgres(place):
+        with psycopg.connect(str(place), autocommit=True) as conn:
+            cursor = conn.execute(translate(sql), params)
+            return [tuple(plain(v) for v in row) for row in cursor.fetchall()]
+    with closing(sqlite3.connect(f"file:{place}?mode=ro", uri=True)) as db:
+        return [tuple(row) for row in db.execute(sql, params).fetchall()]
+
+
+def execute(place: str | Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """One write from outside the bot (a test standing in for another process or a pause)."""
+    if is_postgres(place):
+        with psycopg.connect(str(place), autocommit=True) as conn:
+            conn.execute(translate(sql), params)
+        return
+    with closing(sqlite3.connect(place)) as db, db:
+        db.execute(sql, params)
