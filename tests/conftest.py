@@ -102,10 +102,20 @@ async def runpod_fake() -> AsyncIterator[FakeRunpod]:
         yield fake
 
 
-def make_settings(tmp_path: Path, fake: FakeRunpod, **sections: dict[str, Any]) -> Settings:
+def make_settings(
+    tmp_path: Path,
+    fake: FakeRunpod,
+    *,
+    database: Path | str | None = None,
+    **sections: dict[str, Any],
+) -> Settings:
+    """Test settings; `database` (default an SQLite file in `tmp_path`) may be a `db_place`."""
     base: dict[str, dict[str, Any]] = {
         "runpod": {"api_key": API_KEY, "base_url": fake.base_url, "max_retries": 3},
-        "storage": {"database": str(tmp_path / "bot.db")},
+        "storage": {
+            "database": str(database or tmp_path / "bot.db"),
+            "spool": str(tmp_path / "spool"),
+        },
         "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},
         "http": {"host": "127.0.0.1", "port": 0},
         # The fakes serve results from 127.0.0.1 (tests/test_private_urls.py turns this off).
