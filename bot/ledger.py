@@ -1,19 +1,21 @@
-"""The spend ledger on SQLite: admission (`hold`), `settle`, `release`, the sweeper, usage.
+"""The spend ledger: admission (`hold`), `settle`, `release`, the sweeper, usage.
 
 Amounts are stored as INTEGER units of 1e-10 USD, the precision Runpod bills to; a `Decimal`
 finer than that rounds up, as Runpod's billing does (see `bot.quota.to_units`).
 
-Admission is one `BEGIN IMMEDIATE` transaction that reads, for every applicable scope and
+Admission is one transaction that reads, for every applicable scope and
 period, `available = limit - charged_in_period - active_holds` and inserts the hold only if the
-amount fits all of them. The write lock is taken before the read, so no other writer, in this
-process or another, can slip a hold in between. A charge counts in the day, week and month in
+amount fits all of them. The lock is taken before the read (SQLite: `BEGIN IMMEDIATE`, the write
+lock; PostgreSQL: advisory locks on the member's and the pool's keys, `bot.sql.lock_scopes`), so
+no other writer, in this process or another, can slip a hold in between. A charge counts in the day, week and month in
 which it was settled; an active hold counts against every period until it ends.
 
 Every operation is keyed by job id and can be repeated: a second hold returns the first, a
 second settle or release changes nothing. A settle after a release (the sweeper gave up on a job
 that then finished) still records what Runpod billed.
 
-Each operation runs as one function on the database's writer thread (`Database.run`), in its
+The same code runs on SQLite and PostgreSQL (`bot.sql.Store`; the class keeps its historical
+name). Each operation runs as one function on a database thread (`Store.run`), in its
 own transaction or, with `tx=`, in the caller's (the job engine settles in the transaction that
 marks the job done).
 """

@@ -182,7 +182,9 @@ def translate(sql: str) -> str:
 
     def one(match: re.Match[str]) -> str:
         text = match.group(0)
-        if text.startswith("'") or text == "::":
+        if text.startswith("'"):
+            return text.replace("%", "%%")  # psycopg reads `%` as a placeholder even in literals
+        if text == "::":
             return text
         if text == "?":
             return "%s"

@@ -151,3 +151,26 @@ async def test_holds_wait_for_an_open_transaction_to_commit(tmp_path: Path) -> N
         await task
         with pytest.raises(QuotaExceeded):  # it saw the committed 0.80
             await waiting
+
+
+async def test_processes_starting_at_once_after_a_zone_change_rebucket_once(
+    db_place: Path | str,
+) -> None:
+    """Every ledger re-buckets settled spend when quotas.timezone changed; many starting at once
+    (several `try` processes) must neither fail nor count a charge twice."""
+    async with open_ledger(db_place, quotas(daily_usd="5", timezone="UTC")) as ledger:
+        for i in range(20):
+            await ledger.hold(f"j{i}", ALICE, CENT, model="m")
+            await ledger.settle(f"j{i}", CENT)
+    db = await open_store(db_place)
+    try:
+        ledgers = [
+            SqliteLedger(db, quotas(daily_usd="5", timezone="Pacific/Kiritimati")) for _ in range(8)
+        ]
+        await asyncio.gather(
+            *(one.hold(f"new{n}", ALICE, CENT, model="m") for n, one in enumerate(ledgers))
+        )
+        rows = await db.fetchall("SELECT SUM(charged) FROM daily_spend")
+        assert rows[0][0] == 2 * 20 * 10**8  # the member's and the pool's rows, once each
+    finally:
+        await db.close()
