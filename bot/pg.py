@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-POOL_SIZE = 8
+POOL_SIZE = 4  # per process: 25 processes fit PostgreSQL's default max_connections (100)
 CONNECT_TIMEOUT_S = 5
 _MIGRATION_LOCK = 0x72756E706F64  # any constant: all processes migrating take the same one
 

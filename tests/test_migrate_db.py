@@ -205,3 +205,15 @@ async def test_a_postgresql_database_from_a_newer_bot_is_refused(
     assert code == 2
     (line,) = output.strip().splitlines()
     assert line.endswith("has schema version 99, newer than this bot's 3; upgrade the bot")
+
+
+async def test_backup_on_postgresql_names_pg_dump(tmp_path: Path, target: str) -> None:
+    await (await open_store(target)).close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{target}"\n', encoding="utf-8")
+    code, output = run("--config", str(config), "backup", str(tmp_path / "copy.dump"))
+    assert code == 2
+    (line,) = output.strip().splitlines()
+    assert line.startswith("error: storage.database is on PostgreSQL: back it up with")
+    assert f"pg_dump --format=custom --file {tmp_path / 'copy.dump'}" in line
+    assert not (tmp_path / "copy.dump").exists()

@@ -115,7 +115,11 @@ async def until(condition: Callable[[], object], timeout: float) -> None:
 
 @asynccontextmanager
 async def slack_bots(
-    tmp_path: Path, runpod: FakeRunpod, count: int, **extra: str
+    tmp_path: Path,
+    runpod: FakeRunpod,
+    count: int,
+    database: Path | str | None = None,
+    **extra: str,
 ) -> AsyncIterator[tuple[FakeSlack, list[RunProcess]]]:
     """`count` run processes on one database, connected to FakeSlack in this order."""
     async with FakeSlack() as slack:
@@ -123,6 +127,7 @@ async def slack_bots(
         env = environment(
             tmp_path,
             runpod,
+            database,
             SLACK_BOT_TOKEN=slack.bot_token,
             SLACK_APP_TOKEN=slack.app_token,
             BOT_SLACK__API_URL=slack.api_url,
@@ -280,11 +285,11 @@ async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
 
 
 async def test_a_killed_workers_jobs_are_taken_over_and_delivered_and_charged_once(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 3.0
-    database = tmp_path / "bot.db"
-    async with slack_bots(tmp_path, runpod_fake, 3, **FAST_LEASES) as (slack, bots):
+    database = db_place
+    async with slack_bots(tmp_path, runpod_fake, 3, database, **FAST_LEASES) as (slack, bots):
         for n in range(9):
             await imagine(slack, f"tin robot {n}", connection=n % 3)
         await until(lambda: states(database)["submitted"] == 9, timeout=20)
