@@ -15,6 +15,7 @@ from bot.ledger import Identity, QuotaExceeded, SqliteLedger
 from bot.periods import Period
 from bot.sql import open_store
 from tests.ledger_support import ALICE, open_ledger, quotas, usd
+from tests.pg_support import fresh_schema, query
 
 CENT = usd("0.01")
 
@@ -174,3 +175,36 @@ async def test_processes_starting_at_once_after_a_zone_change_rebucket_once(
         assert rows[0][0] == 2 * 20 * 10**8  # the member's and the pool's rows, once each
     finally:
         await db.close()
+
+
+async def test_on_postgresql_a_hold_waits_for_an_open_transaction_on_its_scope(
+    postgres_database: str,
+) -> None:
+    """PostgreSQL runs transactions side by side: the scope's advisory lock makes admission
+    wait for the one that holds it, then read what it committed."""
+    place = fresh_schema(postgres_database)
+    async with open_ledger(place, quotas(daily_usd="1")) as ledger:
+        db = ledger._db
+        inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def engine() -> None:
+            async with db.transaction() as tx:
+                await ledger.hold("engine", ALICE, usd("0.80"), model="m", tx=tx)
+                inside.set()
+                await release.wait()
+
+        task = asyncio.create_task(engine())
+        await inside.wait()
+        waiting = asyncio.create_task(ledger.hold("other", ALICE, usd("0.30"), model="m"))
+        blocked = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        async with asyncio.timeout(10):  # another connection's state: nothing to wait on but it
+            while True:
+                if await asyncio.to_thread(query, place, blocked):
+                    break
+                await asyncio.sleep(0.02)
+        assert not waiting.done()
+        release.set()
+        await task
+        with pytest.raises(QuotaExceeded):  # it saw the committed 0.80
+            await waiting
