@@ -23,10 +23,9 @@ from bot.db import backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
-from bot.pg import describe
 from bot.quota import format_usd, scope_of
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
-from bot.sql import exists, is_postgres, open_existing, open_store, sqlite_path
+from bot.sql import display_place, exists, is_postgres, open_existing, open_store, sqlite_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,7 +144,7 @@ def _backup(args: argparse.Namespace) -> int:
     if is_postgres(source):
         raise BotError(
             "storage.database is on PostgreSQL: back it up with the server's tools, e.g."
-            f" pg_dump --format=custom --file {args.path} '{describe(str(source))}'"
+            f" pg_dump --format=custom --file {args.path} '{display_place(source)}'"
         )
     if not exists(source):
         raise BotError(f"no database at {source} (storage.database)")

@@ -24,8 +24,8 @@ import psycopg
 
 from bot.db import MIGRATIONS, Database
 from bot.errors import BotError
-from bot.pg import PgConnection, PgDatabase, describe
-from bot.sql import Connection, is_postgres, sqlite_path
+from bot.pg import PgConnection, PgDatabase
+from bot.sql import Connection, display_place, is_postgres, sqlite_path
 
 # In an order that needs no deferred checks; `workers` is left out (see the module docstring).
 TABLES = (
@@ -69,7 +69,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def _migrate_db(args: argparse.Namespace) -> int:
     counts = await migrate(args.source, args.target)
     total = sum(counts.values())
-    print(f"copied {total} rows into {describe(args.target)}; counts and sums match the source")
+    print(
+        f"copied {total} rows into {display_place(args.target)}; counts and sums match the source"
+    )
     for table, count in counts.items():
         print(f"  {table}: {count}")
     return 0
@@ -78,7 +80,7 @@ async def _migrate_db(args: argparse.Namespace) -> int:
 async def migrate(source: str | Path, target: str) -> dict[str, int]:
     """Copy `source` into `target`; the rows copied per table. Raises `BotError` on any fault."""
     if is_postgres(source):
-        raise BotError(f"the source must be an SQLite file, not {describe(str(source))}")
+        raise BotError(f"the source must be an SQLite file, not {display_place(source)}")
     if not is_postgres(target):
         raise BotError(f"the target must be a postgresql:// DSN, not {target}")
     path = sqlite_path(source)
@@ -94,7 +96,7 @@ async def migrate(source: str | Path, target: str) -> dict[str, int]:
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise BotError(
-                f"migrate-db into {describe(target)} failed, nothing copied: {first}"
+                f"migrate-db into {display_place(target)} failed, nothing copied: {first}"
             ) from None
         finally:
             await pg.close()

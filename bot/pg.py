@@ -32,7 +32,6 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -40,7 +39,7 @@ from psycopg_pool import ConnectionPool
 
 from bot.db import SchemaTooNew
 from bot.errors import BotError
-from bot.sql import Connection, Params
+from bot.sql import Connection, Params, display_place
 from bot.workers import DB_NOW
 
 log = logging.getLogger(__name__)
@@ -304,18 +303,10 @@ def _probe(dsn: str) -> None:
     psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True).close()
 
 
-def describe(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"postgresql://{parts.username + '@' if parts.username else ''}{host}{port}{parts.path}"
-
-
 def connect_error(dsn: str, exc: Exception) -> BotError:
     """One line saying which database could not be used and why."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BotError(f"cannot use PostgreSQL database {describe(dsn)}: {first}")
+    return BotError(f"cannot use PostgreSQL database {display_place(dsn)}: {first}")
 
 
 class PgDatabase:
@@ -323,7 +314,7 @@ class PgDatabase:
 
     def __init__(self, dsn: str, pool: ConnectionPool[Any]) -> None:
         self.dsn = dsn
-        self.path = describe(dsn)
+        self.path = display_place(dsn)
         self._pool = pool
         self._threads = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="pg")
         self._writing: set[asyncio.Task[Any]] = set()

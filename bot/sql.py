@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -93,6 +94,16 @@ def skip_locked(raw: Connection) -> str:
 
 def is_postgres(place: str | Path) -> bool:
     return isinstance(place, str) and place.startswith(POSTGRES_SCHEMES)
+
+
+def display_place(dsn: str | Path) -> str:
+    """`storage.database` for messages and logs: a DSN loses its password and options."""
+    if not is_postgres(dsn):
+        return str(dsn)
+    parts = urlsplit(str(dsn))
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{parts.username + '@' if parts.username else ''}{host}{port}{parts.path}"
 
 
 def sqlite_path(place: str | Path) -> Path:

@@ -217,3 +217,12 @@ async def test_backup_on_postgresql_names_pg_dump(tmp_path: Path, target: str) -
     assert line.startswith("error: storage.database is on PostgreSQL: back it up with")
     assert f"pg_dump --format=custom --file {tmp_path / 'copy.dump'}" in line
     assert not (tmp_path / "copy.dump").exists()
+
+
+def test_check_shows_the_postgresql_database_without_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    dsn = "postgresql://bot:s3cret-pw@db.internal:5433/bot?sslmode=require"
+    config.write_text(f'[storage]\ndatabase = "{dsn}"\n', encoding="utf-8")
+    _, output = run("--config", str(config), "check")
+    assert "database: postgresql://bot@db.internal:5433/bot\n" in output
+    assert "s3cret" not in output
