@@ -1,11 +1,17 @@
-"""The one place SQLite's spelling becomes PostgreSQL's (bot/pg.py `translate`)."""
+"""Where the two backends differ: the SQL translation (bot/pg.py `translate`) and the schema's
+two spellings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bot.pg import translate
+from bot.db import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.pg import MIGRATIONS, translate
+from bot.sql import open_store
 from bot.workers import DB_NOW
+from tests.pg_support import fresh_schema, query
 
 
 @pytest.mark.parametrize(
@@ -27,3 +33,34 @@ from bot.workers import DB_NOW
 )
 def test_translate(sqlite: str, postgres: str) -> None:
     assert translate(sqlite) == postgres
+
+
+async def test_both_backends_have_the_same_tables_and_columns(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """The schema is spelled twice (bot/db.py, bot/pg.py): the spellings must not drift apart."""
+    place = fresh_schema(postgres_database)
+    await (await open_store(place)).close()
+    await (await open_store(tmp_path / "bot.db")).close()
+    on_postgres = set(
+        query(
+            place,
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name <> 'schema_version'",
+        )
+    )
+    tables = [
+        t
+        for (t,) in query(
+            tmp_path / "bot.db", "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    ]
+    on_sqlite = {
+        (table, column)
+        for table in tables
+        for (column,) in query(
+            tmp_path / "bot.db", f"SELECT name FROM pragma_table_info('{table}')"
+        )
+    }
+    assert on_postgres == on_sqlite
+    assert len(MIGRATIONS) == len(SQLITE_MIGRATIONS)
