@@ -27,6 +27,8 @@ from bot.errors import BotError, ConfigError
 from bot.jobs import JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
+from bot.metrics import Metrics
+from bot.notices import AdminNotices
 from bot.outputs import Downloader
 from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
@@ -53,12 +55,19 @@ class Core:
     jobs: JobService
     http: httpx.AsyncClient
     worker: Worker
+    metrics: Metrics
     # Adapters report their connection here; `/health/ready` reads it.
     readiness: Readiness = field(default_factory=Readiness)
+    # Adapters with an admin channel register it here; the core posts operator notices to it.
+    notices: AdminNotices = field(default_factory=AdminNotices)
 
     async def not_ready(self) -> dict[str, str]:
         """What `/health/ready` names: part -> why it is not ready."""
         return await self.readiness.problems(self.db, self.runpod, self.probe_endpoint())
+
+    async def scrape(self) -> bytes:
+        """`GET /metrics`: the Prometheus text format (bot/metrics.py)."""
+        return await self.metrics.exposition(self.db, self.worker.holds_lease())
 
     def probe_endpoint(self) -> str:
         """The endpoint a cheap `/health` call asks when Runpod has been quiet: the default
@@ -98,6 +107,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         try:
             await worker.join()
             ledger = SqliteLedger(db, settings.quotas)
+            metrics = Metrics(per_workspace=settings.metrics.per_workspace)
             runpod = RunpodClient(
                 http,
                 base_url=settings.runpod.base_url,
@@ -105,6 +115,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 max_retries=settings.runpod.max_retries,
                 backoff_base_s=settings.runpod.backoff_base_s,
                 request_timeout_s=settings.runpod.request_timeout_s,
+                metrics=metrics,
             )
             downloader = Downloader(
                 http,
@@ -121,11 +132,14 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 settings=settings,
                 downloader=downloader,
                 worker=worker,
+                metrics=metrics,
             )
             heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
             try:
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
-                yield Core(settings, catalog, db, ledger, runpod, jobs, http, worker, readiness)
+                yield Core(
+                    settings, catalog, db, ledger, runpod, jobs, http, worker, metrics, readiness
+                )
             finally:
                 await jobs.aclose()
                 heartbeat.cancel()
@@ -171,7 +185,11 @@ async def serve(settings: Settings) -> None:
         for name in adapters:
             core.readiness.expect(name)
         listener = Listener(
-            core.jobs, host=settings.http.host, port=settings.http.port, ready=core.not_ready
+            core.jobs,
+            host=settings.http.host,
+            port=settings.http.port,
+            ready=core.not_ready,
+            metrics=core.scrape,
         )
         await listener.start()
         stop = asyncio.Event()

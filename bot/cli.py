@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bot import cli_answers, cli_basic, cli_try, ledger_cli, migrate_db, reconcile_cli
+from bot import cli_answers, cli_basic, cli_models, cli_try, ledger_cli, migrate_db, reconcile_cli
 from bot.errors import BotError
 from bot.sql import DB_ERRORS
 
@@ -48,7 +48,7 @@ def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_modules() -> list[ModuleType]:
-    return [cli_basic, cli_answers, cli_try, ledger_cli, reconcile_cli, migrate_db]
+    return [cli_basic, cli_models, cli_answers, cli_try, ledger_cli, reconcile_cli, migrate_db]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`run`, `check` and `models`: the commands that need only settings and the catalog."""
+"""`run` and `check`: the commands that need only settings and the catalog."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from bot import logs, pricing
 from bot.catalog import Catalog, load_catalog
-from bot.commands import command_of_kind
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
+from bot.inputs import Inputs
 from bot.online_check import check_all
 from bot.sql import display_place
 
@@ -26,8 +26,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--online", action="store_true", help="also reach Runpod, Discord and Slack (one line each)"
     )
     check.set_defaults(handler=_check)
-    models = subparsers.add_parser("models", help="list the model catalog with prices")
-    models.set_defaults(handler=_models)
 
 
 def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
@@ -82,6 +80,12 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"runpod: {settings.runpod.base_url}  api key {_is_set(settings.runpod.api_key)}")
     print(f"database: {display_place(settings.storage.database)}")
     print(f"models: {len(catalog)} in the catalog")
+    storage = settings.storage
+    inputs = Inputs(storage.inputs_dir, keep_days=storage.inputs_keep_days, max_bytes=0)
+    print(
+        f"inputs kept: {inputs.disk_use().describe()} in {storage.inputs_dir}"
+        f" (kept {storage.inputs_keep_days:g} days, at most {storage.inputs_max_mb:g} MB)"
+    )
     adapters = settings.enabled_adapters()
     print(f"adapters that would run: {', '.join(adapters) if adapters else 'none'}")
     if "slack" in adapters:
@@ -101,17 +105,6 @@ def _is_set(secret: Any) -> str:
 
 def _limit(value: Any) -> str:
     return "unlimited" if value is None else pricing.exact_usd(value)
-
-
-def _models(args: argparse.Namespace) -> int:
-    _, catalog = settings_and_catalog(args)
-    rows = [(m.id, command_of_kind(m.kind).label, pricing.describe(m), m.endpoint) for m in catalog]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in sorted(rows, key=lambda r: (r[1], r[0])):
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
-        )
-    return 0
 
 
 def parse_key_values(items: list[str]) -> dict[str, Any]:

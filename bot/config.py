@@ -101,6 +101,12 @@ class StorageSettings(Section):
             return sqlite_path(value)
         raise ValueError("storage.database must be a file path or a postgresql:// DSN")
 
+    # Files members attach (/edit, /video, /transcribe) are kept in `inputs/` next to the
+    # database (the working directory beside PostgreSQL), so a Reroll works after the platform's attachment link expired. Removed after
+    # this many days, and oldest first above this size.
+    inputs_keep_days: float = Field(default=30.0, gt=0)
+    inputs_max_mb: float = Field(default=1024.0, gt=0)
+
     @property
     def spool_dir(self) -> Path:
         """`spool`, else next to an SQLite file, else in the working directory."""
@@ -109,6 +115,12 @@ class StorageSettings(Section):
         if isinstance(self.database, Path):
             return self.database.parent / "spool"
         return Path("spool")
+
+    @property
+    def inputs_dir(self) -> Path:
+        if isinstance(self.database, Path):
+            return self.database.parent / "inputs"
+        return self.spool_dir.parent / "inputs"
 
 
 class DiscordSettings(Section):
@@ -120,6 +132,11 @@ class DiscordSettings(Section):
     # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
     shards: int | Literal["auto"] | None = None
     admin_role: str | None = None
+    # Channel id where operator notices go (the ledger drifting from Runpod's bill).
+    admin_channel: int | None = None
+    # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
+    # then any message in a conversation's thread is a turn, not only those mentioning the bot.
+    message_content: bool = False
 
 
 class SlackSettings(Section):
@@ -138,6 +155,8 @@ class SlackSettings(Section):
     roles: dict[str, list[str]] = {}
     # Channel ids where models marked NSFW may run (Slack has no age-restricted channels).
     nsfw_channels: list[str] = []
+    # Channel id where operator notices go (the ledger drifting from Runpod's bill).
+    admin_channel: str | None = None
 
 
 class QuotaLimits(Section):
@@ -198,6 +217,12 @@ class JobSettings(Section):
     # What to hold when nothing bounds a job's bill before it runs (a recording whose length
     # cannot be read); the member is told. A bill above it is charged and counted as overage.
     unknown_length_hold_usd: AdminUsd = Field(default=Decimal("0.50"), ge=0)
+    # A reply to an /ask answer sends the earlier turns along, the newest that fit this many
+    # tokens (counted as UTF-8 bytes of text, the worst case holds are priced at).
+    conversation_max_tokens: int = Field(default=8000, ge=0)
+    # Runpod retires models: after this many /run calls in a row answered 404 (no such
+    # endpoint) a model is hidden from menus and refused until `python -m bot models --enable`.
+    hide_model_after_404s: int = Field(default=3, ge=1)
     # The model each command uses when the user names none.
     default_models: dict[str, str] = {
         "imagine": "flux-schnell",
@@ -274,6 +299,13 @@ class ReconcileSettings(Section):
     days: int = Field(default=2, ge=1, le=31)
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics at `GET /metrics` on the [http] listener (docs/operations.md)."""
+
+    # Label charged/released USD with the workspace too; off by default to bound cardinality.
+    per_workspace: bool = False
+
+
 class ChannelPolicy(Section):
     models: list[str] | None = None  # None: every model
     commands: list[str] | None = None  # None: every command
@@ -303,6 +335,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    metrics: MetricsSettings = MetricsSettings()
     runpod: RunpodSettings = RunpodSettings()
     storage: StorageSettings = StorageSettings()
     discord: DiscordSettings = DiscordSettings()

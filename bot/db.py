@@ -171,7 +171,44 @@ ALTER TABLE jobs ADD COLUMN owner TEXT;
 CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_LEDGER_SCHEMA, _JOBS_SCHEMA, _WORKERS_SCHEMA]
+# Version 4: conversations (bot/conversations.py). A turn is an `ask` job and what the member
+# said in it; a place is where a reply continues a conversation (a message, a thread).
+_CONVERSATIONS_SCHEMA = """
+CREATE TABLE conversation_turns (
+    turn         INTEGER PRIMARY KEY,  -- the order turns were taken in
+    job_id       TEXT NOT NULL UNIQUE REFERENCES jobs(id),
+    conversation TEXT NOT NULL,
+    said         TEXT NOT NULL,
+    created_at   REAL NOT NULL
+);
+CREATE INDEX conversation_turns_in ON conversation_turns(conversation, turn);
+CREATE TABLE conversation_places (
+    platform     TEXT NOT NULL,
+    workspace    TEXT NOT NULL,
+    place        TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    PRIMARY KEY (platform, workspace, place)
+) WITHOUT ROWID;
+"""
+
+# Version 5: models Runpod no longer serves (bot/availability.py): consecutive /run calls
+# answered 404, and whether the model is hidden until an operator enables it again.
+_AVAILABILITY_SCHEMA = """
+CREATE TABLE model_availability (
+    model      TEXT PRIMARY KEY,
+    not_found  INTEGER NOT NULL DEFAULT 0,
+    hidden     INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [
+    _LEDGER_SCHEMA,
+    _JOBS_SCHEMA,
+    _WORKERS_SCHEMA,
+    _CONVERSATIONS_SCHEMA,
+    _AVAILABILITY_SCHEMA,
+]
 
 
 class SchemaTooNew(BotError):

@@ -11,6 +11,7 @@ share the database: each drives only the jobs its worker owns (bot/workers.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import random
 import secrets
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -25,18 +27,23 @@ from typing import Any
 
 from bot import pricing, recording
 from bot.archive import Archive
+from bot.availability import Availability, not_available, visible
 from bot.catalog import SEED_MAX, Catalog, Model
 from bot.config import Settings
+from bot.conversations import COMMAND as CONVERSING
+from bot.conversations import Conversations, Thread
 from bot.courier import Courier
 from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import BotError, InvalidRequest, PolicyDenied
+from bot.inputs import Inputs
 from bot.jobstore import JobRecord, JobStore, new_copies
 from bot.ledger import SqliteLedger
 from bot.lifecycle import JobRunner
 from bot.links import ResultLinks
+from bot.metrics import Metrics
 from bot.outputs import Downloader, OutputError
 from bot.policy import Policy, Where
-from bot.quota import Identity
+from bot.quota import Identity, QuotaExceeded
 from bot.quote import Quote, quote
 from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
@@ -77,6 +84,8 @@ class Invocation:
     channel: ChannelRef
     delivery: Delivery
     where: Where
+    # An `ask` continuing a conversation, or starting one that replies at `place` continue.
+    thread: Thread | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +107,10 @@ class JobService:
         settings: Settings,
         downloader: Downloader,
         worker: Worker,
+        metrics: Metrics | None = None,
     ) -> None:
         self.catalog = catalog
+        self.metrics = metrics or Metrics()
         self.ledger = ledger
         self._db = db
         self._worker = worker
@@ -107,13 +118,20 @@ class JobService:
         self._settings = settings
         self._downloader = downloader
         self._policy = Policy(settings.policy)
+        self.availability = Availability(db)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         storage = settings.storage
         self.spool = Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024))
+        self.inputs = Inputs(
+            storage.inputs_dir,
+            keep_days=storage.inputs_keep_days,
+            max_bytes=int(storage.inputs_max_mb * 1024 * 1024),
+        )
         self.links = ResultLinks(
             settings.http.public_url or settings.runpod.webhook_url,
             storage.spool_dir / ".link-key",
         )
+        self.conversations = Conversations(db, catalog, settings.jobs)
         self._factories: dict[str, DeliveryFactory] = {}
         self._resumed: set[str] = set()  # platforms whose jobs this process may take over
         self._runner = JobRunner(
@@ -128,6 +146,8 @@ class JobService:
             spool=self.spool,
             courier=Courier(settings.delivery, self.links),
             worker=worker,
+            availability=self.availability,
+            metrics=self.metrics,
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -143,7 +163,7 @@ class JobService:
     async def quote(self, request: Request, identity: Identity, where: Where) -> Quote:
         """`/cost`: what `request` would cost `identity` here, and whether it could run."""
         usage = await self.ledger.usage(identity)
-        return quote(
+        found = quote(
             request,
             usage,
             where,
@@ -151,6 +171,16 @@ class JobService:
             policy=self._policy,
             jobs=self._settings.jobs,
         )
+        if found.refusal is None and found.model.id in await self.availability.hidden():
+            return replace(found, refusal=f"{not_available(found.model)}.")
+        return found
+
+    async def offered_models(self, where: Where, *kinds: str) -> list[Model]:
+        """The models to list and autocomplete here (of `kinds`, else all): allowed in this
+        channel and not hidden because Runpod no longer has them (bot/availability.py)."""
+        models = self.catalog.of_kind(*kinds) if kinds else list(self.catalog)
+        hidden = await self.availability.hidden()
+        return self._policy.allowed_models(visible(models, hidden), where)
 
     def model_of(self, request: Request) -> Model:
         return self.catalog.get(request.model)
@@ -168,8 +198,13 @@ class JobService:
         """
         request = invocation.request
         model = self.model_of(request)
-        self._policy.check(request.command, model, request.prompt, invocation.where)
-        seconds = await self._recording_seconds(model, request)
+        # A conversation's turn is judged by what the member said, not the history sent along.
+        said = invocation.thread.said if invocation.thread else request.prompt
+        self._policy.check(request.command, model, said, invocation.where)
+        if model.id in await self.availability.hidden():
+            raise InvalidRequest(f"{not_available(model)}. Try another model (`/models`).")
+        kept = await self._fetch_inputs(model, request)
+        seconds = await self._recording_seconds(model, kept)
         bound = pricing.bound(model, request.input, self._settings.jobs, audio_seconds=seconds)
         estimate = bound.amount * request.count
         hold_note = None if bound.known else _capped(model, estimate)
@@ -189,6 +224,7 @@ class JobService:
                 "count": request.count,
                 "media": list(request.media),
                 **({"hold_note": hold_note} if hold_note else {}),
+                **({"kept_inputs": {url: f.filename for url, f in kept.items()}} if kept else {}),
             },
             state="held",
             estimate=estimate,
@@ -203,18 +239,25 @@ class JobService:
                 return Submitted(job.id, Decimal(0), cached=True)
         threshold = self._settings.jobs.confirm_above_usd
         if estimate > threshold and not confirmed:
-            await self.ledger.check(invocation.identity, estimate)
+            with self._counting_refusal(job):
+                await self.ledger.check(invocation.identity, estimate)
             async with self._db.transaction() as tx:
                 await self._store.insert(replace(job, state="awaiting_confirmation"), tx=tx)
+                await self._turn(job, invocation, tx)
+            await self._keep_inputs(job.id, kept)
+            self._count(job, "awaiting_confirmation")
             log.info("job %s awaiting confirmation (%s)", job.id, estimate)
             summary = _summary(model, request) + (f" ({hold_note})" if hold_note else "")
             await invocation.delivery.confirm(
                 Confirmation(job.id, model.name, estimate, threshold, summary)
             )
             return Submitted(job.id, estimate, awaiting_confirmation=True)
-        async with self._db.transaction() as tx:
-            await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
-            await self._store.insert(job, tx=tx)
+        with self._counting_refusal(job):
+            async with self._db.transaction() as tx:
+                await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
+                await self._store.insert(job, tx=tx)
+                await self._turn(job, invocation, tx)
+        await self._keep_inputs(job.id, kept)
         log.info("job %s held %s for %s", job.id, estimate, model.id)
         self._runner.start(job, invocation.delivery)
         return Submitted(job.id, estimate)
@@ -256,11 +299,14 @@ class JobService:
     ) -> str | None:
         """Drop a job still waiting for confirmation; what to tell the user, or None when it
         no longer waits (a Confirm won the race, or it ended): then nothing was changed."""
-        await self._owned(job_id, community, user, is_admin=is_admin)
+        job = await self._owned(job_id, community, user, is_admin=is_admin)
         declined = await self._store.transition(
             job_id, WAITING, "cancelled", error="cancelled", notified=True
         )
-        return None if declined is None else "Cancelled. Nothing was charged."
+        if declined is None:
+            return None
+        self._count(job, "cancelled")
+        return "Cancelled. Nothing was charged."
 
     async def cancel(
         self, job_id: str, community: Community, *, user: str, is_admin: bool = False
@@ -282,7 +328,8 @@ class JobService:
         """
         if mode not in ("reroll", "variations"):
             raise InvalidRequest(f"unknown rerun mode {mode!r}")
-        request = self.request_of(await self._known(job_id, community))
+        job = await self._known(job_id, community)
+        request = await self._with_kept_inputs(job, self.request_of(job))
         if "seed" in self.catalog.get(request.model).params:
             request = request.with_input(seed=-1)
         return replace(request, count=4) if mode == "variations" else request
@@ -312,8 +359,9 @@ class JobService:
         return None
 
     def result_path(self, job_id: str, filename: str) -> Path | None:
-        """Where one kept file of a result is (archive, else spool), for the bot's signed links."""
-        for folder in (self._archive, self.spool):
+        """Where one kept file of a job is (archive, else spool, else its kept inputs), for the
+        bot's signed links."""
+        for folder in (self._archive, self.spool, self.inputs):
             path = folder.path(job_id, filename) if folder else None
             if path is not None:
                 return path
@@ -409,24 +457,102 @@ class JobService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    async def _recording_seconds(self, model: Model, request: Request) -> float | None:
-        """The length of the recording a transcription sends; None if it cannot be read.
+    async def _turn(self, job: JobRecord, invocation: Invocation, tx: Any) -> None:
+        """Every `ask` is a turn of a conversation: the one it continues, or its own."""
+        if job.command != CONVERSING:
+            return
+        thread = invocation.thread or Thread(None, None, invocation.request.prompt)
+        platform, workspace, _ = job.identity
+        await self.conversations.record(
+            tx, job_id=job.id, platform=platform, workspace=workspace, thread=thread
+        )
 
-        Fetched with the same caps as results (size, time); a file too big, unreachable or in
-        a format `recording` cannot read leaves the length unknown, and the hold a cap.
-        """
-        if model.kind != "transcription":
-            return None
-        urls = [request.input.get(name) for name in model.media_inputs]
-        url = next((u for u in urls if isinstance(u, str)), None)
-        if url is None:
+    async def _fetch_inputs(self, model: Model, request: Request) -> dict[str, MediaFile]:
+        """The files a request gives Runpod by URL, fetched once (with the caps of results) to
+        be kept with the job; a file that cannot be fetched is left to Runpod, as before."""
+        kept: dict[str, MediaFile] = {}
+        for url in _input_urls(model, request.input):
+            if url in kept:
+                continue
+            name = f"input-{len(kept) + 1}"
+            own = await self._own_copy(url, name)
+            if own is not None:
+                kept[url] = own
+                continue
+            try:
+                kept[url] = await self._downloader.fetch(url, kind="input", name=name)
+            except OutputError as exc:
+                log.info("input of a %s job not kept: %s", model.id, exc.message)
+        return kept
+
+    async def _own_copy(self, url: str, name: str) -> MediaFile | None:
+        """A rerun's input, when `url` is this bot's own link: the kept copy, read from disk."""
+        own = self.links.target(url)
+        path = self.result_path(*own) if own else None
+        if path is None:
             return None
         try:
-            file = await self._downloader.fetch(url, kind=model.kind, name="recording")
-        except OutputError as exc:
-            log.info("recording for %s: length unknown: %s", model.id, exc.message)
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:  # removed by a trim meanwhile: fetched over HTTP instead
+            log.info("kept input %s unreadable: %s", path, exc)
             return None
-        return await asyncio.to_thread(recording.seconds_of, file.data)
+        return MediaFile(f"{name}{path.suffix}", "", data, source_url=url)
+
+    async def _keep_inputs(self, job_id: str, kept: dict[str, MediaFile]) -> None:
+        if kept:
+            await asyncio.to_thread(self.inputs.save, job_id, tuple(kept.values()))
+
+    async def _with_kept_inputs(self, job: JobRecord, request: Request) -> Request:
+        """A rerun's request whose inputs point at the copies this bot kept (the platform's
+        links expire); refused with the reason when an input is gone and no copy can be served."""
+        model = self.catalog.get(job.model)
+        kept: dict[str, str] = job.request.get("kept_inputs") or {}
+        links: dict[str, str] = {}
+        for url in _input_urls(model, request.input):
+            name = kept.get(url)
+            stored = name is not None and self.inputs.path(job.id, name) is not None
+            link = self.links.url(job.id, name) if stored and name else None
+            if link is not None:
+                links[url] = link
+                continue
+            try:
+                await self._downloader.fetch(url, kind="input", name="input")
+            except OutputError:
+                raise InvalidRequest(
+                    "This job can't be run again: the original attachment expired and "
+                    + (
+                        "this bot has no public address to serve its copy (http.public_url)."
+                        if stored
+                        else "no copy of it is kept any more."
+                    )
+                ) from None
+        return _replace_urls(model, request, links) if links else request
+
+    async def _recording_seconds(self, model: Model, kept: dict[str, MediaFile]) -> float | None:
+        """The length of the recording a transcription sends; None if it cannot be read.
+
+        Read from the kept input (fetched with the same caps as results): a file too big,
+        unreachable or in a format `recording` cannot read leaves the length unknown, and the
+        hold a cap.
+        """
+        if model.kind != "transcription" or not kept:
+            return None
+        recording_file = next(iter(kept.values()))
+        return await asyncio.to_thread(recording.seconds_of, recording_file.data)
+
+    def _count(self, job: JobRecord, state: str) -> None:
+        self.metrics.job_state(
+            state, command=job.command, model=job.model, platform=job.identity[0]
+        )
+
+    @contextlib.contextmanager
+    def _counting_refusal(self, job: JobRecord) -> Iterator[None]:
+        """Count a quota refusal (state "refused": the job is never stored) and let it rise."""
+        try:
+            yield
+        except QuotaExceeded:
+            self._count(job, "refused")
+            raise
 
     def _delivery(self, job: JobRecord) -> Delivery:
         factory = self._factories.get(job.channel.platform)
@@ -468,6 +594,29 @@ class JobService:
             return None
         text = json.dumps({"model": model.id, "input": request.input}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _input_urls(model: Model, params: Mapping[str, Any]) -> list[str]:
+    """The URLs of files an input gives Runpod, in parameter order."""
+    urls: list[str] = []
+    for name in model.media_inputs:
+        value = params.get(name)
+        values = value if isinstance(value, list) else [value]
+        urls += [v for v in values if isinstance(v, str) and v]
+    return urls
+
+
+def _replace_urls(model: Model, request: Request, links: dict[str, str]) -> Request:
+    """The request with each input URL in `links` replaced by its new address."""
+    params = dict(request.input)
+    for name in model.media_inputs:
+        value = params.get(name)
+        if isinstance(value, list):
+            params[name] = [links.get(v, v) if isinstance(v, str) else v for v in value]
+        elif isinstance(value, str):
+            params[name] = links.get(value, value)
+    media = tuple(links.get(url, url) for url in request.media)
+    return replace(request, input=params, media=media)
 
 
 def _seeds(model: Model, request: Request) -> list[int | None]:

@@ -7,6 +7,7 @@ wait; writes take the same `BEGIN IMMEDIATE` lock the bot does).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import getpass
 import sqlite3
@@ -18,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.charts import report_png
 from bot.config import QuotaLimits, load_settings
 from bot.db import backup_file
 from bot.errors import BotError, InvalidRequest
@@ -25,7 +27,16 @@ from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
 from bot.quota import format_usd, scope_of
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
-from bot.sql import display_place, exists, is_postgres, open_existing, open_store, sqlite_path
+from bot.spend_history import member_id, workspace_spend
+from bot.sql import (
+    Store,
+    display_place,
+    exists,
+    is_postgres,
+    open_existing,
+    open_store,
+    sqlite_path,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     usage.add_argument("--until", type=_date, help="last day, inclusive (default: today)")
     usage.add_argument("--by", choices=("user", "model"), default="user")
     usage.add_argument("--csv", action="store_true", help="machine-readable output")
+    usage.add_argument(
+        "--chart", type=Path, metavar="PNG", help="also draw spend per day by model to this file"
+    )
     usage.set_defaults(handler=_usage)
 
     quota = subparsers.add_parser("quota", help="set limits, grant credit, mark unlimited")
@@ -130,10 +144,15 @@ def _operator() -> str:
 @asynccontextmanager
 async def _ledger(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterator[SqliteLedger]:
     settings = load_settings(args.config)
-    place = settings.storage.database
+    async with _database(settings.storage.database, must_exist) as db:
+        yield SqliteLedger(db, settings.quotas)
+
+
+@asynccontextmanager
+async def _database(place: Path | str, must_exist: bool) -> AsyncIterator[Store]:
     db = await (open_existing(place) if must_exist else open_store(place))
     try:
-        yield SqliteLedger(db, settings.quotas)
+        yield db
     finally:
         await db.close()
 
@@ -165,12 +184,24 @@ async def _usage(args: argparse.Namespace) -> int:
     if last < first:
         raise InvalidRequest(f"--until {last} is before --since {first}")
     since, until = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)
-    async with _ledger(args, must_exist=True) as ledger:
-        report = await ledger.report(args.workspace, since, until)
+    span = f"{first} .. {last} ({settings.quotas.timezone})"
+    async with _database(settings.storage.database, True) as db:
+        report = await SqliteLedger(db, settings.quotas).report(args.workspace, since, until)
+        chart = None
+        if args.chart:
+            spend = await workspace_spend(db, args.workspace, report, first, last, span)
+            chart = await asyncio.to_thread(report_png, spend, member_id)
     if args.csv:
         _print_csv(report, args.by)
     else:
-        _print_table(report, args.by, f"{first} .. {last} ({settings.quotas.timezone})")
+        _print_table(report, args.by, span)
+    if chart is not None:
+        try:
+            args.chart.write_bytes(chart)
+        except OSError as exc:
+            raise BotError(f"--chart {args.chart}: {exc.strerror or exc}") from None
+        if not args.csv:
+            print(f"chart written to {args.chart}")
     return 0
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from bot import pricing, recording
 from bot.archive import Archive
+from bot.availability import Availability, not_available
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.courier import Courier, Undelivered
@@ -43,6 +44,7 @@ from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
 from bot.ledger_records import describe_remaining
 from bot.logs import job_fields
+from bot.metrics import Metrics
 from bot.outputs import Downloader, OutputError, extract, transcript_files
 from bot.pricing import exact_usd
 from bot.progress import ProgressThrottle
@@ -75,8 +77,12 @@ class JobRunner:
         spool: Spool,
         courier: Courier,
         worker: Worker,
+        availability: Availability,
+        metrics: Metrics,
     ) -> None:
         self._worker = worker
+        self._availability = availability
+        self._metrics = metrics
         self._store = store
         self._db = db
         self._ledger = ledger
@@ -90,7 +96,7 @@ class JobRunner:
         self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
-        self._tracker = Tracker(runpod)
+        self._tracker = Tracker(runpod, metrics)
         self._idle = asyncio.Event()
         self._idle.set()
         # Results fetched before settling, handed to delivery without a second download.
@@ -101,6 +107,8 @@ class JobRunner:
     def start(self, job: JobRecord, delivery: Delivery, *, resumed: bool = False) -> None:
         if job.id in self._tasks:
             return
+        if job.state == "held" and not resumed:
+            self._count(job, "held")
         task = asyncio.create_task(self._drive(job, delivery, resumed), name=f"job-{job.id}")
         self._tasks[job.id] = task
         self._idle.clear()
@@ -197,7 +205,9 @@ class JobRunner:
         async def on_wait(position: int) -> None:
             await progress("queued", position=position)
 
+        asked = time.monotonic()
         async with self._slots.slot(job.id, user_key, on_wait=on_wait):
+            self._metrics.queue_wait.observe(time.monotonic() - asked)
             if job.state == "submitting" and resumed:
                 job = await self._drop_unknown_copies(job)
             if job.state in ("held", "submitting"):
@@ -247,14 +257,16 @@ class JobRunner:
                 )
             except RunpodError as exc:
                 log.warning("job %s: /run failed: %s", job.id, exc.message)
-                copies[index] = replace(copy, status="FAILED", error=runpod_reason(exc))
+                reason = await self._run_refused(model, exc)
+                copies[index] = replace(copy, status="FAILED", error=reason)
                 if not exc.maybe_started and exc.status in (400, 401, 403, 404):
                     copies[index + 1 :] = [
-                        replace(c, status="FAILED", error=runpod_reason(exc))
-                        for c in copies[index + 1 :]
+                        replace(c, status="FAILED", error=reason) for c in copies[index + 1 :]
                     ]
                     break
                 continue
+            if not any(c.runpod_id for c in copies):  # the first accepted: the model exists
+                await self._availability.found(model.id)
             copies[index] = replace(copy, runpod_id=state.id, status=state.status)
             job = await self._store.save(job, copies=tuple(copies))
             log.info("job %s: copy %d submitted as %s", job.id, index, state.id)
@@ -266,7 +278,26 @@ class JobRunner:
             if job.id in self._cancel_requested:
                 return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
             return await self._end_quietly(job, "failed", _failure_message(copies))
-        return await self._store.save(job, state="submitted")
+        job = await self._store.save(job, state="submitted")
+        self._count(job, "submitted")
+        return job
+
+    async def _run_refused(self, model: Model, exc: RunpodError) -> str:
+        """Why a `/run` failed, for the member; a 404 (no such endpoint) counts against the
+        model, which is hidden after `jobs.hide_model_after_404s` of them in a row."""
+        if exc.status != 404 or exc.maybe_started:
+            return runpod_reason(exc)
+        hide_after = self._settings.jobs.hide_model_after_404s
+        if await self._availability.not_found(model.id, hide_after=hide_after):
+            log.error(
+                "model %s hidden: Runpod answered 404 for endpoint %s %d times in a row;"
+                " `python -m bot models --enable %s` offers it again",
+                model.id,
+                model.endpoint,
+                hide_after,
+                model.id,
+            )
+        return not_available(model)
 
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
@@ -318,6 +349,8 @@ class JobRunner:
             )
             settlement = await self._ledger.settle(job.id, total, tx=tx)
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
+        self._count(job, "completed")
+        self._metrics.money(self._metrics.charged, total, model=job.model, workspace=_pool(job))
         self._prefetched[job.id] = (files, settlement)
         return job
 
@@ -345,9 +378,14 @@ class JobRunner:
         result = await self._result(job, model, files, settlement)
         if self._archive and result.files:
             await asyncio.to_thread(self._archive.save, job.id, result.files)
+        charged_at = job.updated_at
         job = await self._hand_over(job, result, delivery)
         await self._store.save(job, state="delivered", notified=True)
         log.info("job %s delivered", job.id)
+        self._count(job, "delivered")
+        self._metrics.delivery.labels(job.channel.platform).observe(
+            max(0.0, time.time() - charged_at)
+        )
         keep = await self._store.undelivered_ids()
         await asyncio.to_thread(self._spool.trim, keep)
         for warning in _warnings(settlement):
@@ -376,6 +414,7 @@ class JobRunner:
                         job, state="undeliverable", error=f"could not be delivered: {exc}"
                     )
                     log.error("job %s undeliverable (charged, kept for /show): %s", job.id, exc)
+                    self._count(job, "undeliverable")
                     result = replace(result, notes=(*result.notes, LATE_NOTE))
                 elif job.state == "completed":
                     wait = min(wait, max(0.0, horizon - time.time()))
@@ -444,8 +483,13 @@ class JobRunner:
         """Release the hold and record how the job ended; the user is told by `_drive`."""
         async with self._db.transaction() as tx:  # fenced write first: a lost job keeps its hold
             job = await self._store.save(job, tx=tx, state=state, error=message, cost=Decimal(0))
-            await self._ledger.release(job.id, reason=state, tx=tx)
+            released = await self._ledger.release(job.id, reason=state, tx=tx)
         log.info("job %s %s: %s", job.id, state, message, extra=job_fields(job))
+        self._count(job, state)
+        if released:
+            self._metrics.money(
+                self._metrics.released, job.estimate, model=job.model, workspace=_pool(job)
+            )
         return job
 
     async def _end(self, job: JobRecord, state: str, message: str, delivery: Delivery) -> None:
@@ -480,6 +524,11 @@ class JobRunner:
         log.info("job %s delivered from the cache of %s", job.id, earlier.id)
         return True
 
+    def _count(self, job: JobRecord, state: str) -> None:
+        self._metrics.job_state(
+            state, command=job.command, model=job.model, platform=job.identity[0]
+        )
+
     def _check_lease(self, job: JobRecord) -> None:
         """Raise `LeaseLost` when this worker's lease may have lapsed (local monotonic check)."""
         if not self._worker.holds_lease():
@@ -495,6 +544,11 @@ class JobRunner:
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
+
+
+def _pool(job: JobRecord) -> str:
+    """The workspace as the ledger keys it ("platform:workspace"), for the USD metrics."""
+    return f"{job.identity[0]}:{job.identity[1]}"
 
 
 def _audio_seconds(files: tuple[MediaFile, ...]) -> float | None:

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 ROUTE = "/results/{job}/{expires}/{signature}/{name}"
 LIFETIME_S = 7 * 24 * 3600  # as long as Runpod's own output links
@@ -39,6 +39,18 @@ class ResultLinks:
             name=quote(filename),
         )
         return self.base_url + path
+
+    def target(self, url: str) -> tuple[str, str] | None:
+        """(job id, file name) of one of this bot's own valid links; None for any other URL.
+
+        A rerun's inputs are such links: the bot reads the file from disk, not over HTTP."""
+        if self.base_url is None or not url.startswith(self.base_url + "/results/"):
+            return None
+        parts = url[len(self.base_url) + len("/results/") :].split("/")
+        if len(parts) != 4:
+            return None
+        job_id, expires, signature, name = parts[0], parts[1], parts[2], unquote(parts[3])
+        return (job_id, name) if self.valid(job_id, name, expires, signature) else None
 
     def valid(self, job_id: str, filename: str, expires: str, signature: str) -> bool:
         if not expires.isdigit() or int(expires) < time.time():

@@ -1,6 +1,8 @@
 """The bot's own small HTTP listener: Runpod webhooks (push instead of poll), health checks,
 and spooled results behind signed links (`bot.links`, the last delivery route).
 
+Metrics: `GET /metrics` is the Prometheus text format (`bot.metrics`).
+
 Health: `/health/live` answers while the process serves HTTP; `/health/ready` answers 200 when
 every part is ready and 503 with `{"ready": false, "not_ready": {part: why}}` otherwise
 (`bot.readiness`); `/health` stays the plain liveness answer it always was.
@@ -20,19 +22,28 @@ from aiohttp import web
 
 from bot.jobs import JobService
 from bot.links import ROUTE as RESULT_ROUTE
+from bot.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
 NotReady = Callable[[], Awaitable[dict[str, str]]]
+Scrape = Callable[[], Awaitable[bytes]]
 
 
 class Listener:
     def __init__(
-        self, jobs: JobService, *, host: str, port: int, ready: NotReady | None = None
+        self,
+        jobs: JobService,
+        *,
+        host: str,
+        port: int,
+        ready: NotReady | None = None,
+        metrics: Scrape | None = None,
     ) -> None:
         self._jobs = jobs
+        self._scrape = metrics
         self._not_ready = ready
         self._host = host
         self._port = port
@@ -46,6 +57,8 @@ class Listener:
         app.router.add_get("/health/live", self._health)
         app.router.add_get("/health/ready", self._ready)
         app.router.add_get(RESULT_ROUTE, self._result)
+        if self._scrape is not None:
+            app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -66,9 +79,11 @@ class Listener:
             index = int(request.match_info["index"])
             body = json.loads(await request.read())
         except (ValueError, json.JSONDecodeError):
+            self._jobs.metrics.webhooks.labels("malformed").inc()
             log.warning("job %s: malformed webhook ignored", job_id)
             return web.json_response({"ok": False, "error": "malformed"}, status=400)
         used = await self._jobs.on_webhook(job_id, index, request.match_info["token"], body)
+        self._jobs.metrics.webhooks.labels("used" if used else "ignored").inc()
         if not used:
             log.info("job %s: webhook for no waiting job ignored", job_id)
         return web.json_response({"ok": True, "used": used})
@@ -82,6 +97,11 @@ class Listener:
         if path is None:
             raise web.HTTPNotFound(text="this result is no longer kept")
         return web.FileResponse(path)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self._scrape is not None
+        body = await self._scrape()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

@@ -3,8 +3,8 @@
 The source is never written (it is opened read-only): it is copied under one read snapshot to
 a temporary file, which is brought to this bot's schema if it is older. The target must be an
 empty PostgreSQL database (or schema): its tables are created, then every row of the ledger
-(holds, daily spend, overrides, unlimited scopes, grants, audit log, ledger settings), the jobs
-and the Slack adapter's tables is copied in ONE transaction, and row counts and money sums are
+(holds, daily spend, overrides, unlimited scopes, grants, audit log, ledger settings), the jobs,
+conversations, hidden models and the Slack adapter's tables is copied in ONE transaction, and row counts and money sums are
 compared with the source before it commits. Anything wrong: one line, exit 2, no row written.
 Worker leases are not copied: no process holds a lease on the new database yet, so the first
 worker to start there claims the unfinished jobs.
@@ -37,6 +37,9 @@ TABLES = (
     "admin_log",
     "ledger_meta",
     "jobs",
+    "conversation_turns",
+    "conversation_places",
+    "model_availability",
 )
 ADAPTER_TABLES = {
     "slack_seen": "CREATE TABLE IF NOT EXISTS slack_seen"
@@ -52,7 +55,8 @@ SUMS = {
     "grants.amount": "SELECT SUM(amount) FROM grants",
     "limit_overrides.amount": "SELECT SUM(amount) FROM limit_overrides",
 }
-IDENTITY_TABLES = ("grants", "admin_log")
+# Tables whose key PostgreSQL numbers itself: it carries on after the copied rows.
+IDENTITY_COLUMNS = {"grants": "id", "admin_log": "id", "conversation_turns": "turn"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,10 +137,10 @@ def _copy_all(snapshot: Path, raw: Connection) -> dict[str, int]:
                 " fills a new database"
             )
         counts = {table: _copy_table(src, conn, table) for table in tables}
-        for table in IDENTITY_TABLES:
+        for table, column in IDENTITY_COLUMNS.items():
             conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                f" COALESCE(MAX(id), 0) + 1, false) FROM {table}"
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
             )
         _verify(src, conn, tables)
     return counts

@@ -115,11 +115,20 @@ def describe(day: Day, tolerance: Decimal) -> str:
     )
 
 
-async def check_once(core: Core) -> list[Day]:
-    """The periodic check: the last `reconcile.days` UTC days, worrying days logged at WARNING.
+def notice(day: Day, tolerance: Decimal) -> str:
+    """One day's finding as a sentence for an admin channel."""
+    sign = "+" if day.difference > 0 else "-" if day.difference < 0 else ""
+    return (
+        f"Reconciliation with Runpod's bill for {day.day.isoformat()} (UTC):"
+        f" the ledger charged {format_usd(day.charged)}, Runpod billed {format_usd(day.billed)},"
+        f" difference {sign}{format_usd(abs(day.difference))}: {day.verdict(tolerance).value}."
+    )
 
-    No chat platform has an admin log channel yet, so the log is where this is reported.
-    """
+
+async def check_once(core: Core) -> list[Day]:
+    """The periodic check: the last `reconcile.days` UTC days. The difference is exported as a
+    metric; a worrying day is logged at WARNING (a ledger above the bill at ERROR) and posted to
+    the admin channels (`bot.notices`)."""
     settings = core.settings.reconcile
     today = utc_now().date()
     days = await compare(
@@ -129,11 +138,17 @@ async def check_once(core: Core) -> list[Day]:
         today - timedelta(days=settings.days - 1),
         today,
     )
+    core.metrics.reconcile_difference.set(float(sum((d.difference for d in days), Decimal(0))))
     for day in days:
-        if day.verdict(settings.tolerance_usd) is Verdict.LEDGER_HIGHER:
-            log.error("reconcile: %s", describe(day, settings.tolerance_usd))
-        elif abs(day.difference) > settings.threshold_usd:
-            log.warning("reconcile: %s", describe(day, settings.tolerance_usd))
+        higher = day.verdict(settings.tolerance_usd) is Verdict.LEDGER_HIGHER
+        if not higher and abs(day.difference) <= settings.threshold_usd:
+            continue
+        log.log(
+            logging.ERROR if higher else logging.WARNING,
+            "reconcile: %s",
+            describe(day, settings.tolerance_usd),
+        )
+        await core.notices.post(notice(day, settings.tolerance_usd))
     return days
 
 

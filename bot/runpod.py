@@ -44,6 +44,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
@@ -154,8 +156,10 @@ class RunpodClient:
         backoff_max_s: float = 20.0,
         request_timeout_s: float = 30.0,
         long_poll_s: float = 20.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
+        self._metrics = metrics or Metrics()
         self._base = base_url.rstrip("/")
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._headers = {"Authorization": f"Bearer {key}"}
@@ -351,6 +355,7 @@ class RunpodClient:
     ) -> Any:
         url = f"{(base or self._base).rstrip('/')}/{path}"
         max_retries = self._max_retries if retries is None else retries
+        route = _route(path)
         attempt = 0
         while True:
             try:
@@ -363,8 +368,10 @@ class RunpodClient:
                     timeout=timeout or self._timeout,
                 )
             except httpx.TransportError as exc:
+                self._metrics.runpod_answer(route, 0)
                 error = _transport_error(exc, starts_job=starts_job)
             else:
+                self._metrics.runpod_answer(route, response.status_code)
                 if response.status_code < 500 and response.status_code not in (401, 403):
                     self.last_answer_at = time.monotonic()
                 if response.status_code == 200:
@@ -378,10 +385,11 @@ class RunpodClient:
             if not self._retryable(error, starts_job) or attempt >= max_retries:
                 raise error
             delay = self._backoff(attempt, error.retry_after)
+            self._metrics.runpod_retries.labels(route).inc()
             log.warning(
                 "runpod %s %s failed (%s); retry %d in %.2f s",
                 method,
-                path.split("/")[1] if "/" in path else path,
+                route,
                 type(error).__name__,
                 attempt + 1,
                 delay,
@@ -404,6 +412,12 @@ class RunpodClient:
         if retry_after is not None:
             return min(retry_after, self._backoff_max * 3)
         return random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
+
+
+def _route(path: str) -> str:
+    """The route of a path, without endpoint or job ids: run, status, status-sync, billing..."""
+    parts = path.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] != "billing" else parts[0]
 
 
 def _job_body(

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from bot.catalog import Model
 from bot.jobstore import Copy, JobRecord
+from bot.metrics import Metrics
 from bot.outputs import strip_think, text_of
 from bot.runpod import FINAL_STATES, JobState, NotFound, RunpodClient, RunpodError, RunpodTimeout
 
@@ -26,8 +27,9 @@ STREAM_POLL_S = 0.5
 
 
 class Tracker:
-    def __init__(self, runpod: RunpodClient) -> None:
+    def __init__(self, runpod: RunpodClient, metrics: Metrics) -> None:
         self._runpod = runpod
+        self._metrics = metrics
         self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[JobState]]] = {}
         self._cancelled: set[str] = set()  # Runpod ids already sent a /cancel
 
@@ -70,6 +72,7 @@ class Tracker:
         async def on_status(state: JobState) -> None:
             await progress(state.status)
 
+        waiting_since = time.time()
         try:
             remaining = max(1.0, deadline - time.monotonic())
             if model.kind == "text":
@@ -95,6 +98,8 @@ class Tracker:
             return await self._give_up(job, model, copy, exc)
         if state.status == "TIMED_OUT":
             return replace(copy, status=state.status, error="took longer than Runpod allows")
+        if state.status == "COMPLETED":
+            self._metrics.copy_seen(model.id, waiting_since, state.delay_ms, state.execution_ms)
         return replace(copy, status=state.status, output=state.output, error=state.error)
 
     async def _give_up(self, job: JobRecord, model: Model, copy: Copy, exc: RunpodError) -> Copy:

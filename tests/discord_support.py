@@ -22,7 +22,7 @@ START_TIMEOUT = 10.0
 
 
 def discord_settings(
-    tmp_path: Path, runpod: FakeRunpod, fake: FakeDiscord, **sections: dict[str, Any]
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord, **sections: dict[str, Any]
 ) -> Settings:
     discord = {
         "token": fake.bot_token,
@@ -31,7 +31,7 @@ def discord_settings(
         "guilds": [guild.id for guild in fake.guilds],
         **sections.pop("discord", {}),
     }
-    return make_settings(tmp_path, runpod, discord=discord, **sections)
+    return make_settings(tmp_path, runpod_fake, discord=discord, **sections)
 
 
 @contextlib.asynccontextmanager

@@ -164,7 +164,7 @@ def slack_settings(fake: FakeSlack, *, socket: bool = False, **extra: Any) -> di
 @asynccontextmanager
 async def running_bot(
     tmp_path: Path,
-    runpod: FakeRunpod,
+    runpod_fake: FakeRunpod,
     fake: FakeSlack,
     *,
     socket: bool = False,
@@ -173,12 +173,15 @@ async def running_bot(
 ) -> AsyncIterator[SlackBot]:
     """Core + adapter on `tmp_path`'s database; a second one on the same path is a restart."""
     settings = make_settings(
-        tmp_path, runpod, slack=slack_settings(fake, socket=socket, **(slack or {})), **sections
+        tmp_path,
+        runpod_fake,
+        slack=slack_settings(fake, socket=socket, **(slack or {})),
+        **sections,
     )
     async with open_core(settings) as core:
         adapter = SlackAdapter(core)
         await adapter.start()
         try:
-            yield SlackBot(fake, runpod, core, adapter, SlackSigner(SECRET))
+            yield SlackBot(fake, runpod_fake, core, adapter, SlackSigner(SECRET))
         finally:
             await adapter.stop()

@@ -15,6 +15,7 @@ import pytest
 
 from adapters.discord.client import ShardedBotClient
 from bot.quota import Identity
+from tests.chart_support import TODAY_BAR, TOP_MODEL, checked_png, shows
 from tests.conftest import API_KEY
 from tests.discord_support import discord_settings, fields, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeRole, FakeUser, point_discord_py_at
@@ -117,6 +118,9 @@ async def test_quota_reset_and_report(
     shown = fields(report)
     assert shown["By member"] == f"<@{fake.user.id}> $0.0006 (1)"
     assert shown["By model"] == "`flux-schnell` $0.0006 (1)"
+    assert embed["image"]["url"] == "attachment://spend-report.png"
+    chart = checked_png(report.attachment("spend-report.png").data)
+    assert shows(chart, TOP_MODEL) and shows(chart, TODAY_BAR)  # flux-schnell, top spender
     assert reset.content == "Limits of this server: back to the defaults."
     assert again.content == "Limits of this server: already on the defaults."
 
@@ -140,7 +144,7 @@ async def test_sharded_bot_answers_on_every_shard(
 
     assert isinstance(bot.client, ShardedBotClient)
     assert sorted(tuple(i["shard"]) for i in fake.gateway.identifies) == [(0, 2), (1, 2)]
-    assert all(i["intents"] == 1 for i in fake.gateway.identifies)
+    assert all(i["intents"] == 1 | 1 << 9 for i in fake.gateway.identifies)
     assert all(r.ephemeral and "Flux Schnell" in r.embeds[0]["description"] for r in replies)
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from adapters.discord.render import CURSOR
 from bot.quota import Identity
+from tests.chart_support import TODAY_BAR, checked_png, shows
 from tests.discord_support import (
     discord_settings,
     fields,
@@ -61,7 +62,7 @@ async def test_commands_are_synced_to_the_configured_guild(
     }  # fmt: skip
     assert None not in fake.commands  # nothing global when guilds are configured
     (identify,) = fake.gateway.identifies
-    assert identify["intents"] == 1  # guilds only: no privileged intent
+    assert identify["intents"] == 1 | 1 << 9  # guilds and guild messages: no privileged intent
 
 
 async def test_imagine_posts_the_png_with_its_embed_and_buttons(
@@ -291,6 +292,9 @@ async def test_usage_shows_spend_limits_and_recent_jobs(
     assert reply.ephemeral
     assert shown["Daily"].startswith("$0.0006 of $1.00 spent") and "resets <t:" in shown["Daily"]
     assert job_id_of(done) in shown["Recent jobs"]
+    # the chart of this period's spend, shown inside the embed; the text above stays
+    assert reply.embeds[0]["image"]["url"] == "attachment://usage.png"
+    assert shows(checked_png(reply.attachment("usage.png").data), TODAY_BAR)
 
 
 async def test_show_reposts_an_archived_result_with_live_buttons(

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.charts import PALETTE
 from bot.cli import main
 from bot.ledger import Identity
 from bot.periods import Period
+from tests.chart_support import checked_png, shows
 from tests.ledger_support import ALICE, BOB, open_ledger, quota_zone, quotas, usd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +96,28 @@ def test_usage_filters_and_groups(
         == 0
     )
     assert capsys.readouterr().out.splitlines()[-1].split() == ["total", "0", "$0.00"]
+
+
+def test_usage_chart_draws_spend_per_day_by_model(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(tmp_path / "bot.db")
+    png = tmp_path / "out.png"
+    argv = ["--config", str(config), "usage", "--workspace", "discord:g1", "--chart", str(png)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-2].split() == ["total", "3", "$0.40"]  # the text answer stays
+    assert out.splitlines()[-1] == f"chart written to {png}"
+    chart = checked_png(png.read_bytes())
+    # discord:g1 used two models (wan, flux): two colours; slack:T9's spend is not shown
+    assert shows(chart, PALETTE[0]) and shows(chart, PALETTE[1]) and not shows(chart, PALETTE[2])
+
+
+def test_usage_chart_to_a_missing_folder_is_a_clear_error(config: Path, tmp_path: Path) -> None:
+    populate(tmp_path / "bot.db")
+    code, _, err = run(config, "usage", "--chart", str(tmp_path / "nowhere" / "out.png"))
+    assert code != 0 and "--chart" in err and "No such file or directory" in err
+    assert "Traceback" not in err
 
 
 def test_usage_counts_jobs_charged_above_their_hold(

@@ -15,9 +15,15 @@ from bot.app import open_core
 from bot.cli import main
 from bot.reconcile import check_once
 from tests.conftest import API_KEY, make_settings
+from tests.discord_support import discord_settings
+from tests.discord_support import running_bot as running_discord_bot
+from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.runpod_billing import FakeRunpodBilling
+from tests.fakes.slack import FakeSlack
 from tests.ledger_support import ALICE, BOB, Clock, open_ledger, quotas
+from tests.slack_support import CHANNEL, populate
+from tests.slack_support import running_bot as running_slack_bot
 
 DAY1 = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -186,3 +192,50 @@ async def test_periodic_check_warns_above_the_threshold(
     (warning,) = caplog.records
     assert warning.levelno == logging.WARNING
     assert "ledger lower" in warning.getMessage() and "+$1.50" in warning.getMessage()
+
+
+async def test_a_finding_reaches_discord_s_admin_channel_and_the_metric(
+    tmp_path: Path, runpod_fake: FakeRunpod, billing: FakeRunpodBilling
+) -> None:
+    """Other spend of $2.50 on the key today: over the $1 threshold, so said where admins look."""
+    billing.spend(datetime.now(UTC), "2.50")
+    async with FakeDiscord() as fake:
+        channel = fake.guild.text_channel.id
+        settings = discord_settings(
+            tmp_path,
+            runpod_fake,
+            fake,
+            discord={"admin_channel": channel},
+            runpod={"rest_url": billing.rest_url},
+            reconcile={"threshold_usd": "1.00"},
+        )
+        with point_discord_py_at(fake):
+            async with running_discord_bot(settings) as bot:
+                await check_once(bot.core)
+                posted = await fake.wait_for_message(lambda m: m.channel_id == channel)
+                difference = bot.core.metrics.registry.get_sample_value(
+                    "runpod_bot_reconcile_difference_usd"
+                )
+    assert posted.content.startswith("Reconciliation with Runpod's bill for ")
+    assert "the ledger charged $0.00, Runpod billed $2.50, difference +$2.50" in posted.content
+    assert posted.allowed_mentions == {"parse": []}
+    assert difference == 2.5
+
+
+async def test_a_finding_reaches_slack_s_admin_channel(
+    tmp_path: Path, runpod_fake: FakeRunpod, billing: FakeRunpodBilling
+) -> None:
+    billing.spend(datetime.now(UTC), "2.50")
+    async with FakeSlack() as fake:
+        populate(fake)
+        async with running_slack_bot(
+            tmp_path,
+            runpod_fake,
+            fake,
+            slack={"admin_channel": CHANNEL},
+            runpod={"rest_url": billing.rest_url},
+            reconcile={"threshold_usd": "1.00"},
+        ) as bot:
+            await check_once(bot.core)
+            (posted,) = await bot.wait(lambda: fake.messages_in(CHANNEL))
+    assert "Runpod billed $2.50, difference +$2.50: ledger lower" in posted.text

@@ -100,15 +100,22 @@ async def test_cost_show_and_quota_agree_on_every_surface(
         async with running_slack_bot(tmp_path, runpod_fake, slack_fake) as slack:
             await slack.command("/quota", f"set <@{BOB}|bob> --daily {LIMIT}", user=BOSS)
             await slack.command("/quota", f"show <@{BOB}|bob>", user=BOSS)
-            (_, shown_text) = [m.text for m in await slack.wait(lambda: slack.ephemerals(BOSS))]
+            said = await slack.wait(
+                lambda: len(slack.ephemerals(BOSS)) == 2 and slack.ephemerals(BOSS)
+            )  # the two answers may arrive in either order
+            shown_text = next(m.text for m in said if "• today" in m.text)
             await slack.command("/cost", "imagine a fox --model flux-dev --count 2", user=BOB)
             (cost_text,) = [m.text for m in await slack.wait(lambda: slack.ephemerals(BOB))]
             await slack.command("/ask", "what is a fox?")
             (card,) = await slack.wait(slack.finished_cards)
             job = button_value(card, "job_show")
             await slack.idle()
+            before = len(slack.ephemerals())
             await slack.command("/show", job)
-            show_text = (await slack.wait(slack.ephemerals))[-1].text
+            answers = await slack.wait(
+                lambda: len(slack.ephemerals()) > before and slack.ephemerals()
+            )
+            show_text = answers[-1].text
         daily = next(line for line in shown_text.splitlines() if line.startswith("• today"))
         facts["slack"] = {
             "daily": amounts(daily)[:2],

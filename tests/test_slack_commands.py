@@ -18,6 +18,7 @@ from PIL import Image
 
 from bot.jobs import Community
 from bot.quota import Identity
+from tests.chart_support import TODAY_BAR, TOP_MODEL, checked_png, shows
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack_support import (
@@ -226,6 +227,49 @@ async def test_quota_is_for_admins_and_changes_limits(bot: SlackBot) -> None:
     (refusal,) = await bot.wait(lambda: bot.ephemerals(BOB))
     assert refusal.text.startswith("Your daily limit is $0.03;")
     assert bot.runpod.count("run") == 1
+
+
+@pytest.mark.usefixtures("moved_clock")
+async def test_usage_answers_privately_and_sends_the_chart_to_a_dm(bot: SlackBot) -> None:
+    await bot.command("/imagine", "a fox --size 512x512")
+    await bot.wait(bot.finished_cards)
+    await bot.idle()
+    await bot.command("/usage")
+    (usage,) = await bot.wait(bot.ephemerals)
+    assert "*Your spend*" in usage.text  # the text answer stays, where it was asked
+    await bot.idle()
+    chart = next(u for u in bot.fake.uploads if u.filename == "usage.png")
+    assert bot.fake.channels[chart.channel_id or ""].im_user == ALICE  # a DM, not the channel
+    assert chart.alt_txt == "Your spend per day"
+    assert shows(checked_png(chart.data), TODAY_BAR)
+
+
+@pytest.mark.usefixtures("moved_clock")
+async def test_quota_report_lists_spend_by_member_and_model_with_a_chart(bot: SlackBot) -> None:
+    await bot.command("/quota", "report", user=ALICE)
+    (refused,) = await bot.wait(bot.ephemerals)
+    assert refused.text.startswith("Only workspace admins")
+
+    await bot.command("/imagine", "a fox --size 512x512", user=BOB)
+    await bot.wait(bot.finished_cards)
+    await bot.idle()
+    await bot.command("/quota", "report day", user=BOSS)
+    (report,) = await bot.wait(lambda: bot.ephemerals(BOSS))
+    await bot.command("/quota", "report fortnight", user=BOSS)
+    bad = (await bot.wait(lambda: len(bot.ephemerals(BOSS)) == 2 and bot.ephemerals(BOSS)))[1]
+    assert report.text.splitlines() == [
+        "*Spending today*: $0.0006 over 1 job(s).",
+        "*By member*",
+        f"• <@{BOB}> $0.0006 (1)",
+        "*By model*",
+        "• `flux-schnell` $0.0006 (1)",
+    ]
+    assert bad.text.startswith("Say which period: `/quota report day`")
+    await bot.idle()
+    (chart,) = [u for u in bot.fake.uploads if u.filename == "spend-report.png"]
+    assert bot.fake.channels[chart.channel_id or ""].im_user == BOSS
+    image = checked_png(chart.data)
+    assert shows(image, TOP_MODEL) and shows(image, TODAY_BAR)
 
 
 async def test_user_text_is_echoed_so_it_can_ping_no_one(bot: SlackBot) -> None:

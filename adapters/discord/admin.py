@@ -7,6 +7,8 @@ checks again when it runs, so the check never depends on the server's command se
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,6 +28,8 @@ from bot.ledger import Report
 from bot.periods import Period, window
 from bot.quota import MAX_ADMIN_USD, Allowance, Identity, format_usd
 from bot.quota_ops import parse_limit, standing
+from bot.spend_history import member_id
+from bot.usage_charts import REPORT_FILENAME, report_chart
 
 PERIOD_CHOICES = [Choice(name=p.adjective, value=p.value) for p in Period]
 
@@ -113,8 +117,13 @@ class QuotaCommands:
             )
             pool = self._admin(interaction).pool_key
             found = await self._core.ledger.report(pool, span.start, span.end)
+            chart = await report_chart(self._core.db, found, span, _namer(interaction))
+            embed = _report_embed(found, span.period)
+            embed.set_image(url=f"attachment://{REPORT_FILENAME}")
             await interaction.response.send_message(
-                embed=_report_embed(found, span.period), ephemeral=True
+                embed=embed,
+                file=discord.File(io.BytesIO(chart), filename=REPORT_FILENAME),
+                ephemeral=True,
             )
 
         @app_commands.command(name="show", description="A member's (or the server's) standing")
@@ -180,6 +189,18 @@ class QuotaCommands:
     @staticmethod
     async def _done(interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
+
+
+def _namer(interaction: discord.Interaction) -> Callable[[str], str]:
+    """Names for the chart's top spenders: a cached member's display name, else their id."""
+
+    def name_of(user_key: str) -> str:
+        user_id = member_id(user_key)
+        guild = interaction.guild
+        member = guild.get_member(int(user_id)) if guild and user_id.isdigit() else None
+        return member.display_name if member else user_id
+
+    return name_of
 
 
 def _report_embed(report: Report, period: Period) -> discord.Embed:

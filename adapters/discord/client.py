@@ -22,6 +22,7 @@ from adapters.discord import commands
 from adapters.discord.admin import QuotaCommands
 from adapters.discord.buttons import JobButton
 from adapters.discord.context import PLATFORM, report_error
+from adapters.discord.conversation import ConversationReplies
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.handlers import JobHandlers
 from adapters.discord.info import InfoCommands
@@ -40,9 +41,11 @@ def use_endpoints(settings: DiscordSettings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
-def intents() -> discord.Intents:
+def intents(settings: DiscordSettings | None = None) -> discord.Intents:
     wanted = discord.Intents.none()
     wanted.guilds = True  # channels, roles and upload limits of the servers the bot is in
+    wanted.guild_messages = True  # replies to /ask answers continue the conversation
+    wanted.message_content = bool(settings and settings.message_content)
     return wanted
 
 
@@ -63,6 +66,9 @@ class _Hooks:
     async def on_disconnect(self) -> None:
         self.adapter.core.readiness.disconnected(PLATFORM, "gateway connection lost; reconnecting")
 
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.conversations.on_message(message)
+
 
 class BotClient(_Hooks, discord.Client):
     pass
@@ -79,12 +85,14 @@ class DiscordAdapter:
         self.core = core
         self.settings = core.settings.discord
         options: dict[str, Any] = {
-            "intents": intents(),
+            "intents": intents(self.settings),
             "allowed_mentions": discord.AllowedMentions.none(),
             "max_messages": None,
             "member_cache_flags": discord.MemberCacheFlags.none(),
             "chunk_guilds_at_startup": False,
             "guild_ready_timeout": guild_ready_timeout,
+            # Counts Discord's HTTP errors and 429s for /metrics.
+            "http_trace": core.metrics.platform_trace(PLATFORM),
         }
         shards = self.settings.shards
         self.client: discord.Client
@@ -99,6 +107,7 @@ class DiscordAdapter:
         self.jobs = JobHandlers(core, self.delivery)
         self.info = InfoCommands(core, self.delivery)
         self.quota = QuotaCommands(core)
+        self.conversations = ConversationReplies(core, self.delivery, self.client)
         self.ready = asyncio.Event()  # set once jobs left by the previous run are resumed
         self._resumed = False
 
@@ -167,11 +176,18 @@ class DiscordAdapter:
         if self._resumed:
             return
         self._resumed = True
+        if self.settings.admin_channel is not None:
+            self.core.notices.register(PLATFORM, self._post_notice)
         try:
             count = await self.core.jobs.resume(PLATFORM)
             log.info("discord: resumed %d unfinished job(s)", count)
         finally:
             self.ready.set()
+
+    async def _post_notice(self, text: str) -> None:
+        """An operator notice in `discord.admin_channel`, pinging no one."""
+        channel = self.client.get_partial_messageable(self.settings.admin_channel or 0)
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
 
 
 async def run(core: Core) -> None:

@@ -29,6 +29,8 @@ from adapters.discord.text import code_block, shorten, split_message
 from bot import pricing
 from bot.app import Core
 from bot.commands import COMMANDS
+from bot.conversations import COMMAND as CONVERSING
+from bot.conversations import Thread
 from bot.delivery import ChannelRef
 from bot.jobs import Invocation
 from bot.quota import format_usd
@@ -58,7 +60,10 @@ class JobHandlers:
             interaction, message_id=callback.message_id if callback else None, extra=dict(ask.extra)
         )
         delivery = self._delivery_for(ref, interaction)
-        invocation = Invocation(request, identity_of(interaction), ref, delivery, where)
+        thread = None
+        if ask.command == CONVERSING and ref.message:  # replies to the answer continue it
+            thread = Thread(None, ref.message, request.prompt)
+        invocation = Invocation(request, identity_of(interaction), ref, delivery, where, thread)
         submitted = await self._core.jobs.submit(invocation)
         log.info(
             "discord: /%s by %s in %s -> job %s",
@@ -97,19 +102,19 @@ class JobHandlers:
 
         async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             try:
-                return self._model_choices(interaction, command, kinds, current)
+                return await self._model_choices(interaction, command, kinds, current)
             except Exception:
                 log.exception("model autocomplete failed")
                 return []
 
         return complete
 
-    def _model_choices(
+    async def _model_choices(
         self, interaction: discord.Interaction, command: str, kinds: tuple[str, ...], current: str
     ) -> list[Choice[str]]:
         core = self._core
         where = where_of(interaction, self._settings)
-        models = core.jobs.policy.allowed_models(core.catalog.of_kind(*kinds), where)
+        models = await core.jobs.offered_models(where, *kinds)
         needle = current.strip().lower()
         default = core.settings.jobs.default_models.get(command)
         found = [

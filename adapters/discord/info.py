@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import discord
 from discord import app_commands
@@ -22,6 +25,7 @@ from bot.delivery import ChannelRef
 from bot.errors import BotError, InvalidRequest
 from bot.past import Viewer, past_result
 from bot.quota import Allowance, format_usd
+from bot.usage_charts import USAGE_FILENAME, usage_chart
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [
@@ -64,7 +68,7 @@ class InfoCommands:
     async def models(self, interaction: discord.Interaction, kind: str | None) -> None:
         core = self._core
         where = where_of(interaction, core.settings.discord)
-        allowed = core.jobs.policy.allowed_models(list(core.catalog), where)
+        allowed = await core.jobs.offered_models(where)
         sections = []
         for command in COMMANDS.values():
             found = [m for m in allowed if m.kind in command.kinds and kind in (None, m.kind)]
@@ -90,7 +94,8 @@ class InfoCommands:
     # --- /usage -----------------------------------------------------------------------------
 
     async def usage(self, interaction: discord.Interaction) -> None:
-        usage = await self._core.ledger.usage(identity_of(interaction))
+        identity = identity_of(interaction)
+        usage = await self._core.ledger.usage(identity)
         embed = discord.Embed(colour=render.COLOUR, title="Your usage")
         limited = [a for a in usage.user if a.limit is not None]
         for allowance in limited:
@@ -117,7 +122,15 @@ class InfoCommands:
             ]
             embed.add_field(name="Recent jobs", value=shorten("\n".join(lines), 1024), inline=False)
         embed.set_footer(text="/show <job id> posts a past result again.")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        core = self._core
+        zone = ZoneInfo(core.settings.quotas.timezone)
+        chart = await usage_chart(core.db, core.ledger, identity, zone, datetime.now(UTC))
+        embed.set_image(url=f"attachment://{USAGE_FILENAME}")
+        await interaction.response.send_message(
+            embed=embed,
+            file=discord.File(io.BytesIO(chart), filename=USAGE_FILENAME),
+            ephemeral=True,
+        )
 
     async def recent_choices(
         self, interaction: discord.Interaction, current: str

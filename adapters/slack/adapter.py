@@ -30,9 +30,11 @@ from adapters.slack.reply import Replies
 from adapters.slack.server import EVENTS_PATH, SlackServer
 from adapters.slack.store import SlackStore
 from adapters.slack.tasks import TaskSet
+from adapters.slack.text import escape
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.errors import ConfigError
+from bot.notices import Post
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,9 @@ class SlackAdapter:
     async def start(self) -> None:
         """Connect, then carry on this platform's unfinished jobs; raises ConfigError early."""
         token = _secret(self.settings.bot_token, "slack.bot_token (SLACK_BOT_TOKEN)")
-        self._session = aiohttp.ClientSession(trust_env=True)
+        self._session = aiohttp.ClientSession(  # the trace counts errors and 429s for /metrics
+            trust_env=True, trace_configs=[self.core.metrics.platform_trace(PLATFORM)]
+        )
         client = AsyncWebClient(
             token=token,
             base_url=self.settings.api_url,
@@ -100,8 +104,21 @@ class SlackAdapter:
         self.core.jobs.register_platform(PLATFORM, ctx.delivery)
         await self._connect(ctx, client, bot_user_id)
         self.core.readiness.connected(PLATFORM)
+        if self.settings.admin_channel:
+            self.core.notices.register(
+                PLATFORM, self._notice_poster(client, self.settings.admin_channel)
+            )
         resumed = await self.core.jobs.resume(PLATFORM)
         log.info("slack adapter running (%s); %d job(s) resumed", self._mode(), resumed)
+
+    @staticmethod
+    def _notice_poster(client: AsyncWebClient, channel: str) -> Post:
+        """Operator notices go to `slack.admin_channel`, escaped so they ping no one."""
+
+        async def post(text: str) -> None:
+            await client.chat_postMessage(channel=channel, text=escape(text), unfurl_links=False)
+
+        return post
 
     async def _connect(self, ctx: SlackContext, client: AsyncWebClient, bot_user_id: str) -> None:
         secret = self.settings.signing_secret

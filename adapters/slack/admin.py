@@ -5,6 +5,7 @@
     /quota grant @user | workspace USD reason...
     /quota reset @user | workspace
     /quota unlimited @user | workspace on|off
+    /quota report [day|week|month]
 
 Admins are `slack.admin_users` and the workspace's admins and owners. Every change is written to
 the ledger's audit log as `slack:<team>:<admin>`. The same operations exist in the CLI
@@ -14,16 +15,22 @@ the ledger's audit log as `slack:<team>:<admin>`. The same operations exist in t
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from adapters.slack.charts import send_chart
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.info import allowance_line
 from adapters.slack.people import PLATFORM
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
+from bot.periods import Period, window
 from bot.pricing import exact_usd
-from bot.quota import Identity
+from bot.quota import Identity, format_usd
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
+from bot.spend_history import member_id
+from bot.usage_charts import REPORT_FILENAME, report_chart
 
 USAGE = (
     "*Quota commands (admins)*\n"
@@ -31,11 +38,17 @@ USAGE = (
     "`/quota set @user --daily 2 --monthly none` (none: no limit)\n"
     "`/quota grant @user 5 for the hackathon` extra credit this period\n"
     "`/quota reset @user` back to the defaults\n"
-    "`/quota unlimited @user on|off`"
+    "`/quota unlimited @user on|off`\n"
+    "`/quota report [day|week|month]` who spent what (default: this month), with a chart in a DM"
 )
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(\|[^>]*)?>$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 POOL_WORDS = ("workspace", "pool", "team")
+REPORT_PERIODS = {
+    **{name: Period.DAY for name in ("day", "today", "daily")},
+    **{name: Period.WEEK for name in ("week", "weekly")},
+    **{name: Period.MONTH for name in ("month", "monthly")},
+}
 PERIODS = {"--daily": "daily_usd", "--weekly": "weekly_usd", "--monthly": "monthly_usd"}
 
 
@@ -46,6 +59,8 @@ async def quota_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     if not words or words[0].lower() == "help":
         return USAGE
     action, rest = words[0].lower(), words[1:]
+    if action == "report":
+        return await _report(ctx, origin, rest)
     if not rest:
         raise InvalidRequest(f"Say whose quota: `/quota {action} @user` or `workspace`.\n{USAGE}")
     scope, label = _scope(origin, rest[0])
@@ -76,6 +91,38 @@ async def quota_text(ctx: SlackContext, origin: Origin, text: str) -> str:
         await ledger.set_unlimited(scope, state == "on", by=by)
         return f"{label}: unlimited {state}."
     raise InvalidRequest(f"Unknown quota action {action!r}.\n{USAGE}")
+
+
+async def _report(ctx: SlackContext, origin: Origin, words: list[str]) -> str:
+    """The workspace's spend this day/week/month, by member and model; the chart goes to a DM."""
+    word = words[0].lower() if words else "month"
+    period = REPORT_PERIODS.get(word)
+    if period is None or len(words) > 1:
+        raise InvalidRequest("Say which period: `/quota report day`, `week` or `month`.")
+    core = ctx.core
+    span = window(period, datetime.now(UTC), ZoneInfo(core.settings.quotas.timezone))
+    pool = Identity(PLATFORM, origin.team, origin.user).pool_key
+    report = await core.ledger.report(pool, span.start, span.end)
+    send_chart(
+        ctx,
+        origin.user,
+        report_chart(core.db, report, span),
+        filename=REPORT_FILENAME,
+        title=f"Spend per day {period.adverb}",
+    )
+    lines = [f"*Spending {period.adverb}*: {format_usd(report.total)} over {report.jobs} job(s)."]
+    if report.by_user:
+        lines.append("*By member*")
+        lines += [
+            f"• <@{member_id(line.key)}> {format_usd(line.charged)} ({line.jobs})"
+            for line in report.by_user
+        ]
+    if report.by_model:
+        lines.append("*By model*")
+        lines += [
+            f"• `{line.key}` {format_usd(line.charged)} ({line.jobs})" for line in report.by_model
+        ]
+    return "\n".join(lines)
 
 
 def _scope(origin: Origin, word: str) -> tuple[str, str]:

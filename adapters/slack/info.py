@@ -5,9 +5,11 @@ Each returns the mrkdwn text of an ephemeral reply; user text in it is escaped.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN
+from zoneinfo import ZoneInfo
 
+from adapters.slack.charts import send_chart
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import clip, code_block, escape, from_slack
 from bot import pricing
@@ -19,6 +21,7 @@ from bot.past import PastResult, Viewer, past_result
 from bot.quota import Allowance, format_usd
 from bot.quote import Quote
 from bot.requests import OPTION_HELP, parse_text
+from bot.usage_charts import USAGE_FILENAME, usage_chart
 
 MAX_REPLY = 3900
 
@@ -42,6 +45,10 @@ def help_text() -> str:
 async def usage_text(ctx: SlackContext, origin: Origin) -> str:
     identity = await ctx.people.identity(origin.team, origin.user)
     usage = await ctx.core.ledger.usage(identity)
+    core = ctx.core
+    zone = ZoneInfo(core.settings.quotas.timezone)
+    chart = usage_chart(core.db, core.ledger, identity, zone, datetime.now(UTC))
+    send_chart(ctx, origin.user, chart, filename=USAGE_FILENAME, title="Your spend per day")
     lines = ["*Your spend*", *(f"• {allowance_line(a)}" for a in usage.user)]
     lines += ["*This workspace*", *(f"• {allowance_line(a)}" for a in usage.workspace)]
     if usage.recent:
@@ -76,7 +83,7 @@ def slack_date(when: datetime, form: str) -> str:
 async def models_text(ctx: SlackContext, origin: Origin, text: str) -> str:
     wanted = from_slack(text).strip().lower()
     where = await ctx.where(origin)
-    models = ctx.core.jobs.policy.allowed_models(list(ctx.core.catalog), where)
+    models = await ctx.core.jobs.offered_models(where)
     if wanted:
         kinds = COMMANDS[wanted].kinds if wanted in COMMANDS else (wanted,)
         models = [m for m in models if m.kind in kinds]

@@ -19,6 +19,8 @@ from adapters.slack.context import Origin, SlackContext
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.text import from_slack, take_links
 from bot.commands import COMMANDS
+from bot.conversations import COMMAND as CONVERSING
+from bot.conversations import Thread
 from bot.errors import BotError
 from bot.jobs import RUNNING_STATES, Invocation, Submitted
 from bot.requests import parse_text
@@ -63,32 +65,44 @@ async def start_job(
     ref = origin.channel_ref(origin=kind, command=command, prompt=request.prompt)
     delivery = ctx.delivery(ref)
     identity = await ctx.people.identity(origin.team, origin.user)
-    invocation = Invocation(request, identity, ref, delivery, await ctx.where(origin))
+    thread = None
+    if command == CONVERSING and origin.thread:  # a mention: replies in its thread continue it
+        thread = Thread(None, place_of(origin.channel, origin.thread), request.prompt)
+    invocation = Invocation(request, identity, ref, delivery, await ctx.where(origin), thread)
     submitted = await jobs.submit(invocation)
-    await show_card(ctx, origin, submitted, delivery)
+    card = await show_card(ctx, origin, submitted, delivery)
+    if command == CONVERSING and card is not None and not origin.thread:  # /ask: the card's
+        platform, place = origin.community.platform, place_of(*card)
+        await jobs.conversations.add_place(platform, origin.team, place, submitted.job_id)
     return submitted
+
+
+def place_of(channel: str, thread_ts: str) -> str:
+    """How a Slack thread is named as a conversation's place (`bot.conversations`)."""
+    return f"{channel}/{thread_ts}"
 
 
 async def show_card(
     ctx: SlackContext, origin: Origin, submitted: Submitted, delivery: SlackDelivery
-) -> None:
+) -> tuple[str, str] | None:
     """Post the job's card now, so the user sees it was accepted even before any progress.
 
     What the user is told when that fails depends on why, and on the job's committed state:
     Slack refusing this conversation cancels the job (nobody should pay for a result they
     can't see); Slack failing to answer (an outage, a dropped connection) leaves the job
     running, and its progress and result are posted as soon as Slack answers again.
+    Returns the card's (channel, ts) when it was posted.
     """
     log.info("slack job %s submitted by %s in %s", submitted.job_id, origin.user, origin.channel)
     if submitted.awaiting_confirmation or submitted.cached:
-        return
+        return None
     try:
-        await delivery.open(submitted.job_id)
+        return await delivery.open(submitted.job_id)
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
         if error not in CANNOT_POST_HERE:  # an HTML 503 has no error code at all
             await _outage(ctx, origin, submitted.job_id, str(exc))
-            return
+            return None
         log.warning(
             "job %s: cannot post in %s (%s); cancelling", submitted.job_id, origin.channel, error
         )
@@ -101,6 +115,7 @@ async def show_card(
         ) from None
     except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         await _outage(ctx, origin, submitted.job_id, repr(exc))
+    return None
 
 
 async def _outage(ctx: SlackContext, origin: Origin, job_id: str, why: str) -> None:

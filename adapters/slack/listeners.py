@@ -21,9 +21,12 @@ from adapters.slack import blocks
 from adapters.slack.buttons import Buttons, origin_of
 from adapters.slack.commands import SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
+from adapters.slack.conversation import conversation_at, take_turn
 from adapters.slack.text import strip_mentions_of
 
 log = logging.getLogger(__name__)
+
+SLASH_NAMES = frozenset(name.lstrip("/") for name in SLASH_COMMANDS) | {"help"}
 
 
 def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
@@ -69,7 +72,41 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
             reply_thread=event.get("thread_ts"),
         )
         name = word.strip().lower().lstrip("/")
-        await commands.run(origin, name, rest, files=event.get("files") or [], kind="mention")
+        files = event.get("files") or []
+        conversation = await conversation_at(ctx, origin)
+        if conversation is not None and name not in SLASH_NAMES:  # a turn, mention or not
+            await take_turn(ctx, origin, conversation, text, files)
+            return
+        await commands.run(origin, name, rest, files=files, kind="mention")
+
+    async def on_message(body: dict[str, Any]) -> None:
+        event = body["event"]
+        if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
+            return  # edits, joins, other apps' and our own posts
+        if not event.get("user") or not event.get("thread_ts"):
+            return
+        if f"<@{bot_user_id}" in str(event.get("text", "")):
+            return  # `app_mention` handles it
+        ctx.tasks.spawn(reply(body), name=f"slack-reply-{body.get('event_id')}")
+
+    async def reply(body: dict[str, Any]) -> None:
+        """A message in a thread: the next turn, if the thread is a conversation."""
+        event = body["event"]
+        origin = Origin(
+            team=str(body.get("team_id") or event.get("team")),
+            channel=str(event["channel"]),
+            user=str(event["user"]),
+            thread=str(event["thread_ts"]),
+            reply_thread=str(event["thread_ts"]),
+        )
+        conversation = await conversation_at(ctx, origin)
+        if conversation is None:
+            return
+        keys = (f"event:{body.get('event_id')}", f"mention:{origin.channel}:{event.get('ts')}")
+        if not await ctx.store.first_time(*keys):
+            return
+        text = str(event.get("text", ""))
+        await take_turn(ctx, origin, conversation, text, event.get("files") or [])
 
     async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -89,5 +126,6 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
     for name in SLASH_COMMANDS:
         app.command(name)(on_command)
     app.event("app_mention")(on_mention)
+    app.event("message")(on_message)
     for action_id in blocks.ACTIONS:
         app.action(action_id)(on_click)

@@ -42,8 +42,13 @@ What Discord behaviour is modelled, because the bot must cope with it:
   time, `dm_channel(user)` in tests); the bot's messages there are stored like a channel's.
   A guild channel refuses the bot's messages with 403 50013 when the guild's permissions lack
   View Channel or Send Messages (or Attach Files for uploads).
-Not modelled: channel permission overwrites, threads, user messages, message content events,
-select menus and modals beyond recording the callback, replay of missed events on RESUME.
+- `user_message()` posts a member's message (a reply with `reply_to`, as Discord's reply with its
+  default ping: the replied-to author is in `mentions`) and sends MESSAGE_CREATE to a session
+  with the GUILD_MESSAGES intent. As on Discord, `content` (and attachments) arrive empty unless
+  the session has MESSAGE_CONTENT or the bot is mentioned. `start_thread(message)` opens a public
+  thread on a message (its id is the message's) and sends THREAD_CREATE.
+Not modelled: channel permission overwrites, private threads, thread members, select menus and
+modals beyond recording the callback, replay of missed events on RESUME.
 
 Two things tests must do: wait for the last thing the bot does (its final follow-up, say) before
 closing the client, or that request meets a stopped server; and leave `async with FakeDiscord()`
@@ -79,6 +84,9 @@ from tests.fakes.discord_gateway import (
     ATTACH_FILES,
     DEFAULT_UPLOAD_LIMIT,
     DM,
+    GUILD_MESSAGES_INTENT,
+    MESSAGE_CONTENT_INTENT,
+    PUBLIC_THREAD,
     SEND_MESSAGES,
     VIEW_CHANNEL,
     FakeChannel,
@@ -93,7 +101,9 @@ from tests.fakes.discord_gateway import (
     interaction_payload,
     iso,
     load_fixture,
+    member_payload,
     snowflake,
+    thread_payload,
     usable_command,
 )
 
@@ -418,12 +428,15 @@ class FakeDiscord:
         self.messages: dict[int, Message] = {}
         self.history: list[MessageEvent] = []
         self.requests: list[RecordedRequest] = []
+        #: How often each attachment (by id) was downloaded from the CDN route.
+        self.downloads: dict[int, int] = {}
         #: Exceptions raised while serving the bot; leaving `async with` re-raises the first.
         self.errors: list[Exception] = []
         self.interactions: dict[int, SentInteraction] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.gateway = Gateway(self)
         self._dms: dict[int, FakeChannel] = {}
+        self._threads: dict[int, tuple[FakeChannel, FakeGuild]] = {}
         self._by_token: dict[str, SentInteraction] = {}
         self._files: dict[int, Attachment] = {}
         self._rate_limits: dict[str, tuple[int, float, bool]] = {}
@@ -508,6 +521,11 @@ class FakeDiscord:
         """Make one interaction token as old as Discord's 15-minute limit, and past it."""
         self._by_token[token].issued_at = self._now() - self.token_lifetime - 1
 
+    def expire_attachment(self, url: str) -> None:
+        """The signed CDN link of an attachment expired (about a day on Discord): it answers 404."""
+        attachment_id = int(url.split("/attachments/", 1)[1].split("/", 1)[0])
+        del self._files[attachment_id]
+
     def rate_limit(
         self, route: str, *, times: int = 1, retry_after: float = 0.05, is_global: bool = False
     ) -> None:
@@ -554,7 +572,114 @@ class FakeDiscord:
             for channel in guild.channels:
                 if channel.id == channel_id:
                     return channel, guild
+        if channel_id in self._threads:
+            return self._threads[channel_id]
         return (self._dms[channel_id], None) if channel_id in self._dms else None
+
+    # ----- members' messages and threads ------------------------------------------------------
+
+    async def start_thread(
+        self, message: Message, name: str = "thread", *, user: FakeUser | None = None
+    ) -> FakeChannel:
+        """`user` opens a public thread on `message`; like Discord, the thread's id is the
+        message's, and THREAD_CREATE goes to the guild's session."""
+        parent, guild = self._where(message.channel_id, None, False, user or self.user)
+        if guild is None:
+            raise LookupError(f"message {message.id} is not in a guild channel")
+        thread = FakeChannel(name, id=message.id, type=PUBLIC_THREAD, parent_id=parent.id)
+        thread.nsfw = parent.nsfw
+        self._threads[thread.id] = (thread, guild)
+        session = self.gateway.live_session(guild)
+        if session is None:
+            raise ConnectionError("no gateway session to send THREAD_CREATE on")
+        await session.dispatch("THREAD_CREATE", thread_payload(thread, guild, user or self.user))
+        return thread
+
+    async def user_message(
+        self,
+        content: str,
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+        reply_to: Message | None = None,
+        mention_bot: bool = False,
+    ) -> Message:
+        """`user` posts `content` in `channel_id` (default: the first guild's text channel);
+        `reply_to` makes it a reply (pinging the replied-to author, Discord's default);
+        `mention_bot` starts it with the bot's mention. MESSAGE_CREATE carries the content only
+        where Discord would: the MESSAGE_CONTENT intent, or the bot mentioned."""
+        user = user or self.user
+        if reply_to is not None and channel_id is None:
+            channel_id = reply_to.channel_id
+        channel, guild = self._where(channel_id, None, False, user)
+        if guild is None:
+            raise ValueError("user_message models guild messages only")
+        member = guild.member(user)
+        if member is None:
+            raise LookupError(f"{user.username} is not a member of {guild.name}")
+        mentions = [self.bot_user.payload()] if mention_bot else []
+        if mention_bot:
+            content = f"<@{self.bot_user.id}> {content}"
+        replied = reply_to.payload.get("author") if reply_to is not None else None
+        if replied is not None and replied not in mentions:
+            mentions.append(replied)
+        message = Message(
+            id=snowflake(),
+            channel_id=channel.id,
+            guild_id=guild.id,
+            content=content,
+            embeds=(),
+            components=(),
+            attachments=(),
+            flags=0,
+            allowed_mentions=None,
+            interaction_id=None,
+            created_at=datetime.now(UTC),
+        )
+        member_data = member_payload(member)
+        del member_data["user"]
+        payload = {
+            "id": str(message.id),
+            "channel_id": str(channel.id),
+            "guild_id": str(guild.id),
+            "author": user.payload(),
+            "member": member_data,
+            "content": content,
+            "timestamp": iso(message.created_at),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": mentions,
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "components": [],
+            "pinned": False,
+            "flags": 0,
+            "type": 0,
+        }
+        if reply_to is not None:
+            payload["type"] = 19  # REPLY
+            payload["message_reference"] = {
+                "type": 0,
+                "message_id": str(reply_to.id),
+                "channel_id": str(reply_to.channel_id),
+                "guild_id": str(guild.id),
+            }
+            payload["referenced_message"] = self.messages[reply_to.id].payload
+        message = replace(message, payload=payload)
+        self.messages[message.id] = message
+        session = self.gateway.live_session(guild)
+        if session is None:
+            raise ConnectionError("no gateway session to send MESSAGE_CREATE on")
+        if session.intents & GUILD_MESSAGES_INTENT:
+            seen = session.intents & MESSAGE_CONTENT_INTENT or any(
+                m["id"] == str(self.bot_user.id) for m in mentions
+            )
+            await session.dispatch(
+                "MESSAGE_CREATE", payload if seen else {**payload, "content": ""}
+            )
+        return message
 
     # ----- delivering interactions -------------------------------------------------------------
 
@@ -1036,7 +1161,9 @@ class FakeDiscord:
         return _json(200, guild_payload(guild, members=[], gateway=False))
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
-        stored = self._files.get(_id(request, "attachment_id"))
+        attachment_id = _id(request, "attachment_id")
+        self.downloads[attachment_id] = self.downloads.get(attachment_id, 0) + 1
+        stored = self._files.get(attachment_id)
         if stored is None:
             return web.Response(status=404, text="Not Found")
         content_type = stored.content_type or "application/octet-stream"
@@ -1141,7 +1268,19 @@ class FakeDiscord:
         )
         if original and via is not None:
             via.original_message_id = message.id
-        return await self._record(request, "create", self._with_payload(message, via), via)
+        shaped = self._with_payload(message, via)
+        reference = body.get("message_reference")
+        if isinstance(reference, dict) and reference.get("message_id"):  # a reply
+            shaped.payload.update(
+                type=19,
+                message_reference={
+                    "type": 0,
+                    "message_id": str(reference["message_id"]),
+                    "channel_id": str(channel.id),
+                    **({"guild_id": str(guild.id)} if guild is not None else {}),
+                },
+            )
+        return await self._record(request, "create", shaped, via)
 
     async def _edit(
         self,

@@ -45,12 +45,13 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 #: Discord's default per-file upload limit for bots (guilds without boosts, DMs).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-GUILD_TEXT, DM = 0, 1
+GUILD_TEXT, DM, PUBLIC_THREAD = 0, 1, 11
 STRING, INTEGER, BOOLEAN, USER_OPTION, NUMBER, ATTACHMENT_OPTION = 3, 4, 5, 6, 10, 11
 
 GUILDS_INTENT = 1 << 0
 GUILD_MEMBERS_INTENT = 1 << 1
 GUILD_PRESENCES_INTENT = 1 << 8
+GUILD_MESSAGES_INTENT = 1 << 9
 MESSAGE_CONTENT_INTENT = 1 << 15
 #: Intents Discord refuses (close code 4014) unless switched on in the developer portal.
 PRIVILEGED_INTENTS = GUILD_MEMBERS_INTENT | GUILD_PRESENCES_INTENT | MESSAGE_CONTENT_INTENT
@@ -143,6 +144,7 @@ class FakeChannel:
     type: int = GUILD_TEXT
     nsfw: bool = False
     recipient: FakeUser | None = None
+    parent_id: int | None = None  # a thread's channel
 
 
 @dataclass(eq=False)
@@ -236,6 +238,8 @@ def channel_payload(channel: FakeChannel, guild: FakeGuild | None) -> dict[str, 
             "flags": 0,
             "recipients": recipients,
         }
+    if channel.parent_id is not None:
+        return thread_payload(channel, guild, guild.owner)
     shape = load_fixture("guild_create.json")["channels"][0]
     return _shaped(
         shape,
@@ -250,6 +254,33 @@ def channel_payload(channel: FakeChannel, guild: FakeGuild | None) -> dict[str, 
         last_message_id=None,
         parent_id=None,
     )
+
+
+def thread_payload(thread: FakeChannel, guild: FakeGuild, owner: FakeUser) -> dict[str, Any]:
+    """A public thread (THREAD_CREATE, GET /channels/{id}), as Discord documents the object."""
+    return {
+        "id": str(thread.id),
+        "guild_id": str(guild.id),
+        "parent_id": str(thread.parent_id),
+        "owner_id": str(owner.id),
+        "name": thread.name,
+        "type": thread.type,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "nsfw": thread.nsfw,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": iso(datetime.now(UTC)),
+            "locked": False,
+            "invitable": True,
+        },
+        "newly_created": True,
+    }
 
 
 def role_payload(role: FakeRole, *, position: int) -> dict[str, Any]:

@@ -207,6 +207,14 @@ class _Fault:
     delay_s: float = 0.0
 
 
+def _sent_text(inp: dict[str, Any]) -> str:
+    """The text a text job bills as input: its prompt, or every chat message's content."""
+    messages = inp.get("messages")
+    if isinstance(messages, list):
+        return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+    return str(inp.get("prompt", ""))
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -321,6 +329,10 @@ class FakeRunpod:
         ep = FakeEndpoint(endpoint_id, kind, queue_delay, execution_time, cost, **options)
         self.endpoints[endpoint_id] = ep
         return ep
+
+    def retire(self, endpoint_id: str) -> None:
+        """Runpod removed this Public Endpoint: every route of it answers 404 from now on."""
+        self.endpoints.pop(endpoint_id)
 
     def _add_fault(self, route: str, fault: _Fault) -> None:
         if route not in get_args(Route):
@@ -859,7 +871,7 @@ class FakeRunpod:
 
     def _text_output(self, job: FakeJob, ep: FakeEndpoint) -> None:
         words, _ = self._words(ep, job.input)
-        n_in = len(str(job.input.get("prompt", "")).split())
+        n_in = len(_sent_text(job.input).split())
         batch: dict[str, Any] = {
             "choices": [{"tokens": [" ".join(words)]}],
             "usage": {"input": n_in, "output": len(words)},

@@ -1,0 +1,189 @@
+"""Prometheus metrics, served at `GET /metrics` on the `[http]` listener (docs/operations.md).
+
+One `Metrics` per core, on its own `CollectorRegistry` (never the global default), so tests and
+several cores in one process do not share counts. Hooks call small methods here; what the
+database already knows (active jobs, open holds, live workers) is read from it at each scrape,
+so those gauges are right across restarts and for every process sharing the database.
+
+Labels are bounded: state, command, model, platform, Runpod route and HTTP status, and the
+workspace only with `metrics.per_workspace = true`. Never a user id or a prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from types import SimpleNamespace
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.jobstore import ACTIVE_STATES
+from bot.quota import to_usd
+from bot.sql import Store
+from bot.workers import LIVE_WORKERS
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+PREFIX = "runpod_bot_"
+# Seconds: from sub-second long-poll answers to jobs of many minutes.
+SLOW_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
+FAST_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
+
+
+class Metrics:
+    def __init__(self, *, per_workspace: bool = False) -> None:
+        self.registry = CollectorRegistry()
+        self.per_workspace = per_workspace
+        r = self.registry
+        job = ["state", "command", "model", "platform"]
+        self.jobs = Counter(PREFIX + "jobs", "Jobs that reached a state", job, registry=r)
+        self.active = Gauge(
+            PREFIX + "jobs_active",
+            "Jobs still being carried on, by state (from the database)",
+            job,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            PREFIX + "queue_wait_seconds",
+            "Time a job waited for a free slot (jobs.max_per_user, jobs.max_global)",
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        self.execution = Histogram(
+            PREFIX + "runpod_execution_seconds",
+            "Runpod's executionTime of completed copies",
+            ["model"],
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        self.seen_delay = Histogram(
+            PREFIX + "completion_seen_delay_seconds",
+            "From a copy's completion at Runpod (submitted + delayTime + executionTime) to the bot"
+            " seeing it",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.delivery = Histogram(
+            PREFIX + "delivery_seconds",
+            "From charging a result to the platform accepting it",
+            ["platform"],
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        money = ["model", "workspace"] if per_workspace else ["model"]
+        self.charged = Counter(PREFIX + "charged_usd", "USD charged", money, registry=r)
+        self.released = Counter(
+            PREFIX + "released_usd", "USD held then released uncharged", money, registry=r
+        )
+        self.open_holds = Gauge(
+            PREFIX + "open_holds", "Holds not yet settled or released", registry=r
+        )
+        self.open_holds_usd = Gauge(PREFIX + "open_holds_usd", "USD in open holds", registry=r)
+        self.runpod_requests = Counter(
+            PREFIX + "runpod_requests",
+            "Runpod API answers by route and HTTP status (status 0: no answer)",
+            ["route", "status"],
+            registry=r,
+        )
+        self.runpod_retries = Counter(
+            PREFIX + "runpod_retries", "Runpod requests retried", ["route"], registry=r
+        )
+        self.runpod_rate_limited = Counter(
+            PREFIX + "runpod_rate_limited", "Runpod 429 answers", ["route"], registry=r
+        )
+        self.platform_errors = Counter(
+            PREFIX + "platform_api_errors",
+            "Discord/Slack HTTP answers of 400 or above",
+            ["platform", "status"],
+            registry=r,
+        )
+        self.platform_rate_limited = Counter(
+            PREFIX + "platform_rate_limited", "Discord/Slack 429 answers", ["platform"], registry=r
+        )
+        self.webhooks = Counter(
+            PREFIX + "webhooks_received",
+            "Runpod webhook calls by outcome (used, ignored, malformed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.lease_held = Gauge(
+            PREFIX + "worker_lease_held", "1 while this process's worker lease runs", registry=r
+        )
+        self.workers_live = Gauge(
+            PREFIX + "workers_live", "Workers whose lease runs (from the database)", registry=r
+        )
+        self.reconcile_difference = Gauge(
+            PREFIX + "reconcile_difference_usd",
+            "Runpod's bill minus the ledger over the days the last reconciliation compared",
+            registry=r,
+        )
+
+    # --- hooks ------------------------------------------------------------------------------
+
+    def job_state(self, state: str, *, command: str, model: str, platform: str) -> None:
+        self.jobs.labels(state, command, model, platform).inc()
+
+    def money(self, counter: Counter, amount: Decimal, *, model: str, workspace: str) -> None:
+        """Add `amount` USD to `charged` or `released` (float: Prometheus has no decimals)."""
+        if amount <= 0:
+            return
+        labels = (model, workspace) if self.per_workspace else (model,)
+        counter.labels(*labels).inc(float(amount))
+
+    def runpod_answer(self, route: str, status: int) -> None:
+        self.runpod_requests.labels(route, str(status)).inc()
+        if status == 429:
+            self.runpod_rate_limited.labels(route).inc()
+
+    def copy_seen(
+        self, model: str, submitted_at: float, delay_ms: int | None, run_ms: int | None
+    ) -> None:
+        """A completed copy was seen now; `submitted_at` is when its wait began (Unix time)."""
+        if run_ms is not None:
+            self.execution.labels(model).observe(run_ms / 1000)
+        if delay_ms is not None and run_ms is not None:
+            done_at = submitted_at + (delay_ms + run_ms) / 1000
+            self.seen_delay.observe(max(0.0, time.time() - done_at))
+
+    def platform_trace(self, platform: str) -> aiohttp.TraceConfig:
+        """Count a platform's HTTP errors and 429s from its aiohttp session (one place each)."""
+
+        async def on_end(
+            session: aiohttp.ClientSession,
+            context: SimpleNamespace,
+            params: aiohttp.TraceRequestEndParams,
+        ) -> None:
+            status = params.response.status
+            if status >= 400:
+                self.platform_errors.labels(platform, str(status)).inc()
+            if status == 429:
+                self.platform_rate_limited.labels(platform).inc()
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(on_end)
+        return trace
+
+    # --- scrape -----------------------------------------------------------------------------
+
+    async def exposition(self, db: Store, lease_held: bool) -> bytes:
+        """The text format, after refreshing what the database knows."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = await db.fetchall(
+            f"SELECT state, command, model, platform, count(*) FROM jobs WHERE state IN ({marks})"
+            " GROUP BY state, command, model, platform",
+            ACTIVE_STATES,
+        )
+        self.active.clear()
+        for state, command, model, platform, count in rows:
+            self.active.labels(state, command, model, platform).set(count)
+        holds = await db.fetchone(
+            "SELECT count(*), coalesce(sum(held), 0) FROM holds WHERE state = 'held'"
+        )
+        count, units = holds if holds else (0, 0)
+        self.open_holds.set(count)
+        self.open_holds_usd.set(float(to_usd(units)))
+        live = await db.fetchone(f"SELECT count(*) FROM ({LIVE_WORKERS}) AS live")
+        self.workers_live.set(live[0] if live else 0)
+        self.lease_held.set(1 if lease_held else 0)
+        return generate_latest(self.registry)
