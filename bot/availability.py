@@ -41,7 +41,7 @@ class Availability:
             raw.execute(
                 "INSERT INTO model_availability (model, not_found, hidden, updated_at)"
                 " VALUES (?, 1, 0, ?) ON CONFLICT(model) DO UPDATE SET"
-                " not_found = not_found + 1, updated_at = excluded.updated_at",
+                " not_found = model_availability.not_found + 1, updated_at = excluded.updated_at",
                 (model_id, time.time()),
             )
             hid = raw.execute(
