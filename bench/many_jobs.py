@@ -19,22 +19,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import API_KEY, FakeProcess, median, percentile, rss_mb
+from bench.common import API_KEY, FakeProcess, calibration_ms, median, percentile, rss_mb
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.delivery import ChannelRef, Result
+from bot.delivery import ChannelRef, Result, Route
 from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
@@ -54,10 +55,10 @@ class LeanDelivery(RecordingDelivery):
     bytes_delivered: int = 0
     delivered_at: float | None = None
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         self.bytes_delivered += sum(len(f.data) for f in result.files)
         self.delivered_at = time.monotonic()
-        await super().deliver(replace(result, files=()))
+        await super().deliver(replace(result, files=()), route)
 
 
 def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
@@ -81,7 +82,10 @@ def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
 def log_like_the_bot(path: Path, level: str) -> None:
     """What `bot.cli.main` sets up, into a file: the formatting and writing cost is real."""
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", filename=path
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=path,
+        force=True,  # a second run in one process (bench.regress) logs to its own file
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -143,12 +147,23 @@ class Figures:
     rss_peak_mb: float
     fake_cpu_s: float
     fake_rss_mb: float
+    connections: int
     requests: dict[str, float]
     to_user_ms: tuple[float, float]
     log_lines: int
     bytes_per_job: float
     problems: list[str]
+    calibration_ms: float
     profile: str | None = None
+
+    @property
+    def cpu_per_job_ms(self) -> float:
+        return (self.cpu_s - self.idle_cpu_s) / self.jobs * 1000
+
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU per job in calibration units: comparable across loads, unlike milliseconds."""
+        return self.cpu_per_job_ms / self.calibration_ms
 
 
 async def bench(args: argparse.Namespace) -> Figures:
@@ -166,6 +181,7 @@ async def bench(args: argparse.Namespace) -> Figures:
             async with open_core(bench_settings(fake.base_url, Path(folder), args.jobs)) as core:
                 await run_jobs(core, 1, first=args.jobs)  # warm-up: imports, pools, first writes
                 idle_rate = await idle_cpu_per_s(IDLE_S)
+                calibration = calibration_ms()
                 fake_before, rss_before = await fake.usage(), rss_mb()
                 since = datetime.now(UTC)
                 profiler = _profiler() if args.profile else None
@@ -174,6 +190,7 @@ async def bench(args: argparse.Namespace) -> Figures:
                 cpu, wall = time.process_time() - cpu, time.monotonic() - wall
                 profile = _stop(profiler)
                 rss_peak = rss_mb()
+                calibration = min(calibration, calibration_ms())
                 fake_after = await fake.usage()
                 problems = await check(core, deliveries, since)
                 requests, to_user = await _server_side(core, fake, deliveries)
@@ -187,11 +204,13 @@ async def bench(args: argparse.Namespace) -> Figures:
         rss_peak_mb=rss_peak,
         fake_cpu_s=fake_after["cpu_s"] - fake_before["cpu_s"],
         fake_rss_mb=fake_after["maxrss_mb"],
+        connections=int(fake_after["connections"] - fake_before["connections"]),
         requests=requests,
         to_user_ms=to_user,
         log_lines=log_lines,
         bytes_per_job=sum(d.bytes_delivered for d in deliveries.values()) / len(deliveries),
         problems=problems,
+        calibration_ms=calibration,
         profile=profile,
     )
 
@@ -233,8 +252,7 @@ def _stop(profiler: Any) -> str | None:
 
 
 def report(f: Figures, args: argparse.Namespace) -> None:
-    net_cpu = f.cpu_s - f.idle_cpu_s
-    per_job_ms = net_cpu / f.jobs * 1000
+    per_job_ms = f.cpu_per_job_ms
     mode = "polling /status" if args.polling else "long-poll /status-sync"
     print(
         f"\nmany jobs: {f.jobs} x {args.exec_s:g} s Flux Schnell jobs, {mode},"
@@ -244,6 +262,8 @@ def report(f: Figures, args: argparse.Namespace) -> None:
     print(f"  bot CPU (process_time)               {f.cpu_s:8.2f} s")
     print(f"  idle baseline over the same wall     {f.idle_cpu_s:8.3f} s")
     print(f"  bot CPU per job                      {per_job_ms:8.2f} ms   (target <= 2 ms)")
+    print(f"  calibration loop (bench.common)      {f.calibration_ms:8.2f} ms")
+    print(f"  bot CPU per job / calibration        {f.cpu_ratio:8.3f}")
     print(f"  bot peak RSS                         {f.rss_peak_mb:8.1f} MB   (target <= 200 MB)")
     print(f"  bot RSS before the jobs              {f.rss_before_mb:8.1f} MB")
     print(f"  fake CPU per job (its own process)   {f.fake_cpu_s / f.jobs * 1000:8.2f} ms")
@@ -253,6 +273,7 @@ def report(f: Figures, args: argparse.Namespace) -> None:
     )
     requests = ", ".join(f"{route} {n:.2f}" for route, n in f.requests.items())
     print(f"  requests per job                     {sum(f.requests.values()):8.2f}   ({requests})")
+    print(f"  TCP connections opened to the fake   {f.connections:8d}")
     print(f"  log lines per job                    {f.log_lines / (f.jobs + 1):8.1f}")
     verdict = "all delivered once, ledger total = sum of charges, no holds left"
     print(f"  checks                               {'; '.join(f.problems) or verdict}")
@@ -274,11 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--media-kb", type=int, default=0, help="pad each result to this size")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON line (for bench.regress)")
     args = parser.parse_args(argv)
     for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
         os.environ.pop(name, None)  # settings from the environment would override the bench's
     load = os.getloadavg()[0]
     figures = asyncio.run(bench(args))
+    if args.json:
+        print(json.dumps({**asdict(figures), "cpu_per_job_ms": figures.cpu_per_job_ms}))
+        return 0
     report(figures, args)
     print(f"load average at the start {load:.2f}")
     return 0

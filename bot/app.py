@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from bot import web as web_page
+from bot.aiohttp_transport import aiohttp_client
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
@@ -33,14 +35,18 @@ from bot.outputs import Downloader
 from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
-from bot.runpod import RunpodClient
-from bot.sql import DB_ERRORS, Store, open_store
+from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
+from bot.sql import DB_ERRORS, Store, is_postgres, open_store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
 ADAPTER_GROUP = "runpod_bot.adapters"
 SWEEP_INTERVAL_S = 300.0
+HEADERS = {"User-Agent": "runpod-community-bot"}
+# Runpod's API apart from long polls: /run, /cancel, and the /status polls, at most
+# MAX_CONCURRENT_POLLS of them at once, so that the rest stay free for a new job's /run.
+RUNPOD_CONNECTIONS = MAX_CONCURRENT_POLLS * 2
 
 
 @dataclass(frozen=True)
@@ -76,17 +82,23 @@ class Core:
         return self.catalog.get(model).endpoint
 
 
-def http_limits(jobs: JobSettings) -> httpx.Limits:
+def long_poll_connections(jobs: JobSettings) -> int:
     """A connection for every job copy the engine may be long-polling, plus room for the rest.
 
-    Each running copy holds one connection for its long poll. Requests beyond the pool's size
-    queue inside httpcore, which rescans the queue against every connection on each request
-    (CPU quadratic in the queue) and makes a new job's /run wait behind long polls until it
-    times out. Keep-alive stays small: httpcore's idle check costs idle x connections.
+    Each running copy holds one connection for its long poll, on a client of its own, so that a
+    new job's /run never waits behind them.
     """
-    return httpx.Limits(
-        max_connections=max(200, jobs.max_global * MAX_COUNT + 100), max_keepalive_connections=50
-    )
+    return max(200, jobs.max_global * MAX_COUNT + 100)
+
+
+def http_limits(jobs: JobSettings) -> httpx.Limits:
+    """The shared httpx pool (downloads, platform file transfers), as large as the long polls'.
+
+    Requests beyond an httpx pool's size queue inside httpcore, which rescans the queue against
+    every connection on each request (CPU quadratic in the queue). Keep-alive stays small:
+    httpcore's idle check costs idle x connections.
+    """
+    return httpx.Limits(max_connections=long_poll_connections(jobs), max_keepalive_connections=50)
 
 
 @asynccontextmanager
@@ -94,14 +106,25 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
     if settings.runpod.api_key is None:
         raise ConfigError("runpod.api_key: RUNPOD_API_KEY is not set")
+    if settings.web.public_url and is_postgres(settings.storage.database):
+        raise ConfigError(
+            "web.public_url: the web page needs an SQLite storage.database"
+            " (its queries are not built for PostgreSQL yet); unset one of them"
+        )
     catalog = load_catalog(settings.models)
-    async with httpx.AsyncClient(
-        timeout=settings.runpod.request_timeout_s,
-        limits=http_limits(settings.jobs),
-        headers={"User-Agent": "runpod-community-bot"},
-        follow_redirects=True,
-        trust_env=False,
-    ) as http:
+    timeout = settings.runpod.request_timeout_s
+    long_polls = long_poll_connections(settings.jobs)
+    async with (
+        httpx.AsyncClient(
+            timeout=timeout,
+            limits=http_limits(settings.jobs),
+            headers=HEADERS,
+            follow_redirects=True,
+            trust_env=False,
+        ) as http,
+        aiohttp_client(max_connections=RUNPOD_CONNECTIONS, timeout=timeout, headers=HEADERS) as api,
+        aiohttp_client(max_connections=long_polls, timeout=timeout, headers=HEADERS) as long_poll,
+    ):
         db = await open_store(settings.storage.database)
         worker = Worker(db, settings.workers)
         try:
@@ -109,7 +132,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             ledger = SqliteLedger(db, settings.quotas)
             metrics = Metrics(per_workspace=settings.metrics.per_workspace)
             runpod = RunpodClient(
-                http,
+                api,
+                long_poll_http=long_poll,
                 base_url=settings.runpod.base_url,
                 api_key=settings.runpod.api_key,
                 max_retries=settings.runpod.max_retries,
@@ -191,6 +215,7 @@ async def serve(settings: Settings) -> None:
             ready=core.not_ready,
             metrics=core.scrape,
         )
+        listener.mounts[web_page.PREFIX] = web_page.web_app(core)
         await listener.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

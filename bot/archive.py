@@ -69,6 +69,18 @@ class Archive:
                 files.append(MediaFile(path.name, content_type, path.read_bytes()))
         return tuple(files) or None
 
+    def names(self, job_id: str) -> tuple[tuple[str, str], ...] | None:
+        """(file name, content type) of each kept file, without reading the files (listings)."""
+        folder = self.root / job_id
+        if not (_plain_name(job_id) and folder.is_dir()):
+            return None
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            entries = json.loads(manifest.read_text(encoding="utf-8"))
+            return tuple((e["name"], e["content_type"]) for e in entries)
+        paths = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        return tuple((p.name, _content_type(p.suffix)) for p in paths) or None
+
     def path(self, job_id: str, filename: str) -> Path | None:
         """The stored file, if this folder has it (names are checked, never joined blindly)."""
         if not (_plain_name(job_id) and _plain_name(filename)):

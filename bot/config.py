@@ -167,6 +167,14 @@ class QuotaLimits(Section):
     monthly_usd: AdminUsd | None = Field(default=None, ge=0)
 
 
+class PersonalQuota(QuotaLimits):
+    """The pool of a member using the app outside a server that installed it (Discord user
+    installs: DMs, group DMs, other servers). Off unless the operator turns it on."""
+
+    enabled: bool = False
+    monthly_usd: AdminUsd | None = Field(default=Decimal("5.00"), ge=0)
+
+
 class QuotaSettings(Section):
     # Default per-user limits.
     daily_usd: AdminUsd | None = Field(default=Decimal("1.00"), ge=0)
@@ -174,6 +182,8 @@ class QuotaSettings(Section):
     monthly_usd: AdminUsd | None = Field(default=Decimal("10.00"), ge=0)
     # Default limits shared by a whole server/workspace.
     workspace: QuotaLimits = QuotaLimits(monthly_usd=Decimal("100.00"))
+    # Each member's own pool for personal use (instead of a server's).
+    personal: PersonalQuota = PersonalQuota()
     # Role name or id -> limits; the most generous of a user's roles wins.
     roles: dict[str, QuotaLimits] = {}
     # "platform:workspace:user" identities (or bare user ids) with no limit at all.
@@ -279,6 +289,17 @@ class HttpSettings(Section):
     ready_runpod_minutes: float = Field(default=5.0, gt=0)
 
 
+class WebSettings(Section):
+    """The community web page (bot/web/), served by the `[http]` listener under /web."""
+
+    # Public base URL of the listener as members' browsers reach it ("https://bot.example.com");
+    # without it `/web` says how to enable the page. https makes the session cookie Secure.
+    public_url: str | None = None
+    # How long a sign-in link from `/web` works (once), and how long a session lasts.
+    link_minutes: float = Field(default=10.0, gt=0, le=60)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+
 class LogSettings(Section):
     # "human": one readable line per record; "json": one JSON object per line, for log shippers.
     format: Literal["human", "json"] = "human"
@@ -343,6 +364,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = QuotaSettings()
     jobs: JobSettings = JobSettings()
     http: HttpSettings = HttpSettings()
+    web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
     workers: WorkerSettings = WorkerSettings()
     policy: PolicySettings = PolicySettings()

@@ -33,6 +33,11 @@ class Route(StrEnum):
     LINK = "link"  # a short text in the channel with links (`MediaFile.source_url`), no uploads
 
 
+# `ChannelRef.extra[NSFW_CHANNEL] == "1"`: the job was asked for in an age-restricted channel
+# (the web page lists no such result).
+NSFW_CHANNEL = "nsfw"
+
+
 @dataclass(frozen=True)
 class ChannelRef:
     """Where a job answers: platform, workspace, channel, thread and the requesting user.

@@ -117,7 +117,7 @@ class JobService:
         self._store = JobStore(db, worker)
         self._settings = settings
         self._downloader = downloader
-        self._policy = Policy(settings.policy)
+        self._policy = Policy(settings.policy, personal_use=settings.quotas.personal.enabled)
         self.availability = Availability(db)
         self._archive = Archive(settings.storage.media_dir) if settings.storage.media_dir else None
         storage = settings.storage
@@ -357,6 +357,15 @@ class JobService:
             if files:
                 return files
         return None
+
+    async def result_names(self, job_id: str) -> tuple[tuple[str, str], ...]:
+        """(file name, content type) of a past result's kept files, as `result_files` finds
+        them, without reading them: for listings of many results (the web gallery)."""
+        for folder in (self._archive, self.spool):
+            names = await asyncio.to_thread(folder.names, job_id) if folder else None
+            if names:
+                return names
+        return ()
 
     def result_path(self, job_id: str, filename: str) -> Path | None:
         """Where one kept file of a job is (archive, else spool, else its kept inputs), for the

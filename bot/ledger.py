@@ -283,7 +283,7 @@ class SqliteLedger:
         policy = self._policy
         user_base = policy.user_base(identity.roles, user.overrides)
         user_unlimited = policy.user_unlimited(identity, user.unlimited)
-        pool_base = policy.pool_base(pool.overrides)
+        pool_base = policy.pool_base(pool.overrides, personal=identity.is_personal)
         return (
             budgets(Scope.USER, user_base, user, current, unlimited=user_unlimited),
             budgets(Scope.WORKSPACE, pool_base, pool, current, unlimited=pool.unlimited),

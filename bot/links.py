@@ -27,11 +27,11 @@ class ResultLinks:
         self._key_file = key_file
         self._key: bytes | None = None
 
-    def url(self, job_id: str, filename: str) -> str | None:
+    def url(self, job_id: str, filename: str, lifetime_s: float = LIFETIME_S) -> str | None:
         """A link to one spooled file, or None when the listener has no public address."""
         if self.base_url is None:
             return None
-        expires = str(int(time.time() + LIFETIME_S))
+        expires = str(int(time.time() + lifetime_s))
         path = ROUTE.format(
             job=job_id,
             expires=expires,

@@ -49,6 +49,7 @@ class Listener:
         self._port = port
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.mounts: dict[str, web.Application] = {}  # prefix -> sub-app (the web page)
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
@@ -59,6 +60,8 @@ class Listener:
         app.router.add_get(RESULT_ROUTE, self._result)
         if self._scrape is not None:
             app.router.add_get("/metrics", self._metrics)
+        for prefix, sub_app in self.mounts.items():
+            app.add_subapp(prefix, sub_app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)

@@ -23,11 +23,19 @@ class Where:
     is_dm: bool = False
     nsfw_channel: bool = False
     is_admin: bool = False
+    personal: bool = False  # the member's own install (not a server's): the strictest rules
+
+
+PERSONAL_OFF = (
+    "This bot's operator has not turned on personal use (the app installed on your account, "
+    "outside a server that installed it); use it in a server that has it."
+)
 
 
 class Policy:
-    def __init__(self, settings: PolicySettings) -> None:
+    def __init__(self, settings: PolicySettings, *, personal_use: bool = False) -> None:
         self._settings = settings
+        self._personal_use = personal_use
         self._blocked = [
             re.compile(rf"(?<!\w){re.escape(_fold(term))}(?!\w)")
             for term in settings.blocked_terms
@@ -35,6 +43,8 @@ class Policy:
         ]
 
     def check(self, command: str, model: Model, prompt: str, where: Where) -> None:
+        if where.personal and not self._personal_use:
+            raise PolicyDenied(PERSONAL_OFF)
         if where.is_dm and not self._settings.allow_dms:
             raise PolicyDenied("This bot does not run jobs in direct messages; ask in a channel.")
         channel = self._settings.channels.get(where.channel)
@@ -44,7 +54,7 @@ class Policy:
         if channel is not None and channel.models is not None and model.id not in channel.models:
             allowed = ", ".join(channel.models) or "none"
             raise PolicyDenied(f"{model.id} is not allowed in this channel (allowed: {allowed}).")
-        if model.nsfw and not (where.nsfw_channel or where.is_dm):
+        if model.nsfw and not _nsfw_allowed(where):
             raise PolicyDenied(f"{model.name} may only be used in age-restricted channels.")
         folded = _fold(prompt)
         for pattern in self._blocked:
@@ -58,8 +68,14 @@ class Policy:
             m
             for m in models
             if (channel is None or channel.models is None or m.id in channel.models)
-            and (not m.nsfw or where.nsfw_channel or where.is_dm)
+            and (not m.nsfw or _nsfw_allowed(where))
         ]
+
+
+def _nsfw_allowed(where: Where) -> bool:
+    """An age-restricted channel, or the bot's DM with a server's install. Personal use may
+    reach group DMs and servers that never chose the bot: only a channel's own flag counts."""
+    return where.nsfw_channel or (where.is_dm and not where.personal)
 
 
 def _fold(text: str) -> str:

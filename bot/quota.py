@@ -89,9 +89,16 @@ def scope_of(key: str) -> Scope:
     )
 
 
+PERSONAL = "personal-"  # a personal pool's workspace: "personal-<user id>"
+
+
 @dataclass(frozen=True)
 class Identity:
-    """Who asks: their platform, workspace (or guild) and user id, and their roles there."""
+    """Who asks: their platform, workspace (or guild) and user id, and their roles there.
+
+    Personal use (no server's install behind it) has the member's own workspace, `personal()`,
+    so its pool is theirs alone and takes the `[quotas.personal]` limits.
+    """
 
     platform: str
     workspace: str
@@ -111,6 +118,14 @@ class Identity:
     @property
     def pool_key(self) -> str:
         return f"{self.platform}:{self.workspace}"
+
+    @property
+    def is_personal(self) -> bool:
+        return self.workspace == PERSONAL + self.user
+
+    @classmethod
+    def personal(cls, platform: str, user: str) -> Identity:
+        return cls(platform, PERSONAL + user, user)
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,7 @@ class QuotaPolicy:
     def __init__(self, quotas: QuotaSettings) -> None:
         self._user = _units_of(quotas.user_limits())
         self._pool = _units_of(quotas.workspace)
+        self._personal = _units_of(quotas.personal)
         self._tiers = {role: _units_of(t, only_set=True) for role, t in quotas.roles.items()}
         self._unlimited = frozenset(quotas.unlimited_users)
 
@@ -218,8 +234,11 @@ class QuotaPolicy:
                 base[period] = self._user[period]
         return base
 
-    def pool_base(self, overrides: Mapping[Period, int | None]) -> Limits:
-        return {p: overrides[p] if p in overrides else self._pool[p] for p in PERIODS}
+    def pool_base(
+        self, overrides: Mapping[Period, int | None], *, personal: bool = False
+    ) -> Limits:
+        defaults = self._personal if personal else self._pool
+        return {p: overrides[p] if p in overrides else defaults[p] for p in PERIODS}
 
     def user_unlimited(self, identity: Identity, flagged: bool) -> bool:
         return flagged or identity.user_key in self._unlimited or identity.user in self._unlimited

@@ -24,9 +24,16 @@ SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) 
 round trip of completion. Through an API outage it keeps asking (backing off to every 30 s)
 until the job's own deadline, since the job runs on at Runpod meanwhile. Where an endpoint does not serve that route (404 while `/status`
 knows the job), it falls back to polling `/status` at a schedule that starts at 0.25 s and grows
-by 1.5x to 2 s: about 10 requests for a 10 s job, seen at most 2 s after completion.
+by 1.5x to 2 s: about 10 requests for a 10 s job, seen at most 2 s after completion. Each pause is
+shortened by up to 20 % at random, so that jobs started together do not poll in lockstep (never
+lengthened, so the "at most" holds), and at most
+`MAX_CONCURRENT_POLLS` of those polls are in flight at once, leaving the pool's other
+connections to `/run` and the rest.
 With a webhook configured, waiting is only a backstop (`wait(backstop=True)`): a 90 s long poll,
 or a /status every 30 s.
+
+Connections. Long polls may go through their own client (`long_poll_http`), so that the
+connections each running job holds for its long poll never starve a new job's `/run`.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 KNOWN_STATES = FINAL_STATES | {"IN_QUEUE", "IN_PROGRESS", "RUNNING"}
 LONG_POLL_MAX_S = 90.0
 BACKSTOP_POLL_S = 30.0
+POLL_JITTER = 0.2  # each pause between /status polls is its interval x (1 - up to this)
+MAX_CONCURRENT_POLLS = 64
 
 
 class RunpodError(Exception):
@@ -143,12 +152,16 @@ StatusCallback = Callable[[JobState], Awaitable[None]]
 
 
 class RunpodClient:
-    """Public Endpoints over an injected `httpx.AsyncClient` (its pool, proxies and limits)."""
+    """Public Endpoints over an injected `httpx.AsyncClient` (its pool, proxies and limits).
+
+    `long_poll_http`, when given, carries the long polls (`/status-sync`) apart from `http`.
+    """
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
+        long_poll_http: httpx.AsyncClient | None = None,
         base_url: str,
         api_key: SecretStr | str,
         max_retries: int = 4,
@@ -160,6 +173,8 @@ class RunpodClient:
     ) -> None:
         self._http = http
         self._metrics = metrics or Metrics()
+        self._long_poll_http = long_poll_http or http
+        self._polls = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
         self._base = base_url.rstrip("/")
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._headers = {"Authorization": f"Bearer {key}"}
@@ -199,6 +214,7 @@ class RunpodClient:
             f"{endpoint}/status-sync/{job_id}",
             params={"wait": wait_ms},
             timeout=wait_ms / 1000 + self._timeout,
+            http=self._long_poll_http,
         )
         return JobState.parse(body)
 
@@ -302,7 +318,8 @@ class RunpodClient:
                 state = await self._poll_once(endpoint, job_id, min(remaining, long_poll))
                 polled = state is None
                 if state is None:
-                    state = await self.status(endpoint, job_id)
+                    async with self._polls:
+                        state = await self.status(endpoint, job_id)
             except (UpstreamError, ConnectionFailed, RunpodTimeout, RateLimited, MalformedResponse):
                 # The job runs on at Runpod through an API outage: keep asking until its deadline.
                 pause = min(BACKSTOP_POLL_S, self._backoff_base * 2 ** min(outage, 8))
@@ -315,7 +332,8 @@ class RunpodClient:
                 continue
             outage = 0
             if polled and not state.final:
-                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                pause = interval * random.uniform(1 - POLL_JITTER, 1)
+                await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                 interval = min(interval * 1.5, longest)
             if on_status is not None and not state.final:
                 await on_status(state)
@@ -352,14 +370,16 @@ class RunpodClient:
         starts_job: bool = False,
         retries: int | None = None,
         base: str | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> Any:
         url = f"{(base or self._base).rstrip('/')}/{path}"
         max_retries = self._max_retries if retries is None else retries
         route = _route(path)
+        client = http or self._http
         attempt = 0
         while True:
             try:
-                response = await self._http.request(
+                response = await client.request(
                     method,
                     url,
                     json=json,

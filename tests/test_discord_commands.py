@@ -58,7 +58,7 @@ async def test_commands_are_synced_to_the_configured_guild(
     names = {c["name"] for c in fake.commands[fake.guild.id]}
     assert names == {
         "imagine", "edit", "video", "transcribe", "ask", "speak",
-        "cost", "models", "usage", "show", "quota",
+        "cost", "models", "usage", "show", "quota", "help", "web",
     }  # fmt: skip
     assert None not in fake.commands  # nothing global when guilds are configured
     (identify,) = fake.gateway.identifies
@@ -408,7 +408,7 @@ async def test_global_commands_work_in_dms_and_charge_the_dm_identity(
         sent = await fake.slash_command("imagine", {"prompt": "a cat", "size": "256x256"}, dm=True)
         done = await result_of(sent)
         usage = await bot.core.ledger.usage(Identity("discord", "dm", str(fake.user.id)))
-    assert fake.guild.id not in fake.commands and len(fake.commands[None]) == 11
+    assert fake.guild.id not in fake.commands and len(fake.commands[None]) == 12
     assert done.guild_id is None and done.attachments
     assert usage.user[0].spent > 0
 

@@ -113,21 +113,29 @@ async def test_a_long_transcript_comes_as_a_file(bot: SlackBot) -> None:
     assert all("transcribed" not in m.text for m in bot.fake.messages_in(CHANNEL))
 
 
-async def test_ask_streams_by_editing_then_splits_a_long_answer(bot: SlackBot) -> None:
+@pytest.mark.parametrize("refusal", ["not_allowed", "unknown_method"])
+async def test_ask_streams_by_editing_then_splits_a_long_answer(
+    bot: SlackBot, refusal: str
+) -> None:
+    """A workspace whose Slack refuses chat.startStream gets the answer by edits instead,
+    in markdown blocks of up to 12,000 characters."""
+    bot.fake.streaming_refusal = refusal
     endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
-    endpoint.reply = " ".join(f"w{i}" for i in range(1800))  # ~9,000 characters
-    await bot.command("/ask", "tell me everything --max-tokens 4000")
+    endpoint.reply = " ".join(f"w{i}" for i in range(3000))  # ~16,000 characters
+    await bot.command("/ask", "tell me everything --max-tokens 6000")
     (card,) = await bot.wait(bot.finished_cards)
     pieces = bot.fake.messages_in(CHANNEL, thread_ts=card.ts)
-    assert len(pieces) >= 3 and all(len(p.text) <= 3500 for p in pieces)
-    assert " ".join(p.text for p in pieces).split() == endpoint.reply.split()
+    shown = [p.blocks[0]["text"] for p in pieces if p.blocks[0]["type"] == "markdown"]
+    assert len(shown) == len(pieces) == 2 and all(len(t) <= 12_000 for t in shown)
+    assert " ".join(shown).split() == endpoint.reply.split()
     assert any(p.edits for p in pieces), "the answer was not streamed by chat.update"
     calls = bot.fake.calls
     first_piece = next(i for i, c in enumerate(calls) if c.params.get("thread_ts") == card.ts)
     finished = max(i for i, c in enumerate(calls) if c.params.get("ts") == card.ts)
     assert first_piece < finished - 2, "text appeared only at the end"
     assert "$" in block_texts(card)[1]
+    assert [c.method for c in calls if "Stream" in c.method] == ["chat.startStream"]
 
 
 async def test_speak_uploads_audio(bot: SlackBot) -> None:

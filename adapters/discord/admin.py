@@ -45,6 +45,11 @@ class QuotaCommands:
             name="quota",
             description="Spend limits (server managers)",
             guild_only=True,
+            # explicit False: unset values fall back to the tree's (user installs, DMs)
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=False, private_channel=False
+            ),
             default_permissions=permissions,
         )
         for command in self._commands():

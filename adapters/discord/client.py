@@ -35,6 +35,12 @@ from bot.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+# Every command (but /quota) for a server's install and a member's own (user install), in
+# servers, the bot's DM and group DMs; a member's own install is charged to their personal pool.
+INSTALLS = app_commands.AppInstallationType(guild=True, user=True)
+CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+
+
 def use_endpoints(settings: DiscordSettings) -> None:
     """Send discord.py's REST calls and gateway connection where the settings say."""
     discord.http.Route.BASE = settings.api_base.rstrip("/")
@@ -102,7 +108,9 @@ class DiscordAdapter:
             count = None if shards == "auto" else shards
             self.client = ShardedBotClient(shard_count=count, **options)
         self.client.adapter = self
-        self.tree = app_commands.CommandTree(self.client)
+        self.tree = app_commands.CommandTree(
+            self.client, allowed_installs=INSTALLS, allowed_contexts=CONTEXTS
+        )
         self.tree.error(self._on_command_error)
         self.jobs = JobHandlers(core, self.delivery)
         self.info = InfoCommands(core, self.delivery)

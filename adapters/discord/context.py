@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 
 from bot.config import DiscordSettings
-from bot.delivery import ChannelRef
+from bot.delivery import NSFW_CHANNEL, ChannelRef
 from bot.errors import BotError
 from bot.jobs import Community
 from bot.policy import Where
@@ -26,17 +26,30 @@ DM_WORKSPACE = "dm"
 APOLOGY = "Sorry, something went wrong inside the bot (it has been logged)."
 
 
+def is_personal(interaction: discord.Interaction) -> bool:
+    """Used through the member's own install (user install), with no server's install behind
+    it: a DM or group DM, or a server that never added the bot."""
+    return interaction.is_user_integration() and not interaction.is_guild_integration()
+
+
 def workspace_of(interaction: discord.Interaction) -> str:
+    """The guild id; "dm" for the bot's DM; the member's personal pool for personal use."""
+    if is_personal(interaction):
+        return Identity.personal(PLATFORM, str(interaction.user.id)).workspace
     return str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
 
 
 def community_of(interaction: discord.Interaction) -> Community:
-    """The server the interaction happened in (all DMs are one "dm" community)."""
+    """The server the interaction happened in (all DMs are one "dm" community; a member's
+    personal use is their own)."""
     return Community(PLATFORM, workspace_of(interaction))
 
 
 def identity_of(interaction: discord.Interaction) -> Identity:
-    """("discord", guild id or "dm", user id), with role ids and names for quota tiers."""
+    """("discord", guild id or "dm", user id), with role ids and names for quota tiers; the
+    member's personal pool (no roles: no server chose them) for personal use."""
+    if is_personal(interaction):
+        return Identity.personal(PLATFORM, str(interaction.user.id))
     roles: set[str] = set()
     if isinstance(interaction.user, discord.Member):
         for role in interaction.user.roles:
@@ -51,6 +64,8 @@ def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> boo
     """Manage Server (or Administrator) in this guild, or the configured admin role."""
     if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
         return False
+    if is_personal(interaction):  # a server that did not add the bot: its roles say nothing
+        return False
     permissions = interaction.permissions
     if permissions.manage_guild or permissions.administrator:
         return True
@@ -63,14 +78,20 @@ def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> boo
 def where_of(interaction: discord.Interaction, settings: DiscordSettings) -> Where:
     """A thread follows its parent channel's rules (policy.channels is keyed by channel id)."""
     channel = interaction.channel
-    is_nsfw = getattr(channel, "is_nsfw", None)
     ruled_by = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
     return Where(
         channel=str(ruled_by),
         is_dm=interaction.guild_id is None,
-        nsfw_channel=bool(is_nsfw()) if callable(is_nsfw) else False,
+        nsfw_channel=in_nsfw_channel(interaction),
         is_admin=is_admin(interaction, settings),
+        personal=is_personal(interaction),
     )
+
+
+def in_nsfw_channel(interaction: discord.Interaction) -> bool:
+    """Asked in an age-restricted channel (a thread follows its parent)."""
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def channel_ref(
@@ -93,6 +114,7 @@ def channel_ref(
         extra={
             "issued_at": f"{time.time():.3f}",
             "upload_limit": str(interaction.filesize_limit),
+            **({NSFW_CHANNEL: "1"} if in_nsfw_channel(interaction) else {}),
             **(extra or {}),
         },
     )

@@ -1,4 +1,5 @@
-"""/models, /usage and /show: what can run here, what you have spent, and a past result again."""
+"""/models, /usage, /show and /help: what can run here, what you have spent, a past result
+again, and what the bot does."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import render
-from adapters.discord.context import channel_ref, community_of, identity_of, where_of
+from adapters.discord.context import channel_ref, community_of, identity_of, is_admin, where_of
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
 from bot import pricing
+from bot import web as web_page
 from bot.app import Core
 from bot.catalog import Model
 from bot.commands import COMMANDS
@@ -26,6 +28,7 @@ from bot.errors import BotError, InvalidRequest
 from bot.past import Viewer, past_result
 from bot.quota import Allowance, format_usd
 from bot.usage_charts import USAGE_FILENAME, usage_chart
+from bot.web.hiding import Hiding
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [
@@ -33,6 +36,23 @@ KIND_CHOICES = [
     for command in COMMANDS.values()
     for kind in command.kinds
 ]
+HELP = (
+    "**Runpod models on Discord.** Every job is charged to your quota; `/usage` shows what is "
+    "left.\n"
+    "`/imagine` an image · `/edit` edit an image · `/video` a video (from an image too)\n"
+    "`/transcribe` speech to text · `/ask` a text model's answer · `/speak` text to speech\n"
+    "`/cost <command>` what it would cost (runs nothing) · `/models` · `/usage` · `/show`"
+    " · `/web` (a sign-in link to the web page) · `/quota` (server managers)\n"
+    "Results carry Reroll, Variations, Cancel and Show request buttons. Installed on your own "
+    "account, the bot also works in DMs and group DMs, charged to your personal allowance "
+    "where the operator allows it."
+)
+WEB_ACTIONS = [
+    Choice(name="hide all my results from the web page", value="hide-mine"),
+    Choice(name="show my results on the web page again", value="show-mine"),
+]
+WEB_HIDDEN = "Your results are no longer shown on the web page (`/web show-mine` undoes it)."
+WEB_SHOWN = "Your results are shown on the web page again."
 DeliveryFor = Callable[[ChannelRef, discord.Interaction | None], DiscordDelivery]
 
 
@@ -61,7 +81,18 @@ class InfoCommands:
         async def recent_jobs(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
             return await self.recent_choices(interaction, current)
 
-        return [models, usage, show]
+        @app_commands.command(name="help", description="What the bot does and its commands")
+        async def help_(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(HELP, ephemeral=True)
+
+        @app_commands.command(name="web", description="A private sign-in link to the web page")
+        @app_commands.guild_only()  # the page shows one server's results; DMs are no server
+        @app_commands.describe(action="Leave out for a sign-in link")
+        @app_commands.choices(action=WEB_ACTIONS)
+        async def web(interaction: discord.Interaction, action: str | None = None) -> None:
+            await self.web(interaction, action)
+
+        return [models, usage, show, help_, web]
 
     # --- /models ----------------------------------------------------------------------------
 
@@ -172,6 +203,35 @@ class InfoCommands:
         note = f"Posted again; first made <t:{int(past.made_at)}:R>."
         result = replace(past.result, notes=(note,))
         await self._delivery_for(ref, interaction).deliver(result)
+
+    # --- /web -------------------------------------------------------------------------------
+
+    async def web(self, interaction: discord.Interaction, action: str | None = None) -> None:
+        """A one-time sign-in link, privately; bound to this member, this server, admin or not.
+        `hide-mine` / `show-mine` take all of the member's results off the page, or back."""
+        core = self._core
+        if interaction.guild_id is None:
+            raise InvalidRequest("Use /web in a server: the page shows that server's results.")
+        if action is not None:
+            hide = action == "hide-mine"
+            await Hiding(core.db).hide_member(identity_of(interaction), hide)
+            text = WEB_HIDDEN if hide else WEB_SHOWN
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if core.settings.web.public_url is None:
+            raise InvalidRequest(
+                "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."
+            )
+        admin = is_admin(interaction, core.settings.discord)
+        name = interaction.user.display_name
+        token = await web_page.signins(core).issue(identity_of(interaction), name, admin=admin)
+        minutes = f"{core.settings.web.link_minutes:g}"
+        await interaction.response.send_message(
+            f"Your sign-in link (works once, for {minutes} minutes; don't share it):\n"
+            f"{web_page.signin_url(core, token)}",
+            ephemeral=True,
+            suppress_embeds=True,
+        )
 
 
 def _standing(allowance: Allowance) -> str:

@@ -18,8 +18,8 @@ from bot.commands import COMMANDS
 log = logging.getLogger(__name__)
 
 JOB_COMMANDS = tuple(COMMANDS)  # imagine, edit, video, transcribe, ask, speak
-INFO_COMMANDS = ("cost", "models", "usage", "show", "quota", "help")
-SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS if name != "help")
+INFO_COMMANDS = ("cost", "models", "usage", "show", "quota", "web", "help")
+SLASH_COMMANDS = tuple(f"/{name}" for name in JOB_COMMANDS + INFO_COMMANDS)
 
 
 class Commands:
@@ -61,6 +61,8 @@ class Commands:
             return await info.show_text(ctx, origin, text)
         if name == "quota":
             return await admin.quota_text(ctx, origin, text)
+        if name == "web":
+            return await info.web_text(ctx, origin, text)
         if name == "help":
             return info.help_text()
         hint = "Try `@me imagine a cat`, `@me ask ...` or `@me help`."

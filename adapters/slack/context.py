@@ -12,6 +12,7 @@ from adapters.slack.files import FileLinks
 from adapters.slack.people import PLATFORM, People
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
+from adapters.slack.stream import StreamSupport
 from adapters.slack.tasks import TaskSet
 from bot.app import Core
 from bot.config import SlackSettings
@@ -69,10 +70,17 @@ class SlackContext:
     people: People
     links: FileLinks
     tasks: TaskSet
+    streaming: StreamSupport = field(default_factory=StreamSupport)
 
     def delivery(self, ref: ChannelRef) -> SlackDelivery:
         """The DeliveryFactory registered with the core (also used for jobs after a restart)."""
-        return SlackDelivery(client=self.client, store=self.store, replies=self.replies, ref=ref)
+        return SlackDelivery(
+            client=self.client,
+            store=self.store,
+            replies=self.replies,
+            ref=ref,
+            streaming=self.streaming,
+        )
 
     async def where(self, origin: Origin) -> Where:
         return Where(

@@ -4,7 +4,9 @@ One job, one *anchor* message, edited in place: a new parent message for a slash
 replies are the job's thread), a reply in the thread of a mention or a clicked card. It shows
 progress with a Cancel button, and finally the result card (prompt, model, seed, cost, what is
 left, Reroll / Variations / Show request). Files go into the thread with `files_upload_v2`;
-text is posted in pieces under Slack's practical message size and edited while it streams.
+text is posted in pieces under Slack's practical message size and edited while it streams; a
+text model's answer streams with Slack's streaming methods (`adapters.slack.stream`), or, where
+the workspace refuses them, is edited in `markdown` blocks of up to 12,000 characters.
 Errors, warnings and confirmations are ephemeral, for the requester only.
 
 When the card cannot be edited (Slack answering 5xx to `chat.update`), the core asks for other
@@ -30,6 +32,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
+from adapters.slack.stream import (
+    PIECE_LIMIT,
+    AnswerStream,
+    StreamRefused,
+    StreamSupport,
+    markdown_message,
+)
 from adapters.slack.text import clip, escape, split_text
 from bot.commands import COMMANDS
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
@@ -47,9 +56,17 @@ NOT_UPLOADED = "Slack would not take the upload; download (links work for 7 days
 
 class SlackDelivery:
     def __init__(
-        self, *, client: AsyncWebClient, store: SlackStore, replies: Replies, ref: ChannelRef
+        self,
+        *,
+        client: AsyncWebClient,
+        store: SlackStore,
+        replies: Replies,
+        ref: ChannelRef,
+        streaming: StreamSupport | None = None,
     ) -> None:
         self._client = client
+        self._streaming = streaming or StreamSupport()
+        self._streams: dict[str, AnswerStream] = {}  # job id -> its answer being streamed
         self._store = store
         self._replies = replies
         self.ref = ref
@@ -143,6 +160,9 @@ class SlackDelivery:
         await self._remember(result.job_id, DELIVERED, str(answer["channel"]), str(answer["ts"]))
 
     async def fail(self, failure: Failure) -> None:
+        stream = self._streams.pop(failure.job_id, None)
+        if stream is not None:
+            await stream.close()
         await self._replies.ephemeral(self.audience, escape(failure.message))
         try:
             await self.show(
@@ -197,21 +217,25 @@ class SlackDelivery:
         posted = await self._messages(job_id)
         channel, anchor = posted[ANCHOR]
         thread = thread or self.ref.thread or anchor
-        pieces = split_text(escape(text), TEXT_LIMIT)
+        if await self._stream_text(job_id, text, final=final, channel=channel, thread=thread):
+            return
+        answer_text = self.ref.extra.get("command") == "ask"  # model text: markdown blocks
+        pieces = split_text(escape(text), PIECE_LIMIT if answer_text else TEXT_LIMIT)
         for index, piece in enumerate(pieces):
             kind = f"text:{index}"
+            content = markdown_message(piece) if answer_text else {"text": piece}
             if kind in posted:
                 if self._shown.get((job_id, kind)) != piece:
                     await self._client.chat_update(
-                        channel=posted[kind][0], ts=posted[kind][1], text=piece
+                        channel=posted[kind][0], ts=posted[kind][1], **content
                     )
             else:
                 answer = await self._client.chat_postMessage(
                     channel=channel,
                     thread_ts=thread,
-                    text=piece,
                     unfurl_links=False,
                     unfurl_media=False,
+                    **content,
                 )
                 await self._remember(job_id, kind, str(answer["channel"]), str(answer["ts"]))
             self._shown[(job_id, kind)] = piece
@@ -221,6 +245,45 @@ class SlackDelivery:
                 await self._client.chat_delete(channel=posted[kind][0], ts=posted[kind][1])
                 await self._store.forget(job_id, kind)
                 posted.pop(kind, None)
+
+    async def _stream_text(
+        self, job_id: str, text: str, *, final: bool, channel: str, thread: str
+    ) -> bool:
+        """Stream the text where Slack allows it; False to edit plain messages instead."""
+        posted = await self._messages(job_id)
+        if self.ref.extra.get("command") != "ask" or any(k.startswith("text:") for k in posted):
+            return False  # only answers stream; one begun as edited messages stays so
+        stream = self._streams.get(job_id)
+        if stream is None:
+            if self.ref.workspace in self._streaming.refused:
+                return False
+            stream = AnswerStream(
+                self._client,
+                channel=channel,
+                thread=thread,
+                team=self.ref.workspace,
+                user=self.ref.user,
+                posted=posted,
+                remember=lambda kind, ch, ts: self._remember(job_id, kind, ch, ts),
+            )
+            self._streams[job_id] = stream
+        try:
+            unneeded = await stream.write(escape(text), final=final)
+        except StreamRefused as refusal:
+            log.info(
+                "slack streaming refused in %s (%s); editing instead", self.ref.workspace, refusal
+            )
+            self._streaming.refused.add(self.ref.workspace)
+            del self._streams[job_id]
+            return False
+        if final:
+            del self._streams[job_id]
+            for where in unneeded:
+                await self._client.chat_delete(channel=where[0], ts=where[1])
+                kind = next(k for k, v in posted.items() if v == where and k.startswith("stream:"))
+                await self._store.forget(job_id, kind)
+                posted.pop(kind, None)
+        return True
 
     async def _upload(
         self, result: Result, files: Sequence[MediaFile], channel: str, thread: str | None

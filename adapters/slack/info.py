@@ -13,6 +13,7 @@ from adapters.slack.charts import send_chart
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import clip, code_block, escape, from_slack
 from bot import pricing
+from bot import web as web_page
 from bot.catalog import Model
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, UnknownModel
@@ -22,6 +23,7 @@ from bot.quota import Allowance, format_usd
 from bot.quote import Quote
 from bot.requests import OPTION_HELP, parse_text
 from bot.usage_charts import USAGE_FILENAME, usage_chart
+from bot.web.hiding import Hiding
 
 MAX_REPLY = 3900
 
@@ -36,9 +38,35 @@ def help_text() -> str:
         "`/transcribe https://…/talk.mp3` speech to text (or mention me with the audio attached)\n"
         "`/ask why is the sky blue?` · `/speak hello there`\n"
         "`/cost imagine a cat --count 4` · `/models [kind]` · `/usage` · `/show [job id]`"
-        " · `/quota` (admins)\n"
-        "Mentions work too: `@me imagine a cat --model flux-dev`, `@me help`.\n"
+        " · `/web` (a sign-in link to the web page) · `/quota` (admins)\n"
+        "Mentions work too: `@me imagine a cat --model flux-dev`, `@me help`; in a DM with me"
+        " no mention is needed, and a plain question goes to a text model.\n"
         f"*Options*\n{options}"
+    )
+
+
+async def web_text(ctx: SlackContext, origin: Origin, text: str = "") -> str:
+    """A one-time sign-in link to the web page, bound to this member, workspace and admin flag;
+    `/web hide-mine` / `show-mine` take all of the member's results off the page, or back."""
+    core = ctx.core
+    action = text.strip().lower()
+    if action in ("hide-mine", "show-mine"):
+        identity = await ctx.people.identity(origin.team, origin.user)
+        await Hiding(core.db).hide_member(identity, action == "hide-mine")
+        if action == "hide-mine":
+            return "Your results are no longer shown on the web page (`/web show-mine` undoes it)."
+        return "Your results are shown on the web page again."
+    if action:
+        return "Try `/web` for a sign-in link, or `/web hide-mine` / `/web show-mine`."
+    if core.settings.web.public_url is None:
+        return "The web page is not enabled: the bot's admin sets `web.public_url` (docs/web.md)."
+    identity = await ctx.people.identity(origin.team, origin.user)
+    admin = await ctx.people.is_admin(origin.user)
+    token = await web_page.signins(core).issue(identity, origin.user, admin=admin)
+    minutes = f"{core.settings.web.link_minutes:g}"
+    return (
+        f"Your sign-in link (works once, for {minutes} minutes; don't share it):\n"
+        f"<{web_page.signin_url(core, token)}|Open the community page>"
     )
 
 

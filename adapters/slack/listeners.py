@@ -1,6 +1,8 @@
 """Bolt listeners: each acks at once and hands the work to a task the adapter owns.
 
-Slash commands, `app_mention` events and button clicks all arrive here (over HTTP or Socket
+Slash commands, `app_mention` events, messages in the bot's DM (no mention needed; a first
+word that is no command asks a text model), the assistant pane's `assistant_thread_started`
+and button clicks all arrive here (over HTTP or Socket
 Mode alike). Events Slack redelivers (`X-Slack-Retry-Num`, the same `event_id`) are recognised
 by `SlackStore.first_time` and ignored, so a slow moment never produces two answers; a retry of
 an event we never saw (the bot was down) is handled as new. Slash commands and clicks are
@@ -17,16 +19,23 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack import blocks
+from adapters.slack import assistant, blocks
 from adapters.slack.buttons import Buttons, origin_of
-from adapters.slack.commands import SLASH_COMMANDS, Commands
+from adapters.slack.commands import INFO_COMMANDS, JOB_COMMANDS, SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.conversation import conversation_at, take_turn
 from adapters.slack.text import strip_mentions_of
 
 log = logging.getLogger(__name__)
 
-SLASH_NAMES = frozenset(name.lstrip("/") for name in SLASH_COMMANDS) | {"help"}
+KNOWN_WORDS = frozenset(JOB_COMMANDS + INFO_COMMANDS)
+PEOPLES = (None, "file_share", "thread_broadcast")  # message subtypes a person's post has
+
+
+async def in_dm(body: dict[str, Any]) -> bool:
+    """A message in the bot's DM (thread replies elsewhere belong to conversations)."""
+    event = body.get("event") or {}
+    return bool(event.get("channel_type") == "im")
 
 
 def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
@@ -51,10 +60,18 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
         retry = request.headers.get("x-slack-retry-num", [None])[0]
         ctx.tasks.spawn(mention(body, retry), name=f"slack-mention-{body.get('event_id')}")
 
-    async def mention(body: dict[str, Any], retry: str | None) -> None:
+    async def on_direct_message(body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        retry = request.headers.get("x-slack-retry-num", [None])[0]
+        ctx.tasks.spawn(mention(body, retry, dm=True), name=f"slack-dm-{body.get('event_id')}")
+
+    async def on_thread_started(body: dict[str, Any]) -> None:
+        work = assistant.thread_started(ctx.client, body["event"])
+        ctx.tasks.spawn(work, name=f"slack-assistant-{body.get('event_id')}")
+
+    async def mention(body: dict[str, Any], retry: str | None, *, dm: bool = False) -> None:
         event = body["event"]
-        if not event.get("user"):
-            return  # another app's post; only people start jobs
+        if not event.get("user") or event.get("bot_id") or event.get("subtype") not in PEOPLES:
+            return  # another app's post, an edit or a join; only people's messages start jobs
         keys = (
             f"event:{body.get('event_id')}",
             f"mention:{event.get('channel')}:{event.get('ts')}",
@@ -74,10 +91,16 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
         name = word.strip().lower().lstrip("/")
         files = event.get("files") or []
         conversation = await conversation_at(ctx, origin)
-        if conversation is not None and name not in SLASH_NAMES:  # a turn, mention or not
+        if conversation is not None and name not in KNOWN_WORDS:  # a turn, mention or not
             await take_turn(ctx, origin, conversation, text, files)
             return
+        if dm:
+            if name not in KNOWN_WORDS:
+                name, rest = "ask", text  # a plain question to the bot
+            await assistant.working(ctx.client, origin, text)
         await commands.run(origin, name, rest, files=files, kind="mention")
+        if dm:
+            await assistant.done(ctx.client, origin)
 
     async def on_message(body: dict[str, Any]) -> None:
         event = body["event"]
@@ -126,6 +149,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
     for name in SLASH_COMMANDS:
         app.command(name)(on_command)
     app.event("app_mention")(on_mention)
+    app.event("message", matchers=[in_dm])(on_direct_message)  # first: Bolt runs one listener
     app.event("message")(on_message)
+    app.event("assistant_thread_started")(on_thread_started)
     for action_id in blocks.ACTIONS:
         app.action(action_id)(on_click)

@@ -695,8 +695,13 @@ class FakeDiscord:
         attachments: Mapping[str, Upload] | None = None,
         locale: str = "en-US",
         timeout: float = 5.0,
+        user_install: bool = False,
     ) -> SentInteraction:
         """Run `/name` (or "/group sub" as "group sub") as a user would.
+
+        `user_install`: through the app the user installed on their account (a user install),
+        not a server's: only global commands offering it (`integration_types` with 1) can run,
+        and the interaction's `authorizing_integration_owners` name the user alone.
 
         `options` maps option names to values: str/int/float/bool, a FakeUser for user options,
         an Upload for attachment options (or pass those as `attachments`). Runs in `channel_id`,
@@ -706,7 +711,7 @@ class FakeDiscord:
         """
         values = {**(options or {}), **(attachments or {})}
         return await self._command_interaction(
-            2, name, values, None, user, guild_id, channel_id, dm, locale, timeout
+            2, name, values, None, user, guild_id, channel_id, dm, locale, timeout, user_install
         )
 
     async def autocomplete(
@@ -761,16 +766,21 @@ class FakeDiscord:
         dm: bool,
         locale: str,
         timeout: float,
+        user_install: bool = False,
     ) -> SentInteraction:
         user = user or self.user
         channel, guild = self._where(channel_id, guild_id, dm, user)
         root, *path = name.split()
         what = f"/{root} synced and usable by {user.username} in {guild.name if guild else 'a DM'}"
         command = await self._wait(
-            lambda: usable_command(self.commands, root, guild, user), timeout, what
+            lambda: usable_command(self.commands, root, guild, user, user_install=user_install),
+            timeout,
+            what,
         )
         data = command_data(command, path, values, focused, guild, self._upload)
-        return await self._deliver(kind, data, user, guild, channel, locale, timeout)
+        return await self._deliver(
+            kind, data, user, guild, channel, locale, timeout, user_install=user_install
+        )
 
     def _where(
         self, channel_id: int | None, guild_id: int | None, dm: bool, user: FakeUser
@@ -802,6 +812,7 @@ class FakeDiscord:
         timeout: float,
         *,
         message: Message | None = None,
+        user_install: bool = False,
     ) -> SentInteraction:
         what = f"a READY gateway session for {guild.name if guild else 'DMs'}"
         session = await self._wait(lambda: self.gateway.live_session(guild), timeout, what)
@@ -819,6 +830,7 @@ class FakeDiscord:
             upload_limit=self._upload_limit(guild),
             locale=locale,
             message=message.payload if message is not None else None,
+            user_install=user_install,
         )
         sent = SentInteraction(
             interaction_id, token, kind, user, guild, channel, payload, self, self._now()

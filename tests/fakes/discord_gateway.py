@@ -368,8 +368,12 @@ def interaction_payload(
     upload_limit: int,
     locale: str,
     message: dict[str, Any] | None = None,
+    user_install: bool = False,
 ) -> dict[str, Any]:
-    """INTERACTION_CREATE data: a command (2), component click (3) or autocomplete (4)."""
+    """INTERACTION_CREATE data: a command (2), component click (3) or autocomplete (4).
+
+    `user_install`: authorised by the user's own install (`{"1": user id}`), not a server's.
+    """
     fixture = (
         "message_component_interaction.json"
         if kind == 3
@@ -413,6 +417,8 @@ def interaction_payload(
             authorizing_integration_owners={"0": "0"},
             context=1,
         )
+    if user_install:
+        payload["authorizing_integration_owners"] = {"1": str(user.id)}
     if message is None:
         payload.pop("message", None)
     else:
@@ -434,15 +440,23 @@ def usable_command(
     name: str,
     guild: FakeGuild | None,
     user: FakeUser,
+    *,
+    user_install: bool = False,
 ) -> dict[str, Any] | None:
     """The synced slash command `user` would see in the picker here, if any.
 
     Guild commands shadow global ones; `contexts` (or legacy `dm_permission`) and
-    `default_member_permissions` hide a command where Discord's client would hide it.
+    `default_member_permissions` hide a command where Discord's client would hide it. Through
+    a user install only global commands whose `integration_types` include 1 (USER_INSTALL)
+    show; through a server's, those including 0 (GUILD_INSTALL, the default).
     """
-    for scope in [guild.id, None] if guild is not None else [None]:
+    install = 1 if user_install else 0
+    scopes = [guild.id, None] if guild is not None and not user_install else [None]
+    for scope in scopes:
         for command in commands.get(scope, []):
             if command["name"] != name or command.get("type", 1) != 1:
+                continue
+            if install not in (command.get("integration_types") or [0]):
                 continue
             contexts = command.get("contexts")
             if guild is None:

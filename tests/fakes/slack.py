@@ -51,6 +51,7 @@ T = TypeVar("T")
 MAX_TEXT_CHARS = 4000  # documented as 40k, but messages fail with msg_too_long around 4k
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT_CHARS = 3000
+MAX_MARKDOWN_CHARS = 12_000  # a markdown block, and the markdown_text of one streaming call
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL_SECONDS = 30 * 60
 BOT_SCOPES = (  # answered in x-oauth-scopes, which Bolt reads from auth.test
@@ -99,6 +100,7 @@ class Message:
     files: tuple[str, ...] = ()
     ephemeral_to: str | None = None  # set for chat.postEphemeral and ephemeral response_url posts
     edits: int = 0
+    streaming: bool = False  # between chat.startStream and chat.stopStream
 
     def to_json(self) -> dict[str, Any]:
         """The message as Slack shows it in API answers and in block_actions payloads."""
@@ -218,6 +220,11 @@ class FakeSlack:
         self._faults: dict[str, deque[_Fault]] = {}
         self._garbled: dict[str, deque[tuple[str, str]]] = {}  # method -> (body, content type)
         self._outages: dict[str, int] = {}  # method -> HTTP status, until end_outage
+        #: Set to "not_allowed" (or any error) for a workspace that cannot stream: chat.*Stream
+        #: then answer ok:false with it.
+        self.streaming_refusal: str | None = None
+        #: assistant.threads.* calls by thread: (channel, thread_ts) -> latest status/title/prompts
+        self.assistant_threads: dict[tuple[str, str], dict[str, Any]] = {}
         self._pending: dict[str, _PendingUpload] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # file id -> (mimetype, bytes)
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -419,6 +426,10 @@ class FakeSlack:
         """Make every response_url handed out so far answer ``expired_url``."""
         for entry in self._response_urls.values():
             entry.expires_at = 0.0
+
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the bot's DM with `user_id` (opened on first use, as in Slack)."""
+        return self._channel(user_id).id
 
     def post_as_user(
         self, text: str, *, user_id: str, channel_id: str, thread_ts: str | None = None
@@ -641,6 +652,74 @@ class FakeSlack:
         msg = self._store(replace(old, text=text, blocks=blocks, edits=old.edits + 1))
         shown = msg.to_json()
         return {"ok": True, "channel": msg.channel, "ts": msg.ts, "text": text, "message": shown}
+
+    # chat.startStream / appendStream / stopStream (docs.slack.dev, 2025-10): a streamed reply
+    # in a thread; markdown_text (or markdown_text chunks) up to 12,000 characters a call;
+    # recipient_user_id and recipient_team_id are required outside DMs.
+
+    def _api_chat_startStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_streaming()
+        channel = self._channel(params.get("channel"))
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            raise SlackError("invalid_arguments", "[ERROR] missing required field: thread_ts")
+        if channel.im_user is None and not (
+            params.get("recipient_user_id") and params.get("recipient_team_id")
+        ):
+            raise SlackError("invalid_arguments", "[ERROR] missing recipient_user_id")
+        text = _streamed_text(params)
+        msg = Message(channel.id, self._next_ts(), text, self.bot_user_id, [], str(thread_ts))
+        self._store(replace(msg, streaming=True))
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts}
+
+    def _api_chat_appendStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._streaming_message(params)
+        self._store(replace(msg, text=msg.text + _streamed_text(params)))
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts}
+
+    def _api_chat_stopStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._streaming_message(params)
+        blocks = params.get("blocks") or []
+        text = msg.text + _streamed_text(params)
+        msg = self._store(replace(msg, text=text, blocks=blocks, streaming=False))
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts, "message": msg.to_json()}
+
+    def _check_streaming(self) -> None:
+        if self.streaming_refusal:
+            raise SlackError(self.streaming_refusal)
+
+    def _streaming_message(self, params: dict[str, Any]) -> Message:
+        self._check_streaming()
+        msg = self._own_message(params, "update")
+        if not msg.streaming:
+            raise SlackError("message_not_in_streaming_state")
+        return msg
+
+    # assistant.threads.* (the AI app surface): the latest value of each per thread.
+
+    def _api_assistant_threads_setStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An empty status clears it; every status set is kept in order under "statuses"."""
+        answer = self._assistant_thread(params, "status", params.get("status", ""))
+        key = (self._channel(params.get("channel_id")).id, str(params.get("thread_ts")))
+        self.assistant_threads[key].setdefault("statuses", []).append(params.get("status", ""))
+        return answer
+
+    def _api_assistant_threads_setTitle(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._assistant_thread(params, "title", params.get("title", ""))
+
+    def _api_assistant_threads_setSuggestedPrompts(self, params: dict[str, Any]) -> dict[str, Any]:
+        prompts = params.get("prompts")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            raise SlackError("invalid_arguments", "[ERROR] prompts: 1 to 4 items")
+        return self._assistant_thread(params, "prompts", prompts)
+
+    def _assistant_thread(self, params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+        channel = self._channel(params.get("channel_id"))
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            raise SlackError("invalid_arguments", "[ERROR] missing required field: thread_ts")
+        self.assistant_threads.setdefault((channel.id, str(thread_ts)), {})[key] = value
+        return {"ok": True}
 
     def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params.get("channel"))
@@ -876,6 +955,10 @@ def _checked_content(
             raise SlackError(
                 "invalid_blocks", f"[ERROR] missing required field: type [json-pointer:/blocks/{i}]"
             )
+        if block["type"] == "markdown" and len(str(block.get("text", ""))) > MAX_MARKDOWN_CHARS:
+            raise SlackError(
+                "invalid_blocks", f"[ERROR] markdown text too long [json-pointer:/blocks/{i}]"
+            )
         section_text = block.get("text") if block["type"] == "section" else None
         if (
             isinstance(section_text, dict)
@@ -887,6 +970,18 @@ def _checked_content(
                 f"[json-pointer:/blocks/{i}/text/text]",
             )
     return text, blocks
+
+
+def _streamed_text(params: Mapping[str, Any]) -> str:
+    """A streaming call's text: its markdown_text, then its markdown_text chunks in order."""
+    text = str(params.get("markdown_text") or "")
+    chunks = params.get("chunks") or []
+    if isinstance(chunks, str):
+        chunks = json.loads(chunks)
+    text += "".join(str(c.get("text", "")) for c in chunks if c.get("type") == "markdown_text")
+    if len(text) > MAX_MARKDOWN_CHARS:
+        raise SlackError("msg_too_long")
+    return text
 
 
 def _new_id(prefix: str) -> str:

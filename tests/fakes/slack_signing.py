@@ -136,6 +136,24 @@ def message(
     return payload
 
 
+def assistant_thread_started(
+    fake: FakeSlack, *, user_id: str, channel_id: str, thread_ts: str
+) -> dict[str, Any]:
+    """An ``assistant_thread_started`` event_callback: `user_id` opened the bot's assistant
+    pane, a thread in their DM with the bot (docs.slack.dev, events/assistant_thread_started)."""
+    event = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": user_id,
+            "context": {"channel_id": None, "team_id": fake.team_id, "enterprise_id": None},
+            "channel_id": channel_id,
+            "thread_ts": thread_ts,
+        },
+        "event_ts": thread_ts,
+    }
+    return event_callback(fake, event)
+
+
 def _user_post(
     fake: FakeSlack,
     fixture: str,

@@ -1,0 +1,111 @@
+"""What is kept off the page: one result (its owner or an admin hides it), every result of a
+member who opted out (`/web hide-mine`, or the switch on their spend page), and results asked
+for in age-restricted channels.
+
+A hidden result is still theirs: its owner and the workspace's admins still open its page (to
+show it again); everyone else gets the same 404 as for an id never issued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+
+from bot.delivery import NSFW_CHANNEL
+from bot.jobstore import JobRecord
+from bot.quota import Identity
+from bot.sql import Connection, Store
+from bot.web.schema import ensure_schema
+
+# The gallery's condition on `jobs` rows (parameters: platform, workspace).
+LISTED = (
+    "NOT EXISTS (SELECT 1 FROM web_hidden_results h WHERE h.job_id = jobs.id)"
+    " AND NOT EXISTS (SELECT 1 FROM web_hidden_members m WHERE m.platform = ?"
+    " AND m.workspace = ? AND m.user_id = jobs.user_id)"
+)
+
+
+def nsfw_channels_clause(slack_channels: Collection[str]) -> tuple[str, list[object]]:
+    """The gallery's condition leaving out jobs asked for in age-restricted channels: marked so
+    by the adapter (Discord), or one of `slack.nsfw_channels`."""
+    clause = f"IFNULL(json_extract(channel_ref, '$.extra.{NSFW_CHANNEL}'), '') <> '1'"
+    if not slack_channels:
+        return clause, []
+    marks = ", ".join("?" for _ in slack_channels)
+    clause += (
+        " AND NOT (json_extract(channel_ref, '$.platform') = 'slack'"
+        f" AND json_extract(channel_ref, '$.channel') IN ({marks}))"
+    )
+    return clause, list(slack_channels)
+
+
+def from_nsfw_channel(job: JobRecord, slack_channels: Collection[str]) -> bool:
+    """The same test for one job."""
+    ref = job.channel
+    return ref.extra.get(NSFW_CHANNEL) == "1" or (
+        ref.platform == "slack" and ref.channel in slack_channels
+    )
+
+
+class Hiding:
+    def __init__(self, db: Store) -> None:
+        self._db = db
+        self._ready = False
+
+    async def _ensure(self) -> None:
+        if not self._ready:
+            await ensure_schema(self._db)
+            self._ready = True
+
+    async def hidden(self, job: JobRecord) -> bool:
+        """Kept off the page: hidden itself, or its member opted out."""
+        await self._ensure()
+        platform, workspace, user = job.identity
+        row = await self._db.fetchone(
+            "SELECT EXISTS (SELECT 1 FROM web_hidden_results WHERE job_id = ?)"
+            " OR EXISTS (SELECT 1 FROM web_hidden_members"
+            " WHERE platform = ? AND workspace = ? AND user_id = ?)",
+            (job.id, platform, workspace, user),
+        )
+        return bool(row and row[0])
+
+    async def hide_result(self, job_id: str, by: Identity, hidden: bool) -> None:
+        await self._ensure()
+
+        def write(raw: Connection) -> None:
+            if hidden:
+                raw.execute(
+                    "INSERT OR IGNORE INTO web_hidden_results VALUES (?, ?, ?)",
+                    (job_id, by.user_key, time.time()),
+                )
+            else:
+                raw.execute("DELETE FROM web_hidden_results WHERE job_id = ?", (job_id,))
+
+        await self._db.run(write)
+
+    async def hide_member(self, member: Identity, hidden: bool) -> None:
+        await self._ensure()
+        key = (member.platform, member.workspace, member.user)
+
+        def write(raw: Connection) -> None:
+            if hidden:
+                raw.execute(
+                    "INSERT OR IGNORE INTO web_hidden_members VALUES (?, ?, ?, ?)",
+                    (*key, time.time()),
+                )
+            else:
+                raw.execute(
+                    "DELETE FROM web_hidden_members"
+                    " WHERE platform = ? AND workspace = ? AND user_id = ?",
+                    key,
+                )
+
+        await self._db.run(write)
+
+    async def member_hidden(self, member: Identity) -> bool:
+        await self._ensure()
+        row = await self._db.fetchone(
+            "SELECT 1 FROM web_hidden_members WHERE platform = ? AND workspace = ? AND user_id = ?",
+            (member.platform, member.workspace, member.user),
+        )
+        return row is not None

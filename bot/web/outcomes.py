@@ -1,0 +1,31 @@
+"""How a workspace's jobs ended this month, for the admin page: delivered, failed, refunded.
+
+A job that failed, timed out or was cancelled released its hold (nothing was charged), so these
+counts are the "failures and refunds" next to the ledger's settled spend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.jobs import Community
+from bot.sql import Store
+
+LABELS = {
+    "delivered": "delivered",
+    "undeliverable": "charged, not delivered yet",
+    "failed": "failed (nothing charged)",
+    "timed_out": "timed out (nothing charged)",
+    "cancelled": "cancelled (nothing charged)",
+}
+
+
+async def outcomes(db: Store, community: Community, since: datetime) -> list[tuple[str, int]]:
+    """(what happened, how many jobs) since `since`, for the states above that occurred."""
+    rows = await db.fetchall(
+        "SELECT state, COUNT(*) FROM jobs WHERE platform = ? AND workspace = ?"
+        " AND created_at >= ? GROUP BY state",
+        (community.platform, community.workspace, since.timestamp()),
+    )
+    counts = {row[0]: row[1] for row in rows}
+    return [(label, counts[state]) for state, label in LABELS.items() if counts.get(state)]

@@ -1,0 +1,142 @@
+"""Signing in to the web page from Slack: `/web` over the real Bolt app against FakeSlack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY
+from tests.fakes.runpod import FakeRunpod
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_signing import slash_command
+from tests.slack_support import (
+    ALICE,
+    BOSS,
+    CHANNEL,
+    SlackBot,
+    button_value,
+    populate,
+    running_bot,
+)
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as slack:
+        populate(slack)
+        yield slack
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
+    web = {"public_url": PUBLIC_URL}
+    async with running_bot(tmp_path, runpod_fake, fake, web=web) as running:
+        yield running
+
+
+async def web_link(bot: SlackBot, base: str, user: str) -> str:
+    before = len(bot.ephemerals(user))
+    await bot.command("/web", user=user)
+    replies = await bot.wait(lambda: len(bot.ephemerals(user)) > before and bot.ephemerals(user))
+    return link_in(replies[-1].text, base)
+
+
+async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(bot: SlackBot) -> None:
+    await bot.command("/imagine", "a slack cat --seed 3")
+    (card,) = await bot.wait(bot.finished_cards)
+    job = button_value(card, "job_reroll")
+    async with running_page(bot.core) as base:
+        async with httpx.AsyncClient() as alice, httpx.AsyncClient() as boss:
+            await sign_in(alice, await web_link(bot, base, ALICE))
+            await sign_in(boss, await web_link(bot, base, BOSS))
+            gallery = await alice.get(f"{base}/web/")
+            refused = await alice.get(f"{base}/web/admin")
+            limits = await boss.get(f"{base}/web/admin")
+
+    assert f'href="/web/job/{job}"' in gallery.text and "a slack cat" in gallery.text
+    assert refused.status_code == 403
+    assert limits.status_code == 200 and 'id="set-limits"' in limits.text
+
+
+async def test_slack_web_says_how_to_enable_it(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        await bot.command("/web")
+        (reply,) = await bot.wait(bot.ephemerals)
+    assert "web.public_url" in reply.text
+
+
+async def test_slack_web_hide_mine(bot: SlackBot) -> None:
+    await bot.command("/web", "hide-mine")
+    (reply,) = await bot.wait(bot.ephemerals)
+    assert "no longer shown on the web page" in reply.text
+
+
+async def test_results_from_slack_nsfw_channels_are_not_listed(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    web = {"public_url": PUBLIC_URL}
+    slack = {"nsfw_channels": [CHANNEL]}
+    async with running_bot(tmp_path, runpod_fake, fake, web=web, slack=slack) as bot:
+        await bot.command("/imagine", "a night cat")
+        (card,) = await bot.wait(bot.finished_cards)
+        job = button_value(card, "job_reroll")
+        async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
+            await sign_in(alice, await web_link(bot, base, ALICE))
+            gallery = await alice.get(f"{base}/web/")
+            page = await alice.get(f"{base}/web/job/{job}")
+    assert job not in gallery.text and page.status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_python_m_bot_run_serves_the_page_it_links_to(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "RUNPOD_API_KEY": API_KEY,
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": fake.app_token,
+        "BOT_SLACK__API_URL": fake.api_url,
+        "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
+        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
+        "BOT_HTTP__HOST": "127.0.0.1",
+        "BOT_HTTP__PORT": str(port),
+        "BOT_WEB__PUBLIC_URL": PUBLIC_URL,
+        "BOT_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        command = slash_command(fake, "/web", "", user_id=ALICE, channel_id=CHANNEL)
+        await fake.socket_send("slash_commands", command, timeout=20)
+        (reply,) = await fake.wait_for(
+            lambda: [m for m in fake.messages if m.ephemeral_to == ALICE], timeout=20
+        )
+        async with httpx.AsyncClient() as alice:
+            signed_in = await sign_in(alice, link_in(reply.text, f"http://127.0.0.1:{port}"))
+            gallery = await alice.get(f"http://127.0.0.1:{port}/web/")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, errors = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, (output + errors).decode()
+    assert signed_in.status_code == 303
+    assert gallery.status_code == 200 and "No results here yet." in gallery.text

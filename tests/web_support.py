@@ -1,0 +1,44 @@
+"""The web page for tests: the listener with the page mounted, and sign-in from a chat link."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+
+from bot import web as web_page
+from bot.app import Core
+from bot.listener import Listener
+
+PUBLIC_URL = "http://bot.test"  # what `web.public_url` says in tests; rewritten to the listener
+LINK = re.compile(r"https?://\S+/web/signin/[\w-]+")
+
+
+@contextlib.asynccontextmanager
+async def running_page(core: Core) -> AsyncIterator[str]:
+    """The listener serving /web on a free port; yields its base URL."""
+    listener = Listener(core.jobs, host="127.0.0.1", port=0)
+    listener.mounts[web_page.PREFIX] = web_page.web_app(core)
+    await listener.start()
+    try:
+        yield f"http://127.0.0.1:{listener.port}"
+    finally:
+        await listener.stop()
+
+
+def link_in(text: str, base: str) -> str:
+    """The sign-in link a chat answer carries, pointed at the test listener."""
+    found = LINK.search(text)
+    if found is None:
+        raise LookupError(f"no sign-in link in {text!r}")
+    path = found.group(0).split("://", 1)[1].split("/", 1)[1]
+    return f"{base}/{path}"
+
+
+async def sign_in(client: httpx.AsyncClient, link: str) -> httpx.Response:
+    """Open the link and press its Sign in button, as a member would."""
+    form = await client.get(link)
+    assert form.status_code == 200 and 'id="signin"' in form.text
+    return await client.post(link)
