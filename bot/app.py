@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from bot import web as web_page
 from bot.aiohttp_transport import aiohttp_client
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
-from bot.db import Database
 from bot.errors import BotError, ConfigError
 from bot.jobs import JobService
 from bot.ledger import SqliteLedger
@@ -38,6 +36,7 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
+from bot.sql import DB_ERRORS, Store, is_postgres, open_store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class Core:
 
     settings: Settings
     catalog: Catalog
-    db: Database
+    db: Store
     ledger: SqliteLedger
     runpod: RunpodClient
     jobs: JobService
@@ -107,6 +106,11 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
     if settings.runpod.api_key is None:
         raise ConfigError("runpod.api_key: RUNPOD_API_KEY is not set")
+    if settings.web.public_url and is_postgres(settings.storage.database):
+        raise ConfigError(
+            "web.public_url: the web page needs an SQLite storage.database"
+            " (its queries are not built for PostgreSQL yet); unset one of them"
+        )
     catalog = load_catalog(settings.models)
     timeout = settings.runpod.request_timeout_s
     long_polls = long_poll_connections(settings.jobs)
@@ -121,7 +125,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         aiohttp_client(max_connections=RUNPOD_CONNECTIONS, timeout=timeout, headers=HEADERS) as api,
         aiohttp_client(max_connections=long_polls, timeout=timeout, headers=HEADERS) as long_poll,
     ):
-        db = await Database.open(settings.storage.database)
+        db = await open_store(settings.storage.database)
         worker = Worker(db, settings.workers)
         try:
             await worker.join()
@@ -177,13 +181,13 @@ async def _keep_lease(worker: Worker, jobs: JobService) -> None:
         await asyncio.sleep(worker.settings.heartbeat_s)
         try:
             renewed = await worker.renew()
-        except sqlite3.Error as exc:  # e.g. locked past the busy timeout: try again next beat
+        except DB_ERRORS as exc:  # e.g. locked past the busy timeout: try again next beat
             log.warning("worker %s: lease not renewed: %s", worker.id, exc)
             renewed = worker.holds_lease()
         if not renewed:
             try:
                 await jobs.lease_lost()
-            except sqlite3.Error as exc:  # could not rejoin: the next beat tries again
+            except DB_ERRORS as exc:  # could not rejoin: the next beat tries again
                 log.error("worker %s could not rejoin: %s", worker.id, exc)
 
 

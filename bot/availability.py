@@ -9,12 +9,11 @@ count. The counts live in the database, so every process sharing it agrees.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 
 from bot.catalog import Model
-from bot.db import Database
+from bot.sql import Connection, Store
 
 
 def not_available(model: Model) -> str:
@@ -28,7 +27,7 @@ def visible(models: Iterable[Model], hidden: set[str]) -> list[Model]:
 
 
 class Availability:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
 
     async def hidden(self) -> set[str]:
@@ -38,11 +37,11 @@ class Availability:
     async def not_found(self, model_id: str, *, hide_after: int) -> bool:
         """Count a `/run` answered 404; True when this answer hid the model."""
 
-        def write(raw: sqlite3.Connection) -> bool:
+        def write(raw: Connection) -> bool:
             raw.execute(
                 "INSERT INTO model_availability (model, not_found, hidden, updated_at)"
                 " VALUES (?, 1, 0, ?) ON CONFLICT(model) DO UPDATE SET"
-                " not_found = not_found + 1, updated_at = excluded.updated_at",
+                " not_found = model_availability.not_found + 1, updated_at = excluded.updated_at",
                 (model_id, time.time()),
             )
             hid = raw.execute(
@@ -65,7 +64,7 @@ class Availability:
     async def enable(self, model_id: str) -> bool:
         """Offer the model again with a fresh count; False when it was neither hidden nor counted."""
 
-        def write(raw: sqlite3.Connection) -> bool:
+        def write(raw: Connection) -> bool:
             return bool(
                 raw.execute(
                     "UPDATE model_availability SET not_found = 0, hidden = 0, updated_at = ?"

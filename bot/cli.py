@@ -11,13 +11,16 @@ import argparse
 import asyncio
 import inspect
 import logging
-import sqlite3
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bot import cli_answers, cli_basic, cli_models, cli_try, ledger_cli, reconcile_cli
+from bot import cli_answers, cli_basic, cli_models, cli_try, ledger_cli, migrate_db, reconcile_cli
 from bot.errors import BotError
+from bot.sql import DB_ERRORS
+
+# A locked or unreadable database, an unreachable server, a full disk, a port in use.
+MACHINE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, OSError)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -45,7 +48,7 @@ def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_modules() -> list[ModuleType]:
-    return [cli_basic, cli_models, cli_answers, cli_try, ledger_cli, reconcile_cli]
+    return [cli_basic, cli_models, cli_answers, cli_try, ledger_cli, reconcile_cli, migrate_db]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    except (sqlite3.Error, OSError) as exc:
+    except MACHINE_ERRORS as exc:
         # The machine, not the input: a locked or unreadable database, a full disk, a port in use.
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

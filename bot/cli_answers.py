@@ -8,7 +8,6 @@ another, and `show` looks in the terminal's own jobs unless `--workspace` names 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from datetime import UTC, datetime
 
 from bot import pricing
@@ -17,8 +16,7 @@ from bot.cli_basic import parse_key_values, settings_and_catalog
 from bot.cli_try import local_identity
 from bot.commands import command_of_kind
 from bot.config import Settings
-from bot.db import Database
-from bot.errors import BotError, InvalidRequest
+from bot.errors import InvalidRequest
 from bot.jobs import Community
 from bot.ledger import SqliteLedger
 from bot.ledger_records import Usage
@@ -27,6 +25,7 @@ from bot.policy import Policy, Where
 from bot.quota import Identity, Scope, scope_of
 from bot.quote import quote
 from bot.requests import build_request
+from bot.sql import exists, open_existing
 
 TERMINAL = Where(channel="terminal", is_dm=True)
 PLACEHOLDER_URL = "https://example.com/input"
@@ -97,13 +96,9 @@ async def _cost(args: argparse.Namespace) -> int:
 
 async def _usage(settings: Settings, identity: Identity) -> Usage | None:
     """The member's standing, when there is a database to read it from (never creates one)."""
-    database = settings.storage.database
-    if not database.exists():
+    if not exists(settings.storage.database):
         return None
-    try:
-        db = await Database.open(database)
-    except sqlite3.DatabaseError as exc:
-        raise BotError(f"{database}: {exc}") from None
+    db = await open_existing(settings.storage.database)
     try:
         return await SqliteLedger(db, settings.quotas).usage(identity)
     finally:

@@ -13,6 +13,7 @@ from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
 from bot.inputs import Inputs
 from bot.online_check import check_all
+from bot.sql import display_place
 
 EXIT_INVALID = 2
 
@@ -77,7 +78,7 @@ def _check_config(args: argparse.Namespace) -> int:
     source = str(path) if path.exists() else f"{path} (not found: defaults and environment only)"
     print(f"config: {source}")
     print(f"runpod: {settings.runpod.base_url}  api key {_is_set(settings.runpod.api_key)}")
-    print(f"database: {settings.storage.database}")
+    print(f"database: {display_place(settings.storage.database)}")
     print(f"models: {len(catalog)} in the catalog")
     storage = settings.storage
     inputs = Inputs(storage.inputs_dir, keep_days=storage.inputs_keep_days, max_bytes=0)

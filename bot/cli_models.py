@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,9 +17,9 @@ from bot.catalog import Catalog, Model
 from bot.cli_basic import EXIT_INVALID, settings_and_catalog
 from bot.commands import command_of_kind
 from bot.config import Settings
-from bot.db import Database
 from bot.errors import BotError
 from bot.runpod import NotFound, RunpodClient, RunpodError
+from bot.sql import exists, open_existing
 
 PROBE_TIMEOUT_S = 10.0
 PROBES_AT_ONCE = 8
@@ -113,16 +112,10 @@ async def _availability(
     settings: Settings, *, must_exist: bool
 ) -> AsyncIterator[Availability | None]:
     """The database's record of hidden models; None when there is no database (nothing hidden)."""
-    path = settings.storage.database
-    if not path.exists():
-        if must_exist:
-            raise BotError(f"no database at {path} (storage.database)")
+    if not exists(settings.storage.database) and not must_exist:
         yield None
         return
-    try:
-        db = await Database.open(path)
-    except sqlite3.DatabaseError as exc:
-        raise BotError(f"{path}: {exc}") from None
+    db = await open_existing(settings.storage.database)
     try:
         yield Availability(db)
     finally:

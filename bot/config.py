@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.sql import POSTGRES_SCHEMES, sqlite_path
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -80,26 +81,46 @@ class RunpodSettings(Section):
 
 
 class StorageSettings(Section):
-    database: Path = Path("bot.db")
+    # An SQLite file (a path or `sqlite:///path`), or a PostgreSQL DSN `postgresql://...`.
+    database: Path | str = Path("bot.db")
     # Keep a copy of every result here; also enables the identical-request cache.
     media_dir: Path | None = None
     # Results are written to `spool/` next to the database before they are charged, so a
     # restart or an expired Runpod URL cannot lose a paid result. Delivered ones are removed,
     # oldest first, once the folder is over this size.
     spool_max_mb: float = Field(default=1024.0, gt=0)
+    # Where that folder is; by default next to an SQLite file, or `./spool` beside PostgreSQL.
+    spool: Path | None = None
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_place(cls, value: object) -> Path | str:
+        if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
+            return value
+        if isinstance(value, str | Path):
+            return sqlite_path(value)
+        raise ValueError("storage.database must be a file path or a postgresql:// DSN")
+
     # Files members attach (/edit, /video, /transcribe) are kept in `inputs/` next to the
-    # database, so a Reroll works after the platform's attachment link expired. Removed after
+    # database (the working directory beside PostgreSQL), so a Reroll works after the platform's attachment link expired. Removed after
     # this many days, and oldest first above this size.
     inputs_keep_days: float = Field(default=30.0, gt=0)
     inputs_max_mb: float = Field(default=1024.0, gt=0)
 
     @property
     def spool_dir(self) -> Path:
-        return self.database.parent / "spool"
+        """`spool`, else next to an SQLite file, else in the working directory."""
+        if self.spool is not None:
+            return self.spool
+        if isinstance(self.database, Path):
+            return self.database.parent / "spool"
+        return Path("spool")
 
     @property
     def inputs_dir(self) -> Path:
-        return self.database.parent / "inputs"
+        if isinstance(self.database, Path):
+            return self.database.parent / "inputs"
+        return self.spool_dir.parent / "inputs"
 
 
 class DiscordSettings(Section):

@@ -21,13 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from bot.catalog import Catalog, Model
 from bot.config import JobSettings
-from bot.db import Database
 from bot.outputs import extract
 from bot.requests import Request, build_request, split_options
+from bot.sql import Connection, Store
 
 COMMAND = "ask"
 DONE_STATES = ("completed", "delivered", "undeliverable")
@@ -61,14 +59,14 @@ class Turn:
 
 
 class Conversations:
-    def __init__(self, db: Database, catalog: Catalog, jobs: JobSettings) -> None:
+    def __init__(self, db: Store, catalog: Catalog, jobs: JobSettings) -> None:
         self._db = db
         self._catalog = catalog
         self._jobs = jobs
 
     async def record(
         self,
-        tx: aiosqlite.Connection,
+        tx: Any,
         *,
         job_id: str,
         platform: str,
@@ -77,30 +75,36 @@ class Conversations:
     ) -> None:
         """Make job `job_id` a turn (in the submitting transaction, so no turn is half-kept)."""
         conversation = thread.conversation or job_id
-        await tx.execute(
-            "INSERT INTO conversation_turns (job_id, conversation, said, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (job_id, conversation, thread.said, time.time()),
-        )
-        if thread.place:  # a fresh conversation (`--new`) takes the place over
-            await tx.execute(
-                "INSERT INTO conversation_places (platform, workspace, place, conversation)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (platform, workspace, place)"
-                " DO UPDATE SET conversation = excluded.conversation",
-                (platform, workspace, thread.place, conversation),
+        now = time.time()
+
+        def write(raw: Connection) -> None:
+            raw.execute(
+                "INSERT INTO conversation_turns (job_id, conversation, said, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (job_id, conversation, thread.said, now),
             )
+            if thread.place:  # a fresh conversation (`--new`) takes the place over
+                raw.execute(
+                    "INSERT INTO conversation_places (platform, workspace, place, conversation)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (platform, workspace, place)"
+                    " DO UPDATE SET conversation = excluded.conversation",
+                    (platform, workspace, thread.place, conversation),
+                )
+
+        await self._db.run(write, tx=tx)
 
     async def add_place(self, platform: str, workspace: str, place: str, job_id: str) -> None:
         """Replies at `place` now continue the conversation job `job_id` is a turn of."""
         conversation = await self.of_job(platform, workspace, job_id)
         if conversation is None:
             return
-        async with self._db.transaction() as tx:
-            await tx.execute(
-                "INSERT OR IGNORE INTO conversation_places (platform, workspace, place,"
-                " conversation) VALUES (?, ?, ?, ?)",
+        await self._db.run(
+            lambda raw: raw.execute(
+                "INSERT INTO conversation_places (platform, workspace, place, conversation)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (platform, workspace, place) DO NOTHING",
                 (platform, workspace, place, conversation),
             )
+        )
 
     async def at(self, platform: str, workspace: str, place: str) -> str | None:
         """The conversation a reply at `place` continues, if any."""

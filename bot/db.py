@@ -1,5 +1,8 @@
 """The bot's one SQLite file: connections, write transactions, migrations and online backup.
 
+This is the embedded default `bot.sql.Store`; `bot/pg.py` is the PostgreSQL one (same tables and
+schema versions: tests/test_pg_dialect.py keeps the two spellings in step).
+
 Two connections. The writer serves one write transaction at a time in this process (an asyncio
 lock) and one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock
 up front, waiting up to the busy timeout). Writes that arrive while one runs share the next

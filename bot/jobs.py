@@ -25,8 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from bot import pricing, recording
 from bot.archive import Archive
 from bot.availability import Availability, not_available, visible
@@ -35,7 +33,6 @@ from bot.config import Settings
 from bot.conversations import COMMAND as CONVERSING
 from bot.conversations import Conversations, Thread
 from bot.courier import Courier
-from bot.db import Database
 from bot.delivery import ChannelRef, Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import BotError, InvalidRequest, PolicyDenied
 from bot.inputs import Inputs
@@ -52,6 +49,7 @@ from bot.requests import Request
 from bot.runpod import JobState, RunpodClient
 from bot.show import api_call
 from bot.spool import Spool
+from bot.sql import Store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -102,7 +100,7 @@ class JobService:
     def __init__(
         self,
         *,
-        db: Database,
+        db: Store,
         ledger: SqliteLedger,
         runpod: RunpodClient,
         catalog: Catalog,
@@ -468,7 +466,7 @@ class JobService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    async def _turn(self, job: JobRecord, invocation: Invocation, tx: aiosqlite.Connection) -> None:
+    async def _turn(self, job: JobRecord, invocation: Invocation, tx: Any) -> None:
         """Every `ask` is a turn of a conversation: the one it continues, or its own."""
         if job.command != CONVERSING:
             return

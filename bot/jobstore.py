@@ -15,17 +15,14 @@ Amounts here are Decimal text for display; the ledger holds the authoritative in
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-import aiosqlite
-
-from bot.db import Database
 from bot.delivery import ChannelRef
+from bot.sql import Connection, Store, skip_locked
 from bot.workers import LIVE_WORKERS, LeaseLost, Worker
 
 ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
@@ -40,6 +37,11 @@ _UNFINISHED = (
     "(state IN ('awaiting_confirmation', 'held', 'submitting', 'submitted', 'completed')"
     " OR (notified = 0 AND state IN"
     " ('delivered', 'undeliverable', 'failed', 'timed_out', 'cancelled')))"
+)
+_INSERT = (
+    "INSERT INTO jobs (id, platform, workspace, user_id, channel_ref, command, model,"
+    " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at,"
+    " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -93,39 +95,33 @@ class JobRecord:
 
 
 class JobStore:
-    def __init__(self, db: Database, worker: Worker | None = None) -> None:
+    def __init__(self, db: Store, worker: Worker | None = None) -> None:
         self._db = db
         self._worker = worker
 
-    async def insert(self, job: JobRecord, *, tx: aiosqlite.Connection) -> None:
+    async def insert(self, job: JobRecord, *, tx: Any) -> None:
         """Add a job; one that is to be driven (`held`) belongs to this store's worker."""
         now = time.time()
         owner = self._worker.id if self._worker and job.state == "held" else None
-        await tx.execute(
-            "INSERT INTO jobs (id, platform, workspace, user_id, channel_ref, command, model,"
-            " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at,"
-            " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                *job.identity,
-                job.channel.to_json(),
-                job.command,
-                job.model,
-                json.dumps(job.request),
-                job.state,
-                str(job.estimate),
-                _copies_json(job.copies),
-                job.webhook_token,
-                job.cache_key,
-                job.created_at,
-                now,
-                owner,
-            ),
+        row = (
+            job.id,
+            *job.identity,
+            job.channel.to_json(),
+            job.command,
+            job.model,
+            json.dumps(job.request),
+            job.state,
+            str(job.estimate),
+            _copies_json(job.copies),
+            job.webhook_token,
+            job.cache_key,
+            job.created_at,
+            now,
+            owner,
         )
+        await self._db.run(lambda raw: raw.execute(_INSERT, row), tx=tx)
 
-    async def save(
-        self, job: JobRecord, *, tx: aiosqlite.Connection | None = None, **changes: Any
-    ) -> JobRecord:
+    async def save(self, job: JobRecord, *, tx: Any = None, **changes: Any) -> JobRecord:
         """Write the job's state, copies, cost and error; returns the updated record.
 
         Fenced: with a worker, the row changes only while that worker owns the job under a
@@ -139,7 +135,7 @@ class JobStore:
         fence, fence_params = self._fence()
         sql = (
             "UPDATE jobs SET state = ?, cost = ?, copies = ?, error = ?, notified = ?,"
-            " updated_at = ?, finished_at = ?, owner = CASE WHEN ? THEN NULL ELSE owner END"
+            " updated_at = ?, finished_at = ?, owner = CASE WHEN ? = 1 THEN NULL ELSE owner END"
             f" WHERE id = ?{fence}"
         )
         params = (
@@ -155,7 +151,7 @@ class JobStore:
             *fence_params,
         )
 
-        def write(raw: sqlite3.Connection) -> None:
+        def write(raw: Connection) -> None:
             if raw.execute(sql, params).rowcount != 1 and fence:
                 raise LeaseLost(f"job {job.id} is no longer this worker's")
 
@@ -181,21 +177,21 @@ class JobStore:
     async def claim(self, platform: str | None) -> list[JobRecord]:
         """Take over, atomically, the unfinished jobs (of `platform`) that no live worker owns.
 
-        One statement, under SQLite's write lock: two workers claiming at once cannot both
-        take a job, and a job whose owner still renews its lease is never taken. Returns the
+        One statement, under SQLite's write lock (on PostgreSQL the rows are claimed with
+        `FOR UPDATE SKIP LOCKED`): two workers claiming at once cannot both take a job, and a job whose owner still renews its lease is never taken. Returns the
         jobs as committed, oldest first. Jobs waiting for a confirmation have no owner and
         are not claimed (any process may confirm them).
         """
         assert self._worker is not None, "claiming needs a worker"
         me = self._worker.id
 
-        def take(raw: sqlite3.Connection) -> list[JobRecord]:
+        def take(raw: Connection) -> list[JobRecord]:
             rows = raw.execute(
-                f"UPDATE jobs SET owner = ? WHERE {_UNFINISHED}"
-                " AND state <> 'awaiting_confirmation' AND (? IS NULL OR platform = ?)"
-                f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS}))"
+                f"UPDATE jobs SET owner = ? WHERE id IN (SELECT id FROM jobs WHERE {_UNFINISHED}"
+                " AND state <> 'awaiting_confirmation' AND platform = COALESCE(?, platform)"
+                f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS})){skip_locked(raw)})"
                 f" AND ? IN ({LIVE_WORKERS}) RETURNING {_COLUMNS}",
-                (me, platform, platform, me),
+                (me, platform, me),
             ).fetchall()
             return sorted((_record(row) for row in rows), key=lambda job: job.created_at)
 
@@ -208,8 +204,8 @@ class JobStore:
         me = self._worker.id if self._worker else ""
         row = await self._db.fetchone(
             f"SELECT COUNT(*) FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
-            " AND (? IS NULL OR platform = ?) AND owner IS NOT NULL AND owner <> ?",
-            (platform, platform, me),
+            " AND platform = COALESCE(?, platform) AND owner IS NOT NULL AND owner <> ?",
+            (platform, me),
         )
         return int(row[0]) if row else 0
 
@@ -217,9 +213,9 @@ class JobStore:
         """Whether `claim` would find anything (a read: most heartbeats find nothing)."""
         row = await self._db.fetchone(
             f"SELECT 1 FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
-            " AND (? IS NULL OR platform = ?)"
+            " AND platform = COALESCE(?, platform)"
             f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS})) LIMIT 1",
-            (platform, platform),
+            (platform,),
         )
         return row is not None
 
@@ -235,7 +231,7 @@ class JobStore:
         from_states: Iterable[str],
         to_state: str,
         *,
-        tx: aiosqlite.Connection | None = None,
+        tx: Any = None,
         error: str | None = None,
         notified: bool = False,
         take: bool = False,
@@ -253,7 +249,7 @@ class JobStore:
         finished = now if to_state in FINAL_STATES else None
         owner = self._worker.id if take and self._worker else None
 
-        def move(raw: sqlite3.Connection) -> JobRecord | None:
+        def move(raw: Connection) -> JobRecord | None:
             moved = raw.execute(
                 "UPDATE jobs SET state = ?, error = COALESCE(?, error), notified = ?,"
                 " updated_at = ?, finished_at = ?, owner = COALESCE(?, owner)"

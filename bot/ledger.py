@@ -1,19 +1,21 @@
-"""The spend ledger on SQLite: admission (`hold`), `settle`, `release`, the sweeper, usage.
+"""The spend ledger: admission (`hold`), `settle`, `release`, the sweeper, usage.
 
 Amounts are stored as INTEGER units of 1e-10 USD, the precision Runpod bills to; a `Decimal`
 finer than that rounds up, as Runpod's billing does (see `bot.quota.to_units`).
 
-Admission is one `BEGIN IMMEDIATE` transaction that reads, for every applicable scope and
+Admission is one transaction that reads, for every applicable scope and
 period, `available = limit - charged_in_period - active_holds` and inserts the hold only if the
-amount fits all of them. The write lock is taken before the read, so no other writer, in this
-process or another, can slip a hold in between. A charge counts in the day, week and month in
+amount fits all of them. The lock is taken before the read (SQLite: `BEGIN IMMEDIATE`, the write
+lock; PostgreSQL: advisory locks on the member's and the pool's keys, `bot.sql.lock_scopes`), so
+no other writer, in this process or another, can slip a hold in between. A charge counts in the day, week and month in
 which it was settled; an active hold counts against every period until it ends.
 
 Every operation is keyed by job id and can be repeated: a second hold returns the first, a
 second settle or release changes nothing. A settle after a release (the sweeper gave up on a job
 that then finished) still records what Runpod billed.
 
-Each operation runs as one function on the database's writer thread (`Database.run`), in its
+The same code runs on SQLite and PostgreSQL (`bot.sql.Store`; the class keeps its historical
+name). Each operation runs as one function on a database thread (`Store.run`), in its
 own transaction or, with `tx=`, in the caller's (the job engine settles in the transaction that
 marks the job done).
 """
@@ -22,19 +24,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
-
-import aiosqlite
 
 from bot import ledger_store as store
 from bot.config import QuotaLimits, QuotaSettings
-from bot.db import Database
 from bot.errors import InvalidRequest
 from bot.ledger_records import (
     Grant,
@@ -67,6 +65,7 @@ from bot.quota import (
     scope_of,
     to_usd,
 )
+from bot.sql import Connection, Store, lock_scopes
 
 __all__ = [
     "Allowance",
@@ -89,7 +88,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Tx = aiosqlite.Connection
+Tx = Any  # the value a `Store.transaction()` yields
 RECENT_JOBS = 10
 
 
@@ -109,7 +108,7 @@ class SqliteLedger:
     """The `Ledger` the job engine uses; see the module docstring for the guarantees."""
 
     def __init__(
-        self, db: Database, quotas: QuotaSettings, *, clock: Callable[[], datetime] = utc_now
+        self, db: Store, quotas: QuotaSettings, *, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self._db = db
         self._quotas = quotas
@@ -256,7 +255,7 @@ class SqliteLedger:
             raise ValueError("the ledger clock must return aware datetimes")
         return now.astimezone(UTC)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], tx: Tx | None) -> T:
+    async def _write(self, fn: Callable[[Connection], T], tx: Tx | None) -> T:
         await self._ensure_zone(tx)
         return await self._db.run(fn, tx=tx)
 
@@ -265,7 +264,7 @@ class SqliteLedger:
             await self._db.run(self._sync_zone, tx=tx)
             self._zone_synced = True
 
-    def _sync_zone(self, raw: sqlite3.Connection) -> None:
+    def _sync_zone(self, raw: Connection) -> None:
         previous = store.sync_zone(raw, self._quotas.timezone, self._zone)
         if previous is not None:
             log.warning("time zone changed from %s to %s: spend re-bucketed", previous, self._zone)
@@ -274,7 +273,7 @@ class SqliteLedger:
         return local_date(instant, self._zone).isoformat()
 
     def _budgets(
-        self, raw: sqlite3.Connection, identity: Identity, now: datetime
+        self, raw: Connection, identity: Identity, now: datetime
     ) -> tuple[list[Budget], list[Budget]]:
         calendar = self._calendar
         if calendar is None or not calendar.covers(now):
@@ -299,8 +298,9 @@ class SqliteLedger:
         units: int,
         model: str,
         now: datetime,
-        raw: sqlite3.Connection,
+        raw: Connection,
     ) -> tuple[Hold, bool]:
+        lock_scopes(raw, identity.user_key, identity.pool_key)
         row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
         if row is not None:
             if row["user_key"] != identity.user_key:
@@ -331,9 +331,7 @@ class SqliteLedger:
         )
         return hold, True
 
-    def _admit(
-        self, identity: Identity, units: int, now: datetime, raw: sqlite3.Connection
-    ) -> None:
+    def _admit(self, identity: Identity, units: int, now: datetime, raw: Connection) -> None:
         """Raise `QuotaExceeded` unless `units` fit every limit of the member and the pool."""
         user, pool = self._budgets(raw, identity, now)
         refused = refusal(user + pool, units)
@@ -341,13 +339,14 @@ class SqliteLedger:
             raise QuotaExceeded.for_budget(refused, units, self._zone)
 
     def _settle(
-        self, job_id: str, units: int, now: datetime, raw: sqlite3.Connection
+        self, job_id: str, units: int, now: datetime, raw: Connection
     ) -> tuple[Settlement, HoldState]:
         row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownHold(f"no hold for job {job_id}")
         state = HoldState(row["state"])
         identity = store.identity_of(row)
+        lock_scopes(raw, identity.user_key, identity.pool_key)
         user, pool = self._budgets(raw, identity, now)
         held = row["held"]
         if state is HoldState.SETTLED:
@@ -367,7 +366,7 @@ class SqliteLedger:
         ]
         return Settlement.of(job_id, units, held, crossed, limited(after)), state
 
-    def _release(self, job_id: str, reason: str, now: datetime, raw: sqlite3.Connection) -> bool:
+    def _release(self, job_id: str, reason: str, now: datetime, raw: Connection) -> bool:
         cursor = raw.execute(
             "UPDATE holds SET state = 'released', closed_at = ?, reason = ?"
             " WHERE job_id = ? AND state = 'held'",
@@ -376,7 +375,7 @@ class SqliteLedger:
         return cursor.rowcount == 1
 
     def _sweep(
-        self, cutoff: datetime, running: set[str], now: datetime, raw: sqlite3.Connection
+        self, cutoff: datetime, running: set[str], now: datetime, raw: Connection
     ) -> list[tuple[str, datetime]]:
         stale = raw.execute(
             "SELECT job_id, created_at FROM holds INDEXED BY holds_pool_active"
@@ -388,7 +387,7 @@ class SqliteLedger:
             self._release(job_id, "swept: held too long with no running job", now, raw)
         return swept
 
-    def _usage(self, identity: Identity, now: datetime, raw: sqlite3.Connection) -> Usage:
+    def _usage(self, identity: Identity, now: datetime, raw: Connection) -> Usage:
         user, pool = self._budgets(raw, identity, now)
         recent = store.recent_jobs(raw, identity.user_key, RECENT_JOBS)
         return Usage([b.allowance() for b in user], [b.allowance() for b in pool], recent)

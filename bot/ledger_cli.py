@@ -21,13 +21,22 @@ from zoneinfo import ZoneInfo
 
 from bot.charts import report_png
 from bot.config import QuotaLimits, load_settings
-from bot.db import Database, backup_file
+from bot.db import backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now
 from bot.quota import format_usd, scope_of
 from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
 from bot.spend_history import member_id, workspace_spend
+from bot.sql import (
+    Store,
+    display_place,
+    exists,
+    is_postgres,
+    open_existing,
+    open_store,
+    sqlite_path,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -140,29 +149,26 @@ async def _ledger(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterato
 
 
 @asynccontextmanager
-async def _database(path: Path, must_exist: bool) -> AsyncIterator[Database]:
-    _require(path, must_exist)
-    try:
-        db = await Database.open(path)
-    except sqlite3.DatabaseError as exc:
-        raise BotError(f"{path}: {exc}") from None
+async def _database(place: Path | str, must_exist: bool) -> AsyncIterator[Store]:
+    db = await (open_existing(place) if must_exist else open_store(place))
     try:
         yield db
     finally:
         await db.close()
 
 
-def _require(path: Path, must_exist: bool) -> None:
-    if must_exist and not path.exists():
-        raise BotError(f"no database at {path} (storage.database)")
-
-
 def _backup(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     source = settings.storage.database
-    _require(source, True)
+    if is_postgres(source):
+        raise BotError(
+            "storage.database is on PostgreSQL: back it up with the server's tools, e.g."
+            f" pg_dump --format=custom --file {args.path} '{display_place(source)}'"
+        )
+    if not exists(source):
+        raise BotError(f"no database at {source} (storage.database)")
     try:
-        backup_file(source, args.path)
+        backup_file(sqlite_path(source), args.path)
     except (sqlite3.Error, OSError) as exc:
         raise BotError(f"backup to {args.path} failed: {exc}") from None
     print(f"backed up {source} to {args.path}")

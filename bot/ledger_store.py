@@ -1,26 +1,27 @@
 """The ledger's SQL that needs no quota policy: state reads, reports, admin writes, row mapping.
 
-Every function takes the raw `sqlite3.Connection` last and runs on the writer's (or reader's)
-thread inside a transaction opened by `bot.db.Database`; none commits. Schema: `bot/db.py`.
+Every function takes the raw `bot.sql.Connection` last and runs inside a transaction opened by
+a `bot.sql.Store` (SQLite or PostgreSQL); none commits. Schema: `bot/db.py`, `bot/pg.py`.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.errors import InvalidRequest
 from bot.ledger_records import Grant, Hold, HoldState, RecentJob, Report, ReportLine
 from bot.periods import Period, Window, from_micros, local_date, to_micros, windows
 from bot.quota import Identity, ScopeState, to_usd
+from bot.sql import Connection
 
 _STATE_SQL = """
-SELECT 'held', :user, SUM(held), NULL, NULL FROM holds INDEXED BY holds_user_active
+SELECT 'held', :user, SUM(held), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER) FROM holds INDEXED BY holds_user_active
  WHERE user_key = :user AND state = 'held'
 UNION ALL
 SELECT 'held', :pool, SUM(held), NULL, NULL FROM holds INDEXED BY holds_pool_active
@@ -38,7 +39,7 @@ SELECT 'granted', scope_key,
        SUM(CASE WHEN granted_at >= :month_start AND granted_at < :month_end THEN amount END)
   FROM grants WHERE scope_key IN (:user, :pool) AND granted_at >= :earliest GROUP BY scope_key
 UNION ALL
-SELECT 'override', scope_key, period, amount, NULL FROM limit_overrides
+SELECT 'override:' || period, scope_key, amount, NULL, NULL FROM limit_overrides
  WHERE scope_key IN (:user, :pool)
 UNION ALL
 SELECT 'unlimited', scope_key, NULL, NULL, NULL FROM unlimited_scopes
@@ -71,7 +72,7 @@ class Calendar:
 
 
 def scope_states(
-    raw: sqlite3.Connection, user_key: str, pool_key: str, calendar: Calendar
+    raw: Connection, user_key: str, pool_key: str, calendar: Calendar
 ) -> tuple[ScopeState, ScopeState]:
     """Everything admission needs about a member and their pool, in one statement."""
     params = {**calendar.params, "user": user_key, "pool": pool_key}
@@ -84,8 +85,8 @@ def scope_states(
             held[key] = a or 0
         elif kind in ("charged", "granted"):
             sums[kind, key] = dict(zip(Period, (a or 0, b or 0, c or 0), strict=True))
-        elif kind == "override":
-            overrides[key][Period(a)] = b
+        elif kind.startswith("override:"):
+            overrides[key][Period(kind.removeprefix("override:"))] = a
         else:
             unlimited.add(key)
 
@@ -101,7 +102,7 @@ def scope_states(
     return state(user_key), state(pool_key)
 
 
-def sync_zone(raw: sqlite3.Connection, name: str, zone: ZoneInfo) -> str | None:
+def sync_zone(raw: Connection, name: str, zone: ZoneInfo) -> str | None:
     """Re-bucket settled spend by local day if the zone changed; return the previous zone."""
     row = raw.execute("SELECT value FROM ledger_meta WHERE key = 'timezone'").fetchone()
     if row is not None and row[0] == name:
@@ -117,16 +118,18 @@ def sync_zone(raw: sqlite3.Connection, name: str, zone: ZoneInfo) -> str | None:
            SELECT key, settled_day, SUM(charged) FROM (
                SELECT user_key AS key, settled_day, charged FROM holds WHERE state = 'settled'
                UNION ALL
-               SELECT pool_key, settled_day, charged FROM holds WHERE state = 'settled')
+               SELECT pool_key, settled_day, charged FROM holds WHERE state = 'settled') AS spend
            GROUP BY key, settled_day"""
     )
-    raw.execute("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('timezone', ?)", (name,))
+    raw.execute(
+        "INSERT INTO ledger_meta (key, value) VALUES ('timezone', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (name,),
+    )
     return None if row is None else str(row[0])
 
 
-def report(
-    workspace: str | None, since: datetime, until: datetime, raw: sqlite3.Connection
-) -> Report:
+def report(workspace: str | None, since: datetime, until: datetime, raw: Connection) -> Report:
     where = "state = 'settled' AND closed_at >= ? AND closed_at < ?"
     params: list[object] = [to_micros(since), to_micros(until)]
     if workspace is not None:
@@ -158,11 +161,12 @@ def set_limits(
     units: Mapping[Period, int | None],
     by: str,
     now: datetime,
-    raw: sqlite3.Connection,
+    raw: Connection,
 ) -> None:
     raw.executemany(
-        "INSERT OR REPLACE INTO limit_overrides (scope_key, period, amount, set_by, set_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO limit_overrides (scope_key, period, amount, set_by, set_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope_key, period) DO UPDATE SET"
+        " amount = excluded.amount, set_by = excluded.set_by, set_at = excluded.set_at",
         [(scope_key, str(p), amount, by, to_micros(now)) for p, amount in units.items()],
     )
     detail = {str(p): None if a is None else str(to_usd(a)) for p, a in units.items()}
@@ -176,15 +180,14 @@ def grant(
     by: str,
     grant_key: str | None,
     now: datetime,
-    raw: sqlite3.Connection,
+    raw: Connection,
 ) -> Grant:
-    cursor = raw.execute(
+    row = raw.execute(
         "INSERT INTO grants (grant_key, scope_key, amount, reason, granted_by, granted_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (grant_key) DO NOTHING",
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (grant_key) DO NOTHING RETURNING *",
         (grant_key, scope_key, units, reason, by, to_micros(now)),
-    )
-    if cursor.rowcount == 1:
-        row = raw.execute("SELECT * FROM grants WHERE id = ?", (cursor.lastrowid,)).fetchone()
+    ).fetchone()
+    if row is not None:
         _audit(raw, now, by, "grant", scope_key, json.dumps([str(to_usd(units)), reason]))
     else:
         row = raw.execute("SELECT * FROM grants WHERE grant_key = ?", (grant_key,)).fetchone()
@@ -200,16 +203,14 @@ def grant(
     )
 
 
-def reset(scope_key: str, by: str, now: datetime, raw: sqlite3.Connection) -> bool:
+def reset(scope_key: str, by: str, now: datetime, raw: Connection) -> bool:
     deleted = raw.execute("DELETE FROM limit_overrides WHERE scope_key = ?", (scope_key,))
     if deleted.rowcount:
         _audit(raw, now, by, "reset", scope_key, "{}")
     return deleted.rowcount > 0
 
 
-def set_unlimited(
-    scope_key: str, unlimited: bool, by: str, now: datetime, raw: sqlite3.Connection
-) -> bool:
+def set_unlimited(scope_key: str, unlimited: bool, by: str, now: datetime, raw: Connection) -> bool:
     if unlimited:
         cursor = raw.execute(
             "INSERT INTO unlimited_scopes (scope_key, set_by, set_at) VALUES (?, ?, ?)"
@@ -224,7 +225,7 @@ def set_unlimited(
 
 
 def _audit(
-    raw: sqlite3.Connection, now: datetime, actor: str, action: str, scope_key: str, detail: str
+    raw: Connection, now: datetime, actor: str, action: str, scope_key: str, detail: str
 ) -> None:
     raw.execute(
         "INSERT INTO admin_log (at, actor, action, scope_key, detail) VALUES (?, ?, ?, ?, ?)",
@@ -232,13 +233,13 @@ def _audit(
     )
 
 
-def identity_of(row: sqlite3.Row) -> Identity:
+def identity_of(row: Any) -> Identity:
     """The member a hold row belongs to, with the roles they had when it was made."""
     platform, workspace, user = row["user_key"].split(":")
     return Identity(platform, workspace, user, frozenset(json.loads(row["roles"])))
 
 
-def hold_of(row: sqlite3.Row) -> Hold:
+def hold_of(row: Any) -> Hold:
     return Hold(
         row["job_id"],
         row["user_key"],
@@ -250,7 +251,7 @@ def hold_of(row: sqlite3.Row) -> Hold:
     )
 
 
-def recent_jobs(raw: sqlite3.Connection, user_key: str, limit: int) -> list[RecentJob]:
+def recent_jobs(raw: Connection, user_key: str, limit: int) -> list[RecentJob]:
     rows = raw.execute(
         "SELECT job_id, model, state, held, charged, created_at FROM holds"
         " WHERE user_key = ? ORDER BY created_at DESC, job_id LIMIT ?",

@@ -41,7 +41,6 @@ from bot.availability import Availability, not_available
 from bot.catalog import Catalog, Model
 from bot.config import Settings
 from bot.courier import Courier, Undelivered
-from bot.db import Database
 from bot.delivery import Delivery, Failure, MediaFile, Progress, Result, Route
 from bot.jobstore import Copy, JobRecord, JobStore
 from bot.ledger import Settlement, SqliteLedger
@@ -56,6 +55,7 @@ from bot.requests import prompt_of
 from bot.runpod import FINAL_STATES, JobState, RunpodClient, RunpodError
 from bot.slots import Slots
 from bot.spool import Spool
+from bot.sql import Store
 from bot.tracking import Tracker, runpod_reason
 from bot.workers import LeaseLost, Worker
 
@@ -69,7 +69,7 @@ class JobRunner:
         self,
         *,
         store: JobStore,
-        db: Database,
+        db: Store,
         ledger: SqliteLedger,
         runpod: RunpodClient,
         catalog: Catalog,

@@ -19,9 +19,9 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.db import Database
 from bot.jobstore import ACTIVE_STATES
 from bot.quota import to_usd
+from bot.sql import Store
 from bot.workers import LIVE_WORKERS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -166,7 +166,7 @@ class Metrics:
 
     # --- scrape -----------------------------------------------------------------------------
 
-    async def exposition(self, db: Database, lease_held: bool) -> bytes:
+    async def exposition(self, db: Store, lease_held: bool) -> bytes:
         """The text format, after refreshing what the database knows."""
         marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = await db.fetchall(
@@ -183,7 +183,7 @@ class Metrics:
         count, units = holds if holds else (0, 0)
         self.open_holds.set(count)
         self.open_holds_usd.set(float(to_usd(units)))
-        live = await db.fetchone(f"SELECT count(*) FROM ({LIVE_WORKERS})")
+        live = await db.fetchone(f"SELECT count(*) FROM ({LIVE_WORKERS}) AS live")
         self.workers_live.set(live[0] if live else 0)
         self.lease_held.set(1 if lease_held else 0)
         return generate_latest(self.registry)

@@ -12,13 +12,13 @@ module knows no platform, only the names the adapters give.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.db import MIGRATIONS, Database
+from bot.db import MIGRATIONS
 from bot.runpod import RunpodClient, RunpodError
+from bot.sql import DB_ERRORS, Connection, Store
 
 DB_PROBE_TIMEOUT_S = 2.0
 Probe = Callable[[], Awaitable[str | None]]
@@ -48,9 +48,7 @@ class Readiness:
         """A connected adapter whose state `probe` tells (None, or why it is down) on each ask."""
         self._probes[adapter] = probe
 
-    async def problems(
-        self, db: Database, runpod: RunpodClient, ping_endpoint: str
-    ) -> dict[str, str]:
+    async def problems(self, db: Store, runpod: RunpodClient, ping_endpoint: str) -> dict[str, str]:
         """Part -> why it is not ready; empty when everything is."""
         found: dict[str, str] = {}
         if (why := await self._database(db)) is not None:
@@ -67,7 +65,7 @@ class Readiness:
             found["runpod"] = why
         return found
 
-    async def _database(self, db: Database) -> str | None:
+    async def _database(self, db: Store) -> str | None:
         """An empty write transaction: fails at once on a read-only file, waits on a lock.
 
         A probe still waiting (another process holds the write lock) is not started twice.
@@ -81,7 +79,7 @@ class Readiness:
         error = probe.exception()
         if error is None:
             return None
-        if isinstance(error, sqlite3.Error):
+        if isinstance(error, DB_ERRORS):
             return f"not writable: {error}"
         raise error
 
@@ -97,13 +95,13 @@ class Readiness:
         return None
 
 
-async def _schema(db: Database) -> str | None:
+async def _schema(db: Store) -> str | None:
     version, newest = await db.schema_version(), len(MIGRATIONS)
     if version < newest:
         return f"schema version {version}, this bot needs {newest} (restart to migrate)"
     return None
 
 
-def _nothing(raw: sqlite3.Connection) -> None:
+def _nothing(raw: Connection) -> None:
     """The probe's transaction body: taking the write lock is the test."""
     return None

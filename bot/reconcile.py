@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from bot.db import Database
 from bot.periods import from_micros, to_micros, utc_now
 from bot.quota import format_usd, to_usd
 from bot.runpod import MalformedResponse, RunpodClient
+from bot.sql import Connection, Store
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -63,7 +62,7 @@ def day_start(day: date) -> datetime:
 
 
 async def compare(
-    db: Database, runpod: RunpodClient, rest_url: str, first: date, last: date
+    db: Store, runpod: RunpodClient, rest_url: str, first: date, last: date
 ) -> list[Day]:
     """Every UTC day from `first` to `last` (inclusive), ledger against bill."""
     start, end = day_start(first), day_start(last + timedelta(days=1))
@@ -73,10 +72,10 @@ async def compare(
     return [Day(d, charged.get(d, Decimal(0)), billed.get(d, Decimal(0))) for d in days]
 
 
-async def charged_by_day(db: Database, start: datetime, end: datetime) -> dict[date, Decimal]:
+async def charged_by_day(db: Store, start: datetime, end: datetime) -> dict[date, Decimal]:
     """The ledger's settled charges per UTC day of the settle, in [start, end)."""
 
-    def query(raw: sqlite3.Connection) -> dict[date, int]:
+    def query(raw: Connection) -> dict[date, int]:
         rows = raw.execute(
             "SELECT closed_at, charged FROM holds WHERE state = 'settled'"
             " AND closed_at >= ? AND closed_at < ?",

@@ -7,7 +7,6 @@ Exit codes: 0 when no day has the ledger above the bill, 1 when one does (a bug 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -16,7 +15,6 @@ from decimal import Decimal
 import httpx
 
 from bot.config import Settings, load_settings
-from bot.db import Database
 from bot.errors import BotError
 from bot.periods import utc_now
 from bot.quota import format_usd
@@ -31,6 +29,7 @@ from bot.runpod import (
     Unauthorized,
     UpstreamError,
 )
+from bot.sql import Store, open_existing
 
 DEFAULT_DAYS = 7
 EXIT_LEDGER_HIGHER = 1
@@ -119,14 +118,8 @@ async def _runpod(settings: Settings) -> AsyncIterator[RunpodClient]:
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Database]:
-    path = settings.storage.database
-    if not path.exists():
-        raise BotError(f"no database at {path} (storage.database)")
-    try:
-        db = await Database.open(path)
-    except sqlite3.DatabaseError as exc:
-        raise BotError(f"{path}: {exc}") from None
+async def _database(settings: Settings) -> AsyncIterator[Store]:
+    db = await open_existing(settings.storage.database)
     try:
         yield db
     finally:

@@ -11,10 +11,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.db import Database
 from bot.ledger_records import Report, Usage
 from bot.periods import Period, window
 from bot.quota import to_usd
+from bot.sql import Store
 
 # A report chart names this many models (the rest are summed as "other") and spenders.
 TOP_MODELS = 5
@@ -49,7 +49,7 @@ def chart_period(usage: Usage) -> Period:
 
 
 async def member_spend(
-    db: Database, user_key: str, usage: Usage, now: datetime, zone: ZoneInfo
+    db: Store, user_key: str, usage: Usage, now: datetime, zone: ZoneInfo
 ) -> MemberSpend:
     period = chart_period(usage)
     span = window(period, now, zone)
@@ -65,7 +65,7 @@ async def member_spend(
 
 
 async def workspace_spend(
-    db: Database, workspace: str | None, report: Report, first: date, last: date, span: str
+    db: Store, workspace: str | None, report: Report, first: date, last: date, span: str
 ) -> WorkspaceSpend:
     """`workspace` is a pool key or bare workspace id (as `SqliteLedger.report` takes), None
     for all; `report` is the same period's report (its ranking of models and members)."""

@@ -12,19 +12,19 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.charts import member_png, report_png
-from bot.db import Database
 from bot.ledger import SqliteLedger
 from bot.ledger_records import Report
 from bot.periods import Window, local_date
 from bot.quota import Identity
 from bot.spend_history import member_id, member_spend, workspace_spend
+from bot.sql import Store
 
 USAGE_FILENAME = "usage.png"
 REPORT_FILENAME = "spend-report.png"
 
 
 async def usage_chart(
-    db: Database, ledger: SqliteLedger, identity: Identity, zone: ZoneInfo, now: datetime
+    db: Store, ledger: SqliteLedger, identity: Identity, zone: ZoneInfo, now: datetime
 ) -> bytes:
     """A member's spend per day this period (their longest limited one) against its limit."""
     usage = await ledger.usage(identity)
@@ -34,7 +34,7 @@ async def usage_chart(
 
 
 async def report_chart(
-    db: Database, report: Report, span: Window, name_of: Callable[[str], str] = member_id
+    db: Store, report: Report, span: Window, name_of: Callable[[str], str] = member_id
 ) -> bytes:
     """The report's period: spend per day by model, and the top spenders named by `name_of`."""
     spend = await workspace_spend(

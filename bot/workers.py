@@ -9,7 +9,8 @@ transaction that the writer still owns it under a live lease (`JobStore.save` ra
 its jobs and joins again under a new id; its old jobs go to whoever claims them first.
 
 Lease instants are read from the database's clock (SQLite's `julianday('now')`: the clock of
-the machine every process using the file shares; PostgreSQL would use `now()`), never a
+the machine every process using the file shares; on PostgreSQL `bot.pg` reads the server's
+clock instead), never a
 process's own. Local timers (the heartbeat, "may my lease have run out") use the monotonic
 clock. docs/scaling.md says what this promises.
 """
@@ -19,12 +20,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
 
 from bot.config import WorkerSettings
-from bot.db import Database
+from bot.sql import Connection, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class LeaseLost(Exception):
 class Worker:
     """This process as a worker: its row, its lease, and how long it may trust it locally."""
 
-    def __init__(self, db: Database, settings: WorkerSettings) -> None:
+    def __init__(self, db: Store, settings: WorkerSettings) -> None:
         self._db = db
         self.settings = settings
         self.id = ""
@@ -61,7 +61,7 @@ class Worker:
         lease = self.settings.lease_s
         asked = time.monotonic()
 
-        def register(raw: sqlite3.Connection) -> None:
+        def register(raw: Connection) -> None:
             raw.execute(f"DELETE FROM workers WHERE expires_at < {DB_NOW} - ?", (FORGET_AFTER_S,))
             raw.execute(
                 "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, expires_at)"
@@ -79,7 +79,7 @@ class Worker:
         lease = self.settings.lease_s
         asked = time.monotonic()
 
-        def extend(raw: sqlite3.Connection) -> bool:
+        def extend(raw: Connection) -> bool:
             cursor = raw.execute(
                 f"UPDATE workers SET heartbeat_at = {DB_NOW}, expires_at = {DB_NOW} + ?"
                 f" WHERE id = ? AND expires_at > {DB_NOW}",
@@ -104,7 +104,7 @@ class Worker:
         """Clean shutdown: hand every job back at once (no wait for the lease) and go."""
         worker_id = self.id
 
-        def hand_back(raw: sqlite3.Connection) -> int:
+        def hand_back(raw: Connection) -> int:
             cursor = raw.execute("UPDATE jobs SET owner = NULL WHERE owner = ?", (worker_id,))
             raw.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return cursor.rowcount

@@ -17,6 +17,7 @@ from bot.config import Settings
 from tests.fakes.runpod import FakeRunpod
 from tests.ledger_support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
+from tests.pg_support import fresh_schema, throwaway_database
 
 API_KEY = "rp_test_key_SECRET_0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """This run's throwaway PostgreSQL database (tests/pg_support.py); skips without a server."""
+    yield from throwaway_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_place(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's database lives: an SQLite file, or an empty PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "bot.db"
+    return fresh_schema(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture(params=[None, *MOMENTS], ids=lambda m: m.name if m else "today")
@@ -87,10 +102,20 @@ async def runpod_fake() -> AsyncIterator[FakeRunpod]:
         yield fake
 
 
-def make_settings(tmp_path: Path, fake: FakeRunpod, **sections: dict[str, Any]) -> Settings:
+def make_settings(
+    tmp_path: Path,
+    fake: FakeRunpod,
+    *,
+    database: Path | str | None = None,
+    **sections: dict[str, Any],
+) -> Settings:
+    """Test settings; `database` (default an SQLite file in `tmp_path`) may be a `db_place`."""
     base: dict[str, dict[str, Any]] = {
         "runpod": {"api_key": API_KEY, "base_url": fake.base_url, "max_retries": 3},
-        "storage": {"database": str(tmp_path / "bot.db")},
+        "storage": {
+            "database": str(database or tmp_path / "bot.db"),
+            "spool": str(tmp_path / "spool"),
+        },
         "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},
         "http": {"host": "127.0.0.1", "port": 0},
         # The fakes serve results from 127.0.0.1 (tests/test_private_urls.py turns this off).

@@ -1,4 +1,4 @@
-"""Shared pieces for the ledger tests: a settable clock and a ledger on a temp file."""
+"""Shared pieces for the ledger tests: a settable clock and a ledger on either backend."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import QuotaSettings
-from bot.db import Database
 from bot.ledger import Identity, SqliteLedger
+from bot.sql import open_store
 
 # Set by the `moved_clock` fixture (tests/conftest.py) to the zone the moment is about.
 ZONE_VARIABLE = "BOT_TEST_QUOTA_ZONE"
@@ -62,9 +62,10 @@ def quotas(**values: Any) -> QuotaSettings:
 
 @asynccontextmanager
 async def open_ledger(
-    path: Path, settings: QuotaSettings, clock: Clock | None = None
+    place: Path | str, settings: QuotaSettings, clock: Clock | None = None
 ) -> AsyncIterator[SqliteLedger]:
-    db = await Database.open(path)
+    """A ledger on an SQLite file or a PostgreSQL DSN (the `db_place` fixture)."""
+    db = await open_store(place)
     try:
         yield SqliteLedger(db, settings, clock=clock or Clock())
     finally:

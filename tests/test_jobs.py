@@ -1,4 +1,5 @@
-"""The job engine end to end: core + real httpx against FakeRunpod, a recording Delivery."""
+"""The job engine end to end: core + real httpx against FakeRunpod, a recording Delivery, on
+SQLite and on PostgreSQL (the `db_place` fixture)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.app import Core, open_core
+from bot.config import Settings
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.jobs import Community, Invocation, Submitted
@@ -25,6 +27,12 @@ from tests.fakes.runpod import FakeRunpod
 ALICE = Identity("test", "guild1", "alice")
 BOB = Identity("test", "guild1", "bob")
 HERE = Community("test", "guild1")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str) -> Settings:
+    """This module's `core` runs on each backend in turn."""
+    return make_settings(tmp_path, runpod_fake, database=db_place)
 
 
 async def submit(
@@ -178,9 +186,11 @@ async def test_a_server_error_on_run_is_not_retried_and_not_charged(
 
 
 async def test_quota_refusal_reaches_the_user_at_once_and_nothing_runs(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, quotas={"daily_usd": "0.001"})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, quotas={"daily_usd": "0.001"}
+    )
     async with open_core(settings) as core:
         with pytest.raises(QuotaExceeded) as refused:
             await submit(core, "a fox --model flux-dev")
@@ -189,9 +199,11 @@ async def test_quota_refusal_reaches_the_user_at_once_and_nothing_runs(
 
 
 async def test_an_expensive_job_waits_for_confirmation_before_holding(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, jobs={"confirm_above_usd": "0.01"})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, jobs={"confirm_above_usd": "0.01"}
+    )
     async with open_core(settings) as core:
         submitted, delivery = await submit(core, "a fox --model flux-dev")
         assert submitted.awaiting_confirmation and delivery.confirmations
@@ -204,9 +216,11 @@ async def test_an_expensive_job_waits_for_confirmation_before_holding(
 
 
 async def test_confirm_and_cancel_at_the_same_moment_exactly_one_takes_effect(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, jobs={"confirm_above_usd": "0.01"})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, jobs={"confirm_above_usd": "0.01"}
+    )
     async with open_core(settings) as core:
         submitted, delivery = await submit(core, "a fox --model flux-dev")
         confirmed, said = await asyncio.gather(
@@ -245,10 +259,10 @@ async def test_the_requester_can_cancel_a_running_job_and_pays_nothing(
 
 
 async def test_the_watchdog_ends_a_job_that_runs_too_long(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 60
-    settings = make_settings(tmp_path, runpod_fake, jobs={"timeout_s": 1.5})
+    settings = make_settings(tmp_path, runpod_fake, database=db_place, jobs={"timeout_s": 1.5})
     async with open_core(settings) as core:
         _, delivery = await submit(core, "a slow fox")
         await delivery.wait_for(lambda: delivery.ended)
@@ -258,10 +272,10 @@ async def test_the_watchdog_ends_a_job_that_runs_too_long(
 
 
 async def test_per_user_cap_queues_jobs_with_a_visible_position(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 0.4
-    settings = make_settings(tmp_path, runpod_fake, jobs={"max_per_user": 1})
+    settings = make_settings(tmp_path, runpod_fake, database=db_place, jobs={"max_per_user": 1})
     async with open_core(settings) as core:
         deliveries = [(await submit(core, f"fox {i} --size 256x256"))[1] for i in range(3)]
         for delivery in deliveries:
@@ -283,10 +297,10 @@ async def test_delivery_failures_are_retried_and_never_charge_twice(
 
 
 async def test_a_restart_resumes_a_submitted_job_and_delivers_it_once(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 0.5
-    settings = make_settings(tmp_path, runpod_fake)
+    settings = make_settings(tmp_path, runpod_fake, database=db_place)
     async with open_core(settings) as core:
         submitted, first = await submit(core, "a fox --size 256x256")
         await first.wait_for(
@@ -305,11 +319,13 @@ async def test_a_restart_resumes_a_submitted_job_and_delivers_it_once(
     assert runpod_fake.count("run") == 1 and not first.results
 
 
-async def test_webhook_completion_needs_no_polling(tmp_path: Path, runpod_fake: FakeRunpod) -> None:
+async def test_webhook_completion_needs_no_polling(
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
+) -> None:
     from bot.listener import Listener
 
     runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 0.5
-    settings = make_settings(tmp_path, runpod_fake)
+    settings = make_settings(tmp_path, runpod_fake, database=db_place)
     async with open_core(settings) as core:
         listener = Listener(core.jobs, host="127.0.0.1", port=0)
         await listener.start()
@@ -333,9 +349,11 @@ async def test_webhook_completion_needs_no_polling(tmp_path: Path, runpod_fake: 
 
 
 async def test_identical_seeded_request_is_served_from_the_archive_for_free(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, storage={"media_dir": str(tmp_path / "media")})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, storage={"media_dir": str(tmp_path / "media")}
+    )
     async with open_core(settings) as core:
         _, first = await submit(core, "a fox --size 256x256 --seed 42")
         await first.wait_for(lambda: first.ended)
@@ -348,9 +366,11 @@ async def test_identical_seeded_request_is_served_from_the_archive_for_free(
 
 
 async def test_policy_blocks_terms_before_anything_is_held(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, policy={"blocked_terms": ["gore"]})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, policy={"blocked_terms": ["gore"]}
+    )
     async with open_core(settings) as core:
         with pytest.raises(PolicyDenied):
             await submit(core, "lots of GORE please")
@@ -358,9 +378,9 @@ async def test_policy_blocks_terms_before_anything_is_held(
 
 
 async def test_other_users_do_not_share_a_personal_limit(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, quotas={"daily_usd": "0.03"})
+    settings = make_settings(tmp_path, runpod_fake, database=db_place, quotas={"daily_usd": "0.03"})
     async with open_core(settings) as core:
         _, a = await submit(core, "a fox --model flux-dev")
         await a.wait_for(lambda: a.ended)
@@ -372,13 +392,13 @@ async def test_other_users_do_not_share_a_personal_limit(
 
 
 async def test_the_sweeper_keeps_holds_of_jobs_that_will_resume(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     """An old hold is stale only when its job is over: one waiting for a restart keeps it."""
     from datetime import timedelta
 
     runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 30
-    settings = make_settings(tmp_path, runpod_fake)
+    settings = make_settings(tmp_path, runpod_fake, database=db_place)
     async with open_core(settings) as core:
         submitted, delivery = await submit(core, "a slow fox")
         await delivery.wait_for(
@@ -391,18 +411,21 @@ async def test_the_sweeper_keeps_holds_of_jobs_that_will_resume(
         assert (await spent(core))[1] > 0
         job = await core.jobs.job(submitted.job_id, HERE)
         assert job is not None
-        async with core.db.transaction() as tx:
-            await tx.execute(
+        await core.db.run(
+            lambda raw: raw.execute(
                 "UPDATE jobs SET state = 'failed', notified = 1 WHERE id = ?", (job.id,)
             )
+        )
         assert await core.jobs.sweep() == [job.id]
         assert (await spent(core))[1] == 0
 
 
 async def test_crossing_a_soft_threshold_warns_the_member(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
-    settings = make_settings(tmp_path, runpod_fake, quotas={"daily_usd": "0.025"})
+    settings = make_settings(
+        tmp_path, runpod_fake, database=db_place, quotas={"daily_usd": "0.025"}
+    )
     async with open_core(settings) as core:
         _, delivery = await submit(core, "a fox --model flux-dev")  # $0.02097152 of $0.025
         await delivery.wait_for(lambda: delivery.warnings)

@@ -1,11 +1,10 @@
-"""Leases in one process: two workers (two cores) on one database file, the lease made to lapse
+"""Leases in one process: two workers (two cores) on one database (SQLite and PostgreSQL), the lease made to lapse
 in the database as a paused process's would. The fence and the claim are checked directly;
 tests/test_workers.py does the same with real processes and signals."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,16 +14,21 @@ from bot.jobs import Submitted
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
+from tests.pg_support import execute
 from tests.test_jobs import spent, submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 PRICE = Decimal("0.0001572864")  # a 256x256 flux-schnell image
 
 
-def slow_heartbeat(tmp_path: Path, runpod: FakeRunpod) -> Settings:
+def slow_heartbeat(tmp_path: Path, runpod: FakeRunpod, place: Path | str) -> Settings:
     """Leases that never lapse by themselves during a test: the tests end them."""
     return make_settings(
-        tmp_path, runpod, workers={"heartbeat_s": 600, "lease_s": 1200}, jobs={"max_per_user": 5}
+        tmp_path,
+        runpod,
+        workers={"heartbeat_s": 600, "lease_s": 1200},
+        jobs={"max_per_user": 5},
+        storage={"database": str(place), "spool": str(tmp_path / "spool")},
     )
 
 
@@ -37,15 +41,15 @@ async def at_runpod(core: Core, text: str) -> tuple[Submitted, RecordingDelivery
 
 def end_lease(core: Core) -> None:
     """What a pause past the lease looks like from the database: the lease has run out."""
-    with sqlite3.connect(core.db.path) as db:
-        db.execute("UPDATE workers SET expires_at = 0 WHERE id = ?", (core.worker.id,))
+    place = core.settings.storage.database
+    execute(place, "UPDATE workers SET expires_at = 0 WHERE id = ?", (core.worker.id,))
 
 
 async def test_a_worker_whose_job_was_taken_over_neither_delivers_nor_charges_it(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 1.0
-    settings = slow_heartbeat(tmp_path, runpod_fake)
+    settings = slow_heartbeat(tmp_path, runpod_fake, db_place)
     async with open_core(settings) as first, open_core(settings) as second:
         submitted, lost = await at_runpod(first, "a fox --size 256x256")
         end_lease(first)
@@ -62,10 +66,10 @@ async def test_a_worker_whose_job_was_taken_over_neither_delivers_nor_charges_it
 
 
 async def test_two_workers_resuming_at_once_take_each_job_once(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 0.5
-    settings = slow_heartbeat(tmp_path, runpod_fake)
+    settings = slow_heartbeat(tmp_path, runpod_fake, db_place)
     async with open_core(settings) as first:
         for n in range(3):
             await at_runpod(first, f"fox {n} --size 256x256")
@@ -85,10 +89,10 @@ async def test_two_workers_resuming_at_once_take_each_job_once(
 
 
 async def test_a_clean_shutdown_hands_its_jobs_over_at_once(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 0.5
-    settings = slow_heartbeat(tmp_path, runpod_fake)
+    settings = slow_heartbeat(tmp_path, runpod_fake, db_place)
     async with open_core(settings) as staying:
         async with open_core(settings) as leaving:
             await submit(leaving, "a fox --size 256x256")

@@ -1,4 +1,5 @@
-"""The ledger's behaviour one operation at a time, on a real SQLite file."""
+"""The ledger's behaviour one operation at a time, on a real SQLite file and a real PostgreSQL
+database (the `db_place` fixture)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from bot.config import QuotaLimits
-from bot.db import Database
 from bot.errors import InvalidRequest
 from bot.ledger import (
     Allowance,
@@ -22,6 +22,7 @@ from bot.ledger import (
 )
 from bot.periods import Period
 from bot.quota import Scope, to_units
+from bot.sql import open_store
 from tests.ledger_support import ALICE, BOB, CAROL, Clock, open_ledger, quota_zone, quotas, usd
 
 pytestmark = pytest.mark.usefixtures("moved_clock")
@@ -33,8 +34,8 @@ def allowance(allowances: list[Allowance], period: Period) -> Allowance:
     return next(a for a in allowances if a.period is period)
 
 
-async def test_hold_within_limit_and_refusal_names_the_limit(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1.00")) as ledger:
+async def test_hold_within_limit_and_refusal_names_the_limit(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1.00")) as ledger:
         hold = await ledger.hold("j1", ALICE, usd("0.98"), model="flux")
         assert hold.state is HoldState.HELD and hold.amount == usd("0.98")
         with pytest.raises(QuotaExceeded) as caught:
@@ -54,9 +55,9 @@ async def test_hold_within_limit_and_refusal_names_the_limit(tmp_path: Path) -> 
         assert [job.job_id for job in usage.recent] == ["j1"]
 
 
-async def test_workspace_pool_refusal(tmp_path: Path) -> None:
+async def test_workspace_pool_refusal(db_place: Path | str) -> None:
     settings = quotas(daily_usd="5", workspace={"monthly_usd": "1.50"})
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
         await ledger.hold("a", ALICE, usd("1.00"), model="m")
         with pytest.raises(QuotaExceeded) as caught:
             await ledger.hold("b", BOB, usd("1.00"), model="m")
@@ -65,15 +66,15 @@ async def test_workspace_pool_refusal(tmp_path: Path) -> None:
         await ledger.hold("c", BOB, usd("0.50"), model="m")
 
 
-async def test_refusal_names_the_limit_that_frees_up_last(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1", monthly_usd="1")) as ledger:
+async def test_refusal_names_the_limit_that_frees_up_last(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1", monthly_usd="1")) as ledger:
         with pytest.raises(QuotaExceeded) as caught:
             await ledger.hold("j", ALICE, usd("2"), model="m")
         assert caught.value.period is Period.MONTH
 
 
-async def test_hold_is_idempotent_by_job_id(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_hold_is_idempotent_by_job_id(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         first = await ledger.hold("j1", ALICE, usd("0.60"), model="m")
         again = await ledger.hold("j1", ALICE, usd("0.60"), model="m")
         assert again == first
@@ -85,8 +86,8 @@ async def test_hold_is_idempotent_by_job_id(tmp_path: Path) -> None:
         assert (await ledger.hold("j1", ALICE, usd("0.60"), model="m")).state is HoldState.SETTLED
 
 
-async def test_settle_charges_the_cost_and_frees_the_rest(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_settle_charges_the_cost_and_frees_the_rest(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         await ledger.hold("j1", ALICE, usd("0.50"), model="m")
         settlement = await ledger.settle("j1", usd("0.20"))
         assert (settlement.charged, settlement.held, settlement.overage) == (
@@ -99,8 +100,8 @@ async def test_settle_charges_the_cost_and_frees_the_rest(tmp_path: Path) -> Non
         assert (day.spent, day.held, day.remaining) == (usd("0.20"), ZERO, usd("0.80"))
 
 
-async def test_settle_is_idempotent_and_warns_once(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_settle_is_idempotent_and_warns_once(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         await ledger.hold("j1", ALICE, usd("0.90"), model="m")
         first = await ledger.settle("j1", usd("0.85"))
         assert [(c.percent, c.period) for c in first.crossed] == [(80, Period.DAY)]
@@ -110,8 +111,8 @@ async def test_settle_is_idempotent_and_warns_once(tmp_path: Path) -> None:
         assert day.spent == usd("0.85")
 
 
-async def test_settle_above_the_hold_is_recorded_in_full(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_settle_above_the_hold_is_recorded_in_full(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         await ledger.hold("j1", ALICE, usd("0.10"), model="m")
         settlement = await ledger.settle("j1", usd("1.30"))
         assert settlement.charged == usd("1.30") and settlement.overage == usd("1.20")
@@ -121,14 +122,14 @@ async def test_settle_above_the_hold_is_recorded_in_full(tmp_path: Path) -> None
             await ledger.hold("j2", ALICE, Decimal(0), model="m")
 
 
-async def test_settle_without_a_hold_is_a_bug(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas()) as ledger:
+async def test_settle_without_a_hold_is_a_bug(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas()) as ledger:
         with pytest.raises(UnknownHold):
             await ledger.settle("nope", usd("0.10"))
 
 
-async def test_release_is_idempotent_and_charges_nothing(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_release_is_idempotent_and_charges_nothing(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         await ledger.hold("j1", ALICE, usd("0.70"), model="m")
         assert await ledger.release("j1", reason="failed") is True
         assert await ledger.release("j1", reason="failed") is False
@@ -141,8 +142,8 @@ async def test_release_is_idempotent_and_charges_nothing(tmp_path: Path) -> None
         assert allowance((await ledger.usage(ALICE)).user, Period.DAY).spent == usd("0.40")
 
 
-async def test_settle_after_release_still_records_what_runpod_billed(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_settle_after_release_still_records_what_runpod_billed(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         await ledger.hold("j1", ALICE, usd("0.30"), model="m")
         await ledger.release("j1", reason="swept")
         settlement = await ledger.settle("j1", usd("0.25"))
@@ -151,19 +152,19 @@ async def test_settle_after_release_still_records_what_runpod_billed(tmp_path: P
         assert (day.spent, day.held) == (usd("0.25"), ZERO)
 
 
-async def test_amounts_finer_than_1e10_round_up(tmp_path: Path) -> None:
+async def test_amounts_finer_than_1e10_round_up(db_place: Path | str) -> None:
     assert to_units(Decimal("0.00000000001")) == 1
     assert to_units(Decimal("0.000000000100")) == 1
     assert to_units(Decimal("1")) == 10**10
-    async with open_ledger(tmp_path / "l.db", quotas()) as ledger:
+    async with open_ledger(db_place, quotas()) as ledger:
         await ledger.hold("j1", ALICE, Decimal("0.12345678901"), model="m")
         settlement = await ledger.settle("j1", Decimal("0.000000000001"))
         assert settlement.held == Decimal("0.1234567891")
         assert settlement.charged == Decimal("0.0000000001")
 
 
-async def test_negative_or_non_finite_amounts_are_refused(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas()) as ledger:
+async def test_negative_or_non_finite_amounts_are_refused(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas()) as ledger:
         with pytest.raises(InvalidRequest):
             await ledger.hold("j1", ALICE, usd("-0.01"), model="m")
         with pytest.raises(InvalidRequest):
@@ -173,10 +174,10 @@ async def test_negative_or_non_finite_amounts_are_refused(tmp_path: Path) -> Non
             await ledger.settle("j1", usd("-1"))
 
 
-async def test_grants_add_to_the_current_periods_only(tmp_path: Path) -> None:
+async def test_grants_add_to_the_current_periods_only(db_place: Path | str) -> None:
     clock = Clock()
     settings = quotas(daily_usd="1", monthly_usd="3")
-    async with open_ledger(tmp_path / "l.db", settings, clock) as ledger:
+    async with open_ledger(db_place, settings, clock) as ledger:
         await ledger.hold("j1", ALICE, usd("1"), model="m")
         await ledger.settle("j1", usd("1"))
         with pytest.raises(QuotaExceeded):
@@ -200,8 +201,8 @@ async def test_grants_add_to_the_current_periods_only(tmp_path: Path) -> None:
             assert (month.limit, month.spent, month.remaining) == (usd("3"), 0, usd("3"))
 
 
-async def test_grant_with_a_key_is_made_once(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas(daily_usd="1")) as ledger:
+async def test_grant_with_a_key_is_made_once(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas(daily_usd="1")) as ledger:
         first = await ledger.grant(ALICE.user_key, usd("2"), "refund", grant_key="ticket-7")
         again = await ledger.grant(ALICE.user_key, usd("2"), "refund", grant_key="ticket-7")
         assert again == first
@@ -215,9 +216,9 @@ async def test_grant_with_a_key_is_made_once(tmp_path: Path) -> None:
             await ledger.grant("not a scope", usd("1"), "x")
 
 
-async def test_set_limits_overrides_only_the_periods_given(tmp_path: Path) -> None:
+async def test_set_limits_overrides_only_the_periods_given(db_place: Path | str) -> None:
     settings = quotas(daily_usd="1", monthly_usd="10")
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
         await ledger.set_limits(ALICE.user_key, QuotaLimits(daily_usd=usd("5")), by="mod")
         await ledger.set_limits(ALICE.user_key, QuotaLimits(daily_usd=usd("5")), by="mod")
         usage = await ledger.usage(ALICE)
@@ -232,9 +233,9 @@ async def test_set_limits_overrides_only_the_periods_given(tmp_path: Path) -> No
         assert limits == {Period.DAY: usd("1"), Period.WEEK: None, Period.MONTH: usd("10")}
 
 
-async def test_workspace_override(tmp_path: Path) -> None:
+async def test_workspace_override(db_place: Path | str) -> None:
     settings = quotas(workspace={"monthly_usd": "100"})
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
         await ledger.set_limits(ALICE.pool_key, QuotaLimits(daily_usd=usd("0.10")))
         with pytest.raises(QuotaExceeded) as caught:
             await ledger.hold("j", BOB, usd("0.20"), model="m")
@@ -242,7 +243,7 @@ async def test_workspace_override(tmp_path: Path) -> None:
 
 
 async def test_role_tiers_most_generous_wins_and_unset_periods_keep_defaults(
-    tmp_path: Path,
+    db_place: Path | str,
 ) -> None:
     settings = quotas(
         daily_usd="1",
@@ -253,7 +254,7 @@ async def test_role_tiers_most_generous_wins_and_unset_periods_keep_defaults(
             "guest": {"daily_usd": "0.10"},
         },
     )
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
 
         async def limits(*roles: str) -> dict[Period, Decimal | None]:
             who = Identity("discord", "g1", "x", frozenset(roles))
@@ -273,21 +274,21 @@ async def test_role_tiers_most_generous_wins_and_unset_periods_keep_defaults(
         assert (await limits("helper"))[Period.DAY] == usd("0.50")
 
 
-async def test_roles_at_hold_time_set_the_thresholds_at_settle(tmp_path: Path) -> None:
+async def test_roles_at_hold_time_set_the_thresholds_at_settle(db_place: Path | str) -> None:
     settings = quotas(daily_usd="1", roles={"vip": {"daily_usd": "10"}})
     vip = Identity("discord", "g1", "v", frozenset({"vip"}))
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
         await ledger.hold("j", vip, usd("5"), model="m")
         settlement = await ledger.settle("j", usd("5"))
         assert settlement.crossed == []
         assert settlement.summary() == "$5.00 left today"
 
 
-async def test_unlimited_members_still_draw_on_the_pool(tmp_path: Path) -> None:
+async def test_unlimited_members_still_draw_on_the_pool(db_place: Path | str) -> None:
     settings = quotas(
         daily_usd="1", workspace={"daily_usd": "10"}, unlimited_users=["discord:g1:bob", "carol"]
     )
-    async with open_ledger(tmp_path / "l.db", settings) as ledger:
+    async with open_ledger(db_place, settings) as ledger:
         assert await ledger.set_unlimited(ALICE.user_key, True) is True
         assert await ledger.set_unlimited(ALICE.user_key, True) is False
         await ledger.hold("a", ALICE, usd("4"), model="m")
@@ -307,11 +308,11 @@ async def test_unlimited_members_still_draw_on_the_pool(tmp_path: Path) -> None:
 
 
 async def test_sweeper_releases_only_old_holds_of_jobs_not_running(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db_place: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
     settings = quotas(daily_usd="1", hold_max_age_minutes=30)
-    async with open_ledger(tmp_path / "l.db", settings, clock) as ledger:
+    async with open_ledger(db_place, settings, clock) as ledger:
         await ledger.hold("old-stuck", ALICE, usd("0.3"), model="m")
         await ledger.hold("old-running", ALICE, usd("0.3"), model="m")
         await ledger.hold("old-settled", ALICE, usd("0.1"), model="m")
@@ -334,9 +335,9 @@ async def test_sweeper_releases_only_old_holds_of_jobs_not_running(
         assert allowance(usage.user, Period.DAY).held == usd("0.6")
 
 
-async def test_usage_lists_recent_jobs_newest_first(tmp_path: Path) -> None:
+async def test_usage_lists_recent_jobs_newest_first(db_place: Path | str) -> None:
     clock = Clock()
-    async with open_ledger(tmp_path / "l.db", quotas(), clock) as ledger:
+    async with open_ledger(db_place, quotas(), clock) as ledger:
         for n in range(12):
             await ledger.hold(f"j{n:02}", ALICE, usd("0.10"), model=f"m{n % 2}")
             clock.advance(seconds=1)
@@ -352,10 +353,10 @@ async def test_usage_lists_recent_jobs_newest_first(tmp_path: Path) -> None:
         assert recent[0].model == "m1" and recent[0].time == clock.now - timedelta(seconds=1)
 
 
-async def test_report_totals_per_user_and_model(tmp_path: Path) -> None:
+async def test_report_totals_per_user_and_model(db_place: Path | str) -> None:
     clock = Clock()
     other = Identity("slack", "T9", "dave")
-    async with open_ledger(tmp_path / "l.db", quotas(), clock) as ledger:
+    async with open_ledger(db_place, quotas(), clock) as ledger:
         costs = [(ALICE, "flux", "0.10"), (ALICE, "wan", "0.50"), (BOB, "flux", "0.20")]
         costs += [(other, "flux", "1.00")]
         for n, (who, model, cost) in enumerate(costs):
@@ -378,8 +379,8 @@ async def test_report_totals_per_user_and_model(tmp_path: Path) -> None:
         assert (await ledger.report(None, until, until + timedelta(days=1))).jobs == 0
 
 
-async def test_operations_join_the_callers_transaction(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "l.db")
+async def test_operations_join_the_callers_transaction(db_place: Path | str) -> None:
+    db = await open_store(db_place)
     ledger = SqliteLedger(db, quotas(daily_usd="1"), clock=Clock())
     try:
         with pytest.raises(RuntimeError, match="boom"):
@@ -389,7 +390,7 @@ async def test_operations_join_the_callers_transaction(tmp_path: Path) -> None:
         assert await db.fetchone("SELECT * FROM holds") is None  # rolled back with the caller
         async with db.transaction() as tx:
             await ledger.hold("j1", ALICE, usd("0.50"), model="m", tx=tx)
-            await tx.execute("CREATE TABLE marker (x)")
+            await db.run(lambda raw: raw.execute("CREATE TABLE marker (x INTEGER)"), tx=tx)
             await ledger.settle("j1", usd("0.40"), tx=tx)
         row = await db.fetchone("SELECT state, charged FROM holds WHERE job_id = 'j1'")
         assert row is not None and tuple(row) == ("settled", to_units(usd("0.40")))
@@ -402,23 +403,23 @@ async def test_operations_join_the_callers_transaction(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_changing_the_time_zone_rebuckets_spend(tmp_path: Path) -> None:
+async def test_changing_the_time_zone_rebuckets_spend(db_place: Path | str) -> None:
     # 23:30 UTC on the 25th is already the 26th in Berlin.
     clock = Clock(datetime(2026, 11, 25, 23, 30, tzinfo=UTC))
     utc = quotas(daily_usd="1", timezone="UTC")
-    async with open_ledger(tmp_path / "l.db", utc, clock) as ledger:
+    async with open_ledger(db_place, utc, clock) as ledger:
         await ledger.hold("j", ALICE, usd("0.40"), model="m")
         await ledger.settle("j", usd("0.40"))
     berlin = quotas(daily_usd="1", timezone="Europe/Berlin")
     clock.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    async with open_ledger(tmp_path / "l.db", berlin, clock) as ledger:
+    async with open_ledger(db_place, berlin, clock) as ledger:
         assert allowance((await ledger.usage(ALICE)).user, Period.DAY).spent == usd("0.40")
-    async with open_ledger(tmp_path / "l.db", utc, clock) as ledger:
+    async with open_ledger(db_place, utc, clock) as ledger:
         assert allowance((await ledger.usage(ALICE)).user, Period.DAY).spent == 0
 
 
-async def test_the_clock_must_be_aware(tmp_path: Path) -> None:
-    async with open_ledger(tmp_path / "l.db", quotas()) as ledger:
+async def test_the_clock_must_be_aware(db_place: Path | str) -> None:
+    async with open_ledger(db_place, quotas()) as ledger:
         naive = SqliteLedger(ledger._db, quotas(), clock=lambda: datetime(2026, 1, 1))
         with pytest.raises(ValueError, match="aware"):
             await naive.hold("j", ALICE, usd("0.1"), model="m")

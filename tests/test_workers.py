@@ -1,6 +1,7 @@
 """Several bot processes on one database: each drives only its own jobs (workers and leases).
 
-Real processes (`python -m bot try` / `run`) against one SQLite file, with FakeRunpod and
+Real processes (`python -m bot try` / `run`) against one SQLite file (the 12 `try` processes
+also against one PostgreSQL database), with FakeRunpod and
 FakeSlack in this process. What is checked is what a member and the operator see: results
 written or posted once, Runpod runs, the ledger's charges against Runpod's bill, open holds.
 """
@@ -19,10 +20,13 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+
 from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import slash_command
+from tests.pg_support import query
 from tests.slack_support import CHANNEL, populate
 
 FLUX_DEV = "black-forest-labs-flux-1-dev"
@@ -31,12 +35,15 @@ UNITS = Decimal(10**10)  # the ledger's integer units per USD
 FAST_LEASES = {"BOT_WORKERS__HEARTBEAT_S": "0.3", "BOT_WORKERS__LEASE_S": "2"}
 
 
-def environment(tmp_path: Path, runpod: FakeRunpod, **extra: str) -> dict[str, str]:
+def environment(
+    tmp_path: Path, runpod: FakeRunpod, database: Path | str | None = None, **extra: str
+) -> dict[str, str]:
     return {
         **os.environ,
         "RUNPOD_API_KEY": API_KEY,
         "BOT_RUNPOD__BASE_URL": runpod.base_url,
-        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
+        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.db"),
+        "BOT_STORAGE__SPOOL": str(tmp_path / "spool"),
         "BOT_HTTP__HOST": "127.0.0.1",
         "BOT_HTTP__PORT": "0",
         "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
@@ -108,7 +115,11 @@ async def until(condition: Callable[[], object], timeout: float) -> None:
 
 @asynccontextmanager
 async def slack_bots(
-    tmp_path: Path, runpod: FakeRunpod, count: int, **extra: str
+    tmp_path: Path,
+    runpod: FakeRunpod,
+    count: int,
+    database: Path | str | None = None,
+    **extra: str,
 ) -> AsyncIterator[tuple[FakeSlack, list[RunProcess]]]:
     """`count` run processes on one database, connected to FakeSlack in this order."""
     async with FakeSlack() as slack:
@@ -116,6 +127,7 @@ async def slack_bots(
         env = environment(
             tmp_path,
             runpod,
+            database,
             SLACK_BOT_TOKEN=slack.bot_token,
             SLACK_APP_TOKEN=slack.app_token,
             BOT_SLACK__API_URL=slack.api_url,
@@ -142,24 +154,25 @@ async def imagine(slack: FakeSlack, prompt: str, *, connection: int = -1) -> Non
     await slack.socket_send("slash_commands", command, connection=connection, timeout=10)
 
 
-def rows(database: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        return db.execute(sql, params).fetchall()
+def rows(
+    database: Path | str, sql: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
+    return query(database, sql, params)
 
 
-def has_job(database: Path, prompt: str) -> bool:
+def has_job(database: Path | str, prompt: str) -> bool:
     """Whether a process has recorded the job for `prompt` (the file may not be made yet)."""
     try:
         return bool(rows(database, "SELECT 1 FROM jobs WHERE request LIKE ?", (f'%"{prompt}"%',)))
-    except sqlite3.OperationalError:  # no jobs table yet
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):  # no jobs table yet
         return False
 
 
-def states(database: Path) -> Counter[str]:
+def states(database: Path | str) -> Counter[str]:
     return Counter(str(state) for (state,) in rows(database, "SELECT state FROM jobs"))
 
 
-def check_books(database: Path, runpod: FakeRunpod) -> None:
+def check_books(database: Path | str, runpod: FakeRunpod) -> None:
     """Every job charged exactly what Runpod billed for it, once; no hold left open."""
     jobs = rows(database, "SELECT id, state, cost, copies FROM jobs")
     charged = rows(database, "SELECT job_id, charged FROM holds WHERE state = 'settled'")
@@ -190,16 +203,17 @@ def uploads_per_job(slack: FakeSlack) -> Counter[str]:
 
 
 async def test_twelve_try_processes_at_a_limit_that_fits_four_run_and_charge_four(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     """The issue's reproduction: before leases each `try` took over the others' live jobs at
     start (released their holds, sent /run again): 7 delivered against a limit of 4."""
     runpod_fake.endpoints[FLUX_DEV].execution_time = 0.5
     runpod_fake.slow_next("run", 3.0, count=12)  # jobs stay `submitting` while others start
-    database = tmp_path / "bot.db"
+    database = db_place
     env = environment(
         tmp_path,
         runpod_fake,
+        database,
         BOT_QUOTAS__DAILY_USD="0.10",
         BOT_WORKERS__HEARTBEAT_S="0.5",
         BOT_WORKERS__LEASE_S="10",
@@ -273,11 +287,11 @@ async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
 
 
 async def test_a_killed_workers_jobs_are_taken_over_and_delivered_and_charged_once(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 3.0
-    database = tmp_path / "bot.db"
-    async with slack_bots(tmp_path, runpod_fake, 3, **FAST_LEASES) as (slack, bots):
+    database = db_place
+    async with slack_bots(tmp_path, runpod_fake, 3, database, **FAST_LEASES) as (slack, bots):
         for n in range(9):
             await imagine(slack, f"tin robot {n}", connection=n % 3)
         await until(lambda: states(database)["submitted"] == 9, timeout=20)

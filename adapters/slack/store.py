@@ -1,4 +1,5 @@
-"""What the Slack adapter must remember across restarts, in the bot's SQLite file.
+"""What the Slack adapter must remember across restarts, in the bot's database (SQLite or
+PostgreSQL: the SQL here is spelled to run on both).
 
 - `slack_seen`: keys of events already handled (event ids, mention messages), so an event Slack
   redelivers after a restart is still recognised. The process also keeps a bounded in-memory set
@@ -14,26 +15,25 @@ migrations neither know nor touch them.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import OrderedDict
 from functools import partial
 
-from bot.db import Database
+from bot.sql import Connection, Store
 
 SEEN_MEMORY = 5000
 SEEN_KEEP_S = 3 * 24 * 3600  # Slack retries for minutes; three days is plenty
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS slack_seen (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS slack_seen (key TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS slack_messages ("
     " job_id TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL,"
-    " PRIMARY KEY (job_id, kind)) WITHOUT ROWID",
+    " PRIMARY KEY (job_id, kind))",
 )
 
 
 class SlackStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
         self._recent: OrderedDict[str, None] = OrderedDict()
 
@@ -66,24 +66,26 @@ class SlackStore:
         await self._db.run(partial(_delete, job_id, kind))
 
 
-def _create(raw: sqlite3.Connection) -> None:
+def _create(raw: Connection) -> None:
     for statement in _SCHEMA:
         raw.execute(statement)
 
 
-def _prune(before: float, raw: sqlite3.Connection) -> None:
+def _prune(before: float, raw: Connection) -> None:
     raw.execute("DELETE FROM slack_seen WHERE at < ?", (before,))
 
 
-def _mark_seen(keys: tuple[str, ...], now: float, raw: sqlite3.Connection) -> bool:
+def _mark_seen(keys: tuple[str, ...], now: float, raw: Connection) -> bool:
     fresh = [
-        raw.execute("INSERT OR IGNORE INTO slack_seen (key, at) VALUES (?, ?)", (k, now)).rowcount
+        raw.execute(
+            "INSERT INTO slack_seen (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (k, now)
+        ).rowcount
         for k in keys
     ]
     return all(fresh)
 
 
-def _upsert(job_id: str, kind: str, channel: str, ts: str, raw: sqlite3.Connection) -> None:
+def _upsert(job_id: str, kind: str, channel: str, ts: str, raw: Connection) -> None:
     raw.execute(
         "INSERT INTO slack_messages (job_id, kind, channel, ts) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (job_id, kind) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
@@ -91,5 +93,5 @@ def _upsert(job_id: str, kind: str, channel: str, ts: str, raw: sqlite3.Connecti
     )
 
 
-def _delete(job_id: str, kind: str, raw: sqlite3.Connection) -> None:
+def _delete(job_id: str, kind: str, raw: Connection) -> None:
     raw.execute("DELETE FROM slack_messages WHERE job_id = ? AND kind = ?", (job_id, kind))

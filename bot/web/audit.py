@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.db import Database
 from bot.periods import from_micros
+from bot.sql import Store
 
 RECENT = 20
 
@@ -21,7 +21,7 @@ class Change:
     detail: str
 
 
-async def recent_changes(db: Database, pool_key: str) -> list[Change]:
+async def recent_changes(db: Store, pool_key: str) -> list[Change]:
     """The last changes to the pool's limits and to its members' (newest first)."""
     rows = await db.fetchall(
         "SELECT at, actor, action, scope_key, detail FROM admin_log"

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.db import Database
 from bot.periods import Period, window
 from bot.quota import UNITS_PER_USD
+from bot.sql import Store
 
 HEIGHT = 120  # px of the tallest bar
 BAR = 14  # px per day, gap included
@@ -36,7 +36,7 @@ class Chart:
     height: int = HEIGHT
 
 
-async def month_chart(db: Database, scope_key: str, zone: ZoneInfo) -> Chart:
+async def month_chart(db: Store, scope_key: str, zone: ZoneInfo) -> Chart:
     span = window(Period.MONTH, datetime.now(UTC), zone)
     rows = await db.fetchall(
         "SELECT day, charged FROM daily_spend WHERE scope_key = ? AND day BETWEEN ? AND ?",

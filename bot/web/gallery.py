@@ -11,10 +11,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.db import Database
 from bot.jobs import Community
 from bot.jobstore import WITH_RESULT
 from bot.requests import prompt_of
+from bot.sql import Store
 from bot.web.hiding import LISTED, nsfw_channels_clause
 
 PAGE_SIZE = 24
@@ -41,7 +41,7 @@ class Page:
 
 
 async def page(
-    db: Database,
+    db: Store,
     community: Community,
     number: int = 1,
     *,

@@ -8,14 +8,13 @@ show it again); everyone else gets the same 404 as for an id never issued.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Collection
 
-from bot.db import Database
 from bot.delivery import NSFW_CHANNEL
 from bot.jobstore import JobRecord
 from bot.quota import Identity
+from bot.sql import Connection, Store
 from bot.web.schema import ensure_schema
 
 # The gallery's condition on `jobs` rows (parameters: platform, workspace).
@@ -49,7 +48,7 @@ def from_nsfw_channel(job: JobRecord, slack_channels: Collection[str]) -> bool:
 
 
 class Hiding:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
         self._ready = False
 
@@ -73,7 +72,7 @@ class Hiding:
     async def hide_result(self, job_id: str, by: Identity, hidden: bool) -> None:
         await self._ensure()
 
-        def write(raw: sqlite3.Connection) -> None:
+        def write(raw: Connection) -> None:
             if hidden:
                 raw.execute(
                     "INSERT OR IGNORE INTO web_hidden_results VALUES (?, ?, ?)",
@@ -88,7 +87,7 @@ class Hiding:
         await self._ensure()
         key = (member.platform, member.workspace, member.user)
 
-        def write(raw: sqlite3.Connection) -> None:
+        def write(raw: Connection) -> None:
             if hidden:
                 raw.execute(
                     "INSERT OR IGNORE INTO web_hidden_members VALUES (?, ?, ?, ?)",

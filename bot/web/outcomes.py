@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.db import Database
 from bot.jobs import Community
+from bot.sql import Store
 
 LABELS = {
     "delivered": "delivered",
@@ -20,7 +20,7 @@ LABELS = {
 }
 
 
-async def outcomes(db: Database, community: Community, since: datetime) -> list[tuple[str, int]]:
+async def outcomes(db: Store, community: Community, since: datetime) -> list[tuple[str, int]]:
     """(what happened, how many jobs) since `since`, for the states above that occurred."""
     rows = await db.fetchall(
         "SELECT state, COUNT(*) FROM jobs WHERE platform = ? AND workspace = ?"

@@ -7,9 +7,8 @@ carries none of them and the core's schema versions are the core's alone.
 
 from __future__ import annotations
 
-import sqlite3
-
-from bot.db import Database, split_statements
+from bot.db import split_statements
+from bot.sql import Connection, Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_links (
@@ -58,8 +57,8 @@ CREATE INDEX IF NOT EXISTS jobs_web_members ON jobs (platform, workspace, user_i
 """
 
 
-async def ensure_schema(db: Database) -> None:
-    def make(raw: sqlite3.Connection) -> None:
+async def ensure_schema(db: Store) -> None:
+    def make(raw: Connection) -> None:
         for statement in split_statements(SCHEMA):
             raw.execute(statement)
 

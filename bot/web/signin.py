@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from bot.db import Database
 from bot.jobs import Community
 from bot.quota import Identity
+from bot.sql import Connection, Store
 from bot.web.schema import ensure_schema
 
 _MEMBER = "platform, workspace, user_id, roles, name, admin"
@@ -45,7 +44,7 @@ def _hash(token: str) -> str:
 
 
 class SignIns:
-    def __init__(self, db: Database, *, link_minutes: float, session_hours: float) -> None:
+    def __init__(self, db: Store, *, link_minutes: float, session_hours: float) -> None:
         self._db = db
         self._link_s = link_minutes * 60
         self._session_s = session_hours * 3600
@@ -71,7 +70,7 @@ class SignIns:
             time.time() + self._link_s,
         )
 
-        def insert(raw: sqlite3.Connection) -> None:
+        def insert(raw: Connection) -> None:
             raw.execute(
                 f"INSERT INTO web_links (token_hash, {_MEMBER}, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -87,7 +86,7 @@ class SignIns:
         session = secrets.token_urlsafe(32)
         now = time.time()
 
-        def use(raw: sqlite3.Connection) -> bool:
+        def use(raw: Connection) -> bool:
             found = raw.execute(
                 f"UPDATE web_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL"
                 f" AND expires_at > ? RETURNING {_MEMBER}",
@@ -136,7 +135,7 @@ class SignIns:
     async def _end(self, where: str, params: tuple[str, ...]) -> None:
         now = time.time()
 
-        def end(raw: sqlite3.Connection) -> None:
+        def end(raw: Connection) -> None:
             raw.execute(
                 f"UPDATE web_sessions SET ended_at = ? WHERE ended_at IS NULL AND {where}",
                 (now, *params),
