@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.delivery import ChannelRef
-from bot.sql import Connection, Store, skip_locked
+from bot.sql import Connection, Store, lock_scopes, skip_locked
 from bot.workers import LIVE_WORKERS, LeaseLost, Worker
 
 ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
@@ -32,6 +32,8 @@ FINAL_STATES = ("delivered", *FAILED_STATES)
 UNDELIVERED_STATES = ("completed", "undeliverable")
 # Jobs with a result /show can give back.
 WITH_RESULT = ("delivered", *UNDELIVERED_STATES)
+# Jobs at Runpod, or on their way there, counted against `jobs.max_per_user` / `max_global`.
+_RUNNING = f"state IN ('submitting', 'submitted') AND owner IN ({LIVE_WORKERS})"
 # What a restart or a takeover must carry on: still running, or ended without the user told.
 _UNFINISHED = (
     "(state IN ('awaiting_confirmation', 'held', 'submitting', 'submitted', 'completed')"
@@ -158,6 +160,40 @@ class JobStore:
         # Without tx: one hand-off to the writer thread, group-committed with concurrent writes.
         await self._db.run(write, tx=tx)
         return job
+
+    async def start_running(self, job: JobRecord, *, per_user: int, total: int) -> bool:
+        """Move a `held` job to `submitting` if the caps allow it, counted over every worker.
+
+        The store, not the process, counts the running jobs (`submitting` or `submitted` under a
+        live owner), so the caps hold for any number of processes on one database. The count
+        and the move are one transaction, serialized per member and for the pool (SQLite's write
+        lock; advisory locks on PostgreSQL), so two workers can't both take the last slot.
+        Returns False when the caps are full; fenced like `save`.
+        """
+        platform, workspace, user = job.identity
+        fence, fence_params = self._fence()
+
+        def take(raw: Connection) -> bool:
+            lock_scopes(raw, "slots", f"slots:{platform}:{workspace}:{user}")
+            row = raw.execute(
+                "SELECT COUNT(*),"
+                " COALESCE(SUM(CASE WHEN platform = ? AND workspace = ? AND user_id = ?"
+                " THEN 1 ELSE 0 END), 0)"
+                f" FROM jobs WHERE {_RUNNING} AND id <> ?",
+                (platform, workspace, user, job.id),
+            ).fetchone()
+            if row[0] >= total or row[1] >= per_user:
+                return False
+            moved = raw.execute(
+                "UPDATE jobs SET state = 'submitting', updated_at = ?"
+                f" WHERE id = ? AND state = 'held'{fence}",
+                (time.time(), job.id, *fence_params),
+            )
+            if moved.rowcount != 1 and fence:
+                raise LeaseLost(f"job {job.id} is no longer this worker's")
+            return True
+
+        return await self._db.run(take)
 
     async def affirm(self, job_id: str) -> None:
         """Raise `LeaseLost` unless this store's worker owns the job under a live lease now.

@@ -95,7 +95,11 @@ class JobRunner:
         self._archive = archive
         self._spool = spool
         self._courier = courier
-        self._slots = Slots(per_user=settings.jobs.max_per_user, total=settings.jobs.max_global)
+        self._slots = Slots(
+            per_user=settings.jobs.max_per_user,
+            total=settings.jobs.max_global,
+            poll_s=min(1.0, settings.workers.heartbeat_s),
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._tracker = Tracker(runpod, metrics)
@@ -207,8 +211,17 @@ class JobRunner:
         async def on_wait(position: int) -> None:
             await progress("queued", position=position)
 
+        async def claim() -> bool:  # the caps counted over every process on the database
+            jobs = self._settings.jobs
+            return await self._store.start_running(
+                job, per_user=jobs.max_per_user, total=jobs.max_global
+            )
+
         asked = time.monotonic()
-        async with self._slots.slot(job.id, user_key, on_wait=on_wait):
+        held = job.state == "held"  # a resumed job already at Runpod keeps running
+        async with self._slots.slot(
+            job.id, user_key, on_wait=on_wait, claim=claim if held else None
+        ):
             self._metrics.queue_wait.observe(time.monotonic() - asked)
             if job.state == "submitting" and resumed:
                 job = await self._drop_unknown_copies(job)
