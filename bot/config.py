@@ -131,12 +131,31 @@ class DiscordSettings(Section):
     guilds: list[int] = []
     # Use AutoShardedClient with this many shards ("auto" lets Discord decide).
     shards: int | Literal["auto"] | None = None
+    # Which of the `shards` this process connects (docs/scaling.md): split them across processes.
+    shard_ids: list[int] | None = None
     admin_role: str | None = None
     # Channel id where operator notices go (the ledger drifting from Runpod's bill).
     admin_channel: int | None = None
     # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
     # then any message in a conversation's thread is a turn, not only those mentioning the bot.
     message_content: bool = False
+
+    @model_validator(mode="after")
+    def _shard_ids_within_count(self) -> DiscordSettings:
+        if self.shard_ids is None:
+            return self
+        if not isinstance(self.shards, int):
+            raise ValueError("shard_ids needs shards set to the total number of shards")
+        if not self.shard_ids:
+            raise ValueError("shard_ids must name at least one shard")
+        outside = sorted({i for i in self.shard_ids if not 0 <= i < self.shards})
+        if outside:
+            raise ValueError(
+                f"shard_ids {outside} are outside 0..{self.shards - 1} (shards = {self.shards})"
+            )
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("shard_ids names a shard twice")
+        return self
 
 
 class SlackSettings(Section):

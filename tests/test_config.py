@@ -185,3 +185,24 @@ def test_config_may_follow_the_command_and_toml_errors_name_the_file_once(tmp_pa
 def test_log_level_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="log_level"):
         load_settings(write(tmp_path, 'log_level = "LOUD"\n'))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[discord]\nshard_ids = [0]\n", "shard_ids needs shards set to the total"),
+        ('[discord]\nshards = "auto"\nshard_ids = [0]\n', "shard_ids needs shards set"),
+        ("[discord]\nshards = 2\nshard_ids = [1, 2]\n", r"shard_ids \[2\] are outside 0..1"),
+        ("[discord]\nshards = 2\nshard_ids = []\n", "at least one shard"),
+        ("[discord]\nshards = 2\nshard_ids = [1, 1]\n", "names a shard twice"),
+    ],
+)
+def test_shard_ids_must_fit_the_shard_count(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as bad:
+        load_settings(write(tmp_path, text))
+    assert "discord" in str(bad.value)
+
+
+def test_shard_ids_pick_this_processs_shards(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "[discord]\nshards = 4\nshard_ids = [2, 3]\n"))
+    assert (settings.discord.shards, settings.discord.shard_ids) == (4, [2, 3])

@@ -106,6 +106,9 @@ class DiscordAdapter:
             self.client = BotClient(**options)
         else:
             count = None if shards == "auto" else shards
+            if self.settings.shard_ids is not None:
+                # Only these shards connect here; other processes run the rest.
+                options["shard_ids"] = self.settings.shard_ids
             self.client = ShardedBotClient(shard_count=count, **options)
         self.client.adapter = self
         self.tree = app_commands.CommandTree(
