@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from functools import partial
 
-from bot.sql import Connection, Store
+from bot.sql import Connection, Store, lock_scopes
 
 SEEN_MEMORY = 5000
 SEEN_KEEP_S = 3 * 24 * 3600  # Slack retries for minutes; three days is plenty
@@ -67,6 +67,8 @@ class SlackStore:
 
 
 def _create(raw: Connection) -> None:
+    # Workers starting together: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe side by side.
+    lock_scopes(raw, "slack-schema")
     for statement in _SCHEMA:
         raw.execute(statement)
 
