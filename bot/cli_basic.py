@@ -11,8 +11,6 @@ from bot import logs, pricing
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
-from bot.inputs import Inputs
-from bot.online_check import check_all
 
 EXIT_INVALID = 2
 
@@ -60,6 +58,8 @@ def _check(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
 
 
 async def _check_online(settings: Settings, catalog: Catalog) -> int:
+    from bot.online_check import check_all  # httpx and the Runpod client: only when online
+
     results = await check_all(settings, catalog)
     for result in results:
         print(result.line())
@@ -67,6 +67,8 @@ async def _check_online(settings: Settings, catalog: Catalog) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from bot.inputs import Inputs  # via bot.outputs: httpx and Pillow, which `models` never needs
+
     path = config_path(args.config)
     try:
         settings, catalog = settings_and_catalog(args)

@@ -10,8 +10,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
-
 from bot import pricing
 from bot.availability import Availability
 from bot.catalog import Catalog, Model
@@ -20,7 +18,6 @@ from bot.commands import command_of_kind
 from bot.config import Settings
 from bot.db import Database
 from bot.errors import BotError
-from bot.runpod import NotFound, RunpodClient, RunpodError
 
 PROBE_TIMEOUT_S = 10.0
 PROBES_AT_ONCE = 8
@@ -65,6 +62,10 @@ async def _models(args: argparse.Namespace) -> int:
 
 async def _probe(settings: Settings, catalog: Catalog) -> int:
     """One `/health` per endpoint; exit 2 when any model's endpoint no longer exists."""
+    import httpx  # the network stack only for commands that reach the network (startup time)
+
+    from bot.runpod import NotFound, RunpodClient, RunpodError
+
     key = settings.runpod.api_key
     if key is None:
         raise BotError("RUNPOD_API_KEY is not set")
