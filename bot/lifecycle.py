@@ -480,7 +480,7 @@ class JobRunner:
                     files[index] = await self._fetch(job, model, index, copy)
                 except OutputError as exc:
                     log.error("job %s: charged but result lost: %s", job.id, exc.message)
-        if files:  # the next offer (or restart) reads them from disk, not from Runpod again
+        if _flat(files):  # the next offer (or restart) reads them from disk, not from Runpod
             await asyncio.to_thread(self._spool.save, job.id, _flat(files))
         return files
 

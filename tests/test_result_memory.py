@@ -62,11 +62,12 @@ async def test_results_waiting_through_a_platform_outage_are_not_held_in_memory(
             await submit(core, f"fox {n} --size 256x256", who=who, delivery=delivery)
             deliveries.append(delivery)
         for delivery in deliveries:
-            await delivery.wait_for(lambda d=delivery: len(d.refused) == ROUTES, timeout=60)
+            await delivery.wait_for(lambda d=delivery: len(d.refused) == ROUTES, timeout=120)
         held = held_by_the_bot()
 
     assert all(not d.results for d in deliveries)
-    # Before: every refused result stayed in memory until its next offer (24 MB here).
-    assert held < 4 * RESULT_BYTES, f"{held / 1e6:.1f} MB of results held in memory"
+    # Before: every refused result stayed in memory until its next offer (26 MB here; after,
+    # well under 1 MB: the margin is for an offer still unwinding when this looks).
+    assert held < JOBS * RESULT_BYTES / 3, f"{held / 1e6:.1f} MB of results held in memory"
     spooled = sorted(settings.storage.spool_dir.rglob("*.png"))
     assert len(spooled) == JOBS and all(p.stat().st_size > RESULT_BYTES for p in spooled)
