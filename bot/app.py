@@ -36,7 +36,7 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
-from bot.sql import DB_ERRORS, Store, is_postgres, open_store
+from bot.sql import Store, db_errors, is_postgres, open_store
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,13 @@ async def _keep_lease(worker: Worker, jobs: JobService) -> None:
         await asyncio.sleep(worker.settings.heartbeat_s)
         try:
             renewed = await worker.renew()
-        except DB_ERRORS as exc:  # e.g. locked past the busy timeout: try again next beat
+        except db_errors() as exc:  # e.g. locked past the busy timeout: try again next beat
             log.warning("worker %s: lease not renewed: %s", worker.id, exc)
             renewed = worker.holds_lease()
         if not renewed:
             try:
                 await jobs.lease_lost()
-            except DB_ERRORS as exc:  # could not rejoin: the next beat tries again
+            except db_errors() as exc:  # could not rejoin: the next beat tries again
                 log.error("worker %s could not rejoin: %s", worker.id, exc)
 
 

@@ -17,10 +17,7 @@ from types import ModuleType
 
 from bot import cli_answers, cli_basic, cli_models, cli_try, ledger_cli, migrate_db, reconcile_cli
 from bot.errors import BotError
-from bot.sql import DB_ERRORS
-
-# A locked or unreadable database, an unreachable server, a full disk, a port in use.
-MACHINE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, OSError)
+from bot.sql import db_errors
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -67,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    except MACHINE_ERRORS as exc:
-        # The machine, not the input: a locked or unreadable database, a full disk, a port in use.
+    except Exception as exc:
+        # The machine, not the input: a locked or unreadable database, no server, a full disk,
+        # a port in use (psycopg's errors count once PostgreSQL was loaded).
+        if not isinstance(exc, (*db_errors(), OSError)):
+            raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot import pricing
-from bot.app import open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
 from bot.cli_try import local_identity
 from bot.commands import command_of_kind
 from bot.config import Settings
 from bot.errors import InvalidRequest
-from bot.jobs import Community
 from bot.ledger import SqliteLedger
 from bot.ledger_records import Usage
-from bot.past import Viewer, past_result
 from bot.policy import Policy, Where
 from bot.quota import Identity, Scope, scope_of
 from bot.quote import quote
 from bot.requests import build_request
 from bot.sql import exists, open_existing
+
+if TYPE_CHECKING:
+    from bot.jobs import Community
 
 TERMINAL = Where(channel="terminal", is_dm=True)
 PLACEHOLDER_URL = "https://example.com/input"
@@ -55,6 +56,8 @@ def _member(text: str) -> Identity:
 
 
 def _community(text: str) -> Community:
+    from bot.jobs import Community  # the job engine: only `show` needs it
+
     platform, _, workspace = text.partition(":")
     if not platform or not workspace or ":" in workspace:
         raise argparse.ArgumentTypeError("give platform:workspace, e.g. slack:T0123")
@@ -106,6 +109,10 @@ async def _usage(settings: Settings, identity: Identity) -> Usage | None:
 
 
 async def _show(args: argparse.Namespace) -> int:
+    from bot.app import open_core  # the job engine: `cost` starts without it
+    from bot.jobs import Community
+    from bot.past import Viewer, past_result
+
     settings, _ = settings_and_catalog(args)
     me = local_identity()
     community = args.workspace or Community(me.platform, me.workspace)

@@ -11,9 +11,6 @@ from bot import logs, pricing
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
-from bot.inputs import Inputs
-from bot.online_check import check_all
-from bot.sql import display_place
 
 EXIT_INVALID = 2
 
@@ -61,6 +58,8 @@ def _check(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
 
 
 async def _check_online(settings: Settings, catalog: Catalog) -> int:
+    from bot.online_check import check_all  # httpx and the Runpod client: only when online
+
     results = await check_all(settings, catalog)
     for result in results:
         print(result.line())
@@ -68,6 +67,8 @@ async def _check_online(settings: Settings, catalog: Catalog) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from bot.inputs import Inputs  # via bot.outputs: httpx and Pillow, which `models` never needs
+
     path = config_path(args.config)
     try:
         settings, catalog = settings_and_catalog(args)
@@ -78,6 +79,8 @@ def _check_config(args: argparse.Namespace) -> int:
     source = str(path) if path.exists() else f"{path} (not found: defaults and environment only)"
     print(f"config: {source}")
     print(f"runpod: {settings.runpod.base_url}  api key {_is_set(settings.runpod.api_key)}")
+    from bot.sql import display_place  # psycopg: `check` only, not `models` or `cost`
+
     print(f"database: {display_place(settings.storage.database)}")
     print(f"models: {len(catalog)} in the catalog")
     storage = settings.storage

@@ -9,8 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
-
 from bot import pricing
 from bot.availability import Availability
 from bot.catalog import Catalog, Model
@@ -18,8 +16,6 @@ from bot.cli_basic import EXIT_INVALID, settings_and_catalog
 from bot.commands import command_of_kind
 from bot.config import Settings
 from bot.errors import BotError
-from bot.runpod import NotFound, RunpodClient, RunpodError
-from bot.sql import exists, open_existing
 
 PROBE_TIMEOUT_S = 10.0
 PROBES_AT_ONCE = 8
@@ -64,6 +60,10 @@ async def _models(args: argparse.Namespace) -> int:
 
 async def _probe(settings: Settings, catalog: Catalog) -> int:
     """One `/health` per endpoint; exit 2 when any model's endpoint no longer exists."""
+    import httpx  # the network stack only for commands that reach the network (startup time)
+
+    from bot.runpod import NotFound, RunpodClient, RunpodError
+
     key = settings.runpod.api_key
     if key is None:
         raise BotError("RUNPOD_API_KEY is not set")
@@ -112,6 +112,8 @@ async def _availability(
     settings: Settings, *, must_exist: bool
 ) -> AsyncIterator[Availability | None]:
     """The database's record of hidden models; None when there is no database (nothing hidden)."""
+    from bot.sql import exists, open_existing  # the database drivers: only when needed
+
     if not exists(settings.storage.database) and not must_exist:
         yield None
         return

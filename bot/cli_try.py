@@ -17,17 +17,18 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot import pricing
-from bot.app import Core, open_core
 from bot.cli_basic import parse_key_values, settings_and_catalog
 from bot.commands import command_of_kind
 from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
-from bot.jobs import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import build_request
+
+if TYPE_CHECKING:
+    from bot.app import Core
 
 PLATFORM = "cli"
 EXIT_FAILED = 1
@@ -54,6 +55,9 @@ def local_identity() -> Identity:
 
 
 async def _try(args: argparse.Namespace) -> int:
+    from bot.app import open_core  # the job engine: not imported by `--help`, `models`, `cost`
+    from bot.jobs import Community, Invocation
+
     settings, catalog = settings_and_catalog(args)
     model = catalog.get(args.model)
     command = command_of_kind(model.kind).name
@@ -91,6 +95,8 @@ async def _try(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+
     settings, _ = settings_and_catalog(args)
     async with open_core(settings) as core:
         _register(core)

@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.charts import report_png
 from bot.config import QuotaLimits, load_settings
 from bot.db import backup_file
 from bot.errors import BotError, InvalidRequest
@@ -190,6 +189,8 @@ async def _usage(args: argparse.Namespace) -> int:
         chart = None
         if args.chart:
             spend = await workspace_spend(db, args.workspace, report, first, last, span)
+            from bot.charts import report_png  # Pillow: only when a chart is asked for
+
             chart = await asyncio.to_thread(report_png, spend, member_id)
     if args.csv:
         _print_csv(report, args.by)

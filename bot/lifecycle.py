@@ -62,6 +62,10 @@ from bot.workers import LeaseLost, Worker
 log = logging.getLogger(__name__)
 
 LATE_NOTE = "Posted late: the platform refused this result when it was ready."
+# Jobs whose result bytes may be in memory at once (from download until spooled, or while
+# offered to the platform); the others wait on disk. With 1,000 jobs of 2 MB in flight this
+# keeps the bot under 200 MB (docs/benchmarks.md); 32 measured slower and 27 MB bigger.
+RESULTS_IN_MEMORY = 16
 
 
 class JobRunner:
@@ -105,8 +109,9 @@ class JobRunner:
         self._tracker = Tracker(runpod, metrics)
         self._idle = asyncio.Event()
         self._idle.set()
-        # Results fetched before settling, handed to delivery without a second download.
-        self._prefetched: dict[str, tuple[dict[int, tuple[MediaFile, ...]], Settlement]] = {}
+        self._in_memory = asyncio.Semaphore(RESULTS_IN_MEMORY)
+        # After settling: the settlement, and the files only when the spool could not keep them.
+        self._prefetched: dict[str, tuple[dict[int, tuple[MediaFile, ...]] | None, Settlement]] = {}
 
     # --- control --------------------------------------------------------------------------
 
@@ -332,13 +337,17 @@ class JobRunner:
         """All copies ended: fetch results, then charge and record completion in one step."""
         copies = list(job.copies)
         files: dict[int, tuple[MediaFile, ...]] = {}
-        for index, copy in enumerate(copies):
-            if copy.status != "COMPLETED":
-                continue
-            try:
-                files[index] = await self._fetch(job, model, index, copy)
-            except OutputError as exc:
-                copies[index] = replace(copy, status="FAILED", error=exc.message)
+        async with self._in_memory:  # until the files are on disk
+            for index, copy in enumerate(copies):
+                if copy.status != "COMPLETED":
+                    continue
+                try:
+                    files[index] = await self._fetch(job, model, index, copy)
+                except OutputError as exc:
+                    copies[index] = replace(copy, status="FAILED", error=exc.message)
+            spooled = await self._spooled(job, copies, files, model)
+        held = None if spooled else files
+        del files  # on disk now: the bytes go before this job waits for its turn to settle
         job = replace(job, copies=tuple(copies))
         done = [i for i, c in enumerate(copies) if c.status == "COMPLETED"]
         if not done:
@@ -346,18 +355,7 @@ class JobRunner:
                 return await self._end_quietly(job, "cancelled", "Cancelled. Nothing was charged.")
             state = "timed_out" if any(c.status == "TIMED_OUT" for c in copies) else "failed"
             return await self._end_quietly(job, state, _failure_message(copies))
-        for index in done:
-            cost = pricing.actual(
-                model,
-                {**job.input, "seed": copies[index].seed},
-                copies[index].output,
-                audio_seconds=_audio_seconds(files.get(index, ())),
-            )
-            copies[index] = replace(copies[index], cost=str(cost))
         total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
-        spooled = tuple(f for index in sorted(files) for f in files[index])
-        if spooled:
-            await asyncio.to_thread(self._spool.save, job.id, spooled)
         async with self._db.transaction() as tx:  # fenced write first: a lost job charges nothing
             job = await self._store.save(
                 job, tx=tx, state="completed", cost=total, copies=tuple(copies)
@@ -366,8 +364,29 @@ class JobRunner:
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._count(job, "completed")
         self._metrics.money(self._metrics.charged, total, model=job.model, workspace=_pool(job))
-        self._prefetched[job.id] = (files, settlement)
+        self._prefetched[job.id] = (held, settlement)
         return job
+
+    async def _spooled(
+        self,
+        job: JobRecord,
+        copies: list[Copy],
+        files: dict[int, tuple[MediaFile, ...]],
+        model: Model,
+    ) -> bool:
+        """Price each completed copy (audio length needs the bytes) and write the files to the
+        spool; True when the spool holds them, so the bytes can go until delivery."""
+        for index, copy in enumerate(copies):
+            if copy.status == "COMPLETED":
+                cost = pricing.actual(
+                    model,
+                    {**job.input, "seed": copy.seed},
+                    copy.output,
+                    audio_seconds=_audio_seconds(files.get(index, ())),
+                )
+                copies[index] = replace(copy, cost=str(cost))
+        flat = _flat(files)
+        return bool(flat) and await asyncio.to_thread(self._spool.save, job.id, flat)
 
     async def _fetch(
         self, job: JobRecord, model: Model, index: int, copy: Copy
@@ -386,15 +405,21 @@ class JobRunner:
     # --- telling the user -----------------------------------------------------------------
 
     async def _deliver(self, job: JobRecord, model: Model, delivery: Delivery) -> None:
-        prefetched = self._prefetched.pop(job.id, None)
-        files, settlement = prefetched if prefetched else ({}, None)
-        if prefetched is None:  # resumed after a restart: the spool has the files
-            files = await self._stored_files(job, model)
-        result = await self._result(job, model, files, settlement)
-        if self._archive and result.files:
-            await asyncio.to_thread(self._archive.save, job.id, result.files)
+        held, settlement = self._prefetched.pop(job.id, (None, None))
+
+        async def files() -> tuple[MediaFile, ...]:
+            """Read again for each offer, so a result waiting to be retried is not in memory."""
+            return _flat(held if held is not None else await self._stored_files(job, model))
+
+        result = await self._result(job, model, {}, settlement)
+        if self._archive:
+            async with self._in_memory:
+                kept = await files()
+                if kept:
+                    await asyncio.to_thread(self._archive.save, job.id, kept)
+                del kept
         charged_at = job.updated_at
-        job = await self._hand_over(job, result, delivery)
+        job = await self._hand_over(job, result, delivery, files)
         await self._store.save(job, state="delivered", notified=True)
         log.info("job %s delivered", job.id)
         self._count(job, "delivered")
@@ -407,7 +432,13 @@ class JobRunner:
             with _logged(job.id, "the quota warning"):
                 await delivery.warn(job.id, warning)
 
-    async def _hand_over(self, job: JobRecord, result: Result, delivery: Delivery) -> JobRecord:
+    async def _hand_over(
+        self,
+        job: JobRecord,
+        result: Result,
+        delivery: Delivery,
+        files: Callable[[], Awaitable[tuple[MediaFile, ...]]],
+    ) -> JobRecord:
         """Offer the result until the platform takes it; past the horizon, say `undeliverable`.
 
         The horizon counts from completion (`updated_at` of the `completed` row), so it spans
@@ -419,26 +450,38 @@ class JobRunner:
         failures = 0
         while True:
             await self._still_mine(job)
+            outcome = await self._offer(delivery, result, files)
+            if isinstance(outcome, Route):
+                if outcome is not Route.EDIT:
+                    log.info("job %s: delivered by %s", job.id, outcome)
+                return job
+            wait = self._courier.delay(failures)
+            failures += 1
+            if job.state == "completed" and time.time() >= horizon:
+                job = await self._store.save(
+                    job, state="undeliverable", error=f"could not be delivered: {outcome}"
+                )
+                log.error("job %s undeliverable (charged, kept for /show): %s", job.id, outcome)
+                self._count(job, "undeliverable")
+                result = replace(result, notes=(*result.notes, LATE_NOTE))
+            elif job.state == "completed":
+                wait = min(wait, max(0.0, horizon - time.time()))
+            log.warning("job %s: not delivered (%s); next try in %.0fs", job.id, outcome, wait)
+            await asyncio.sleep(wait)
+
+    async def _offer(
+        self,
+        delivery: Delivery,
+        result: Result,
+        files: Callable[[], Awaitable[tuple[MediaFile, ...]]],
+    ) -> Route | str:
+        """One offer, on every route, with the files read for it: the route that took it, else
+        why not. Only the reason is kept through the wait (a traceback would keep the files)."""
+        async with self._in_memory:
             try:
-                route = await self._courier.hand_over(delivery, result)
+                return await self._courier.hand_over(delivery, replace(result, files=await files()))
             except Undelivered as exc:
-                wait = self._courier.delay(failures)
-                failures += 1
-                if job.state == "completed" and time.time() >= horizon:
-                    job = await self._store.save(
-                        job, state="undeliverable", error=f"could not be delivered: {exc}"
-                    )
-                    log.error("job %s undeliverable (charged, kept for /show): %s", job.id, exc)
-                    self._count(job, "undeliverable")
-                    result = replace(result, notes=(*result.notes, LATE_NOTE))
-                elif job.state == "completed":
-                    wait = min(wait, max(0.0, horizon - time.time()))
-                log.warning("job %s: not delivered (%s); next try in %.0fs", job.id, exc, wait)
-                await asyncio.sleep(wait)
-                continue
-            if route is not Route.EDIT:
-                log.info("job %s: delivered by %s", job.id, route)
-            return job
+                return str(exc)
 
     async def _stored_files(self, job: JobRecord, model: Model) -> dict[int, tuple[MediaFile, ...]]:
         """The spooled files, else (jobs charged before the spool existed) Runpod's again."""
@@ -452,6 +495,8 @@ class JobRunner:
                     files[index] = await self._fetch(job, model, index, copy)
                 except OutputError as exc:
                     log.error("job %s: charged but result lost: %s", job.id, exc.message)
+        if _flat(files):  # the next offer (or restart) reads them from disk, not from Runpod
+            await asyncio.to_thread(self._spool.save, job.id, _flat(files))
         return files
 
     async def _result(
@@ -476,7 +521,7 @@ class JobRunner:
             model_id=model.id,
             prompt=prompt_of(job.input),
             kind=model.kind,
-            files=tuple(f for index in sorted(files) for f in files[index]),
+            files=_flat(files),
             text="\n\n".join(t for t in texts if t) or None,
             seeds=tuple(
                 c.seed for c in job.copies if c.status == "COMPLETED" and c.seed is not None
@@ -559,6 +604,11 @@ class JobRunner:
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
+
+
+def _flat(files: dict[int, tuple[MediaFile, ...]]) -> tuple[MediaFile, ...]:
+    """The files of every copy, in copy order."""
+    return tuple(f for index in sorted(files) for f in files[index])
 
 
 def _pool(job: JobRecord) -> str:

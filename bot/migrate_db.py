@@ -18,14 +18,14 @@ import tempfile
 from contextlib import closing
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from bot.db import MIGRATIONS, Database
 from bot.errors import BotError
-from bot.pg import PgConnection, PgDatabase
 from bot.sql import Connection, display_place, is_postgres, sqlite_path
+
+if TYPE_CHECKING:  # psycopg loads only when a migration runs, not for every CLI command
+    import psycopg
 
 # In an order that needs no deferred checks; `workers` is left out (see the module docstring).
 TABLES = (
@@ -83,6 +83,10 @@ async def _migrate_db(args: argparse.Namespace) -> int:
 
 async def migrate(source: str | Path, target: str) -> dict[str, int]:
     """Copy `source` into `target`; the rows copied per table. Raises `BotError` on any fault."""
+    import psycopg
+
+    from bot.pg import PgDatabase
+
     if is_postgres(source):
         raise BotError(f"the source must be an SQLite file, not {display_place(source)}")
     if not is_postgres(target):
@@ -123,6 +127,8 @@ def _snapshot(path: Path, copy: Path) -> None:
 
 
 def _copy_all(snapshot: Path, raw: Connection) -> dict[str, int]:
+    from bot.pg import PgConnection
+
     assert isinstance(raw, PgConnection)
     conn = raw.conn
     with closing(sqlite3.connect(snapshot)) as src:

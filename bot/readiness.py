@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bot.db import MIGRATIONS
 from bot.runpod import RunpodClient, RunpodError
-from bot.sql import DB_ERRORS, Connection, Store
+from bot.sql import Connection, Store, db_errors
 
 DB_PROBE_TIMEOUT_S = 2.0
 Probe = Callable[[], Awaitable[str | None]]
@@ -79,7 +79,7 @@ class Readiness:
         error = probe.exception()
         if error is None:
             return None
-        if isinstance(error, DB_ERRORS):
+        if isinstance(error, db_errors()):
             return f"not writable: {error}"
         raise error
 

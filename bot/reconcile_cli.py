@@ -11,25 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from decimal import Decimal
-
-import httpx
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.periods import utc_now
 from bot.quota import format_usd
-from bot.reconcile import SHARED_KEY_NOTE, Verdict, compare, describe
-from bot.runpod import (
-    ConnectionFailed,
-    MalformedResponse,
-    RateLimited,
-    RunpodClient,
-    RunpodError,
-    RunpodTimeout,
-    Unauthorized,
-    UpstreamError,
-)
-from bot.sql import Store, open_existing
+
+if TYPE_CHECKING:
+    from bot.runpod import RunpodClient, RunpodError
+    from bot.sql import Store
 
 DEFAULT_DAYS = 7
 EXIT_LEDGER_HIGHER = 1
@@ -54,6 +45,10 @@ def _date(text: str) -> date:
 
 
 async def _reconcile(args: argparse.Namespace) -> int:
+    # Runpod's client and httpx load with the command, not with every `python -m bot` (startup).
+    from bot.reconcile import SHARED_KEY_NOTE, Verdict, compare, describe
+    from bot.runpod import RunpodError
+
     settings = load_settings(args.config)
     until = args.until or utc_now().date()
     since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
@@ -84,6 +79,15 @@ async def _reconcile(args: argparse.Namespace) -> int:
 
 def billing_failure(exc: RunpodError, rest_url: str) -> str:
     """What went wrong reading the bill, in words an operator can act on."""
+    from bot.runpod import (
+        ConnectionFailed,
+        MalformedResponse,
+        RateLimited,
+        RunpodTimeout,
+        Unauthorized,
+        UpstreamError,
+    )
+
     where = f"Runpod's billing API ({rest_url})"
     if isinstance(exc, Unauthorized):
         if exc.status == 403:
@@ -102,6 +106,10 @@ def billing_failure(exc: RunpodError, rest_url: str) -> str:
 
 @asynccontextmanager
 async def _runpod(settings: Settings) -> AsyncIterator[RunpodClient]:
+    import httpx
+
+    from bot.runpod import RunpodClient
+
     if settings.runpod.api_key is None:
         raise BotError("runpod.api_key: RUNPOD_API_KEY is not set")
     async with httpx.AsyncClient(
@@ -119,6 +127,8 @@ async def _runpod(settings: Settings) -> AsyncIterator[RunpodClient]:
 
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Store]:
+    from bot.sql import open_existing  # the database drivers: only when a command needs them
+
     db = await open_existing(settings.storage.database)
     try:
         yield db

@@ -15,13 +15,12 @@ what is left; see `bot.pg` for why advisory locks rather than SERIALIZABLE.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
-
-import psycopg
 
 from bot.errors import BotError
 
@@ -29,8 +28,16 @@ T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-# What a database can raise that is the machine's or the server's doing, not the input's.
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+def db_errors() -> tuple[type[Exception], ...]:
+    """What a database raises that is the machine's or the server's doing, not the input's:
+    sqlite3's errors, and psycopg's once PostgreSQL is in use (psycopg is imported only then,
+    so quick CLI commands never load it)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
 SQLITE_SCHEME = "sqlite:///"
 
 
