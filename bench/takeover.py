@@ -102,7 +102,10 @@ async def _one(where: str, lease_s: float, heartbeat_s: float) -> tuple[float, f
                     raise SystemExit("the killed worker drove no job; nothing to take over")
 
                 def first_request() -> float | None:
-                    times = [r.at for r in runpod.requests if r.at > killed and r.job_id in jobs]
+                    """After expiry: a request the victim sent just before its death may reach
+                    the fake after `killed`, but nobody else may touch its jobs before expiry."""
+                    after = max(killed, expiry)
+                    times = [r.at for r in runpod.requests if r.at > after and r.job_id in jobs]
                     return min(times) if times else None
 
                 await until(first_request, timeout=lease_s + 10 * heartbeat_s + 30)
