@@ -2,6 +2,7 @@
 
     python -m bench.adapters                          # 60 s, 5 commands/s per platform, 50 users each
     python -m bench.adapters --duration 10 --rate 2   # a quick look
+    python -m bench.adapters --only slack --workers 4 --database postgresql://postgres@127.0.0.1/postgres
 
 Three processes, so that the bot's CPU and memory figures are the bot's alone:
 - the bot: `python -m bot run` (`bench.botproc`), configured through the environment as an
@@ -18,6 +19,11 @@ the last one the bench waits until every result is in the fakes (or `--drain-tim
 the bot's CPU and peak RSS from /proc, stops it with SIGTERM and checks its database: one job per
 command, each delivered once, one Runpod job per job, each settled at exactly what FakeRunpod
 billed, no money still held. Exit status 1 if any check fails.
+
+`--workers N` starts N `run` processes on one database (`--database`: `sqlite`, a new file, or
+a PostgreSQL server DSN on which a new database is made and dropped afterwards) and sends the
+Slack commands round-robin to their listeners, as a load balancer would; CPU and RSS are summed
+over the workers. With `--only slack` the bot is not given a Discord token at all.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ import asyncio
 import json
 import math
 import os
+import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import psycopg
 
 from bench.bot_records import Records, billed, check, read_records
 from bench.botproc import (
@@ -68,14 +78,23 @@ POLL_S = 0.25  # how often the fakes are checked while waiting for the bot
 IDLE_S = 2.0  # how long the bot's idle CPU is measured
 
 
-def bot_environment(p: Platforms, runpod_url: str, folder: Path, max_global: int) -> dict[str, str]:
+def bot_environment(
+    p: Platforms, runpod_url: str, folder: Path, max_global: int, database: str, discord: bool
+) -> dict[str, str]:
     """What an operator would set: tokens, the fakes' addresses, a database, loopback listeners."""
+    discord_settings = {
+        "DISCORD_TOKEN": p.discord.bot_token,
+        "BOT_DISCORD__API_BASE": p.discord.api_base,
+        "BOT_DISCORD__GATEWAY_URL": p.discord.gateway_url,
+        "BOT_DISCORD__GUILDS": json.dumps([p.discord.guild.id]),
+    }
     return clean_environment(
         {
             "BOT_CONFIG": str(folder / "absent.toml"),  # defaults and these variables only
             "RUNPOD_API_KEY": API_KEY,
             "BOT_RUNPOD__BASE_URL": runpod_url,
-            "BOT_STORAGE__DATABASE": str(folder / "bot.db"),
+            "BOT_STORAGE__DATABASE": database,
+            "BOT_STORAGE__SPOOL": str(folder / "spool"),
             "BOT_HTTP__HOST": "127.0.0.1",
             "BOT_HTTP__PORT": "0",
             "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",  # FakeRunpod's results are on 127.0.0.1
@@ -85,29 +104,45 @@ def bot_environment(p: Platforms, runpod_url: str, folder: Path, max_global: int
             "BOT_SLACK__API_URL": p.slack.api_url,
             "BOT_SLACK__HOST": "127.0.0.1",
             "BOT_SLACK__PORT": "0",
-            "DISCORD_TOKEN": p.discord.bot_token,
-            "BOT_DISCORD__API_BASE": p.discord.api_base,
-            "BOT_DISCORD__GATEWAY_URL": p.discord.gateway_url,
-            "BOT_DISCORD__GUILDS": json.dumps([p.discord.guild.id]),
+            **(discord_settings if discord else {}),
         }
     )
 
 
-async def wait_ready(bot: BotProcess, p: Platforms, http: aiohttp.ClientSession) -> None:
-    """Until Slack's listener answers (its URL noted in `p`) and Discord's commands are synced
-    and its gateway session is READY."""
+@asynccontextmanager
+async def fresh_database(where: str, folder: Path) -> AsyncIterator[str]:
+    """`sqlite`: a new file in `folder`; a PostgreSQL server DSN: a new database, dropped after."""
+    if where == "sqlite":
+        yield str(folder / "bot.db")
+        return
+    name = f"bench_{secrets.token_hex(4)}"
+    parts = urlsplit(where)
+    with psycopg.connect(where, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def wait_ready(
+    bot: BotProcess, p: Platforms, http: aiohttp.ClientSession, *, discord: bool
+) -> None:
+    """Until Slack's listener answers (its URL added to `p`) and, with Discord, Discord's
+    commands are synced and its gateway session is READY."""
     deadline = time.monotonic() + START_TIMEOUT_S
     guild = p.discord.guild
+    url = ""
     while time.monotonic() < deadline:
         if not bot.running():
             raise RuntimeError("the bot exited during start; see its log")
-        if not p.slack_url:
-            p.slack_url = await _slack_events_url(bot.pid, http)
-        if (
-            p.slack_url
-            and p.discord.commands.get(guild.id)
-            and p.discord.gateway.live_session(guild)
+        if not url:
+            url = await _slack_events_url(bot.pid, http)
+        if url and (
+            not discord
+            or (p.discord.commands.get(guild.id) and p.discord.gateway.live_session(guild))
         ):
+            p.slack_urls.append(url)
             return
         await asyncio.sleep(POLL_S)
     raise TimeoutError(f"the bot was not ready within {START_TIMEOUT_S:.0f} s")
@@ -140,11 +175,19 @@ async def drain(p: Platforms, timeout: float) -> float:
     return time.monotonic() - start
 
 
-async def idle_cpu_rate(bot: BotProcess) -> float:
+def total_stats(bots: Sequence[BotProcess]) -> ProcStats:
+    """CPU and RSS summed over the workers."""
+    each = [bot.stats() for bot in bots]
+    return ProcStats(
+        sum(s.cpu_s for s in each), sum(s.rss_mb for s in each), sum(s.peak_rss_mb for s in each)
+    )
+
+
+async def idle_cpu_rate(bots: Sequence[BotProcess]) -> float:
     """The bot's CPU seconds per second with nothing to do (gateway heartbeats, timers)."""
-    cpu, wall = bot.stats().cpu_s, time.monotonic()
+    cpu, wall = total_stats(bots).cpu_s, time.monotonic()
     await asyncio.sleep(IDLE_S)
-    return (bot.stats().cpu_s - cpu) / (time.monotonic() - wall)
+    return (total_stats(bots).cpu_s - cpu) / (time.monotonic() - wall)
 
 
 async def load(users: Users, args: argparse.Namespace) -> float:
@@ -187,27 +230,43 @@ async def bench(args: argparse.Namespace) -> Run:
         aiohttp.ClientSession(timeout=timeout) as http,
     ):
         await runpod.endpoint(ENDPOINT, pad_bytes=args.media_kb * 1024)
+        discord = args.only != "slack"
         with tempfile.TemporaryDirectory(prefix="bench-adapters-") as tmp:
             folder = Path(tmp)
-            env = bot_environment(p, runpod.base_url, folder, args.max_global)
-            profile = Path(args.profile) if args.profile else None
-            async with BotProcess(env, folder / "bot.log", profile=profile) as bot:
-                await wait_ready(bot, p, http)
-                users = Users(p, http, job_s=args.job_s, seed=args.seed)
-                await asyncio.gather(users.slack(0, "sw"), users.discord(0, "dw"))
-                await drain(p, args.drain_timeout)
-                idle = await idle_cpu_rate(bot)
-                before, driver_cpu = bot.stats(), time.process_time()
-                runpod_cpu = (await runpod.usage())["cpu_s"]
-                start = time.monotonic()
-                late = await load(users, args)
-                drained = await drain(p, args.drain_timeout)
-                wall = time.monotonic() - start
-                after, driver_cpu = bot.stats(), time.process_time() - driver_cpu
-                runpod_cpu = (await runpod.usage())["cpu_s"] - runpod_cpu
-            settle_discord_acks(p)
-            records = await read_records(folder / "bot.db")
-            log_text = (folder / "bot.log").read_text(errors="replace")
+            async with fresh_database(args.database, folder) as database:
+                env = bot_environment(
+                    p, runpod.base_url, folder, args.max_global, database, discord
+                )
+                profile = Path(args.profile) if args.profile else None
+                async with AsyncExitStack() as stack:
+                    bots = []
+                    for n in range(args.workers):
+                        log_path = folder / f"bot-{n}.log"
+                        bot = await stack.enter_async_context(
+                            BotProcess(env, log_path, profile=profile)
+                        )
+                        await wait_ready(bot, p, http, discord=discord)
+                        bots.append(bot)
+                    users = Users(p, http, job_s=args.job_s, seed=args.seed)
+                    warm_up = [users.slack(0, "sw")] + ([users.discord(0, "dw")] if discord else [])
+                    await asyncio.gather(*warm_up)
+                    await drain(p, args.drain_timeout)
+                    idle = await idle_cpu_rate(bots)
+                    before, driver_cpu = total_stats(bots), time.process_time()
+                    runpod_cpu = (await runpod.usage())["cpu_s"]
+                    start = time.monotonic()
+                    late = await load(users, args)
+                    drained = await drain(p, args.drain_timeout)
+                    wall = time.monotonic() - start
+                    after, driver_cpu = total_stats(bots), time.process_time() - driver_cpu
+                    runpod_cpu = (await runpod.usage())["cpu_s"] - runpod_cpu
+                returncodes = {bot.returncode for bot in bots}
+                settle_discord_acks(p)
+                records = await read_records(database)
+            logs = [
+                (folder / f"bot-{n}.log").read_text(errors="replace") for n in range(args.workers)
+            ]
+            log_text = "".join(logs)
             if args.log:
                 Path(args.log).write_text(log_text)
             log = log_text.splitlines()
@@ -215,7 +274,7 @@ async def bench(args: argparse.Namespace) -> Run:
         costs = await billed(runpod.base_url, server)
     return Run(
         args, p, late, wall, drained, idle, before, after, runpod_cpu, driver_cpu,
-        records, server, costs, time.time() - time.monotonic(), log, bot.returncode,
+        records, server, costs, time.time() - time.monotonic(), log, max(returncodes, key=bool),
     )  # fmt: skip
 
 
@@ -334,7 +393,8 @@ def report(run: Run, problems: list[str]) -> None:
         f" {args.users} users per platform in {CHANNELS} channels; Flux Schnell jobs:"
         f" queue ~{QUEUE_MEDIAN_S:g} s + run ~{args.job_s:g} s (log-normal medians),"
         f" {args.media_kb} KiB results; jobs.max_global {args.max_global}"
-        f"{'; ' + args.only + ' only' if args.only else ''}\n"
+        f"{'; ' + args.only + ' only' if args.only else ''}; {args.workers} worker(s) on"
+        f" {args.database.split('@')[-1]}\n"
     )
     print("\n".join([*platform_table(run), "", *process_lines(run), *ledger_lines(run, problems)]))
     for line in [line for line in run.log if " ERROR " in line][:5]:
@@ -351,12 +411,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--media-kb", type=int, default=200, help="size of each result file")
     parser.add_argument("--max-global", type=int, default=100, help="the bot's jobs.max_global")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--workers", type=int, default=1, help="run processes (needs --only slack)")
+    parser.add_argument(
+        "--database", default="sqlite", help="sqlite (a new file) or a PostgreSQL server DSN"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--log", metavar="PATH", help="keep a copy of the bot's log here")
     parser.add_argument(
         "--profile", metavar="PATH", help="run the bot under cProfile, its stats written here"
     )
     args = parser.parse_args(argv)
+    if args.workers > 1 and args.only != "slack":
+        parser.error("--workers above 1 needs --only slack (Discord's gateway would need shards)")
     load_average = os.getloadavg()[0]
     run = asyncio.run(bench(args))
     problems = check(run.p, run.records, run.server, run.costs)

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 
 from bench.chat_users import ACK_LIMIT_S, LABEL, Platforms, seen_in_discord, seen_in_slack
 from bench.common import API_KEY, ServerJob
 from bot.config import QuotaSettings
-from bot.db import Database
 from bot.ledger import SqliteLedger
+from bot.pg import plain
 from bot.quota import to_usd
+from bot.sql import is_postgres, open_store
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,28 @@ class Records:
     ledger_total: Decimal
 
 
-async def read_records(database: Path) -> Records:
-    """The jobs table and the holds, read after the bot has stopped."""
+def _rows(database: Path | str, sql: str) -> list[Any]:
+    if is_postgres(database):
+        with psycopg.connect(str(database)) as pg:
+            return [tuple(plain(v) for v in row) for row in pg.execute(sql).fetchall()]
     with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT id, platform, request, state, notified, copies, created_at, finished_at FROM jobs"
-        ).fetchall()
-        held = conn.execute("SELECT job_id, state, charged FROM holds").fetchall()
+        return conn.execute(sql).fetchall()
+
+
+async def read_records(database: Path | str) -> Records:
+    """The jobs table and the holds, read after the bot has stopped (SQLite file or DSN)."""
+    rows = _rows(
+        database,
+        "SELECT id, platform, request, state, notified, copies, created_at, finished_at FROM jobs",
+    )
+    held = _rows(database, "SELECT job_id, state, charged FROM holds")
     jobs = []
     for job_id, platform, request, state, notified, copies, created, finished in rows:
         found = LABEL.search(json.loads(request)["input"].get("prompt", ""))
         ids = tuple(c["runpod_id"] for c in json.loads(copies) if c.get("runpod_id"))
         label = found[1] if found else "?"
         jobs.append(JobRow(job_id, platform, label, state, bool(notified), ids, created, finished))
-    db = await Database.open(database)
+    db = await open_store(database)
     try:
         now = datetime.now(UTC)
         report = await SqliteLedger(db, QuotaSettings()).report(

@@ -86,7 +86,7 @@ class Platforms:
     discord_users: list[FakeUser]
     slack_channels: list[str]
     discord_channels: list[FakeChannel]
-    slack_url: str = ""
+    slack_urls: list[str] = field(default_factory=list)  # one per worker; commands go round-robin
     sent: dict[str, Sent] = field(default_factory=dict)  # label -> command
 
     def of(self, platform: str, *, measured: bool = True) -> list[Sent]:
@@ -145,7 +145,8 @@ class Users:
         headers = self._signer.headers(body, content_type="application/x-www-form-urlencoded")
         sent.at = time.monotonic()
         try:
-            async with self._http.post(p.slack_url, data=body, headers=headers) as response:
+            url = p.slack_urls[k % len(p.slack_urls)]
+            async with self._http.post(url, data=body, headers=headers) as response:
                 await response.read()
                 sent.status = str(response.status)
                 sent.ack_s = time.monotonic() - sent.at if response.status == 200 else None

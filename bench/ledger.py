@@ -1,13 +1,18 @@
-"""Ledger throughput: hold+settle pairs per second on a fresh SQLite file.
+"""Ledger throughput: hold+settle pairs per second on a fresh database, SQLite and PostgreSQL.
 
-    python bench/ledger.py [--pairs 5000] [--runs 5] [--requesters 50]
+    python bench/ledger.py [--pairs 5000] [--runs 5] [--requesters 50] [--database PLACE ...]
 
-Scenarios, each on its own new file in a temp directory on disk:
+`--database` (repeatable) names where each run's fresh database goes: a directory for a new
+SQLite file (default: the system's temp directory), or a PostgreSQL server DSN on which each run
+creates `bench_<random>` and drops it afterwards. By default both: the temp directory and
+postgresql://postgres@127.0.0.1:5432/postgres, so the two backends are compared in one run.
+
+Scenarios, each on its own new database:
 - single writer: one task, one pair after the other (latency-bound: two operations in series);
-- N requesters: N asyncio tasks in one process sharing one Database (group commit applies);
-- 2 processes: N/2 requesters in each of two processes sharing the file (cross-process lock);
-and, for scale, empty write transactions through `Database.run` in series (the thread
-hand-off, lock and BEGIN/COMMIT that every operation pays).
+- N requesters: N asyncio tasks in one process sharing one store (group commit applies);
+- 2 and 4 processes: N/2 or N/4 requesters in each process sharing the database;
+and, for scale, empty write transactions through `Store.run` in series (the hand-off, lock and
+BEGIN/COMMIT that every operation pays).
 Every pair holds $0.01 for one of 200 members of one workspace and settles $0.009, with real
 limits that never refuse; the totals are checked after each run. Prints the median of the runs.
 """
@@ -19,25 +24,32 @@ import asyncio
 import multiprocessing
 import os
 import platform
+import secrets
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 from bot.config import QuotaSettings
-from bot.db import Database
 from bot.ledger import Identity, SqliteLedger
+from bot.sql import is_postgres, open_store
+
+DEFAULT_PLACES = [tempfile.gettempdir(), "postgresql://postgres@127.0.0.1:5432/postgres"]
 
 HOLD, COST = Decimal("0.01"), Decimal("0.009")
 MEMBERS = [Identity("discord", "bench", f"member{n}") for n in range(200)]
 QUOTAS = QuotaSettings(
     daily_usd=Decimal(10_000),
     monthly_usd=Decimal(100_000),
-    workspace={"monthly_usd": Decimal(10_000_000)},  # type: ignore[arg-type]
+    workspace={"monthly_usd": Decimal(100_000)},  # type: ignore[arg-type]
 )
 
 
@@ -48,9 +60,9 @@ async def _pairs(ledger: SqliteLedger, prefix: str, count: int) -> None:
         await ledger.settle(job_id, COST)
 
 
-async def _requesters(path: Path, prefix: str, requesters: int, pairs: int) -> float:
+async def _requesters(place: str, prefix: str, requesters: int, pairs: int) -> float:
     """Run `pairs` pairs split over `requesters` tasks; return the seconds it took."""
-    db = await Database.open(path)
+    db = await open_store(place)
     try:
         ledger = SqliteLedger(db, QUOTAS)
         await ledger.usage(MEMBERS[0])  # first-use work (time zone check) outside the timing
@@ -62,25 +74,26 @@ async def _requesters(path: Path, prefix: str, requesters: int, pairs: int) -> f
         await db.close()
 
 
-def _process(path: str, prefix: str, requesters: int, pairs: int, barrier: Any) -> None:
+def _process(place: str, prefix: str, requesters: int, pairs: int, barrier: Any) -> None:
     async def run() -> None:
-        db = await Database.open(path)
+        db = await open_store(place)
         ledger = SqliteLedger(db, QUOTAS)
         await ledger.usage(MEMBERS[0])
         await db.close()
         barrier.wait()
-        await _requesters(Path(path), prefix, requesters, pairs)
+        await _requesters(place, prefix, requesters, pairs)
 
     asyncio.run(run())
 
 
-def _two_processes(path: Path, requesters: int, pairs: int) -> float:
+def _processes(place: str, processes: int, requesters: int, pairs: int) -> float:
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(3)
-    share = requesters // 2
+    barrier = ctx.Barrier(processes + 1)
+    each = pairs // requesters
+    shares = [requesters // processes + (p < requesters % processes) for p in range(processes)]
     workers = [
-        ctx.Process(target=_process, args=(str(path), p, share, pairs // 2, barrier))
-        for p in ("a", "b")
+        ctx.Process(target=_process, args=(place, f"p{p}-", share, share * each, barrier))
+        for p, share in enumerate(shares)
     ]
     for worker in workers:
         worker.start()
@@ -93,9 +106,9 @@ def _two_processes(path: Path, requesters: int, pairs: int) -> float:
     return time.perf_counter() - start
 
 
-async def _round_trips(path: Path, count: int) -> float:
-    """An empty write transaction through `Database.run`: the fixed cost of every operation."""
-    db = await Database.open(path)
+async def _round_trips(place: str, count: int) -> float:
+    """An empty write transaction through `Store.run`: the fixed cost of every operation."""
+    db = await open_store(place)
     try:
         start = time.perf_counter()
         for _ in range(count):
@@ -105,33 +118,97 @@ async def _round_trips(path: Path, count: int) -> float:
         await db.close()
 
 
-def _check(path: Path, pairs: int) -> None:
-    with sqlite3.connect(path) as conn:
-        jobs, charged = conn.execute(
-            "SELECT COUNT(*), SUM(charged) FROM holds WHERE state = 'settled'"
-        ).fetchone()
+def _check(place: str, pairs: int) -> None:
+    sql = "SELECT COUNT(*), SUM(charged) FROM holds WHERE state = 'settled'"
+    if is_postgres(place):
+        with psycopg.connect(place) as pg:
+            jobs, charged = pg.execute(sql).fetchone() or (0, 0)
+    else:
+        with closing(sqlite3.connect(place)) as conn:
+            jobs, charged = conn.execute(sql).fetchone()
     if jobs != pairs or charged != pairs * 9 * 10**7:
         raise SystemExit(f"wrong totals after the run: {jobs} jobs, {charged} units")
 
 
+@contextmanager
+def _fresh(where: str) -> Iterator[str]:
+    """A new empty database: a file in directory `where`, or one on the PostgreSQL server."""
+    if not is_postgres(where):
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-", dir=where) as tmp:
+            yield str(Path(tmp) / "bench.db")
+        return
+    name = f"bench_{secrets.token_hex(4)}"
+    parts = urlsplit(where)
+    with psycopg.connect(where, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def _measure(
-    name: str, runs: int, pairs: int, once: Callable[[Path], float], *, unit: str = "pairs/s"
+    name: str,
+    where: str,
+    runs: int,
+    pairs: int,
+    once: Callable[[str], float],
+    *,
+    unit: str = "pairs/s",
 ) -> None:
     rates = []
     for _ in range(runs):
-        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-            path = Path(tmp) / "bench.db"
-            asyncio.run(_create(path))
-            seconds = once(path)
+        with _fresh(where) as place:
+            asyncio.run(_create(place))
+            seconds = once(place)
             if unit == "pairs/s":
-                _check(path, pairs)
+                _check(place, pairs)
         rates.append(pairs / seconds)
     shown = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"{name:<36} median {statistics.median(rates):>7,.0f} {unit}  (runs: {shown})")
+    print(
+        f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}  (runs: {shown};"
+        f" load {os.getloadavg()[0]:.2f})",
+        flush=True,
+    )
 
 
-async def _create(path: Path) -> None:
-    await (await Database.open(path)).close()
+async def _create(place: str) -> None:
+    await (await open_store(place)).close()
+
+
+def _scenarios(where: str, runs: int, pairs: int, requesters: int) -> None:
+    backend = "postgresql" if is_postgres(where) else "sqlite"
+    print(f"-- {backend}: {where}", flush=True)
+    _measure(
+        "empty write transactions, in series",
+        where,
+        runs,
+        pairs,
+        lambda p: asyncio.run(_round_trips(p, pairs)),
+        unit="tx/s",
+    )
+    _measure(
+        "single writer",
+        where,
+        runs,
+        pairs,
+        lambda p: asyncio.run(_requesters(p, "s", 1, pairs)),
+    )
+    _measure(
+        f"{requesters} requesters, one process",
+        where,
+        runs,
+        pairs,
+        lambda p: asyncio.run(_requesters(p, "c", requesters, pairs)),
+    )
+    for processes in (2, 4):
+        _measure(
+            f"{requesters} requesters, {processes} processes",
+            where,
+            runs,
+            pairs,
+            lambda p, n=processes: _processes(p, n, requesters, pairs),  # type: ignore[misc]
+        )
 
 
 def main() -> None:
@@ -139,35 +216,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5000, help="pairs per run (default 5000)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requesters", type=int, default=50)
+    parser.add_argument(
+        "--database",
+        action="append",
+        help="directory for SQLite files, or a PostgreSQL server DSN (repeatable; default both)",
+    )
     args = parser.parse_args()
     pairs, requesters = args.pairs, args.requesters
     pairs -= pairs % requesters
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version},"
-        f" {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {pairs} pairs x {args.runs} runs"
+        f" {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {pairs} pairs x {args.runs} runs",
+        flush=True,
     )
-    _measure(
-        "empty write transactions, in series",
-        args.runs,
-        pairs,
-        lambda p: asyncio.run(_round_trips(p, pairs)),
-        unit="tx/s",
-    )
-    _measure(
-        "single writer", args.runs, pairs, lambda p: asyncio.run(_requesters(p, "s", 1, pairs))
-    )
-    _measure(
-        f"{requesters} requesters, one process",
-        args.runs,
-        pairs,
-        lambda p: asyncio.run(_requesters(p, "c", requesters, pairs)),
-    )
-    _measure(
-        f"{requesters} requesters, two processes",
-        args.runs,
-        pairs,
-        lambda p: _two_processes(p, requesters, pairs),
-    )
+    for where in args.database or DEFAULT_PLACES:
+        _scenarios(where, args.runs, pairs, requesters)
 
 
 if __name__ == "__main__":
