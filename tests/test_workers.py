@@ -256,6 +256,8 @@ async def test_a_second_run_on_the_same_database_leaves_the_first_ones_jobs_alon
         try:
             await second.ready()
             await until(lambda: len(slack.uploads) >= 4, timeout=20)
+            # the upload comes before the bot records `delivered`: wait for the record too
+            await until(lambda: states(database) == Counter(delivered=4), timeout=20)
         finally:
             assert await second.stop() == 0, second.log()
     assert runpod_fake.count("run") == 4
@@ -279,6 +281,8 @@ async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
         code, log = await run_try(bots[0].env, "a lake", tmp_path / "lake.png")
         assert code == 0, log
         await until(lambda: len(slack.uploads) >= 3, timeout=20)
+        # the upload comes before the bot records `delivered`: wait for the record too
+        await until(lambda: states(database) == Counter(delivered=4), timeout=20)
     assert (tmp_path / "lake.png").exists()
     assert runpod_fake.count("run") == 4
     assert len(slack.uploads) == 3 and set(uploads_per_job(slack).values()) == {1}
