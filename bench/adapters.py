@@ -33,7 +33,6 @@ import asyncio
 import json
 import math
 import os
-import secrets
 import tempfile
 import time
 from collections import Counter
@@ -42,10 +41,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import psycopg
 
 from bench.bot_records import Records, billed, check, read_records
 from bench.botproc import (
@@ -70,7 +67,7 @@ from bench.chat_users import (
     seen,
     settle_discord_acks,
 )
-from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile
+from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile, throwaway_postgres
 
 ENDPOINT = "black-forest-labs-flux-1-schnell"
 START_TIMEOUT_S = 60.0
@@ -115,14 +112,8 @@ async def fresh_database(where: str, folder: Path) -> AsyncIterator[str]:
     if where == "sqlite":
         yield str(folder / "bot.db")
         return
-    name = f"bench_{secrets.token_hex(4)}"
-    parts = urlsplit(where)
-    with psycopg.connect(where, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with throwaway_postgres(where) as dsn:
+        yield dsn
 
 
 async def wait_ready(

@@ -19,17 +19,21 @@ import json
 import math
 import re
 import resource
+import secrets
 import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 
 API_KEY = "rp_bench_key_0123456789"
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,3 +277,17 @@ async def _serve() -> None:
 
 if __name__ == "__main__":
     asyncio.run(_serve())
+
+
+@contextmanager
+def throwaway_postgres(server: str) -> Iterator[str]:
+    """A new empty database on the PostgreSQL server `server` (a DSN): its DSN, dropped after."""
+    where = server
+    name = f"bench_{secrets.token_hex(4)}"
+    parts = urlsplit(where)
+    with psycopg.connect(where, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,6 +1,6 @@
 """Ledger throughput: hold+settle pairs per second on a fresh database, SQLite and PostgreSQL.
 
-    python bench/ledger.py [--pairs 5000] [--runs 5] [--requesters 50] [--database PLACE ...]
+    python -m bench.ledger [--pairs 5000] [--runs 5] [--requesters 50] [--database PLACE ...]
 
 `--database` (repeatable) names where each run's fresh database goes: a directory for a new
 SQLite file (default: the system's temp directory), or a PostgreSQL server DSN on which each run
@@ -24,7 +24,6 @@ import asyncio
 import multiprocessing
 import os
 import platform
-import secrets
 import sqlite3
 import statistics
 import tempfile
@@ -34,10 +33,10 @@ from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench.common import throwaway_postgres
 from bot.config import QuotaSettings
 from bot.ledger import Identity, SqliteLedger
 from bot.sql import is_postgres, open_store
@@ -137,14 +136,8 @@ def _fresh(where: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-", dir=where) as tmp:
             yield str(Path(tmp) / "bench.db")
         return
-    name = f"bench_{secrets.token_hex(4)}"
-    parts = urlsplit(where)
-    with psycopg.connect(where, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with throwaway_postgres(where) as dsn:
+        yield dsn
 
 
 def _measure(

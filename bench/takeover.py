@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import platform
-import secrets
 import signal
 import statistics
 import tempfile
@@ -30,10 +29,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-
+from bench.common import throwaway_postgres
 from tests.conftest import API_KEY, register_catalog
 from tests.fakes.runpod import FakeRunpod
 from tests.test_workers import FLUX, imagine, rows, slack_bots, states, until
@@ -47,14 +44,8 @@ def _fresh(where: str, tmp: Path) -> Iterator[str]:
     if where == "sqlite":
         yield str(tmp / "bot.db")
         return
-    name = f"bench_{secrets.token_hex(4)}"
-    parts = urlsplit(where)
-    with psycopg.connect(where, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with throwaway_postgres(where) as dsn:
+        yield dsn
 
 
 def _runpod_ids(place: str, worker_id: str) -> set[str]:
