@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from adapters.discord import DiscordAdapter
+from bot.config import Settings
 from bot.delivery import ChannelRef, MediaFile, Result
 from bot.jobs import Community
 from bot.quota import Identity
@@ -226,59 +227,59 @@ async def test_user_text_never_pings_anyone(tmp_path: Path, runpod_fake: FakeRun
     assert posted.allowed_mentions == {"parse": [], "users": [fake.user.id]}
 
 
-async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> None:
-    runpod_fake.endpoints[SCHNELL].execution_time = 0.3
-    edit = "PATCH /webhooks/{application_id}/{webhook_token}/messages/{message_id}"
-    settings = discord_settings(
+EDIT = "PATCH /webhooks/{application_id}/{webhook_token}/messages/{message_id}"
+
+
+def quick_retries(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord) -> Settings:
+    """A bot that offers a refused result again at once, and shows no progress in between."""
+    return discord_settings(
         tmp_path,
         runpod_fake,
         fake,
         jobs={"progress_interval_s": 60},
         delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 0.5},
     )
+
+
+async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    runpod_fake.endpoints[SCHNELL].execution_time = 0.3
+    settings = quick_retries(tmp_path, runpod_fake, fake)
     async with running_bot(settings) as bot:
         sent = await fake.slash_command("imagine", {"prompt": "a fox", "size": "256x256"})
         await sent.original(lambda m: m.content.startswith(HOURGLASS))
-        fake.outage(edit, 502)  # Discord answers 502 to the interaction's edits from here on
+        fake.outage(EDIT, 502)  # Discord answers 502 to the interaction's edits from here on
         posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
         await bot.core.jobs.wait_idle(10)
         job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
         spent, held = await spent_and_held(bot, fake)
-        fake.end_outage(edit)
+        fake.end_outage(EDIT)
 
     (run,) = jobs_of(runpod_fake, SCHNELL)
     assert posted.content == f"<@{fake.user.id}> your image is ready."
     assert posted.attachments and posted.nonce == job_id_of(posted)
     assert job is not None and job.state == "delivered" and job.error is None
     assert (spent, held) == (run.cost, 0)
-    assert any(r.route == edit and r.status == 502 for r in fake.requests)
+    assert any(r.route == EDIT and r.status == 502 for r in fake.requests)
 
 
 async def test_when_the_edit_and_the_channel_both_refuse_the_result_arrives_by_dm(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:
     runpod_fake.endpoints[SCHNELL].execution_time = 0.3
-    edit = "PATCH /webhooks/{application_id}/{webhook_token}/messages/{message_id}"
-    settings = discord_settings(
-        tmp_path,
-        runpod_fake,
-        fake,
-        jobs={"progress_interval_s": 60},
-        delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 0.5},
-    )
+    settings = quick_retries(tmp_path, runpod_fake, fake)
     dm = fake.dm_channel(fake.user)
     async with running_bot(settings) as bot:
         sent = await fake.slash_command("imagine", {"prompt": "@everyone a fox", "size": "256x256"})
         await sent.original(lambda m: m.content.startswith(HOURGLASS))
-        fake.outage(edit, 502)  # the interaction's edits fail...
+        fake.outage(EDIT, 502)  # the interaction's edits fail...
         fake.guild.everyone_permissions &= ~SEND_MESSAGES  # ...and the channel refuses the bot
         posted = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
         await bot.core.jobs.wait_idle(10)
         job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
         spent, held = await spent_and_held(bot, fake)
-        fake.end_outage(edit)
+        fake.end_outage(EDIT)
 
     (run,) = jobs_of(runpod_fake, SCHNELL)
     (attachment,) = posted.attachments
