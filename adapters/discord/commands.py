@@ -7,6 +7,7 @@ names (`ar`, `steps`, `no`...) and `build_request` does all validation.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,11 @@ TRANSCRIPT_OUTPUTS = [
     Choice(name="text", value="text"),
     Choice(name="subtitles (.srt)", value="srt"),
 ]
+# What the options several commands share are described as, once.
+SHARED_HELP = {
+    "seed": "Seed for a repeatable result",
+    "negative_prompt": "What to leave out",
+}
 IMAGE_TYPES = ("image/",)
 AUDIO_TYPES = ("audio/", "video/")  # a video's sound track transcribes too
 
@@ -53,6 +59,11 @@ class Ask:
 Runner = Callable[[discord.Interaction, Ask], Awaitable[None]]
 Completer = Callable[[discord.Interaction, str], Coroutine[Any, Any, list[Choice[str]]]]
 ModelCompleter = Callable[[str], Completer]
+JobCommand = app_commands.Command[Any, ..., Any]
+Prompt = Range[str, 1, 4000]
+Seed = Range[int, 0, MAX_SEED]
+Count = Range[int, 1, 4]
+NegativePrompt = Range[str, 1, 2000]
 
 
 def media_url(attachment: discord.Attachment | None, accept: tuple[str, ...], what: str) -> str:
@@ -65,7 +76,7 @@ def media_url(attachment: discord.Attachment | None, accept: tuple[str, ...], wh
     return attachment.url
 
 
-def job_commands(run: Runner, models: ModelCompleter) -> list[app_commands.Command[Any, ..., Any]]:
+def job_commands(run: Runner, models: ModelCompleter) -> list[JobCommand]:
     return [
         imagine(run, models),
         edit(run, models),
@@ -84,32 +95,48 @@ def cost_group(run: Runner, models: ModelCompleter) -> app_commands.Group:
     return group
 
 
-def imagine(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="imagine", description="Generate images from a prompt")
-    @app_commands.describe(
+def job_command(
+    name: str, description: str, models: ModelCompleter, *, model: str, **described: str
+) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], JobCommand]:
+    """What every job command declares alike: the model menu, `model`'s and the shared help."""
+
+    def make(callback: Callable[..., Coroutine[Any, Any, None]]) -> JobCommand:
+        params = inspect.signature(callback).parameters
+        shared = {key: text for key, text in SHARED_HELP.items() if key in params}
+        help_ = {**described, "model": f"{model} (default: the server's)", **shared}
+        callback = app_commands.describe(**help_)(callback)
+        if "aspect_ratio" in params:
+            callback = app_commands.choices(aspect_ratio=ASPECT_RATIOS)(callback)
+        callback = app_commands.autocomplete(model=models(name))(callback)
+        return app_commands.command(name=name, description=description)(callback)
+
+    return make
+
+
+def imagine(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "imagine",
+        "Generate images from a prompt",
+        models,
+        model="Image model",
         prompt="What to draw",
-        model="Image model (default: the server's)",
         aspect_ratio="Shape of the image",
         size="Exact size, e.g. 1024x768 (instead of an aspect ratio)",
         steps="Inference steps: more is slower and often finer",
         guidance="How closely to follow the prompt",
-        seed="Seed for a repeatable result",
-        negative_prompt="What to leave out",
         count="How many images (1-4)",
     )
-    @app_commands.choices(aspect_ratio=ASPECT_RATIOS)
-    @app_commands.autocomplete(model=models("imagine"))
     async def command(
         interaction: discord.Interaction,
-        prompt: Range[str, 1, 4000],
+        prompt: Prompt,
         model: str | None = None,
         aspect_ratio: str | None = None,
         size: str | None = None,
         steps: Range[int, 1, 150] | None = None,
         guidance: Range[float, 0.0, 30.0] | None = None,
-        seed: Range[int, 0, 2147483647] | None = None,
-        negative_prompt: Range[str, 1, 2000] | None = None,
-        count: Range[int, 1, 4] | None = None,
+        seed: Seed | None = None,
+        negative_prompt: NegativePrompt | None = None,
+        count: Count | None = None,
     ) -> None:
         options = {
             "model": model,
@@ -126,28 +153,27 @@ def imagine(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..
     return command
 
 
-def edit(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="edit", description="Edit an image with instructions")
-    @app_commands.describe(
+def edit(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "edit",
+        "Edit an image with instructions",
+        models,
+        model="Image editing model",
         prompt="What to change",
         image="The image to edit",
-        model="Image editing model (default: the server's)",
         image2="A second image, for models that combine images",
         aspect_ratio="Shape of the result, where the model offers it",
-        seed="Seed for a repeatable result",
         count="How many results (1-4)",
     )
-    @app_commands.choices(aspect_ratio=ASPECT_RATIOS)
-    @app_commands.autocomplete(model=models("edit"))
     async def command(
         interaction: discord.Interaction,
-        prompt: Range[str, 1, 4000],
+        prompt: Prompt,
         image: discord.Attachment,
         model: str | None = None,
         image2: discord.Attachment | None = None,
         aspect_ratio: str | None = None,
-        seed: Range[int, 0, 2147483647] | None = None,
-        count: Range[int, 1, 4] | None = None,
+        seed: Seed | None = None,
+        count: Count | None = None,
     ) -> None:
         media = [media_url(image, IMAGE_TYPES, "an image")]
         if image2 is not None:
@@ -158,28 +184,26 @@ def edit(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., 
     return command
 
 
-def video(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="video", description="Generate a video from a prompt (and an image)")
-    @app_commands.describe(
+def video(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "video",
+        "Generate a video from a prompt (and an image)",
+        models,
+        model="Video model",
         prompt="What happens in the video",
-        model="Video model (default: the server's)",
         image="Starting image, for image-to-video models",
         duration="Length in seconds, where the model offers a choice",
         aspect_ratio="Shape of the video, where the model offers it",
-        seed="Seed for a repeatable result",
-        negative_prompt="What to leave out",
     )
-    @app_commands.choices(aspect_ratio=ASPECT_RATIOS)
-    @app_commands.autocomplete(model=models("video"))
     async def command(
         interaction: discord.Interaction,
-        prompt: Range[str, 1, 4000],
+        prompt: Prompt,
         model: str | None = None,
         image: discord.Attachment | None = None,
         duration: Range[int, 1, 60] | None = None,
         aspect_ratio: str | None = None,
-        seed: Range[int, 0, 2147483647] | None = None,
-        negative_prompt: Range[str, 1, 2000] | None = None,
+        seed: Seed | None = None,
+        negative_prompt: NegativePrompt | None = None,
     ) -> None:
         media = (media_url(image, IMAGE_TYPES, "an image"),) if image is not None else ()
         options = {
@@ -194,16 +218,17 @@ def video(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ...,
     return command
 
 
-def transcribe(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="transcribe", description="Turn speech into text")
-    @app_commands.describe(
+def transcribe(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "transcribe",
+        "Turn speech into text",
+        models,
+        model="Transcription model",
         audio="The recording (audio or video file)",
         url="Or a link to the recording",
-        model="Transcription model (default: the server's)",
         output="Plain text, or subtitles with timestamps",
     )
     @app_commands.choices(output=TRANSCRIPT_OUTPUTS)
-    @app_commands.autocomplete(model=models("transcribe"))
     async def command(
         interaction: discord.Interaction,
         audio: discord.Attachment | None = None,
@@ -225,14 +250,15 @@ def transcribe(run: Runner, models: ModelCompleter) -> app_commands.Command[Any,
     return command
 
 
-def ask(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="ask", description="Ask a text model")
-    @app_commands.describe(
+def ask(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "ask",
+        "Ask a text model",
+        models,
+        model="Text model",
         prompt="Your question or instructions",
-        model="Text model (default: the server's)",
         max_tokens="Longest reply, in tokens",
     )
-    @app_commands.autocomplete(model=models("ask"))
     async def command(
         interaction: discord.Interaction,
         prompt: Range[str, 1, 6000],
@@ -245,17 +271,18 @@ def ask(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., A
     return command
 
 
-def speak(run: Runner, models: ModelCompleter) -> app_commands.Command[Any, ..., Any]:
-    @app_commands.command(name="speak", description="Read text aloud with a speech model")
-    @app_commands.describe(
+def speak(run: Runner, models: ModelCompleter) -> JobCommand:
+    @job_command(
+        "speak",
+        "Read text aloud with a speech model",
+        models,
+        model="Speech model",
         text="What to say",
-        model="Speech model (default: the server's)",
         voice="Voice name, where the model offers voices",
     )
-    @app_commands.autocomplete(model=models("speak"))
     async def command(
         interaction: discord.Interaction,
-        text: Range[str, 1, 4000],
+        text: Prompt,
         model: str | None = None,
         voice: Range[str, 1, 200] | None = None,
     ) -> None:
