@@ -104,6 +104,37 @@ def http_limits(jobs: JobSettings) -> httpx.Limits:
 @asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
+    _check_runnable(settings)
+    catalog = load_catalog(settings.models)
+    async with _http_clients(settings) as (http, api, long_poll):
+        db = await open_store(settings.storage.database)
+        worker = Worker(db, settings.workers)
+        try:
+            await worker.join()
+            ledger = SqliteLedger(db, settings.quotas)
+            metrics = Metrics(per_workspace=settings.metrics.per_workspace)
+            runpod = _runpod_client(settings, api, long_poll, metrics)
+            jobs = JobService(
+                db=db,
+                ledger=ledger,
+                runpod=runpod,
+                catalog=catalog,
+                settings=settings,
+                downloader=_downloader(settings, http),
+                worker=worker,
+                metrics=metrics,
+            )
+            async with _working(worker, jobs):
+                readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
+                yield Core(
+                    settings, catalog, db, ledger, runpod, jobs, http, worker, metrics, readiness
+                )
+        finally:
+            await db.close()
+
+
+def _check_runnable(settings: Settings) -> None:
+    """Refuse, before anything opens, settings the core cannot start with."""
     if settings.runpod.api_key is None:
         raise ConfigError("runpod.api_key: RUNPOD_API_KEY is not set")
     if settings.web.public_url and is_postgres(settings.storage.database):
@@ -111,7 +142,13 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             "web.public_url: the web page needs an SQLite storage.database"
             " (its queries are not built for PostgreSQL yet); unset one of them"
         )
-    catalog = load_catalog(settings.models)
+
+
+@asynccontextmanager
+async def _http_clients(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]]:
+    """The shared httpx client (downloads, platform files), then Runpod's API and long polls."""
     timeout = settings.runpod.request_timeout_s
     long_polls = long_poll_connections(settings.jobs)
     async with (
@@ -125,54 +162,51 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         aiohttp_client(max_connections=RUNPOD_CONNECTIONS, timeout=timeout, headers=HEADERS) as api,
         aiohttp_client(max_connections=long_polls, timeout=timeout, headers=HEADERS) as long_poll,
     ):
-        db = await open_store(settings.storage.database)
-        worker = Worker(db, settings.workers)
-        try:
-            await worker.join()
-            ledger = SqliteLedger(db, settings.quotas)
-            metrics = Metrics(per_workspace=settings.metrics.per_workspace)
-            runpod = RunpodClient(
-                api,
-                long_poll_http=long_poll,
-                base_url=settings.runpod.base_url,
-                api_key=settings.runpod.api_key,
-                max_retries=settings.runpod.max_retries,
-                backoff_base_s=settings.runpod.backoff_base_s,
-                request_timeout_s=settings.runpod.request_timeout_s,
-                metrics=metrics,
-            )
-            downloader = Downloader(
-                http,
-                max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
-                timeout_s=settings.jobs.download_timeout_s,
-                allow_private_urls=settings.security.allow_private_urls,
-                backoff_s=settings.runpod.backoff_base_s,
-            )
-            jobs = JobService(
-                db=db,
-                ledger=ledger,
-                runpod=runpod,
-                catalog=catalog,
-                settings=settings,
-                downloader=downloader,
-                worker=worker,
-                metrics=metrics,
-            )
-            heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
-            try:
-                readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
-                yield Core(
-                    settings, catalog, db, ledger, runpod, jobs, http, worker, metrics, readiness
-                )
-            finally:
-                await jobs.aclose()
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-                if worker.id:
-                    await worker.leave()
-        finally:
-            await db.close()
+        yield http, api, long_poll
+
+
+def _runpod_client(
+    settings: Settings,
+    api: httpx.AsyncClient,
+    long_poll: httpx.AsyncClient,
+    metrics: Metrics,
+) -> RunpodClient:
+    assert settings.runpod.api_key is not None  # _check_runnable
+    return RunpodClient(
+        api,
+        long_poll_http=long_poll,
+        base_url=settings.runpod.base_url,
+        api_key=settings.runpod.api_key,
+        max_retries=settings.runpod.max_retries,
+        backoff_base_s=settings.runpod.backoff_base_s,
+        request_timeout_s=settings.runpod.request_timeout_s,
+        metrics=metrics,
+    )
+
+
+def _downloader(settings: Settings, http: httpx.AsyncClient) -> Downloader:
+    return Downloader(
+        http,
+        max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
+        timeout_s=settings.jobs.download_timeout_s,
+        allow_private_urls=settings.security.allow_private_urls,
+        backoff_s=settings.runpod.backoff_base_s,
+    )
+
+
+@asynccontextmanager
+async def _working(worker: Worker, jobs: JobService) -> AsyncIterator[None]:
+    """Keep the worker's lease while the core is open; then stop the jobs and leave."""
+    heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
+    try:
+        yield
+    finally:
+        await jobs.aclose()
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        if worker.id:
+            await worker.leave()
 
 
 async def _keep_lease(worker: Worker, jobs: JobService) -> None:

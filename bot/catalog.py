@@ -79,22 +79,14 @@ class ParamSpec(_Strict):
         """What this parameter accepts, in words a user can act on."""
         if self.choices is not None:
             return "one of " + ", ".join(str(choice) for choice in self.choices)
-        parts = [self._noun()]
-        if self.min is not None and self.max is not None:
-            parts.append(f"from {_num(self.min)} to {_num(self.max)}")
-        elif self.min is not None:
-            parts.append(f"at least {_num(self.min)}")
-        elif self.max is not None:
-            parts.append(f"at most {_num(self.max)}")
+        low = None if self.min is None else _num(self.min)
+        high = None if self.max is None else _num(self.max)
+        parts = [self._noun(), *_bounds(low, high, "from {} to {}", "at least {}", "at most {}")]
         if self.multiple_of:
             parts.append(f"a multiple of {self.multiple_of}")
         unit = "characters" if self.type == "string" else "items"
-        if self.min_length is not None and self.max_length is not None:
-            parts.append(f"{self.min_length} to {self.max_length} {unit}")
-        elif self.min_length is not None:
-            parts.append(f"at least {self.min_length} {unit}")
-        elif self.max_length is not None:
-            parts.append(f"up to {self.max_length} {unit}")
+        phrases = (f"{{}} to {{}} {unit}", f"at least {{}} {unit}", f"up to {{}} {unit}")
+        parts += _bounds(self.min_length, self.max_length, *phrases)
         return ", ".join(parts)
 
     def _noun(self) -> str:
@@ -227,6 +219,17 @@ def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
     low = SEED_MIN if spec.min is None else spec.min
     high = SEED_MAX if spec.max is None else spec.max
     return spec.model_copy(update={"min": low, "max": high})
+
+
+def _bounds(low: object, high: object, both: str, low_only: str, high_only: str) -> list[str]:
+    """The phrase for a range that may be open at either end (none when it is open at both)."""
+    if low is not None and high is not None:
+        return [both.format(low, high)]
+    if low is not None:
+        return [low_only.format(low)]
+    if high is not None:
+        return [high_only.format(high)]
+    return []
 
 
 def _num(value: float) -> str:

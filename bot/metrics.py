@@ -12,6 +12,7 @@ workspace only with `metrics.per_workspace = true`. Never a user id or a prompt.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -35,88 +36,98 @@ class Metrics:
     def __init__(self, *, per_workspace: bool = False) -> None:
         self.registry = CollectorRegistry()
         self.per_workspace = per_workspace
-        r = self.registry
+        self._jobs()
+        self._money()
+        self._runpod()
+        self._platforms()
+        self._background()
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(PREFIX + name, doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(PREFIX + name, doc, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, buckets: Sequence[float], labels: Sequence[str] = ()
+    ) -> Histogram:
+        return Histogram(PREFIX + name, doc, labels, buckets=buckets, registry=self.registry)
+
+    def _jobs(self) -> None:
         job = ["state", "command", "model", "platform"]
-        self.jobs = Counter(PREFIX + "jobs", "Jobs that reached a state", job, registry=r)
-        self.active = Gauge(
-            PREFIX + "jobs_active",
-            "Jobs still being carried on, by state (from the database)",
-            job,
-            registry=r,
+        self.jobs = self._counter("jobs", "Jobs that reached a state", job)
+        self.active = self._gauge(
+            "jobs_active", "Jobs still being carried on, by state (from the database)", job
         )
-        self.queue_wait = Histogram(
-            PREFIX + "queue_wait_seconds",
+        self.queue_wait = self._histogram(
+            "queue_wait_seconds",
             "Time a job waited for a free slot (jobs.max_per_user, jobs.max_global)",
-            buckets=SLOW_BUCKETS,
-            registry=r,
+            SLOW_BUCKETS,
         )
-        self.execution = Histogram(
-            PREFIX + "runpod_execution_seconds",
+        self.execution = self._histogram(
+            "runpod_execution_seconds",
             "Runpod's executionTime of completed copies",
+            SLOW_BUCKETS,
             ["model"],
-            buckets=SLOW_BUCKETS,
-            registry=r,
         )
-        self.seen_delay = Histogram(
-            PREFIX + "completion_seen_delay_seconds",
+        self.seen_delay = self._histogram(
+            "completion_seen_delay_seconds",
             "From a copy's completion at Runpod (submitted + delayTime + executionTime) to the bot"
             " seeing it",
-            buckets=FAST_BUCKETS,
-            registry=r,
+            FAST_BUCKETS,
         )
-        self.delivery = Histogram(
-            PREFIX + "delivery_seconds",
+        self.delivery = self._histogram(
+            "delivery_seconds",
             "From charging a result to the platform accepting it",
+            SLOW_BUCKETS,
             ["platform"],
-            buckets=SLOW_BUCKETS,
-            registry=r,
         )
-        money = ["model", "workspace"] if per_workspace else ["model"]
-        self.charged = Counter(PREFIX + "charged_usd", "USD charged", money, registry=r)
-        self.released = Counter(
-            PREFIX + "released_usd", "USD held then released uncharged", money, registry=r
-        )
-        self.open_holds = Gauge(
-            PREFIX + "open_holds", "Holds not yet settled or released", registry=r
-        )
-        self.open_holds_usd = Gauge(PREFIX + "open_holds_usd", "USD in open holds", registry=r)
-        self.runpod_requests = Counter(
-            PREFIX + "runpod_requests",
+
+    def _money(self) -> None:
+        money = ["model", "workspace"] if self.per_workspace else ["model"]
+        self.charged = self._counter("charged_usd", "USD charged", money)
+        self.released = self._counter("released_usd", "USD held then released uncharged", money)
+        self.open_holds = self._gauge("open_holds", "Holds not yet settled or released")
+        self.open_holds_usd = self._gauge("open_holds_usd", "USD in open holds")
+
+    def _runpod(self) -> None:
+        self.runpod_requests = self._counter(
+            "runpod_requests",
             "Runpod API answers by route and HTTP status (status 0: no answer)",
             ["route", "status"],
-            registry=r,
         )
-        self.runpod_retries = Counter(
-            PREFIX + "runpod_retries", "Runpod requests retried", ["route"], registry=r
+        self.runpod_retries = self._counter("runpod_retries", "Runpod requests retried", ["route"])
+        self.runpod_rate_limited = self._counter(
+            "runpod_rate_limited", "Runpod 429 answers", ["route"]
         )
-        self.runpod_rate_limited = Counter(
-            PREFIX + "runpod_rate_limited", "Runpod 429 answers", ["route"], registry=r
-        )
-        self.platform_errors = Counter(
-            PREFIX + "platform_api_errors",
+
+    def _platforms(self) -> None:
+        """Discord's and Slack's HTTP answers, and Runpod's calls into our webhook."""
+        self.platform_errors = self._counter(
+            "platform_api_errors",
             "Discord/Slack HTTP answers of 400 or above",
             ["platform", "status"],
-            registry=r,
         )
-        self.platform_rate_limited = Counter(
-            PREFIX + "platform_rate_limited", "Discord/Slack 429 answers", ["platform"], registry=r
+        self.platform_rate_limited = self._counter(
+            "platform_rate_limited", "Discord/Slack 429 answers", ["platform"]
         )
-        self.webhooks = Counter(
-            PREFIX + "webhooks_received",
+        self.webhooks = self._counter(
+            "webhooks_received",
             "Runpod webhook calls by outcome (used, ignored, malformed)",
             ["outcome"],
-            registry=r,
         )
-        self.lease_held = Gauge(
-            PREFIX + "worker_lease_held", "1 while this process's worker lease runs", registry=r
+
+    def _background(self) -> None:
+        """Leases and the reconciliation: what runs beside the jobs."""
+        self.lease_held = self._gauge(
+            "worker_lease_held", "1 while this process's worker lease runs"
         )
-        self.workers_live = Gauge(
-            PREFIX + "workers_live", "Workers whose lease runs (from the database)", registry=r
+        self.workers_live = self._gauge(
+            "workers_live", "Workers whose lease runs (from the database)"
         )
-        self.reconcile_difference = Gauge(
-            PREFIX + "reconcile_difference_usd",
+        self.reconcile_difference = self._gauge(
+            "reconcile_difference_usd",
             "Runpod's bill minus the ledger over the days the last reconciliation compared",
-            registry=r,
         )
 
     # --- hooks ------------------------------------------------------------------------------

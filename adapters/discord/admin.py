@@ -57,6 +57,16 @@ class QuotaCommands:
         return group
 
     def _commands(self) -> list[app_commands.Command[Any, ..., Any]]:
+        return [
+            self._show(),
+            self._set_limits(),
+            self._grant(),
+            self._reset(),
+            self._unlimited(),
+            self._report(),
+        ]
+
+    def _set_limits(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(name="set", description="Set a member's (or the server's) limits")
         @app_commands.describe(
             member="Whose limits (leave out for the whole server's pool)",
@@ -85,6 +95,9 @@ class QuotaCommands:
             shown = ", ".join(f"{k.removesuffix('_usd')} {render.usd(v)}" for k, v in given.items())
             await self._done(interaction, f"Limits of {self._whom(member)} set: {shown}.")
 
+        return set_limits
+
+    def _grant(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(name="grant", description="Give a member extra credit this period")
         @app_commands.describe(
             member="Who gets it", amount="Dollars", reason="Why (kept in the log)"
@@ -100,6 +113,9 @@ class QuotaCommands:
             await self._core.ledger.grant(scope, value, reason, by=self._by(interaction))
             await self._done(interaction, f"Granted {format_usd(value)} to {self._whom(member)}.")
 
+        return grant
+
+    def _reset(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(name="reset", description="Back to the default limits")
         @app_commands.describe(member="Whose limits (leave out for the server's pool)")
         async def reset(
@@ -110,6 +126,9 @@ class QuotaCommands:
             text = "back to the defaults" if changed else "already on the defaults"
             await self._done(interaction, f"Limits of {self._whom(member)}: {text}.")
 
+        return reset
+
+    def _report(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(name="report", description="Spending on this server")
         @app_commands.describe(period="Which period (default: this month)")
         @app_commands.choices(period=PERIOD_CHOICES)
@@ -131,6 +150,9 @@ class QuotaCommands:
                 ephemeral=True,
             )
 
+        return report
+
+    def _show(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(name="show", description="A member's (or the server's) standing")
         @app_commands.describe(member="Whose (leave out for the whole server's pool)")
         async def show(
@@ -151,6 +173,9 @@ class QuotaCommands:
                 )
             await interaction.response.send_message(embed=embed, ephemeral=True)
 
+        return show
+
+    def _unlimited(self) -> app_commands.Command[Any, ..., Any]:
         @app_commands.command(
             name="unlimited", description="Let a member (or the server) spend freely"
         )
@@ -163,7 +188,7 @@ class QuotaCommands:
             state = "on" if on else "off"
             await self._done(interaction, f"Limits of {self._whom(member)}: unlimited {state}.")
 
-        return [show, set_limits, grant, reset, unlimited, report]
+        return unlimited
 
     def _require_admin(self, interaction: discord.Interaction) -> None:
         if not is_admin(interaction, self._settings):

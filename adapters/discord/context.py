@@ -147,7 +147,8 @@ def shown(value: object) -> str:
 
 
 def with_charge_note(message: str) -> str:
-    """Refusals happen before anything is held, so say so unless the message already does."""
+    """Say nothing was charged (refusals come before any hold; failed jobs are released) unless
+    the message already speaks of charging."""
     if "charged" in message.lower():
         return message
     return f"{message.rstrip()} Nothing was charged."

@@ -13,12 +13,12 @@ from decimal import Decimal
 
 import discord
 
+from adapters.discord.context import with_charge_note
 from adapters.discord.text import shorten
 from bot.delivery import Confirmation, Failure, MediaFile, Progress, Result
 from bot.quota import format_usd
 
 COLOUR = discord.Colour(0x673AB7)
-ERROR_COLOUR = discord.Colour(0xC62828)
 PROMPT_CHARS = 1500
 CURSOR = " \N{LEFT HALF BLACK CIRCLE}"  # shown after streamed text while more is coming
 WHAT = {
@@ -44,10 +44,10 @@ def confirm_text(request: Confirmation) -> str:
 
 
 def failure_text(failure: Failure) -> str:
-    if failure.charged > 0:
-        return f"{failure.message.rstrip()} Charged {format_usd(failure.charged)}."
     message = failure.message.rstrip()
-    return message if "charged" in message.lower() else f"{message} Nothing was charged."
+    if failure.charged > 0:
+        return f"{message} Charged {format_usd(failure.charged)}."
+    return with_charge_note(message)
 
 
 def ready_line(user: str, command: str) -> str:
@@ -107,10 +107,6 @@ def duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(math.ceil(seconds), 60)
     return f"{minutes} min {rest} s"
-
-
-def error_embed(title: str, text: str) -> discord.Embed:
-    return discord.Embed(colour=ERROR_COLOUR, title=title, description=shorten(text, 4096))
 
 
 def usd(amount: Decimal | None) -> str:

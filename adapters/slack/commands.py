@@ -6,12 +6,10 @@ Failures become private replies in `Replies.outcome`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from adapters.slack import admin, info
 from adapters.slack.context import Origin, SlackContext
-from adapters.slack.launch import start_job
+from adapters.slack.launch import Asked, start_job
 from adapters.slack.text import escape
 from bot.commands import COMMANDS
 
@@ -26,30 +24,16 @@ class Commands:
     def __init__(self, ctx: SlackContext) -> None:
         self._ctx = ctx
 
-    async def run(
-        self,
-        origin: Origin,
-        name: str,
-        text: str,
-        *,
-        files: list[Mapping[str, Any]] | None = None,
-        kind: str = "command",
-    ) -> None:
+    async def run(self, origin: Origin, asked: Asked) -> None:
         """Do one command for one user; never raises (errors become an ephemeral reply)."""
-        work = self._dispatch(origin, name, text, files or [], kind)
-        await self._ctx.replies.outcome(origin.audience, f"/{name}", work)
+        work = self._dispatch(origin, asked)
+        await self._ctx.replies.outcome(origin.audience, f"/{asked.name}", work)
 
-    async def _dispatch(
-        self,
-        origin: Origin,
-        name: str,
-        text: str,
-        files: list[Mapping[str, Any]],
-        kind: str,
-    ) -> str | None:
+    async def _dispatch(self, origin: Origin, asked: Asked) -> str | None:
+        name, text = asked.name, asked.text
         ctx = self._ctx
         if name in JOB_COMMANDS:
-            await start_job(ctx, origin, name, text, files=files, kind=kind)
+            await start_job(ctx, origin, asked)
             return None
         if name == "usage":
             return await info.usage_text(ctx, origin)

@@ -36,32 +36,23 @@ async def take_turn(
     files: list[Mapping[str, Any]],
 ) -> None:
     """Submit `text` as the next turn; errors become a private reply in the thread."""
-    await ctx.replies.outcome(
-        origin.audience, f"/{COMMAND}", _turn(ctx, origin, conversation, text, files)
-    )
+    thread = origin.reply_thread
+    assert thread is not None
 
+    async def submit() -> None:
+        jobs = ctx.core.jobs
+        # images, for models taking them
+        media = ctx.links.links_for("edit", files) if files else []
+        turn = await jobs.conversations.next_turn(
+            conversation, from_slack(text), place=place_of(origin.channel, thread), media=media
+        )
+        ref = origin.channel_ref(origin="mention", command=COMMAND, prompt=turn.thread.said)
+        delivery = ctx.delivery(ref)
+        identity = await ctx.people.identity(origin.team, origin.user)
+        invocation = Invocation(
+            turn.request, identity, ref, delivery, await ctx.where(origin), thread=turn.thread
+        )
+        submitted = await jobs.submit(invocation)
+        await show_card(ctx, origin, submitted, delivery)
 
-async def _turn(
-    ctx: SlackContext,
-    origin: Origin,
-    conversation: str,
-    text: str,
-    files: list[Mapping[str, Any]],
-) -> None:
-    jobs = ctx.core.jobs
-    assert origin.reply_thread is not None
-    media = ctx.links.links_for("edit", files) if files else []  # images, for models taking them
-    turn = await jobs.conversations.next_turn(
-        conversation,
-        from_slack(text),
-        place=place_of(origin.channel, origin.reply_thread),
-        media=media,
-    )
-    ref = origin.channel_ref(origin="mention", command=COMMAND, prompt=turn.thread.said)
-    delivery = ctx.delivery(ref)
-    identity = await ctx.people.identity(origin.team, origin.user)
-    invocation = Invocation(
-        turn.request, identity, ref, delivery, await ctx.where(origin), thread=turn.thread
-    )
-    submitted = await jobs.submit(invocation)
-    await show_card(ctx, origin, submitted, delivery)
+    await ctx.replies.outcome(origin.audience, f"/{COMMAND}", submit())

@@ -9,7 +9,8 @@ If Slack does not answer at all (an outage), the job goes on and shows up when S
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -43,21 +44,25 @@ CANNOT_POST_HERE = frozenset(
 )
 
 
-async def start_job(
-    ctx: SlackContext,
-    origin: Origin,
-    command: str,
-    text: str,
-    *,
-    files: list[Mapping[str, Any]] | None = None,
-    kind: str = "command",
-) -> Submitted:
+@dataclass(frozen=True)
+class Asked:
+    """A command as a member gave it: its name, the text after it, the files shared with it, and
+    how it came (`command` for a slash command, `mention`), which the job's ChannelRef keeps."""
+
+    name: str
+    text: str
+    files: Sequence[Mapping[str, Any]] = ()
+    kind: str = "command"
+
+
+async def start_job(ctx: SlackContext, origin: Origin, asked: Asked) -> Submitted:
     """Parse, submit and show one job; raises BotError with what to tell the user."""
-    prompt = from_slack(text)
+    command, kind = asked.name, asked.kind
+    prompt = from_slack(asked.text)
     media: list[str] = []
     if command in COMMANDS and COMMANDS[command].takes_media:
         prompt, media = take_links(prompt)
-        media += ctx.links.links_for(command, list(files or []))
+        media += ctx.links.links_for(command, list(asked.files))
     jobs = ctx.core.jobs
     request = parse_text(
         command, prompt, ctx.core.catalog, default_model=jobs.default_model(command), media=media

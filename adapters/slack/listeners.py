@@ -24,6 +24,7 @@ from adapters.slack.buttons import Buttons, origin_of
 from adapters.slack.commands import INFO_COMMANDS, JOB_COMMANDS, SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.conversation import conversation_at, take_turn
+from adapters.slack.launch import Asked
 from adapters.slack.text import strip_mentions_of
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,33 @@ async def in_dm(body: dict[str, Any]) -> bool:
 
 
 def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
-    commands = Commands(ctx)
-    buttons = Buttons(ctx)
+    listeners = Listeners(ctx, bot_user_id=bot_user_id)
+    for name in SLASH_COMMANDS:
+        app.command(name)(listeners.on_command)
+    app.event("app_mention")(listeners.on_mention)
+    # first: Bolt runs one listener
+    app.event("message", matchers=[in_dm])(listeners.on_direct_message)
+    app.event("message")(listeners.on_message)
+    app.event("assistant_thread_started")(listeners.on_thread_started)
+    for action_id in blocks.ACTIONS:
+        app.action(action_id)(listeners.on_click)
 
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+
+def retry_of(request: AsyncBoltRequest) -> str | None:
+    """Slack's `X-Slack-Retry-Num`, for the log line of an ignored redelivery."""
+    return request.headers.get("x-slack-retry-num", [None])[0]
+
+
+class Listeners:
+    """Bolt's entry points (Bolt passes the arguments each names): ack, then a task does the work."""
+
+    def __init__(self, ctx: SlackContext, *, bot_user_id: str) -> None:
+        self._ctx = ctx
+        self._bot_user_id = bot_user_id
+        self._commands = Commands(ctx)
+        self._buttons = Buttons(ctx)
+
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         await ack()
         origin = Origin(
             team=str(command["team_id"]),
@@ -51,24 +75,42 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
             response_url=command.get("response_url"),
         )
         name = str(command["command"]).lstrip("/")
-        if not await first_time("command", origin.team, command.get("trigger_id")):
+        if not await self._first_time("command", origin.team, command.get("trigger_id")):
             return
-        work = commands.run(origin, name, str(command.get("text", "")))
-        ctx.tasks.spawn(work, name=f"slack-/{name}-{origin.user}")
+        work = self._commands.run(origin, Asked(name, str(command.get("text", ""))))
+        self._ctx.tasks.spawn(work, name=f"slack-/{name}-{origin.user}")
 
-    async def on_mention(body: dict[str, Any], request: AsyncBoltRequest) -> None:
-        retry = request.headers.get("x-slack-retry-num", [None])[0]
-        ctx.tasks.spawn(mention(body, retry), name=f"slack-mention-{body.get('event_id')}")
+    async def on_mention(self, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        work = self._mention(body, retry_of(request))
+        self._ctx.tasks.spawn(work, name=f"slack-mention-{body.get('event_id')}")
 
-    async def on_direct_message(body: dict[str, Any], request: AsyncBoltRequest) -> None:
-        retry = request.headers.get("x-slack-retry-num", [None])[0]
-        ctx.tasks.spawn(mention(body, retry, dm=True), name=f"slack-dm-{body.get('event_id')}")
+    async def on_direct_message(self, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        work = self._mention(body, retry_of(request), dm=True)
+        self._ctx.tasks.spawn(work, name=f"slack-dm-{body.get('event_id')}")
 
-    async def on_thread_started(body: dict[str, Any]) -> None:
-        work = assistant.thread_started(ctx.client, body["event"])
-        ctx.tasks.spawn(work, name=f"slack-assistant-{body.get('event_id')}")
+    async def on_thread_started(self, body: dict[str, Any]) -> None:
+        work = assistant.thread_started(self._ctx.client, body["event"])
+        self._ctx.tasks.spawn(work, name=f"slack-assistant-{body.get('event_id')}")
 
-    async def mention(body: dict[str, Any], retry: str | None, *, dm: bool = False) -> None:
+    async def on_message(self, body: dict[str, Any]) -> None:
+        event = body["event"]
+        if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
+            return  # edits, joins, other apps' and our own posts
+        if not event.get("user") or not event.get("thread_ts"):
+            return
+        if f"<@{self._bot_user_id}" in str(event.get("text", "")):
+            return  # `app_mention` handles it
+        self._ctx.tasks.spawn(self._reply(body), name=f"slack-reply-{body.get('event_id')}")
+
+    async def on_click(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        if not await self._first_time("click", origin_of(body).team, body.get("trigger_id")):
+            return
+        work = self._buttons.click(body)
+        self._ctx.tasks.spawn(work, name=f"slack-click-{body.get('trigger_id')}")
+
+    async def _mention(self, body: dict[str, Any], retry: str | None, *, dm: bool = False) -> None:
+        ctx = self._ctx
         event = body["event"]
         if not event.get("user") or event.get("bot_id") or event.get("subtype") not in PEOPLES:
             return  # another app's post, an edit or a join; only people's messages start jobs
@@ -79,7 +121,7 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
         if not await ctx.store.first_time(*keys):
             log.info("slack event %s already handled (retry %s); ignored", keys[0], retry)
             return
-        text = strip_mentions_of(str(event.get("text", "")), bot_user_id)
+        text = strip_mentions_of(str(event.get("text", "")), self._bot_user_id)
         word, rest = ([*text.split(maxsplit=1), "", ""])[:2]
         origin = Origin(
             team=str(body.get("team_id") or event.get("team")),
@@ -98,22 +140,13 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
             if name not in KNOWN_WORDS:
                 name, rest = "ask", text  # a plain question to the bot
             await assistant.working(ctx.client, origin, text)
-        await commands.run(origin, name, rest, files=files, kind="mention")
+        await self._commands.run(origin, Asked(name, rest, files, kind="mention"))
         if dm:
             await assistant.done(ctx.client, origin)
 
-    async def on_message(body: dict[str, Any]) -> None:
-        event = body["event"]
-        if event.get("subtype") not in (None, "file_share") or event.get("bot_id"):
-            return  # edits, joins, other apps' and our own posts
-        if not event.get("user") or not event.get("thread_ts"):
-            return
-        if f"<@{bot_user_id}" in str(event.get("text", "")):
-            return  # `app_mention` handles it
-        ctx.tasks.spawn(reply(body), name=f"slack-reply-{body.get('event_id')}")
-
-    async def reply(body: dict[str, Any]) -> None:
+    async def _reply(self, body: dict[str, Any]) -> None:
         """A message in a thread: the next turn, if the thread is a conversation."""
+        ctx = self._ctx
         event = body["event"]
         origin = Origin(
             team=str(body.get("team_id") or event.get("team")),
@@ -131,26 +164,11 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
         text = str(event.get("text", ""))
         await take_turn(ctx, origin, conversation, text, event.get("files") or [])
 
-    async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        if not await first_time("click", origin_of(body).team, body.get("trigger_id")):
-            return
-        ctx.tasks.spawn(buttons.click(body), name=f"slack-click-{body.get('trigger_id')}")
-
-    async def first_time(kind: str, team: str, trigger_id: object) -> bool:
+    async def _first_time(self, kind: str, team: str, trigger_id: object) -> bool:
         """False for a second delivery of the same invocation (same team and trigger_id)."""
         if not trigger_id:
             return True  # Slack always sends one; nothing to key a replay on without it
-        if await ctx.store.first_time(f"{kind}:{team}:{trigger_id}"):
+        if await self._ctx.store.first_time(f"{kind}:{team}:{trigger_id}"):
             return True
         log.warning("slack %s %s in %s delivered again; ignored", kind, trigger_id, team)
         return False
-
-    for name in SLASH_COMMANDS:
-        app.command(name)(on_command)
-    app.event("app_mention")(on_mention)
-    app.event("message", matchers=[in_dm])(on_direct_message)  # first: Bolt runs one listener
-    app.event("message")(on_message)
-    app.event("assistant_thread_started")(on_thread_started)
-    for action_id in blocks.ACTIONS:
-        app.action(action_id)(on_click)
