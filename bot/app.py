@@ -26,7 +26,7 @@ from bot.aiohttp_transport import aiohttp_client
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
-from bot.jobs import JobService
+from bot.jobs import JobParts, JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
@@ -148,7 +148,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 allow_private_urls=settings.security.allow_private_urls,
                 backoff_s=settings.runpod.backoff_base_s,
             )
-            jobs = JobService(
+            parts = JobParts(
                 db=db,
                 ledger=ledger,
                 runpod=runpod,
@@ -158,6 +158,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 worker=worker,
                 metrics=metrics,
             )
+            jobs = JobService(parts)
             heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
             try:
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)

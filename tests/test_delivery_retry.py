@@ -55,7 +55,7 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
             seen = len(delivery.refused)
             await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
         job = await core.jobs.job(job_id, HERE)
-        shown = await core.jobs.result_files(job_id)  # what /show posts
+        shown = await core.jobs.kept.files(job_id)  # what /show posts
         charged_while_undeliverable = (await spent(core))[0]
         assert not delivery.results
         delivery.fail_deliveries = 0  # the platform answers again
