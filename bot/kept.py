@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +28,13 @@ from bot.spool import Spool
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class KeptFiles:
-    def __init__(
-        self,
-        *,
-        archive: Archive | None,
-        spool: Spool,
-        inputs: Inputs,
-        links: ResultLinks,
-        downloader: Downloader,
-    ) -> None:
-        self.archive = archive
-        self.spool = spool
-        self.inputs = inputs
-        self.links = links
-        self._downloader = downloader
+    archive: Archive | None  # None: results are kept only until the spool is trimmed
+    spool: Spool
+    inputs: Inputs
+    links: ResultLinks
+    downloader: Downloader
 
     async def files(self, job_id: str) -> tuple[MediaFile, ...] | None:
         """A past result's files: from the archive, else from the spool (not yet cleaned)."""
@@ -79,7 +71,7 @@ class KeptFiles:
         """The files a request gives Runpod by URL, fetched once (with the caps of results) to
         be kept with the job; a file that cannot be fetched is left to Runpod, as before."""
         kept: dict[str, MediaFile] = {}
-        for url in input_urls(model, request.input):
+        for url in _input_urls(model, request.input):
             if url in kept:
                 continue
             name = f"input-{len(kept) + 1}"
@@ -88,7 +80,7 @@ class KeptFiles:
                 kept[url] = own
                 continue
             try:
-                kept[url] = await self._downloader.fetch(url, kind="input", name=name)
+                kept[url] = await self.downloader.fetch(url, kind="input", name=name)
             except OutputError as exc:
                 log.info("input of a %s job not kept: %s", model.id, exc.message)
         return kept
@@ -102,7 +94,7 @@ class KeptFiles:
         links expire); refused with the reason when an input is gone and no copy can be served."""
         kept: dict[str, str] = job.request.get("kept_inputs") or {}
         links: dict[str, str] = {}
-        for url in input_urls(model, request.input):
+        for url in _input_urls(model, request.input):
             name = kept.get(url)
             stored = name is not None and self.inputs.path(job.id, name) is not None
             link = self.links.url(job.id, name) if stored and name else None
@@ -110,7 +102,7 @@ class KeptFiles:
                 links[url] = link
                 continue
             try:
-                await self._downloader.fetch(url, kind="input", name="input")
+                await self.downloader.fetch(url, kind="input", name="input")
             except OutputError:
                 raise InvalidRequest(
                     "This job can't be run again: the original attachment expired and "
@@ -136,7 +128,7 @@ class KeptFiles:
         return MediaFile(f"{name}{path.suffix}", "", data, source_url=url)
 
 
-def input_urls(model: Model, params: Mapping[str, Any]) -> list[str]:
+def _input_urls(model: Model, params: Mapping[str, Any]) -> list[str]:
     """The URLs of files an input gives Runpod, in parameter order."""
     urls: list[str] = []
     for name in model.media_inputs:

@@ -11,11 +11,12 @@ from bot.app import Core, open_core
 from bot.delivery import MediaFile, Route
 from bot.lifecycle import LATE_NOTE
 from bot.listener import Listener
+from bot.past import Viewer, past_result
 from bot.spool import Spool
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.test_jobs import HERE, spent, submit
+from tests.test_jobs import ALICE, HERE, spent, submit
 
 FAST = {"retry_first_s": 0.01, "retry_max_s": 0.05}
 
@@ -68,6 +69,27 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
     assert charged_while_undeliverable == Decimal("0.0001572864")
     (result,) = delivery.results
     assert LATE_NOTE in result.notes and result.files[0].data == shown[0].data
+
+
+async def test_an_undeliverable_job_stays_charged_and_offered_and_a_late_cancel_says_so(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    settings = make_settings(tmp_path, runpod_fake, delivery={**FAST, "horizon_s": 0.2})
+    async with open_core(settings) as core:
+        delivery = RecordingDelivery(fail_deliveries=10_000)
+        submitted, _ = await submit(core, "a fox --size 256x256", delivery=delivery)
+        job_id = submitted.job_id
+        while await state_of(core, job_id) != "undeliverable":
+            seen = len(delivery.refused)
+            await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
+        answer = await core.jobs.cancel(job_id, HERE, user=ALICE.user)
+        past = await past_result(core.jobs, job_id, Viewer(HERE, ALICE.user))
+        delivery.fail_deliveries = 0  # let the job end before the core closes
+        await delivery.wait_for(lambda: delivery.results)
+        await core.jobs.wait_idle(10)
+
+    assert answer == "This job has already finished; it was charged $0.0001572864."
+    assert past is not None and past.state == "undeliverable" and past.kept
 
 
 async def test_after_a_restart_the_result_comes_from_the_spool_when_runpod_url_is_gone(
