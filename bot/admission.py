@@ -18,10 +18,10 @@ from decimal import Decimal
 from bot import pricing, recording
 from bot.catalog import SEED_MAX, Model
 from bot.config import JobSettings
-from bot.delivery import ChannelRef, MediaFile
+from bot.delivery import MediaFile
+from bot.invocation import Invocation
 from bot.jobstate import JobState
 from bot.jobstore import JobRecord, new_copies
-from bot.quota import Identity
 from bot.requests import Request
 
 
@@ -36,10 +36,8 @@ async def hold_for(
 
 
 def new_job(
-    identity: Identity,
-    channel: ChannelRef,
+    invocation: Invocation,
     model: Model,
-    request: Request,
     *,
     kept: dict[str, MediaFile],
     estimate: Decimal,
@@ -48,10 +46,11 @@ def new_job(
     cache_key: str | None,
 ) -> JobRecord:
     """The `held` row of a new job (not stored yet)."""
+    identity, request = invocation.identity, invocation.request
     return JobRecord(
         id=uuid.uuid4().hex[:12],
         identity=(identity.platform, identity.workspace, identity.user),
-        channel=channel,
+        channel=invocation.channel,
         command=request.command,
         model=model.id,
         request={

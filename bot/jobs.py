@@ -164,10 +164,8 @@ class JobService:
         estimate, hold_note = await admission.hold_for(model, request, kept, self._settings.jobs)
         caching = self.kept.archive is not None and self._settings.jobs.cache
         job = admission.new_job(
-            invocation.identity,
-            invocation.channel,
+            invocation,
             model,
-            request,
             kept=kept,
             estimate=estimate,
             hold_note=hold_note,
