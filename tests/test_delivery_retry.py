@@ -44,7 +44,7 @@ async def test_a_refused_result_falls_back_to_the_next_route_and_is_delivered_on
     assert (charged, held) == (Decimal("0.0001572864"), 0)
 
 
-async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_works(
+async def test_past_the_horizon_a_job_is_undeliverable_charged_shown_then_posted_late(
     tmp_path: Path, runpod_fake: FakeRunpod
 ) -> None:
     settings = make_settings(tmp_path, runpod_fake, delivery={**FAST, "horizon_s": 0.2})
@@ -56,7 +56,9 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
             seen = len(delivery.refused)
             await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
         job = await core.jobs.job(job_id, HERE)
-        shown = await core.jobs.kept.files(job_id)  # what /show posts
+        shown = await core.jobs.kept.files(job_id)
+        past = await past_result(core.jobs, job_id, Viewer(HERE, ALICE.user))  # what /show posts
+        late_cancel = await core.jobs.cancel(job_id, HERE, user=ALICE.user)
         charged_while_undeliverable = (await spent(core))[0]
         assert not delivery.results
         delivery.fail_deliveries = 0  # the platform answers again
@@ -66,30 +68,11 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
 
     assert job is not None and job.error and job.error.startswith("could not be delivered")
     assert shown and shown[0].data[:4] == b"\x89PNG"
+    assert past is not None and past.state == "undeliverable" and past.kept
+    assert late_cancel == "This job has already finished; it was charged $0.0001572864."
     assert charged_while_undeliverable == Decimal("0.0001572864")
     (result,) = delivery.results
     assert LATE_NOTE in result.notes and result.files[0].data == shown[0].data
-
-
-async def test_an_undeliverable_job_stays_charged_and_offered_and_a_late_cancel_says_so(
-    tmp_path: Path, runpod_fake: FakeRunpod
-) -> None:
-    settings = make_settings(tmp_path, runpod_fake, delivery={**FAST, "horizon_s": 0.2})
-    async with open_core(settings) as core:
-        delivery = RecordingDelivery(fail_deliveries=10_000)
-        submitted, _ = await submit(core, "a fox --size 256x256", delivery=delivery)
-        job_id = submitted.job_id
-        while await state_of(core, job_id) != "undeliverable":
-            seen = len(delivery.refused)
-            await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
-        answer = await core.jobs.cancel(job_id, HERE, user=ALICE.user)
-        past = await past_result(core.jobs, job_id, Viewer(HERE, ALICE.user))
-        delivery.fail_deliveries = 0  # let the job end before the core closes
-        await delivery.wait_for(lambda: delivery.results)
-        await core.jobs.wait_idle(10)
-
-    assert answer == "This job has already finished; it was charged $0.0001572864."
-    assert past is not None and past.state == "undeliverable" and past.kept
 
 
 async def test_after_a_restart_the_result_comes_from_the_spool_when_runpod_url_is_gone(
