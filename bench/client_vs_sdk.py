@@ -51,9 +51,11 @@ from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.db import Database
 from bot.delivery import ChannelRef, MediaFile, Result
-from bot.jobs import Community, Invocation, JobService
+from bot.invocation import Community, Invocation
+from bot.jobs import JobParts, JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
+from bot.metrics import Metrics
 from bot.outputs import Downloader
 from bot.policy import Where
 from bot.quota import Identity
@@ -247,7 +249,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
                 timeout_s=60,
                 allow_private_urls=settings.security.allow_private_urls,
             )
-            jobs = JobService(
+            parts = JobParts(
                 db=db,
                 ledger=SqliteLedger(db, settings.quotas),
                 runpod=RunpodClient(http, base_url=base_url, api_key=API_KEY),
@@ -255,7 +257,9 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
                 settings=settings,
                 downloader=downloader,
                 worker=worker,
+                metrics=Metrics(),
             )
+            jobs = JobService(parts)
             listener = Listener(jobs, host="127.0.0.1", port=port)
             await listener.start()
             try:

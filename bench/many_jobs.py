@@ -36,7 +36,7 @@ from bench.common import API_KEY, FakeProcess, calibration_ms, median, percentil
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef, Result, Route
-from bot.jobs import Community, Invocation
+from bot.invocation import Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text

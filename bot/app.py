@@ -26,7 +26,7 @@ from bot.aiohttp_transport import aiohttp_client
 from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
-from bot.jobs import JobService
+from bot.jobs import JobParts, JobService
 from bot.ledger import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
@@ -114,7 +114,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             ledger = SqliteLedger(db, settings.quotas)
             metrics = Metrics(per_workspace=settings.metrics.per_workspace)
             runpod = _runpod_client(settings, api, long_poll, metrics)
-            jobs = JobService(
+            parts = JobParts(
                 db=db,
                 ledger=ledger,
                 runpod=runpod,
@@ -124,6 +124,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 worker=worker,
                 metrics=metrics,
             )
+            jobs = JobService(parts)
             async with _working(worker, jobs):
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
                 yield Core(

@@ -26,7 +26,7 @@ from bot.requests import build_request
 from bot.sql import exists, open_existing
 
 if TYPE_CHECKING:
-    from bot.jobs import Community
+    from bot.invocation import Community
 
 TERMINAL = Where(channel="terminal", is_dm=True)
 PLACEHOLDER_URL = "https://example.com/input"
@@ -56,7 +56,7 @@ def _member(text: str) -> Identity:
 
 
 def _community(text: str) -> Community:
-    from bot.jobs import Community  # the job engine: only `show` needs it
+    from bot.invocation import Community  # the job vocabulary: only `show` needs it
 
     platform, _, workspace = text.partition(":")
     if not platform or not workspace or ":" in workspace:
@@ -110,7 +110,7 @@ async def _usage(settings: Settings, identity: Identity) -> Usage | None:
 
 async def _show(args: argparse.Namespace) -> int:
     from bot.app import open_core  # the job engine: `cost` starts without it
-    from bot.jobs import Community
+    from bot.invocation import Community
     from bot.past import Viewer, past_result
 
     settings, _ = settings_and_catalog(args)
@@ -132,7 +132,7 @@ async def _show(args: argparse.Namespace) -> int:
         if result.seeds:
             print(f"seeds: {', '.join(map(str, result.seeds))}")
         for file in result.files:
-            print(f"file: {core.jobs.result_path(past.job_id, file.filename)}")
+            print(f"file: {core.jobs.kept.path(past.job_id, file.filename)}")
         if result.text:
             print(result.text)
         if not past.kept:

@@ -56,7 +56,7 @@ def local_identity() -> Identity:
 
 async def _try(args: argparse.Namespace) -> int:
     from bot.app import open_core  # the job engine: not imported by `--help`, `models`, `cost`
-    from bot.jobs import Community, Invocation
+    from bot.invocation import Community, Invocation
 
     settings, catalog = settings_and_catalog(args)
     model = catalog.get(args.model)

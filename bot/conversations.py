@@ -23,12 +23,12 @@ from typing import Any
 
 from bot.catalog import Catalog, Model
 from bot.config import JobSettings
+from bot.jobstate import WITH_RESULT
 from bot.outputs import extract
 from bot.requests import Request, build_request, split_options
 from bot.sql import Connection, Store
 
 COMMAND = "ask"
-DONE_STATES = ("completed", "delivered", "undeliverable")
 _NEW = re.compile(r"(?<!\S)(?:--|\u2014|\u2013)new(?!\S)", re.IGNORECASE)
 
 
@@ -173,7 +173,7 @@ class Conversations:
         turns: list[Turn] = []
         for said, model, state, copies, request in rows:
             last = Last(str(model), json.loads(request).get("input") or {})
-            if state not in DONE_STATES:
+            if state not in WITH_RESULT:
                 continue
             reply = _reply(self._catalog.get(str(model)), json.loads(copies))
             if reply:

@@ -1,15 +1,9 @@
 """The jobs table: every job's request, state, Runpod ids and outputs, written before each step.
 
-A job runs `count` copies of one request (one Runpod job each). Its state moves
-held -> submitting -> submitted -> completed -> delivered, or ends in failed / timed_out /
-cancelled with the hold released; a job above `jobs.confirm_above_usd` starts in
-`awaiting_confirmation` (nothing held) and becomes `held` or `cancelled`. A completed job the
-platform refused past `delivery.horizon_s` is `undeliverable`: charged, kept in the spool, still
-offered until shown. `notified` records that the user was told how a job ended, so a crash
-between ending a job and telling the user is repaired on the next start.
-`owner` is the worker driving the job (bot/workers.py); a store given a worker fences every
-write that moves a job on that worker still owning it under a live lease.
-Amounts here are Decimal text for display; the ledger holds the authoritative integer amounts.
+The states and what each means are bot/jobstate.py's. `owner` is the worker driving the job
+(bot/workers.py); a store given a worker fences every write that moves a job on that worker
+still owning it under a live lease. Amounts here are Decimal text for display; the ledger holds
+the authoritative integer amounts.
 """
 
 from __future__ import annotations
@@ -22,24 +16,16 @@ from decimal import Decimal
 from typing import Any
 
 from bot.delivery import ChannelRef
+from bot.jobstate import ACTIVE, AT_RUNPOD, ENDED, OUTCOMES, UNDELIVERED, JobState, sql_in
 from bot.sql import Connection, Store, lock_scopes, skip_locked
 from bot.workers import LIVE_WORKERS, LeaseLost, Worker
 
-ACTIVE_STATES = ("awaiting_confirmation", "held", "submitting", "submitted", "completed")
-FAILED_STATES = ("failed", "timed_out", "cancelled")
-FINAL_STATES = ("delivered", *FAILED_STATES)
-# Paid results not shown yet: their spooled files must be kept.
-UNDELIVERED_STATES = ("completed", "undeliverable")
-# Jobs with a result /show can give back.
-WITH_RESULT = ("delivered", *UNDELIVERED_STATES)
 # Jobs at Runpod, or on their way there, counted against `jobs.max_per_user` / `max_global`.
-_RUNNING = f"state IN ('submitting', 'submitted') AND owner IN ({LIVE_WORKERS})"
-# What a restart or a takeover must carry on: still running, or ended without the user told.
-_UNFINISHED = (
-    "(state IN ('awaiting_confirmation', 'held', 'submitting', 'submitted', 'completed')"
-    " OR (notified = 0 AND state IN"
-    " ('delivered', 'undeliverable', 'failed', 'timed_out', 'cancelled')))"
-)
+_RUNNING = f"{sql_in(AT_RUNPOD)} AND owner IN ({LIVE_WORKERS})"
+# What a restart or a takeover must carry on: still active, or ended without the user told.
+_UNFINISHED = f"({sql_in(ACTIVE)} OR (notified = 0 AND {sql_in(OUTCOMES)}))"
+# Claimed by a worker: a job waiting for a confirmation has no owner (any process confirms it).
+_DRIVEN = f"{_UNFINISHED} AND state <> '{JobState.AWAITING_CONFIRMATION}'"
 _INSERT = (
     "INSERT INTO jobs (id, platform, workspace, user_id, channel_ref, command, model,"
     " request, state, estimate, copies, webhook_token, cache_key, created_at, updated_at,"
@@ -67,7 +53,7 @@ class JobRecord:
     command: str
     model: str
     request: dict[str, Any]  # {"input": {...}, "count": n, "media": [...]}
-    state: str
+    state: JobState
     estimate: Decimal
     created_at: float
     cost: Decimal | None = None
@@ -104,7 +90,7 @@ class JobStore:
     async def insert(self, job: JobRecord, *, tx: Any) -> None:
         """Add a job; one that is to be driven (`held`) belongs to this store's worker."""
         now = time.time()
-        owner = self._worker.id if self._worker and job.state == "held" else None
+        owner = self._worker.id if self._worker and job.state == JobState.HELD else None
         row = (
             job.id,
             *job.identity,
@@ -130,10 +116,12 @@ class JobStore:
         live lease, else `LeaseLost` is raised (and the caller's transaction rolls back). A job
         left with nothing to drive (ended and told) is released from its owner.
         """
+        if "state" in changes:  # callers may pass the text; the record holds the JobState
+            changes["state"] = JobState(changes["state"])
         job = replace(job, **changes, updated_at=time.time())
-        if job.state in FINAL_STATES and job.finished_at is None:
+        if job.state in ENDED and job.finished_at is None:
             job = replace(job, finished_at=job.updated_at)
-        done = job.notified and job.state in FINAL_STATES
+        done = job.notified and job.state in ENDED
         fence, fence_params = self._fence()
         sql = (
             "UPDATE jobs SET state = ?, cost = ?, copies = ?, error = ?, notified = ?,"
@@ -185,8 +173,8 @@ class JobStore:
             if row[0] >= total or row[1] >= per_user:
                 return False
             moved = raw.execute(
-                "UPDATE jobs SET state = 'submitting', updated_at = ?"
-                f" WHERE id = ? AND state = 'held'{fence}",
+                f"UPDATE jobs SET state = '{JobState.SUBMITTING}', updated_at = ?"
+                f" WHERE id = ? AND state = '{JobState.HELD}'{fence}",
                 (time.time(), job.id, *fence_params),
             )
             if moved.rowcount != 1 and fence:
@@ -214,7 +202,8 @@ class JobStore:
         """Take over, atomically, the unfinished jobs (of `platform`) that no live worker owns.
 
         One statement, under SQLite's write lock (on PostgreSQL the rows are claimed with
-        `FOR UPDATE SKIP LOCKED`): two workers claiming at once cannot both take a job, and a job whose owner still renews its lease is never taken. Returns the
+        `FOR UPDATE SKIP LOCKED`): two workers claiming at once cannot both take a job, and a job
+        whose owner still renews its lease is never taken. Returns the
         jobs as committed, oldest first. Jobs waiting for a confirmation have no owner and
         are not claimed (any process may confirm them).
         """
@@ -223,8 +212,8 @@ class JobStore:
 
         def take(raw: Connection) -> list[JobRecord]:
             rows = raw.execute(
-                f"UPDATE jobs SET owner = ? WHERE id IN (SELECT id FROM jobs WHERE {_UNFINISHED}"
-                " AND state <> 'awaiting_confirmation' AND platform = COALESCE(?, platform)"
+                f"UPDATE jobs SET owner = ? WHERE id IN (SELECT id FROM jobs WHERE {_DRIVEN}"
+                " AND platform = COALESCE(?, platform)"
                 f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS})){skip_locked(raw)})"
                 f" AND ? IN ({LIVE_WORKERS}) RETURNING {_COLUMNS}",
                 (me, platform, me),
@@ -239,7 +228,7 @@ class JobStore:
         """How many unfinished jobs (of `platform`) another worker owns, live or not yet lapsed."""
         me = self._worker.id if self._worker else ""
         row = await self._db.fetchone(
-            f"SELECT COUNT(*) FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
+            f"SELECT COUNT(*) FROM jobs WHERE {_DRIVEN}"
             " AND platform = COALESCE(?, platform) AND owner IS NOT NULL AND owner <> ?",
             (platform, me),
         )
@@ -248,8 +237,7 @@ class JobStore:
     async def _claimable(self, platform: str | None) -> bool:
         """Whether `claim` would find anything (a read: most heartbeats find nothing)."""
         row = await self._db.fetchone(
-            f"SELECT 1 FROM jobs WHERE {_UNFINISHED} AND state <> 'awaiting_confirmation'"
-            " AND platform = COALESCE(?, platform)"
+            f"SELECT 1 FROM jobs WHERE {_DRIVEN} AND platform = COALESCE(?, platform)"
             f" AND (owner IS NULL OR owner NOT IN ({LIVE_WORKERS})) LIMIT 1",
             (platform,),
         )
@@ -264,8 +252,8 @@ class JobStore:
     async def transition(
         self,
         job_id: str,
-        from_states: Iterable[str],
-        to_state: str,
+        from_states: Iterable[JobState],
+        to_state: JobState,
         *,
         tx: Any = None,
         error: str | None = None,
@@ -282,7 +270,7 @@ class JobStore:
         sources = tuple(from_states)
         marks = ", ".join("?" for _ in sources)
         now = time.time()
-        finished = now if to_state in FINAL_STATES else None
+        finished = now if to_state in ENDED else None
         owner = self._worker.id if take and self._worker else None
 
         def move(raw: Connection) -> JobRecord | None:
@@ -312,28 +300,25 @@ class JobStore:
 
     async def active_ids(self) -> set[str]:
         """Jobs that will still be carried on (now or after a restart): their holds are live."""
-        marks = ", ".join("?" for _ in ACTIVE_STATES)
-        rows = await self._db.fetchall(
-            f"SELECT id FROM jobs WHERE state IN ({marks})", ACTIVE_STATES
-        )
+        rows = await self._db.fetchall(f"SELECT id FROM jobs WHERE {sql_in(ACTIVE)}")
         return {row[0] for row in rows}
 
     async def undelivered_ids(self) -> set[str]:
         """Jobs whose result may still have to be delivered (or is being made): keep its files."""
-        states = (*ACTIVE_STATES, *UNDELIVERED_STATES)
-        marks = ", ".join("?" for _ in states)
-        rows = await self._db.fetchall(f"SELECT id FROM jobs WHERE state IN ({marks})", states)
+        rows = await self._db.fetchall(f"SELECT id FROM jobs WHERE {sql_in(ACTIVE | UNDELIVERED)}")
         return {row[0] for row in rows}
 
     async def cached(self, cache_key: str) -> JobRecord | None:
         row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM jobs WHERE cache_key = ? AND state IN ('completed', 'delivered')"
+            f"SELECT {_COLUMNS} FROM jobs WHERE cache_key = ? AND {_CACHED}"
             " ORDER BY created_at DESC LIMIT 1",
             (cache_key,),
         )
         return None if row is None else _record(row)
 
 
+# A result the cache may give again: charged, and not refused by the platform.
+_CACHED = sql_in({JobState.COMPLETED, JobState.DELIVERED})
 _COLUMNS = (
     "id, platform, workspace, user_id, channel_ref, command, model, request, state, estimate,"
     " cost, copies, webhook_token, cache_key, error, notified, created_at, updated_at, finished_at"
@@ -373,7 +358,7 @@ def _record(row: Any) -> JobRecord:
         command=command,
         model=model,
         request=json.loads(request),
-        state=state,
+        state=JobState(state),
         estimate=Decimal(estimate),
         cost=None if cost is None else Decimal(cost),
         copies=tuple(Copy(**c) for c in json.loads(copies)),

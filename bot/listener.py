@@ -94,9 +94,9 @@ class Listener:
     async def _result(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         job_id, name = info["job"], info["name"]
-        if not self._jobs.links.valid(job_id, name, info["expires"], info["signature"]):
+        if not self._jobs.kept.links.valid(job_id, name, info["expires"], info["signature"]):
             raise web.HTTPForbidden(text="bad or expired link")
-        path = self._jobs.result_path(job_id, name)
+        path = self._jobs.kept.path(job_id, name)
         if path is None:
             raise web.HTTPNotFound(text="this result is no longer kept")
         return web.FileResponse(path)

@@ -20,7 +20,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.jobstore import ACTIVE_STATES
+from bot.jobstate import ACTIVE, sql_in
 from bot.quota import to_usd
 from bot.sql import Store
 from bot.workers import LIVE_WORKERS
@@ -179,11 +179,9 @@ class Metrics:
 
     async def exposition(self, db: Store, lease_held: bool) -> bytes:
         """The text format, after refreshing what the database knows."""
-        marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = await db.fetchall(
-            f"SELECT state, command, model, platform, count(*) FROM jobs WHERE state IN ({marks})"
-            " GROUP BY state, command, model, platform",
-            ACTIVE_STATES,
+            f"SELECT state, command, model, platform, count(*) FROM jobs WHERE {sql_in(ACTIVE)}"
+            " GROUP BY state, command, model, platform"
         )
         self.active.clear()
         for state, command, model, platform, count in rows:

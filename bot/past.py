@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.delivery import Result
-from bot.jobs import Community, JobService
-from bot.jobstore import WITH_RESULT, JobRecord
+from bot.invocation import Community
+from bot.jobs import JobService
+from bot.jobstate import WITH_RESULT, JobState
+from bot.jobstore import JobRecord
 from bot.outputs import result_text
 
 
@@ -32,7 +34,7 @@ class Viewer:
 @dataclass(frozen=True)
 class PastResult:
     job_id: str
-    state: str
+    state: JobState
     error: str | None
     made_at: float  # epoch seconds
     result: Result | None  # None: the job has no result (it failed, was cancelled, runs still)
@@ -52,7 +54,7 @@ async def past_result(jobs: JobService, job_id: str, viewer: Viewer) -> PastResu
     if job.state not in WITH_RESULT:
         return PastResult(job.id, job.state, job.error, job.created_at, None)
     model = jobs.catalog.get(job.model)
-    files = await jobs.result_files(job.id) or ()  # the archive, else the spool
+    files = await jobs.kept.files(job.id) or ()  # the archive, else the spool
     result = Result(
         job_id=job.id,
         command=job.command,
@@ -67,5 +69,5 @@ async def past_result(jobs: JobService, job_id: str, viewer: Viewer) -> PastResu
         elapsed_s=(job.finished_at or job.updated_at) - job.created_at,
         params=job.input,
     )
-    links = jobs.result_links(job.id, files)
+    links = jobs.kept.signed_links(job.id, files)
     return PastResult(job.id, job.state, job.error, job.created_at, result, links)

@@ -112,7 +112,7 @@ class MalformedResponse(RunpodError):
 
 
 @dataclass(frozen=True)
-class JobState:
+class RunpodStatus:
     """One answer about a job: `/run`, `/status`, `/cancel`, or a webhook body."""
 
     id: str
@@ -129,7 +129,7 @@ class JobState:
         return self.status in FINAL_STATES
 
     @classmethod
-    def parse(cls, body: Any) -> JobState:
+    def parse(cls, body: Any) -> RunpodStatus:
         if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
             raise MalformedResponse(f"expected a job object with an id, got {_preview(body)}")
         status = str(body.get("status") or "UNKNOWN").upper()
@@ -148,7 +148,9 @@ class JobState:
         )
 
 
-StatusCallback = Callable[[JobState], Awaitable[None]]
+StatusCallback = Callable[[RunpodStatus], Awaitable[None]]
+# The old name, which bot/lifecycle.py still imports; goes when lifecycle's split lands.
+JobState = RunpodStatus
 
 
 class RunpodClient:
@@ -197,16 +199,16 @@ class RunpodClient:
         *,
         webhook: str | None = None,
         policy: Mapping[str, Any] | None = None,
-    ) -> JobState:
+    ) -> RunpodStatus:
         body = _job_body(input, webhook, policy)
-        return JobState.parse(
+        return RunpodStatus.parse(
             await self._call("POST", f"{endpoint}/run", json=body, starts_job=True)
         )
 
-    async def status(self, endpoint: str, job_id: str) -> JobState:
-        return JobState.parse(await self._call("GET", f"{endpoint}/status/{job_id}"))
+    async def status(self, endpoint: str, job_id: str) -> RunpodStatus:
+        return RunpodStatus.parse(await self._call("GET", f"{endpoint}/status/{job_id}"))
 
-    async def status_sync(self, endpoint: str, job_id: str, *, wait_s: float) -> JobState:
+    async def status_sync(self, endpoint: str, job_id: str, *, wait_s: float) -> RunpodStatus:
         """The job once it is final, or as it stands after `wait_s` seconds."""
         wait_ms = int(min(max(wait_s, 1.0), LONG_POLL_MAX_S) * 1000)
         body = await self._call(
@@ -216,10 +218,10 @@ class RunpodClient:
             timeout=wait_ms / 1000 + self._timeout,
             http=self._long_poll_http,
         )
-        return JobState.parse(body)
+        return RunpodStatus.parse(body)
 
-    async def cancel(self, endpoint: str, job_id: str) -> JobState:
-        return JobState.parse(await self._call("POST", f"{endpoint}/cancel/{job_id}"))
+    async def cancel(self, endpoint: str, job_id: str) -> RunpodStatus:
+        return RunpodStatus.parse(await self._call("POST", f"{endpoint}/cancel/{job_id}"))
 
     async def health(self, endpoint: str) -> dict[str, Any]:
         body = await self._call("GET", f"{endpoint}/health")
@@ -298,7 +300,7 @@ class RunpodClient:
         timeout_s: float,
         on_status: StatusCallback | None = None,
         backstop: bool = False,
-    ) -> JobState:
+    ) -> RunpodStatus:
         """The job's final state, seen as soon after completion as the API allows.
 
         `on_status` gets every non-final answer (each long poll, or each poll) for progress.
@@ -340,13 +342,15 @@ class RunpodClient:
             if state.final:
                 return state
 
-    async def _poll_once(self, endpoint: str, job_id: str, wait_s: float) -> JobState | None:
+    async def _poll_once(self, endpoint: str, job_id: str, wait_s: float) -> RunpodStatus | None:
         """A long poll where the endpoint serves one; None means "ask /status instead"."""
         if endpoint in self._no_status_sync:
             return None
         return await self._long_poll_once(endpoint, job_id, wait_s)
 
-    async def _long_poll_once(self, endpoint: str, job_id: str, wait_s: float) -> JobState | None:
+    async def _long_poll_once(
+        self, endpoint: str, job_id: str, wait_s: float
+    ) -> RunpodStatus | None:
         """A long poll, or None once the endpoint is known not to serve `/status-sync`."""
         try:
             return await self.status_sync(endpoint, job_id, wait_s=max(wait_s, 1.0))

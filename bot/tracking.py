@@ -19,7 +19,14 @@ from bot.catalog import Model
 from bot.jobstore import Copy, JobRecord
 from bot.metrics import Metrics
 from bot.outputs import strip_think, text_of
-from bot.runpod import FINAL_STATES, JobState, NotFound, RunpodClient, RunpodError, RunpodTimeout
+from bot.runpod import (
+    FINAL_STATES,
+    NotFound,
+    RunpodClient,
+    RunpodError,
+    RunpodStatus,
+    RunpodTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,7 @@ class Tracker:
     def __init__(self, runpod: RunpodClient, metrics: Metrics) -> None:
         self._runpod = runpod
         self._metrics = metrics
-        self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[JobState]]] = {}
+        self._webhooks: dict[tuple[str, int], tuple[str, asyncio.Future[RunpodStatus]]] = {}
         self._cancelled: set[str] = set()  # Runpod ids already sent a /cancel
 
     async def cancel_at_runpod(self, job: JobRecord, model: Model) -> None:
@@ -46,7 +53,7 @@ class Tracker:
             except RunpodError as exc:
                 log.warning("job %s: cancel of %s failed: %s", job.id, copy.runpod_id, exc.message)
 
-    def webhook(self, job_id: str, index: int, token: str, state: JobState) -> bool:
+    def webhook(self, job_id: str, index: int, token: str, state: RunpodStatus) -> bool:
         waiting = self._webhooks.get((job_id, index))
         if waiting is None:
             return False
@@ -69,7 +76,7 @@ class Tracker:
         assert copy.runpod_id is not None
         runpod_id = copy.runpod_id
 
-        async def on_status(state: JobState) -> None:
+        async def on_status(state: RunpodStatus) -> None:
             await progress(state.status)
 
         waiting_since = time.time()
@@ -120,8 +127,8 @@ class Tracker:
         index: int,
         runpod_id: str,
         timeout_s: float,
-        on_status: Callable[[JobState], Awaitable[None]],
-    ) -> JobState:
+        on_status: Callable[[RunpodStatus], Awaitable[None]],
+    ) -> RunpodStatus:
         poll = asyncio.ensure_future(
             self._runpod.wait(
                 model.endpoint,
@@ -133,7 +140,7 @@ class Tracker:
         )
         if not job.webhook_token:
             return await poll
-        pushed: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
+        pushed: asyncio.Future[RunpodStatus] = asyncio.get_running_loop().create_future()
         self._webhooks[(job.id, index)] = (job.webhook_token, pushed)
         try:
             done, _ = await asyncio.wait({poll, pushed}, return_when=asyncio.FIRST_COMPLETED)
@@ -154,7 +161,7 @@ class Tracker:
         runpod_id: str,
         timeout_s: float,
         progress: Callable[..., Awaitable[None]],
-    ) -> JobState:
+    ) -> RunpodStatus:
         """Text models: poll `/stream` and show the reply as it grows; `/status` for the end."""
 
         deadline = time.monotonic() + timeout_s

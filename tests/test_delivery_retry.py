@@ -11,11 +11,12 @@ from bot.app import Core, open_core
 from bot.delivery import MediaFile, Route
 from bot.lifecycle import LATE_NOTE
 from bot.listener import Listener
+from bot.past import Viewer, past_result
 from bot.spool import Spool
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.test_jobs import HERE, spent, submit
+from tests.test_jobs import ALICE, HERE, spent, submit
 
 FAST = {"retry_first_s": 0.01, "retry_max_s": 0.05}
 
@@ -43,7 +44,7 @@ async def test_a_refused_result_falls_back_to_the_next_route_and_is_delivered_on
     assert (charged, held) == (Decimal("0.0001572864"), 0)
 
 
-async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_works(
+async def test_past_the_horizon_a_job_is_undeliverable_charged_shown_then_posted_late(
     tmp_path: Path, runpod_fake: FakeRunpod
 ) -> None:
     settings = make_settings(tmp_path, runpod_fake, delivery={**FAST, "horizon_s": 0.2})
@@ -55,7 +56,9 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
             seen = len(delivery.refused)
             await delivery.wait_for(lambda seen=seen: len(delivery.refused) > seen)
         job = await core.jobs.job(job_id, HERE)
-        shown = await core.jobs.result_files(job_id)  # what /show posts
+        shown = await core.jobs.kept.files(job_id)
+        past = await past_result(core.jobs, job_id, Viewer(HERE, ALICE.user))  # what /show posts
+        late_cancel = await core.jobs.cancel(job_id, HERE, user=ALICE.user)
         charged_while_undeliverable = (await spent(core))[0]
         assert not delivery.results
         delivery.fail_deliveries = 0  # the platform answers again
@@ -65,6 +68,8 @@ async def test_past_the_horizon_a_job_is_undeliverable_then_posted_when_a_route_
 
     assert job is not None and job.error and job.error.startswith("could not be delivered")
     assert shown and shown[0].data[:4] == b"\x89PNG"
+    assert past is not None and past.state == "undeliverable" and past.kept
+    assert late_cancel == "This job has already finished; it was charged $0.0001572864."
     assert charged_while_undeliverable == Decimal("0.0001572864")
     (result,) = delivery.results
     assert LATE_NOTE in result.notes and result.files[0].data == shown[0].data

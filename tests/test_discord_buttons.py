@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from tests.conftest import API_KEY
 from tests.discord_support import (

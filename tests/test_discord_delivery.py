@@ -13,7 +13,7 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.delivery import ChannelRef, MediaFile, Result
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from tests.discord_support import (
     discord_settings,

@@ -17,7 +17,7 @@ import pytest
 
 from bot import recording as recordings
 from bot.app import Core, open_core
-from bot.jobs import Submitted
+from bot.invocation import Submitted
 from bot.periods import utc_now
 from bot.quota import QuotaExceeded
 from tests.conftest import make_settings

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.app import Core, open_core
 from bot.delivery import ChannelRef
-from bot.jobs import Invocation
+from bot.invocation import Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text

@@ -16,7 +16,7 @@ from bot.app import Core
 from bot.cli_try import local_identity
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest
-from bot.jobs import UNKNOWN_JOB, Community, Invocation
+from bot.invocation import UNKNOWN_JOB, Community, Invocation
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text

@@ -16,7 +16,7 @@ from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.jobs import Community, Invocation, Submitted
+from bot.invocation import Community, Invocation, Submitted
 from bot.policy import Where
 from bot.quota import Identity, QuotaExceeded
 from bot.requests import parse_text

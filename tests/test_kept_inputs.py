@@ -42,7 +42,7 @@ async def listening(bot: DiscordAdapter) -> AsyncIterator[Listener]:
     """The bot's `[http]` listener, its public address being where it really listens."""
     listener = Listener(bot.core.jobs, host="127.0.0.1", port=0)
     await listener.start()
-    bot.core.jobs.links.base_url = f"http://127.0.0.1:{listener.port}"
+    bot.core.jobs.kept.links.base_url = f"http://127.0.0.1:{listener.port}"
     try:
         yield listener
     finally:
@@ -79,7 +79,7 @@ async def test_reroll_of_an_edit_whose_attachment_expired_runs_from_the_kept_cop
     served = await bot.core.http.get(sent_again.input["image"])
     assert served.status_code == 200 and served.content == original
     assert sent_again.input["prompt"] == "make it night"
-    assert bot.core.jobs.inputs.disk_use().jobs == 2, "the reroll keeps its input too"
+    assert bot.core.jobs.kept.inputs.disk_use().jobs == 2, "the reroll keeps its input too"
 
 
 async def test_without_a_public_address_the_reroll_says_why_it_cannot_run(
@@ -109,7 +109,7 @@ async def test_a_recording_is_fetched_once_for_its_length_and_its_copy(
     )
     await result_of(sent)
     assert list(fake.downloads.values()) == [1]
-    assert bot.core.jobs.inputs.disk_use().jobs == 1
+    assert bot.core.jobs.kept.inputs.disk_use().jobs == 1
 
 
 def test_inputs_are_removed_after_their_days_and_oldest_first_above_the_cap(

@@ -18,11 +18,11 @@ from bot.aiohttp_transport import aiohttp_client
 from bot.runpod import (
     BadRequest,
     ConnectionFailed,
-    JobState,
     MalformedResponse,
     NotFound,
     RateLimited,
     RunpodClient,
+    RunpodStatus,
     RunpodTimeout,
     Unauthorized,
     UpstreamError,
@@ -254,10 +254,10 @@ async def test_cancel_stops_a_running_job(http: httpx.AsyncClient, runpod_fake: 
 
 
 def test_unknown_states_are_treated_as_running() -> None:
-    state = JobState.parse({"id": "x", "status": "WARMING_UP"})
+    state = RunpodStatus.parse({"id": "x", "status": "WARMING_UP"})
     assert not state.final
     with pytest.raises(MalformedResponse):
-        JobState.parse({"status": "COMPLETED"})
+        RunpodStatus.parse({"status": "COMPLETED"})
 
 
 async def test_a_wait_for_a_free_connection_never_counts_as_a_sent_run(

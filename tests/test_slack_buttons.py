@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.delivery import Result
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack

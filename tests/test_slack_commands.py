@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from tests.chart_support import TODAY_BAR, TOP_MODEL, checked_png, shows
 from tests.fakes.runpod import FakeRunpod
@@ -192,8 +192,8 @@ async def test_show_gives_back_the_result_itself(
         answer = (await bot.wait(lambda: len(bot.ephemerals()) == 2 and bot.ephemerals()))[1]
         (link,) = re.findall(r"<(http://bot\.example/results/[^|>]+)\|", image.text)
         job, expires, signature, name = link.split("/")[-4:]
-        assert job == image_job and bot.core.jobs.links.valid(job, name, expires, signature)
-        kept = bot.core.jobs.result_path(job, name)
+        assert job == image_job and bot.core.jobs.kept.links.valid(job, name, expires, signature)
+        kept = bot.core.jobs.kept.path(job, name)
         assert kept is not None and kept.read_bytes() == fake.uploads[0].data
     assert image.text.startswith(f"*Result of `{image_job}`* (Flux Schnell):")
     assert answer.text.startswith("*Result of `") and "A fox is a small wild dog." in answer.text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack

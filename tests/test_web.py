@@ -20,7 +20,7 @@ import time_machine
 
 from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.periods import local_date
 from bot.quota import Identity
 from bot.web.gallery import PAGE_SIZE
@@ -99,7 +99,7 @@ async def test_a_member_signs_in_from_web_and_sees_the_result_with_its_media(
     assert "a red fox in the snow" in page.text and "flux-schnell" in page.text
     assert "api/v2" in page.text or "runsync" in page.text or "/run" in page.text  # the API call
     assert image_url.startswith(f"/web/media/results/{job}/")
-    stored = await bot.core.jobs.result_files(job)
+    stored = await bot.core.jobs.kept.files(job)
     assert stored is not None and image.content == stored[0].data
 
 

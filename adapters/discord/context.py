@@ -15,7 +15,7 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.delivery import NSFW_CHANNEL, ChannelRef
 from bot.errors import BotError
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.policy import Where
 from bot.quota import Identity
 

@@ -22,7 +22,7 @@ from bot.app import Core
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import BotError
-from bot.jobs import Invocation
+from bot.invocation import Invocation
 from bot.policy import Where
 from bot.quota import Identity
 

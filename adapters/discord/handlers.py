@@ -32,7 +32,7 @@ from bot.commands import COMMANDS
 from bot.conversations import COMMAND as CONVERSING
 from bot.conversations import Thread
 from bot.delivery import ChannelRef
-from bot.jobs import Invocation
+from bot.invocation import Invocation
 from bot.quota import format_usd
 from bot.requests import Request, build_request
 

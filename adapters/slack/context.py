@@ -17,7 +17,7 @@ from adapters.slack.tasks import TaskSet
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.delivery import ChannelRef
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.policy import Where
 
 

@@ -15,7 +15,7 @@ from adapters.slack.context import Origin, SlackContext
 from adapters.slack.launch import place_of, show_card
 from adapters.slack.text import from_slack
 from bot.conversations import COMMAND
-from bot.jobs import Invocation
+from bot.invocation import Invocation
 
 log = logging.getLogger(__name__)
 

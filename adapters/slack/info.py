@@ -17,7 +17,7 @@ from bot import web as web_page
 from bot.catalog import Model
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, UnknownModel
-from bot.jobs import UNKNOWN_JOB
+from bot.invocation import UNKNOWN_JOB
 from bot.past import PastResult, Viewer, past_result
 from bot.quota import Allowance, format_usd
 from bot.quote import Quote

@@ -23,7 +23,8 @@ from bot.commands import COMMANDS
 from bot.conversations import COMMAND as CONVERSING
 from bot.conversations import Thread
 from bot.errors import BotError
-from bot.jobs import RUNNING_STATES, Invocation, Submitted
+from bot.invocation import Invocation, Submitted
+from bot.jobstate import RUNNING
 from bot.requests import parse_text
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ async def _outage(ctx: SlackContext, origin: Origin, job_id: str, why: str) -> N
     """Slack did not take the card: say so if the job is still going, else let its end speak."""
     log.warning("job %s: Slack did not take its card (%s); the job goes on", job_id, why)
     job = await ctx.core.jobs.job(job_id, origin.community)
-    if job is not None and job.state in RUNNING_STATES:
+    if job is not None and job.state in RUNNING:
         raise BotError(
             "Slack is having trouble right now, so I could not post this job's card yet."
             " The job is running, and its result will be posted here when it is ready."

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.delivery import ChannelRef, Confirmation, Failure, Progress, Result, Route
-from bot.jobs import Invocation, Submitted
+from bot.invocation import Invocation, Submitted
 from bot.policy import Where
 from bot.web.signin import Session
 

@@ -11,8 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.jobs import Community
-from bot.jobstore import WITH_RESULT
+from bot.invocation import Community
+from bot.jobstate import WITH_RESULT, sql_in
 from bot.requests import prompt_of
 from bot.sql import Store
 from bot.web.hiding import LISTED, nsfw_channels_clause
@@ -54,9 +54,8 @@ async def page(
 
     Results of `unlisted_models` (the NSFW ones), of NSFW channels and hidden ones
     (bot/web/hiding.py) are never listed."""
-    marks = ", ".join("?" for _ in WITH_RESULT)
-    scope = f"platform = ? AND workspace = ? AND state IN ({marks})"
-    scope_params: list[object] = [community.platform, community.workspace, *WITH_RESULT]
+    scope = f"platform = ? AND workspace = ? AND {sql_in(WITH_RESULT)}"
+    scope_params: list[object] = [community.platform, community.workspace]
     scope += f" AND {LISTED}"
     scope_params += [community.platform, community.workspace]
     nsfw, nsfw_params = nsfw_channels_clause(nsfw_slack_channels)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.jobs import Community
+from bot.invocation import Community
+from bot.jobstate import JobState
 from bot.sql import Store
 
 LABELS = {
-    "delivered": "delivered",
-    "undeliverable": "charged, not delivered yet",
-    "failed": "failed (nothing charged)",
-    "timed_out": "timed out (nothing charged)",
-    "cancelled": "cancelled (nothing charged)",
+    JobState.DELIVERED: "delivered",
+    JobState.UNDELIVERABLE: "charged, not delivered yet",
+    JobState.FAILED: "failed (nothing charged)",
+    JobState.TIMED_OUT: "timed out (nothing charged)",
+    JobState.CANCELLED: "cancelled (nothing charged)",
 }
 
 

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from bot.commands import COMMANDS
 from bot.errors import BotError
-from bot.jobstore import ACTIVE_STATES, JobRecord
+from bot.jobstate import ACTIVE
+from bot.jobstore import JobRecord
 from bot.links import ROUTE as FILE_ROUTE
 from bot.links import ResultLinks
 from bot.outputs import result_text
@@ -114,7 +115,7 @@ class Pages:
         )
         cards = []
         for entry in found.entries:
-            names = await self._core.jobs.result_names(entry.job_id)
+            names = await self._core.jobs.kept.names(entry.job_id)
             cards.append(
                 {
                     "entry": entry,
@@ -155,7 +156,7 @@ class Pages:
             "past": past,
             "files": files,
             "api_call": call,
-            "running": past.state in ACTIVE_STATES,
+            "running": past.state in ACTIVE,
             "may_hide": self._may_hide(job, session),
             "hidden": await self._hiding.hidden(job),
         }
@@ -219,7 +220,7 @@ class Pages:
             raise Refused(403, "This media link is not valid or has expired; reload the page.")
         if not await self._listed(job_id, session):
             raise Refused(404, "There is no such result here.")
-        path = self._core.jobs.result_path(job_id, name)
+        path = self._core.jobs.kept.path(job_id, name)
         if path is None:
             raise Refused(404, "This result is no longer kept.")
         return web.FileResponse(path, headers={"Cache-Control": "private, max-age=600"})

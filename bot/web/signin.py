@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from bot.sql import Connection, Store
 from bot.web.schema import ensure_schema

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from bot.app import Core
 from bot.delivery import ChannelRef
-from bot.jobs import Community, Invocation, Submitted
+from bot.invocation import Community, Invocation, Submitted
 from bot.policy import Where
 from bot.quota import Identity
 from bot.requests import parse_text

@@ -40,7 +40,7 @@ from bot.cli_basic import parse_key_values
 from bot.commands import COMMANDS
 from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.outputs import MEDIA_KINDS, Downloader, OutputError
 from bot.quota import MAX_ADMIN_USD, Identity
 from bot.requests import MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
