@@ -603,10 +603,11 @@ class FakeDiscord:
         channel_id: int | None = None,
         reply_to: Message | None = None,
         mention_bot: bool = False,
+        attachments: Sequence[Upload] = (),
     ) -> Message:
         """`user` posts `content` in `channel_id` (default: the first guild's text channel);
         `reply_to` makes it a reply (pinging the replied-to author, Discord's default);
-        `mention_bot` starts it with the bot's mention. MESSAGE_CREATE carries the content only
+        `mention_bot` starts it with the bot's mention; `attachments` are its files. MESSAGE_CREATE carries the content only
         where Discord would: the MESSAGE_CONTENT intent, or the bot mentioned."""
         user = user or self.user
         if reply_to is not None and channel_id is None:
@@ -651,7 +652,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": mentions,
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [self._stored(upload) for upload in attachments],
             "embeds": [],
             "components": [],
             "pinned": False,
@@ -798,8 +799,12 @@ class FakeDiscord:
         return guild.text_channel, guild
 
     def _upload(self, upload: Upload) -> dict[str, Any]:
+        """A slash command's attachment option (Discord marks those ephemeral)."""
+        return {**self._stored(upload), "ephemeral": True}
+
+    def _stored(self, upload: Upload) -> dict[str, Any]:
         stored = self._store_file((upload.filename, upload.data, upload.content_type), {})
-        return {**self._attachment_payload(stored), "ephemeral": True}
+        return self._attachment_payload(stored)
 
     async def _deliver(
         self,
