@@ -84,6 +84,7 @@ from tests.fakes.discord_gateway import (
     ATTACH_FILES,
     DEFAULT_UPLOAD_LIMIT,
     DM,
+    GROUP_DM,
     GUILD_MESSAGES_INTENT,
     MESSAGE_CONTENT_INTENT,
     PUBLIC_THREAD,
@@ -566,6 +567,12 @@ class FakeDiscord:
         self._dms[channel.id] = channel
         return channel
 
+    def group_dm(self, name: str = "friends") -> FakeChannel:
+        """A group DM of members (the bot is never in one; a user install is used there)."""
+        channel = FakeChannel(name, type=GROUP_DM)
+        self._dms[channel.id] = channel
+        return channel
+
     def find_channel(self, channel_id: int) -> tuple[FakeChannel, FakeGuild | None] | None:
         """A guild channel with its guild, or a DM channel with None."""
         for guild in self.guilds:
@@ -774,7 +781,14 @@ class FakeDiscord:
         root, *path = name.split()
         what = f"/{root} synced and usable by {user.username} in {guild.name if guild else 'a DM'}"
         command = await self._wait(
-            lambda: usable_command(self.commands, root, guild, user, user_install=user_install),
+            lambda: usable_command(
+                self.commands,
+                root,
+                guild,
+                user,
+                user_install=user_install,
+                group_dm=channel.type == GROUP_DM,
+            ),
             timeout,
             what,
         )
@@ -1141,6 +1155,8 @@ class FakeDiscord:
         needed = VIEW_CHANNEL | SEND_MESSAGES | (ATTACH_FILES if files else 0)
         if guild is not None and guild.permissions_for(self.bot_user) & needed != needed:
             raise _ApiError(403, "Missing Permissions", 50013)
+        if channel.type == GROUP_DM:  # a user install answers there through interactions only
+            raise _ApiError(403, "Missing Access", 50001)
         _check_message(body, files, self._upload_limit(guild), creating=True)
         body["flags"] = int(body.get("flags") or 0) & ~(EPHEMERAL | LOADING)
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
