@@ -85,10 +85,19 @@ def confirm_view(job_id: str) -> discord.ui.View:
     return view(job_id, "confirm", "cancel")
 
 
-def result_view(job_id: str, kind: str) -> discord.ui.View:
+def result_actions(kind: str) -> tuple[str, ...]:
     """An answer (`/ask`) is a conversation's turn: Start fresh makes its next turn a new one."""
     if kind == "text":
-        return view(job_id, "reroll", "request", "fresh")
+        return ("reroll", "request", "fresh")
     if command_of_kind(kind).variations:
-        return view(job_id, "reroll", "vary", "request")
-    return view(job_id, "reroll", "request")
+        return ("reroll", "vary", "request")
+    return ("reroll", "request")
+
+
+def result_view(job_id: str, kind: str) -> discord.ui.View:
+    return view(job_id, *result_actions(kind))
+
+
+def result_items(job_id: str, kind: str) -> list[JobButton]:
+    """The result's buttons, for a Components V2 card's action row."""
+    return [JobButton(action, job_id) for action in result_actions(kind)]
