@@ -20,22 +20,23 @@ SCHNELL = "black-forest-labs-flux-1-schnell"
 TWO_FOXES = {"prompt": "two foxes", "size": "512x512", "count": 2}
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
+@pytest.fixture(params=[None])
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:
+    """A fake Discord; parametrize with an upload limit (bytes) for a smaller one."""
+    guilds = [FakeGuild(upload_limit=request.param)] if request.param else None
+    async with FakeDiscord(guilds=guilds) as fake:
         with point_discord_py_at(fake):
             yield fake
 
 
+@pytest.mark.parametrize("fake", [150_000], indirect=True)
 async def test_a_gallery_card_keeps_its_images_within_the_upload_limit(
-    tmp_path: Path, runpod_fake: FakeRunpod
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:
-    runpod_fake.endpoints[SCHNELL].pad_bytes = 400_000
-    async with FakeDiscord(guilds=[FakeGuild(upload_limit=150_000)]) as fake:
-        with point_discord_py_at(fake):
-            async with running_bot(discord_settings(tmp_path, runpod_fake, fake)):
-                sent = await fake.slash_command("imagine", TWO_FOXES)
-                done = await result_of(sent)
+    runpod_fake.endpoints[SCHNELL].pad_bytes = 400_000  # each image over the limit as a PNG
+    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)):
+        sent = await fake.slash_command("imagine", TWO_FOXES)
+        done = await result_of(sent)
 
     assert done.flags & IS_COMPONENTS_V2 and not done.content and not done.embeds
     assert len(done.attachments) == 2
