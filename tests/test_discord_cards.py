@@ -110,3 +110,15 @@ async def test_a_card_shown_just_before_a_crash_is_not_posted_again(
 
     assert shown.gallery and [m.id for m in fake.messages.values()] == [shown.id]
     assert fake.messages[shown.id].components == shown.components  # untouched
+
+
+async def test_the_buttons_on_a_card_work(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)):
+        card = await result_of(await fake.slash_command("imagine", TWO_FOXES))
+        click = await fake.click_button(card, f"rpb:reroll:{job_id_of(card)}")
+        rerolled = await result_of(click)
+
+    assert len(rerolled.gallery) == 2 and job_id_of(rerolled) != job_id_of(card)
+    assert fields(rerolled)["Seed"] != fields(card)["Seed"]
