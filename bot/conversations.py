@@ -19,10 +19,12 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bot.catalog import Catalog, Model
 from bot.config import JobSettings
+from bot.errors import InvalidRequest
 from bot.jobstate import WITH_RESULT
 from bot.outputs import extract
 from bot.requests import Request, build_request, split_options
@@ -30,6 +32,7 @@ from bot.sql import Connection, Store
 
 COMMAND = "ask"
 _NEW = re.compile(r"(?<!\S)(?:--|\u2014|\u2013)new(?!\S)", re.IGNORECASE)
+CLOSED = "closed:"  # a place named for a conversation: its next turn starts a new one
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,18 @@ class Conversations:
             )
         )
 
+    async def close(self, platform: str, workspace: str, job_id: str) -> str:
+        """Start fresh: the next turn of job `job_id`'s conversation, wherever it is taken,
+        starts a new one (as `--new` does). Returns what to tell the member who asked."""
+        conversation = await self.of_job(platform, workspace, job_id)
+        if conversation is None:
+            raise InvalidRequest("That answer is not part of a conversation here.")
+        await self.add_place(platform, workspace, CLOSED + conversation, job_id)
+        return (
+            "The next reply to this conversation starts a new one: the same model,"
+            " without the earlier turns."
+        )
+
     async def at(self, platform: str, workspace: str, place: str) -> str | None:
         """The conversation a reply at `place` continues, if any."""
         row = await self._db.fetchone(
@@ -133,21 +148,26 @@ class Conversations:
         media: Sequence[str] = (),
     ) -> NextTurn:
         """The request for a reply `text` in `conversation`: the same model, the earlier turns
-        as context; `--new` starts a fresh conversation instead. InvalidRequest for bad input."""
-        fresh = _NEW.search(text) is not None
+        as context; `--new` (or Start fresh, `close`) starts a new conversation instead.
+        InvalidRequest for bad input."""
+        fresh = _NEW.search(text) is not None or await self._closed(conversation)
         prompt, options = split_options(_NEW.sub(" ", text))
         last, turns = await self._history(conversation)
         default = last.model if last else self._jobs.default_models[COMMAND]
         if last and not fresh and "model" not in options and "m" not in options:
             options = {**settings_of(self._catalog.get(last.model), last.input), **options}
-        request = build_request(
+        build = partial(
+            build_request,
             COMMAND,
             self._catalog,
             prompt=prompt,
             options=options,
             default_model=default,
-            media=media,
         )
+        request = build()
+        if media:
+            _reads_images(self._catalog.get(request.model))
+            request = build(media=media)
         said = request.prompt
         if fresh:
             return NextTurn(request, Thread(None, place, said))
@@ -159,6 +179,14 @@ class Conversations:
             Request(COMMAND, model.id, checked, request.count, request.media),
             Thread(conversation, place, said),
         )
+
+    async def _closed(self, conversation: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM jobs j JOIN conversation_places p ON p.platform = j.platform"
+            " AND p.workspace = j.workspace AND p.place = ? WHERE j.id = ?",
+            (CLOSED + conversation, conversation),
+        )
+        return row is not None
 
     async def _history(self, conversation: str) -> tuple[Last | None, list[Turn]]:
         """The conversation's last turn (its model and settings carry on) and its answered
@@ -235,6 +263,15 @@ def with_history(
     lines = [f"User: {t.said}\nAssistant: {t.reply}" for t in turns]
     input[model.prompt_param] = "\n".join([*lines, f"User: {said}"]) if turns else said
     return input
+
+
+def _reads_images(model: Model) -> None:
+    """No catalog chat model takes images today: say so plainly rather than "takes no file"."""
+    if not model.media_inputs:
+        raise InvalidRequest(
+            f"{model.name} reads text only, so it cannot see the attached image."
+            " Send your message without it."
+        )
 
 
 def _reply(model: Model, copies: list[dict[str, Any]]) -> str:

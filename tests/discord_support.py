@@ -58,8 +58,13 @@ async def running_bot(settings: Settings) -> AsyncIterator[DiscordAdapter]:
 
 
 def fields(message: Message) -> dict[str, str]:
-    """The first embed's fields by name, as the user reads them."""
-    return {field["name"]: field["value"] for field in message.embeds[0].get("fields", [])}
+    """The first embed's fields by name, as the user reads them; for a Components V2 card,
+    its small print ("-# Seed 1 · Size 256×256 ...")."""
+    if message.embeds:
+        return {field["name"]: field["value"] for field in message.embeds[0].get("fields", [])}
+    small = [line.removeprefix("-# ") for line in message.texts[-1].splitlines()]
+    facts = [fact.partition(" ") for line in small for fact in line.split(" \N{MIDDLE DOT} ")]
+    return {name: value for name, _, value in facts}
 
 
 def job_id_of(message: Message) -> str:
@@ -90,10 +95,13 @@ def no_pings(message: Message, *, except_user: int | None = None) -> bool:
 
 
 async def result_of(sent: SentInteraction, timeout: float = 10.0) -> Message:
-    """The message this interaction created that carries a finished job's embed."""
-    return await reply_to(
-        sent, lambda m: any(e.get("footer") for e in m.embeds) and not m.loading, timeout=timeout
-    )
+    """The message this interaction created that carries a finished job's embed or card."""
+    return await reply_to(sent, lambda m: is_result(m) and not m.loading, timeout=timeout)
+
+
+def is_result(message: Message) -> bool:
+    """A result embed (its footer names the job) or a Components V2 card (its last line does)."""
+    return any(e.get("footer") for e in message.embeds) or "-# job " in "".join(message.texts)
 
 
 async def reply_to(

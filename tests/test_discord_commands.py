@@ -25,6 +25,7 @@ from tests.discord_support import (
     running_bot,
 )
 from tests.fakes.discord import FakeDiscord, Upload, point_discord_py_at
+from tests.fakes.discord_components import IS_COMPONENTS_V2
 from tests.fakes.runpod import FakeRunpod
 
 
@@ -113,8 +114,11 @@ async def test_imagine_count_and_aspect_ratio_make_a_gallery(
     assert len(done.attachments) == 2
     sizes = {Image.open(io.BytesIO(a.data)).size for a in done.attachments}
     assert sizes == {(1344, 768)}
-    assert "image" not in done.embeds[0]  # several images: shown as a gallery, not in the embed
-    assert len(fields(done)["Seed"].split(", ")) == 2
+    # several images: a Components V2 card with a media gallery of the uploads, no embed
+    assert done.flags & IS_COMPONENTS_V2 and not done.content and not done.embeds
+    assert done.gallery == [f"attachment://{a.filename}" for a in done.attachments]
+    assert "tiny boats" in done.texts and "Seed " in done.texts[-1]
+    assert [b.label for b in done.buttons] == ["Reroll", "Variations", "Show request"]
 
 
 async def test_edit_sends_the_attached_image_to_the_model(
@@ -196,7 +200,7 @@ async def test_ask_streams_the_reply_into_the_message_then_finishes_it(
     streamed = [v.content for v in fake.versions(done.id) if v.content.endswith(CURSOR)]
     assert len(streamed) >= 2, "the reply was not shown as it grew"
     assert all(answer.startswith(s.removesuffix(CURSOR)) for s in streamed)
-    assert [b.label for b in done.buttons] == ["Reroll", "Show request"]
+    assert [b.label for b in done.buttons] == ["Reroll", "Show request", "Start fresh"]
     assert "Cost" in fields(done) and done.allowed_mentions == {"parse": []}
 
 

@@ -13,7 +13,8 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.quota import Identity, QuotaLimits
 from tests.discord_support import discord_settings, job_id_of, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, FakeUser, Message, point_discord_py_at
+from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload, point_discord_py_at
+from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
 
 GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
@@ -145,3 +146,46 @@ async def test_a_turn_over_the_quota_is_refused_in_a_reply(
     assert refusal.content.startswith("Your daily limit is")
     assert "Nothing was charged" in refusal.content and refusal.allowed_mentions is not None
     assert len(sent_messages(runpod_fake)) == 1
+
+
+async def test_start_fresh_makes_the_next_reply_a_new_conversation(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    """The button on an answer closes its conversation: the next reply starts a new one with
+    the same model and no history, and the reply after that continues the new one."""
+    runpod_fake.endpoints[GRANITE].reply = answer
+    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as bot:
+        first = await result_of(
+            await fake.slash_command("ask", {"prompt": "turn 1", "model": "granite-4"})
+        )
+        await fake.user_message("turn 2", reply_to=first)
+        second = await answered(fake, 2)
+        click = await fake.click_button(second, f"rpb:fresh:{job_id_of(second)}")
+        told = await click.wait_for_message(lambda m: m.ephemeral)
+        await fake.user_message("turn 3", reply_to=second)
+        third = await answered(fake, 3)
+        await fake.user_message("turn 4", reply_to=third)
+        await answered(fake, 4)
+        await bot.core.jobs.wait_idle(10)
+    assert told.ephemeral and "starts a new one" in told.content
+    three, four = sent_messages(runpod_fake)[2:]
+    assert three == four[:1] == [{"role": "user", "content": "turn 3"}]
+    assert [m["content"] for m in four] == ["turn 3", "answer 3", "turn 4"]
+
+
+async def test_an_image_on_a_turn_is_refused_by_a_text_only_model(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    runpod_fake.endpoints[GRANITE].reply = answer
+    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as bot:
+        first = await result_of(
+            await fake.slash_command("ask", {"prompt": "turn 1", "model": "granite-4"})
+        )
+        photo = Upload("cat.png", png(8, 8), "image/png")
+        mine = await fake.user_message("what is this?", reply_to=first, attachments=[photo])
+        refusal = await fake.wait_for_message(
+            lambda m: m.payload.get("message_reference", {}).get("message_id") == str(mine.id)
+        )
+        await bot.core.jobs.wait_idle(10)
+    assert "reads text only, so it cannot see the attached image" in refusal.content
+    assert "Nothing was charged" in refusal.content and len(sent_messages(runpod_fake)) == 1

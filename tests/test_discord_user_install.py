@@ -109,3 +109,38 @@ async def test_a_user_install_in_a_server_that_did_not_add_the_bot_is_personal_t
         server = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), user))
     assert personal.workspace[-1].spent > 0
     assert all(a.spent == 0 for a in server.user + server.workspace)
+
+
+async def test_a_group_dm_is_charged_to_the_personal_pool_under_the_strictest_rules(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    """A group DM reaches the bot only through a member's own install (context 2, no guild):
+    the job is answered through the interaction, charged to that member's personal pool, and
+    an NSFW model is refused there as in a personal DM."""
+    models = {"flux-dev": {"nsfw": True}}
+    quotas = {"personal": PERSONAL}
+    async with global_bot(tmp_path, runpod_fake, fake, quotas=quotas, models=models) as bot:
+        assert isinstance(bot, DiscordAdapter)
+        group = fake.group_dm()
+        sent = await fake.slash_command(
+            "imagine",
+            {"prompt": "a cat", "size": "256x256", "model": "flux-schnell"},
+            channel_id=group.id,
+            user_install=True,
+        )
+        done = await result_of(sent)
+        refused = await fake.slash_command(
+            "imagine",
+            {"prompt": "a cat", "model": "flux-dev"},
+            channel_id=group.id,
+            user_install=True,
+        )
+        reply = await refused.wait_for_message()
+        personal = await bot.core.ledger.usage(Identity.personal("discord", str(fake.user.id)))
+        shared_dm = await bot.core.ledger.usage(Identity("discord", "dm", str(fake.user.id)))
+    assert sent.payload["context"] == 2 and "guild_id" not in sent.payload
+    assert done.channel_id == group.id and done.attachments
+    assert personal.workspace[-1].spent > 0
+    assert all(a.spent == 0 for a in shared_dm.user + shared_dm.workspace)
+    assert reply.ephemeral and "age-restricted" in reply.content
+    assert runpod_fake.count("run") == 1

@@ -11,8 +11,9 @@ import pytest
 
 from bot.invocation import Community
 from bot.quota import Identity
+from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.fakes.slack_signing import message
 from tests.slack_support import (
     ALICE,
@@ -47,6 +48,13 @@ async def say(bot: SlackBot, text: str, *, user: str, thread: str) -> None:
     event = message(bot.fake, text, user_id=user, channel_id=CHANNEL, thread_ts=thread)
     response = await bot.signer.post_event(bot.url, event)
     assert response.status == 200, response
+
+
+async def first_turn(bot: SlackBot) -> Message:
+    """`/ask` to the chat model: its answer card (the conversation's thread)."""
+    await bot.command("/ask", "turn 1 --model granite-4")
+    (card,) = await bot.wait(bot.finished_cards)
+    return card
 
 
 def sent_messages(runpod: FakeRunpod) -> list[list[dict[str, str]]]:
@@ -223,3 +231,48 @@ async def test_a_conversation_survives_a_restart(
         {"role": "assistant", "content": "answer 1"},
         {"role": "user", "content": "turn 2"},
     ]
+
+
+async def test_start_fresh_makes_the_next_turn_in_the_thread_a_new_conversation(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    runpod_fake.endpoints[GRANITE].reply = answer
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        card = await first_turn(bot)
+        await say(bot, "turn 2", user=ALICE, thread=card.ts)
+        answers = await bot.wait(lambda: len(bot.finished_cards()) == 2 and bot.finished_cards())
+        await bot.click(answers[1], "job_fresh", user=BOB)
+        (told,) = await bot.wait(lambda: bot.ephemerals(BOB))
+        await say(bot, "turn 3", user=ALICE, thread=card.ts)
+        await bot.wait(lambda: len(bot.finished_cards()) == 3)
+        await say(bot, "turn 4", user=ALICE, thread=card.ts)
+        await bot.wait(lambda: len(bot.finished_cards()) == 4)
+        await bot.idle()
+    assert "starts a new one" in told.text and told.thread_ts == card.ts
+    three, four = sent_messages(runpod_fake)[2:]
+    assert three == four[:1] == [{"role": "user", "content": "turn 3"}]
+    assert [m["content"] for m in four] == ["turn 3", "answer 3", "turn 4"]
+
+
+async def test_an_image_on_a_turn_is_refused_by_a_text_only_model(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    runpod_fake.endpoints[GRANITE].reply = answer
+    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+        assert bot.adapter.context is not None
+        bot.adapter.context.links.public_url = f"http://127.0.0.1:{bot.adapter.port}"
+        card = await first_turn(bot)
+        photo = fake.add_user_file("cat.png", png(8, 8), user_id=ALICE)
+        event = message(
+            fake,
+            "what is this?",
+            user_id=ALICE,
+            channel_id=CHANNEL,
+            thread_ts=card.ts,
+            files=[photo],
+        )
+        assert (await bot.signer.post_event(bot.url, event)).status == 200
+        (refusal,) = await bot.wait(lambda: bot.ephemerals(ALICE))
+        await bot.idle()
+    assert "reads text only, so it cannot see the attached image" in refusal.text
+    assert refusal.thread_ts == card.ts and len(sent_messages(runpod_fake)) == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import assistant_thread_started, message
@@ -59,6 +60,21 @@ async def test_a_plain_question_in_a_dm_is_answered_by_a_text_model(bot: SlackBo
     assert [m.text for m in answers] == ["Rayleigh scattering."]
     (run,) = [r for r in bot.runpod.requests if r.route == "run"]
     assert "why is the sky blue?" in str(run.json)
+
+
+async def test_a_plain_dm_is_charged_to_the_member_like_a_command(bot: SlackBot) -> None:
+    """The DM route end to end: no mention, answered in the DM, and the billed cost charged
+    to the member in the workspace once (the Discord DM route's test, mirrored)."""
+    bot.runpod.endpoints["qwen3-32b-awq"].reply = "Rayleigh scattering."
+    dm = bot.fake.dm_channel(ALICE)
+    asked = await direct_message(bot, "why is the sky blue?")
+    await bot.wait(lambda: bot.finished_cards(dm))
+    await bot.idle()
+    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    (job,) = bot.runpod.jobs.values()
+    answers = [m.text for m in bot.fake.messages_in(dm, thread_ts=asked) if not m.blocks]
+    assert answers == ["Rayleigh scattering."]
+    assert job.cost and usage.user[0].spent == job.cost
 
 
 async def test_opening_the_assistant_pane_offers_suggested_prompts(bot: SlackBot) -> None:

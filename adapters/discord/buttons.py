@@ -14,8 +14,8 @@ import discord
 
 from bot.commands import command_of_kind
 
-ACTIONS = ("reroll", "vary", "cancel", "request", "confirm")
-PATTERN = r"rpb:(?P<action>reroll|vary|cancel|request|confirm):(?P<job>[A-Za-z0-9_-]{1,64})"
+ACTIONS = ("reroll", "vary", "cancel", "request", "confirm", "fresh")
+PATTERN = r"rpb:(?P<action>reroll|vary|cancel|request|confirm|fresh):(?P<job>[A-Za-z0-9_-]{1,64})"
 
 _STYLE = {
     "reroll": (
@@ -27,6 +27,7 @@ _STYLE = {
     "request": (discord.ButtonStyle.secondary, "Show request", "\N{PAGE FACING UP}"),
     "cancel": (discord.ButtonStyle.danger, "Cancel", None),
     "confirm": (discord.ButtonStyle.success, "Confirm", None),
+    "fresh": (discord.ButtonStyle.secondary, "Start fresh", "\N{SPARKLES}"),
 }
 
 
@@ -84,7 +85,19 @@ def confirm_view(job_id: str) -> discord.ui.View:
     return view(job_id, "confirm", "cancel")
 
 
-def result_view(job_id: str, kind: str) -> discord.ui.View:
+def result_actions(kind: str) -> tuple[str, ...]:
+    """An answer (`/ask`) is a conversation's turn: Start fresh makes its next turn a new one."""
+    if kind == "text":
+        return ("reroll", "request", "fresh")
     if command_of_kind(kind).variations:
-        return view(job_id, "reroll", "vary", "request")
-    return view(job_id, "reroll", "request")
+        return ("reroll", "vary", "request")
+    return ("reroll", "request")
+
+
+def result_view(job_id: str, kind: str) -> discord.ui.View:
+    return view(job_id, *result_actions(kind))
+
+
+def result_items(job_id: str, kind: str) -> list[JobButton]:
+    """The result's buttons, for a Components V2 card's action row."""
+    return [JobButton(action, job_id) for action in result_actions(kind)]

@@ -17,11 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 
-from adapters.discord import buttons, render
+from adapters.discord import buttons, cards, render
 from adapters.discord.files import Fitted, fit
 from adapters.discord.text import MESSAGE_LIMIT, shorten, split_message
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
@@ -36,15 +36,28 @@ TRANSCRIPT_INLINE_CHUNKS = 2  # longer transcripts are posted as a file
 NO_PINGS = discord.AllowedMentions.none()
 
 
+class Card(Protocol):
+    def __call__(self, *, headline: str = "") -> discord.ui.LayoutView: ...
+
+
 @dataclass
 class Outgoing:
-    """One message to post: text, embeds, files and buttons."""
+    """One message to post: text, embeds, files and buttons, or a Components V2 `card`."""
 
     content: str = ""
     embeds: list[discord.Embed] = field(default_factory=list)
     files: tuple[MediaFile, ...] = ()
     view: discord.ui.View | None = None
     alt_text: str = ""
+    card: Card | None = None
+
+    def shown(self, headline: str = "") -> dict[str, Any]:
+        """content, embeds and view for discord.py; `headline` leads the message. A card holds
+        the headline itself and carries no content or embeds (V2 messages may not)."""
+        if self.card is not None:
+            return {"content": None, "embeds": [], "view": self.card(headline=headline)}
+        content = "\n".join(part for part in (headline, self.content) if part)
+        return {"content": content or None, "embeds": self.embeds, "view": self.view}
 
     def discord_files(self) -> list[discord.File]:
         description = shorten(self.alt_text, 1000) or None
@@ -164,6 +177,11 @@ class DiscordDelivery:
         notes = list(fitted.notes)
         if not result.files and not fitted.uploads:
             notes.append("The job finished but its file could not be fetched.")
+        if cards.wants_card(fitted.uploads):
+            card = partial(
+                cards.result_card, result, fitted.uploads, links=fitted.links, notes=notes
+            )
+            return Outgoing(files=fitted.uploads, alt_text=result.prompt, card=card)
         embed = render.result_embed(result, image=image, links=fitted.links, notes=notes)
         return Outgoing(embeds=[embed], files=fitted.uploads, view=view, alt_text=result.prompt)
 
@@ -199,31 +217,24 @@ class DiscordDelivery:
         """The original response becomes the first message; follow-ups carry the rest."""
         first, rest = messages[0], messages[1:]
         await self._guard_size(
-            interaction.edit_original_response(
-                content=first.content or None,
-                embeds=first.embeds,
-                attachments=first.discord_files(),
-                view=first.view,
-            )
+            interaction.edit_original_response(**first.shown(), attachments=first.discord_files())
         )
         for index, message in enumerate(rest):
+            shown = message.shown()
             if index < len(self._followups):
                 await self._guard_size(
                     interaction.followup.edit_message(
-                        self._followups[index],
-                        content=message.content or None,
-                        embeds=message.embeds,
-                        attachments=message.discord_files(),
-                        view=message.view,
+                        self._followups[index], **shown, attachments=message.discord_files()
                     )
                 )
             else:
+                missing = discord.utils.MISSING
                 sent = await self._guard_size(
                     interaction.followup.send(
-                        message.content or discord.utils.MISSING,
-                        embeds=message.embeds,
+                        shown["content"] or missing,
+                        embeds=shown["embeds"],
                         files=message.discord_files(),
-                        view=message.view or discord.utils.MISSING,
+                        view=shown["view"] or missing,
                         wait=True,
                     )
                 )
@@ -276,33 +287,28 @@ class DiscordDelivery:
             replied_user=False,
         )
         for index, message in enumerate(messages):
-            content = message.content
-            if index == 0:
-                lead = headline or f"<@{self._ref.user}>"
-                content = f"{lead}\n{content}" if content else lead
-            send = partial(
-                channel.send,
-                content or None,
-                embeds=message.embeds,
-                files=message.discord_files(),
-                allowed_mentions=mentions if index == 0 else NO_PINGS,
-                nonce=nonce if index == 0 else f"{nonce}.{index}",
+            lead = (headline or f"<@{self._ref.user}>") if index == 0 else ""
+            await self._guard_size(
+                channel.send(
+                    **message.shown(lead),
+                    files=message.discord_files(),
+                    allowed_mentions=mentions if index == 0 else NO_PINGS,
+                    nonce=nonce if index == 0 else f"{nonce}.{index}",
+                )
             )
-            await self._guard_size(send() if message.view is None else send(view=message.view))
 
     async def _send_direct(self, messages: Sequence[Outgoing], job_id: str) -> None:
         """The result in a DM to the requester (the channel refused it)."""
         dm = await self._client.create_dm(discord.Object(int(self._ref.user)))
         for index, message in enumerate(messages):
-            send = partial(
-                dm.send,
-                message.content or None,
-                embeds=message.embeds,
-                files=message.discord_files(),
-                allowed_mentions=NO_PINGS,
-                nonce=f"{job_id}d" if index == 0 else f"{job_id}d.{index}",
+            await self._guard_size(
+                dm.send(
+                    **message.shown(),
+                    files=message.discord_files(),
+                    allowed_mentions=NO_PINGS,
+                    nonce=f"{job_id}d" if index == 0 else f"{job_id}d.{index}",
+                )
             )
-            await self._guard_size(send() if message.view is None else send(view=message.view))
 
     async def _shown_in_original(self, job_id: str) -> bool:
         """Whether the job's first message already carries its result: delivered through the
@@ -314,7 +320,7 @@ class DiscordDelivery:
         except discord.HTTPException:
             return False
         footers = {embed.footer.text for embed in message.embeds}
-        return f"job {job_id}" in footers
+        return render.job_tag(job_id) in footers or cards.names_job(message, job_id)
 
     async def _edit_original_in_channel(self, **changes: Any) -> None:
         """Best effort: tidy the job's first message with the bot token once the token is gone."""

@@ -157,6 +157,8 @@ class JobHandlers:
                 await self._confirm(interaction, job_id)
             elif action == "request":
                 await self._show_request(interaction, job_id)
+            elif action == "fresh":
+                await self._start_fresh(interaction, job_id)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -201,6 +203,12 @@ class JobHandlers:
             roles=identity_of(interaction).roles,
             delivery=self._delivery_for(ref, interaction),
         )
+
+    async def _start_fresh(self, interaction: discord.Interaction, job_id: str) -> None:
+        community = community_of(interaction)
+        conversations = self._core.jobs.conversations
+        said = await conversations.close(community.platform, community.workspace, job_id)
+        await interaction.response.send_message(said, ephemeral=True)
 
     async def _show_request(self, interaction: discord.Interaction, job_id: str) -> None:
         text = await self._core.jobs.show_request(job_id, community_of(interaction))

@@ -66,27 +66,44 @@ def result_embed(
     """Prompt, model, seed, size, time, cost and what is left; `image` an uploaded filename."""
     parts = [shorten(result.prompt, PROMPT_CHARS)] if with_prompt and result.prompt else []
     if links:
-        parts.append("\n".join(f"[{name}]({url})" for name, url in links))
+        parts.append(link_lines(links))
     embed = discord.Embed(colour=COLOUR, description=shorten("\n\n".join(parts), 4096) or None)
     embed.set_author(name=result.model)
-    if result.seeds:
-        embed.add_field(name="Seed", value=", ".join(str(s) for s in result.seeds))
-    size = size_of(result.files, result.params)
-    if size:
-        embed.add_field(name="Size", value=size)
-    embed.add_field(name="Time", value=duration(result.elapsed_s))
-    embed.add_field(
-        name="Cost", value="free (cached)" if result.cached else format_usd(result.cost)
-    )
-    if result.remaining:
-        embed.add_field(name="Left", value=shorten(result.remaining, 1024), inline=False)
-    all_notes = [*result.notes, *notes]
-    if all_notes:
-        embed.add_field(name="Note", value=shorten("\n".join(all_notes), 1024), inline=False)
+    for name, value in details(result, notes):
+        embed.add_field(name=name, value=value, inline=name not in ("Left", "Note"))
     if image:
         embed.set_image(url=f"attachment://{image}")
-    embed.set_footer(text=f"job {result.job_id}")
+    embed.set_footer(text=job_tag(result.job_id))
     return embed
+
+
+def link_lines(links: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"[{name}]({url})" for name, url in links)
+
+
+def job_tag(job_id: str) -> str:
+    """How a result names its job (an embed's footer, a card's last line): clicks and
+    re-deliveries find the job by it."""
+    return f"job {job_id}"
+
+
+def details(result: Result, notes: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Seed, size, time, cost, what is left and notes, as (name, value): an embed's fields or
+    a Components V2 card's lines."""
+    found: list[tuple[str, str]] = []
+    if result.seeds:
+        found.append(("Seed", ", ".join(str(s) for s in result.seeds)))
+    size = size_of(result.files, result.params)
+    if size:
+        found.append(("Size", size))
+    found.append(("Time", duration(result.elapsed_s)))
+    found.append(("Cost", "free (cached)" if result.cached else format_usd(result.cost)))
+    if result.remaining:
+        found.append(("Left", shorten(result.remaining, 1024)))
+    all_notes = [*result.notes, *notes]
+    if all_notes:
+        found.append(("Note", shorten("\n".join(all_notes), 1024)))
+    return found
 
 
 def size_of(files: Sequence[MediaFile], params: object) -> str | None:

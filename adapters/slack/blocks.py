@@ -23,7 +23,8 @@ CANCEL = "job_cancel"
 SHOW = "job_show"
 CONFIRM = "job_confirm"
 DECLINE = "job_decline"
-ACTIONS = (REROLL, VARIATIONS, CANCEL, SHOW, CONFIRM, DECLINE)
+FRESH = "job_fresh"  # an answer's conversation: its next turn starts a new one
+ACTIONS = (REROLL, VARIATIONS, CANCEL, SHOW, CONFIRM, DECLINE, FRESH)
 
 PROMPT_SHOWN = 500  # characters of a prompt echoed in a headline (escaped, well under 3,000)
 EMOJI = {
@@ -99,6 +100,8 @@ def result(title: str, done: Result, *, variations: bool) -> list[Block]:
     if variations:
         buttons.append(button("🔀 Variations", VARIATIONS, done.job_id))
     buttons.append(button("Show request", SHOW, done.job_id))
+    if done.kind == "text":
+        buttons.append(button("✨ Start fresh", FRESH, done.job_id))
     blocks.append(actions(*buttons))
     return blocks
 

@@ -1,4 +1,5 @@
-"""The buttons on job cards: Reroll, Variations, Cancel, Show request, and Run it / Cancel.
+"""The buttons on job cards: Reroll, Variations, Cancel, Show request, Start fresh (an answer's
+conversation), and Run it / Cancel.
 
 Each button's `value` is the job id and everything else comes from SQLite, so buttons on cards
 posted before a restart keep working. A reroll runs in the same thread, paid by whoever clicked.
@@ -52,6 +53,9 @@ class Buttons:
         if action_id == blocks.CONFIRM:
             await self._confirm(job_id, origin)
             return None
+        if action_id == blocks.FRESH:
+            community = origin.community
+            return await jobs.conversations.close(community.platform, community.workspace, job_id)
         if action_id == blocks.DECLINE:
             said = await jobs.cancel(job_id, origin.community, user=origin.user, is_admin=is_admin)
             await self._replace_question(origin, said)

@@ -30,7 +30,9 @@ What Discord behaviour is modelled, because the bot must cope with it:
 - Files above the guild's `upload_limit` (default 10 MiB) are refused with 413 code 40005; the same
   number is sent as the interaction's `attachment_size_limit`. Content over 2,000 characters,
   more than 10 embeds or an embed description over 4,096, more than 5 rows of 5 components, and
-  empty messages are refused as Discord does (400 with code 50035 or 50006).
+  empty messages are refused as Discord does (400 with code 50035 or 50006). A Components V2
+  message (flag 1 << 15) is checked as `discord_components` says (no content or embeds, the
+  documented nesting, gallery URLs naming its own files); the flag, once set, stays.
 - `rate_limit(route, times=n)` makes the next n calls to a route answer 429 with the headers and
   body discord.py needs to wait and retry.
 - Commands must have been synced (`tree.sync()`) before a user can run them; a command the user
@@ -80,10 +82,12 @@ from urllib.parse import quote
 import yarl
 from aiohttp import BodyPartReader, web
 
+from tests.fakes.discord_components import IS_COMPONENTS_V2, gallery, texts, v2_problems
 from tests.fakes.discord_gateway import (
     ATTACH_FILES,
     DEFAULT_UPLOAD_LIMIT,
     DM,
+    GROUP_DM,
     GUILD_MESSAGES_INTENT,
     MESSAGE_CONTENT_INTENT,
     PUBLIC_THREAD,
@@ -127,7 +131,6 @@ __all__ = [
 API_PREFIX = "/api/v10"
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
-IS_COMPONENTS_V2 = 1 << 15
 _FILE_FIELD = re.compile(r"files\[(\d+)\]")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -203,6 +206,16 @@ class Message:
                 yield from walk(c.get("components", []))
 
         return list(walk(self.components))
+
+    @property
+    def texts(self) -> list[str]:
+        """A Components V2 message's text displays, in display order."""
+        return texts(self.components)
+
+    @property
+    def gallery(self) -> list[str]:
+        """A Components V2 message's media gallery URLs (`attachment://name` for its files)."""
+        return gallery(self.components)
 
     def button(self, custom_id: str) -> Button:
         for candidate in self.buttons:
@@ -369,9 +382,11 @@ def _check_message(
         problems["content"] = "Must be 2000 or fewer in length."
     if len(embeds) > 10 or any(len(e.get("description") or "") > 4096 for e in embeds):
         problems["embeds"] = "At most 10 embeds, each description 4096 or fewer in length."
-    if not int(body.get("flags") or 0) & IS_COMPONENTS_V2 and (
-        len(rows) > 5 or any(len(row.get("components", [])) > 5 for row in rows)
-    ):
+    if int(body.get("flags") or 0) & IS_COMPONENTS_V2:
+        names = {name for name, _, _ in files.values()}
+        names |= {str(a["filename"]) for a in body.get("attachments") or [] if "filename" in a}
+        problems.update(v2_problems(body, names))
+    elif len(rows) > 5 or any(len(row.get("components", [])) > 5 for row in rows):
         problems["components"] = "At most 5 action rows of 5 components."
     if problems:
         errors = {
@@ -566,6 +581,12 @@ class FakeDiscord:
         self._dms[channel.id] = channel
         return channel
 
+    def group_dm(self, name: str = "friends") -> FakeChannel:
+        """A group DM of members (the bot is never in one; a user install is used there)."""
+        channel = FakeChannel(name, type=GROUP_DM)
+        self._dms[channel.id] = channel
+        return channel
+
     def find_channel(self, channel_id: int) -> tuple[FakeChannel, FakeGuild | None] | None:
         """A guild channel with its guild, or a DM channel with None."""
         for guild in self.guilds:
@@ -603,10 +624,11 @@ class FakeDiscord:
         channel_id: int | None = None,
         reply_to: Message | None = None,
         mention_bot: bool = False,
+        attachments: Sequence[Upload] = (),
     ) -> Message:
         """`user` posts `content` in `channel_id` (default: the first guild's text channel);
         `reply_to` makes it a reply (pinging the replied-to author, Discord's default);
-        `mention_bot` starts it with the bot's mention. MESSAGE_CREATE carries the content only
+        `mention_bot` starts it with the bot's mention; `attachments` are its files. MESSAGE_CREATE carries the content only
         where Discord would: the MESSAGE_CONTENT intent, or the bot mentioned."""
         user = user or self.user
         if reply_to is not None and channel_id is None:
@@ -651,7 +673,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": mentions,
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [self._stored(upload) for upload in attachments],
             "embeds": [],
             "components": [],
             "pinned": False,
@@ -677,7 +699,7 @@ class FakeDiscord:
                 m["id"] == str(self.bot_user.id) for m in mentions
             )
             await session.dispatch(
-                "MESSAGE_CREATE", payload if seen else {**payload, "content": ""}
+                "MESSAGE_CREATE", payload if seen else {**payload, "content": "", "attachments": []}
             )
         return message
 
@@ -773,7 +795,14 @@ class FakeDiscord:
         root, *path = name.split()
         what = f"/{root} synced and usable by {user.username} in {guild.name if guild else 'a DM'}"
         command = await self._wait(
-            lambda: usable_command(self.commands, root, guild, user, user_install=user_install),
+            lambda: usable_command(
+                self.commands,
+                root,
+                guild,
+                user,
+                user_install=user_install,
+                group_dm=channel.type == GROUP_DM,
+            ),
             timeout,
             what,
         )
@@ -798,8 +827,12 @@ class FakeDiscord:
         return guild.text_channel, guild
 
     def _upload(self, upload: Upload) -> dict[str, Any]:
+        """A slash command's attachment option (Discord marks those ephemeral)."""
+        return {**self._stored(upload), "ephemeral": True}
+
+    def _stored(self, upload: Upload) -> dict[str, Any]:
         stored = self._store_file((upload.filename, upload.data, upload.content_type), {})
-        return {**self._attachment_payload(stored), "ephemeral": True}
+        return self._attachment_payload(stored)
 
     async def _deliver(
         self,
@@ -1136,6 +1169,8 @@ class FakeDiscord:
         needed = VIEW_CHANNEL | SEND_MESSAGES | (ATTACH_FILES if files else 0)
         if guild is not None and guild.permissions_for(self.bot_user) & needed != needed:
             raise _ApiError(403, "Missing Permissions", 50013)
+        if channel.type == GROUP_DM:  # a user install answers there through interactions only
+            raise _ApiError(403, "Missing Access", 50001)
         _check_message(body, files, self._upload_limit(guild), creating=True)
         body["flags"] = int(body.get("flags") or 0) & ~(EPHEMERAL | LOADING)
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
@@ -1307,8 +1342,8 @@ class FakeDiscord:
             "version": message.version + 1,
             "edited_at": datetime.now(UTC),
             "attachments": self._attachments(body, files, message.attachments),
-            # An edit ends the "thinking" state; the ephemeral bit can never change.
-            "flags": (message.flags & EPHEMERAL) | flags,
+            # An edit ends the "thinking" state; the ephemeral and V2 bits can never be removed.
+            "flags": (message.flags & (EPHEMERAL | IS_COMPONENTS_V2)) | flags,
         }
         if "content" in body:
             changes["content"] = body["content"] or ""

@@ -45,7 +45,7 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 #: Discord's default per-file upload limit for bots (guilds without boosts, DMs).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-GUILD_TEXT, DM, PUBLIC_THREAD = 0, 1, 11
+GUILD_TEXT, DM, GROUP_DM, PUBLIC_THREAD = 0, 1, 3, 11
 STRING, INTEGER, BOOLEAN, USER_OPTION, NUMBER, ATTACHMENT_OPTION = 3, 4, 5, 6, 10, 11
 
 GUILDS_INTENT = 1 << 0
@@ -237,6 +237,7 @@ def channel_payload(channel: FakeChannel, guild: FakeGuild | None) -> dict[str, 
             "last_message_id": None,
             "flags": 0,
             "recipients": recipients,
+            **({"name": channel.name} if channel.type == GROUP_DM else {}),
         }
     if channel.parent_id is not None:
         return thread_payload(channel, guild, guild.owner)
@@ -415,7 +416,7 @@ def interaction_payload(
             channel=channel_payload(channel, None),
             app_permissions=str(DM_APP_PERMISSIONS),
             authorizing_integration_owners={"0": "0"},
-            context=1,
+            context=2 if channel.type == GROUP_DM else 1,  # PRIVATE_CHANNEL or BOT_DM
         )
     if user_install:
         payload["authorizing_integration_owners"] = {"1": str(user.id)}
@@ -442,6 +443,7 @@ def usable_command(
     user: FakeUser,
     *,
     user_install: bool = False,
+    group_dm: bool = False,
 ) -> dict[str, Any] | None:
     """The synced slash command `user` would see in the picker here, if any.
 
@@ -459,6 +461,8 @@ def usable_command(
             if install not in (command.get("integration_types") or [0]):
                 continue
             contexts = command.get("contexts")
+            if group_dm:  # PRIVATE_CHANNEL: only a user install reaches a group DM
+                return command if user_install and contexts and 2 in contexts else None
             if guild is None:
                 in_dm = 1 in contexts if contexts else command.get("dm_permission") is not False
                 return command if in_dm else None
