@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import time_machine
+from markupsafe import escape
 
 from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
@@ -381,7 +382,9 @@ async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
     assert no_reason.status_code == 400 and "reason" in no_reason.text
     assert f"Granted $2.00 to member {member.user}." in granted.text
     audit_row = granted.text.split('<table class="audit">', 1)[1].split("</tr>")[1]
-    assert f"<td>{owner.id}</td><td>grant</td><td>{member.user}</td>" in audit_row
+    # Named as the adapter saw them (/web, /imagine), the hostile name as text, with the ids.
+    named = f"<td>guild-owner ({owner.id})</td><td>grant</td><td>{escape(HOSTILE)} ({member.user})"
+    assert named in audit_row
     assert usage.user[0].limit == Decimal("3.00")  # $1.00 default + $2.00
     assert ended.status_code == 200 and after.status_code == 401
 
