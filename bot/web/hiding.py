@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection
 
 from bot.delivery import NSFW_CHANNEL
+from bot.jobs import Community
 from bot.jobstore import JobRecord
 from bot.quota import Identity
 from bot.sql import Connection, ScopeLocking, Store
@@ -30,7 +31,9 @@ def nsfw_channels_clause(
 ) -> tuple[str, list[object]]:
     """The gallery's condition leaving out jobs asked for in age-restricted channels: marked so
     by the adapter (Discord), or one of `slack.nsfw_channels`."""
-    clause = f"COALESCE({_channel_field(raw, 'extra', NSFW_CHANNEL)}, '') <> '1'"
+    # The LIKE spares parsing the JSON of the rows that carry no mark at all (most of them).
+    marked = _channel_field(raw, "extra", NSFW_CHANNEL)
+    clause = f"""(channel_ref NOT LIKE '%"{NSFW_CHANNEL}"%' OR COALESCE({marked}, '') <> '1')"""
     if not slack_channels:
         return clause, []
     marks = ", ".join("?" for _ in slack_channels)
@@ -46,6 +49,15 @@ def _channel_field(raw: Connection, *path: str) -> str:
     if isinstance(raw, ScopeLocking):  # PostgreSQL (bot/sql.py)
         return f"(CAST(channel_ref AS JSON) #>> '{{{','.join(path)}}}')"
     return f"json_extract(channel_ref, '$.{'.'.join(path)}')"
+
+
+def opted_out(raw: Connection, community: Community) -> set[str]:
+    """The members of the community who took all their results off the page."""
+    rows = raw.execute(
+        "SELECT user_id FROM web_hidden_members WHERE platform = ? AND workspace = ?",
+        (community.platform, community.workspace),
+    )
+    return {row[0] for row in rows}
 
 
 def from_nsfw_channel(job: JobRecord, slack_channels: Collection[str]) -> bool:
