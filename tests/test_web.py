@@ -6,9 +6,8 @@ which requests are refused, and the limits `/usage` reports after the admin form
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests.discord_support import discord_settings, fields, job_id_of, result_of
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
 from tests.fakes.discord_gateway import GUILD_MEMBERS_INTENT, FakeRole
 from tests.fakes.runpod import FakeRunpod
-from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in, until
 
 MANAGE_GUILD = 1 << 5
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -503,16 +502,6 @@ async def test_text_and_speech_results_show_an_excerpt_and_a_player(
     speak_card = gallery.text.split(f'href="/web/job/{job_id_of(said)}"', 1)[1].split("</li>")[0]
     assert '<span class="excerpt">' in ask_card
     assert "<audio controls" in speak_card and 'src="/web/media/results/' in speak_card
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    """Ask again until `condition` holds: the bot handles a gateway event on a task of its own,
-    which sets no event a test can wait on."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def test_a_member_who_leaves_the_server_loses_the_page_at_once(
