@@ -17,12 +17,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from bench.common import throwaway_postgres
+from bench.common import fresh_place
 from bot import web as web_page
 from bot.app import Core, open_core
 from bot.config import Settings
@@ -124,22 +123,13 @@ async def _measure(place: str, folder: Path, rounds: int) -> None:
             await listener.stop()
 
 
-@contextmanager
-def _place(where: str, folder: Path) -> Iterator[str]:
-    if where == "sqlite":
-        yield str(folder / "bench.db")
-        return
-    with throwaway_postgres(where) as dsn:
-        yield dsn
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", action="append", help="sqlite or a PostgreSQL DSN")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     for where in args.database or ["sqlite", DEFAULT_PG]:
-        with tempfile.TemporaryDirectory() as tmp, _place(where, Path(tmp)) as place:
+        with tempfile.TemporaryDirectory() as tmp, fresh_place(where, Path(tmp)) as place:
             load = os.getloadavg()[0]
             print(f"{where.split('@')[-1]}: {RESULTS} results (load {load:.2f})", flush=True)
             asyncio.run(_measure(place, Path(tmp), args.rounds))
