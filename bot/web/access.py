@@ -59,10 +59,9 @@ class WebAccess:
         self._checked[key] = now
         return check
 
-    def new_name(self, identity: Identity, name: str) -> bool:
-        """Whether this name is news to this process (then it is written once)."""
-        key = (identity.platform, identity.workspace, identity.user)
-        if self._names.get(key) == name:
-            return False
-        self._names[key] = name
-        return True
+    def known_name(self, identity: Identity) -> str | None:
+        """The name this process last stored for the member (None: none yet)."""
+        return self._names.get((identity.platform, identity.workspace, identity.user))
+
+    def stored_name(self, identity: Identity, name: str) -> None:
+        self._names[(identity.platform, identity.workspace, identity.user)] = name

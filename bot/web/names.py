@@ -36,7 +36,7 @@ class Names:
     async def seen(self, identity: Identity, name: str) -> None:
         """Keep the member's current name; written only when this process has not seen it."""
         name = name[:MAX_NAME]
-        if not name or not self._access.new_name(identity, name):
+        if not name or self._access.known_name(identity) == name:
             return
         if not self._ready:
             await ensure_schema(self._db)
@@ -51,6 +51,7 @@ class Names:
             )
 
         await self._db.run(write)
+        self._access.stored_name(identity, name)
 
     async def of(self, community: Community) -> dict[str, str]:
         return await self._db.read(lambda raw: names_in(raw, community))

@@ -9,7 +9,7 @@ carries none of them and the core's schema versions are the core's alone.
 from __future__ import annotations
 
 from bot.db import split_statements
-from bot.sql import Connection, Store
+from bot.sql import Connection, Store, lock_scopes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_links (
@@ -69,6 +69,8 @@ CREATE INDEX IF NOT EXISTS jobs_web_members ON jobs (platform, workspace, user_i
 
 async def ensure_schema(db: Store) -> None:
     def make(raw: Connection) -> None:
+        # PostgreSQL: two processes creating the same table at once would collide; wait instead.
+        lock_scopes(raw, "web_schema")
         for statement in split_statements(SCHEMA):
             raw.execute(statement)
 
