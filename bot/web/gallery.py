@@ -87,11 +87,10 @@ def _distinct(raw: Connection, column: str, community: Community) -> list[str]:
     """Every model or member with a result in the community, for the filters: read from the
     page's indexes alone (bot/web/schema.py), so not narrowed by channel or single hidden
     results, which would mean reading every row (docs/web.md, Speed)."""
-    marks = ", ".join("?" for _ in WITH_RESULT)
     rows = raw.execute(
         f"SELECT DISTINCT {column} FROM jobs WHERE platform = ? AND workspace = ?"
-        f" AND state IN ({marks}) ORDER BY {column}",
-        (community.platform, community.workspace, *WITH_RESULT),
+        f" AND {sql_in(WITH_RESULT)} ORDER BY {column}",
+        (community.platform, community.workspace),
     )
     return [row[0] for row in rows]
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection
 
 from bot.delivery import NSFW_CHANNEL
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.jobstore import JobRecord
 from bot.quota import Identity
 from bot.sql import Connection, ScopeLocking, Store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from bot.jobs import Community
+from bot.invocation import Community
 from bot.quota import Identity
 from bot.sql import Connection, Store
 from bot.web.access import WebAccess
