@@ -291,3 +291,14 @@ def throwaway_postgres(server: str) -> Iterator[str]:
             yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
         finally:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_place(where: str, tmp: Path) -> Iterator[str]:
+    """`storage.database` for a run: an SQLite file in `tmp` ("sqlite"), else a throwaway
+    database on the PostgreSQL server `where`."""
+    if where == "sqlite":
+        yield str(tmp / "bot.db")
+        return
+    with throwaway_postgres(where) as dsn:
+        yield dsn

@@ -26,26 +26,15 @@ import signal
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import throwaway_postgres
+from bench.common import fresh_place
 from tests.conftest import API_KEY, register_catalog
 from tests.fakes.runpod import FakeRunpod
 from tests.test_workers import FLUX, imagine, rows, slack_bots, states, until
 
 DEFAULT_PLACES = ["sqlite", "postgresql://postgres@127.0.0.1:5432/postgres"]
 JOBS = 4
-
-
-@contextmanager
-def _fresh(where: str, tmp: Path) -> Iterator[str]:
-    if where == "sqlite":
-        yield str(tmp / "bot.db")
-        return
-    with throwaway_postgres(where) as dsn:
-        yield dsn
 
 
 def _runpod_ids(place: str, worker_id: str) -> set[str]:
@@ -66,7 +55,7 @@ async def _one(where: str, lease_s: float, heartbeat_s: float) -> tuple[float, f
         runpod.endpoints[FLUX].execution_time = 3 * lease_s + 60
         with (
             tempfile.TemporaryDirectory(prefix="takeover-bench-") as tmp,
-            _fresh(where, Path(tmp)) as place,
+            fresh_place(where, Path(tmp)) as place,
         ):
             leases = {
                 "BOT_WORKERS__LEASE_S": str(lease_s),

@@ -36,7 +36,8 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
-from bot.sql import Store, db_errors, is_postgres, open_store
+from bot.sql import Store, db_errors, open_store
+from bot.web.access import WebAccess
 from bot.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class Core:
     readiness: Readiness = field(default_factory=Readiness)
     # Adapters with an admin channel register it here; the core posts operator notices to it.
     notices: AdminNotices = field(default_factory=AdminNotices)
+    # Adapters tell the web page about members here (bot/web/access.py).
+    web: WebAccess = field(default_factory=WebAccess)
 
     async def not_ready(self) -> dict[str, str]:
         """What `/health/ready` names: part -> why it is not ready."""
@@ -138,11 +141,6 @@ def _check_runnable(settings: Settings) -> None:
     """Refuse, before anything opens, settings the core cannot start with."""
     if settings.runpod.api_key is None:
         raise ConfigError("runpod.api_key: RUNPOD_API_KEY is not set")
-    if settings.web.public_url and is_postgres(settings.storage.database):
-        raise ConfigError(
-            "web.public_url: the web page needs an SQLite storage.database"
-            " (its queries are not built for PostgreSQL yet); unset one of them"
-        )
 
 
 @asynccontextmanager

@@ -120,6 +120,9 @@ class DiscordSettings(Section):
     # Ask for the privileged Message Content intent (switch it on in the Developer Portal too):
     # then any message in a conversation's thread is a turn, not only those mentioning the bot.
     message_content: bool = False
+    # Ask for the privileged Server Members intent: a member who leaves the server loses their
+    # web page sessions at once (without it, at the page's next re-check; docs/web.md).
+    members_intent: bool = False
 
     @model_validator(mode="after")
     def _shard_ids_within_count(self) -> DiscordSettings:

@@ -226,18 +226,3 @@ def test_check_shows_the_postgresql_database_without_its_password(tmp_path: Path
     _, output = run("--config", str(config), "check")
     assert "database: postgresql://bot@db.internal:5433/bot\n" in output
     assert "s3cret" not in output
-
-
-def test_the_web_page_on_postgresql_is_refused_clearly(tmp_path: Path, target: str) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[runpod]\napi_key = "rp_test"\n[storage]\ndatabase = "{target}"\n'
-        '[web]\npublic_url = "https://bot.example.com"\n',
-        encoding="utf-8",
-    )
-    code, output = run("--config", str(config), "try", "flux-schnell", "a cat")
-    assert code == 2
-    assert output.strip().splitlines() == [
-        "error: web.public_url: the web page needs an SQLite storage.database"
-        " (its queries are not built for PostgreSQL yet); unset one of them"
-    ]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import time_machine
+from markupsafe import escape
 
 from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
@@ -26,25 +27,35 @@ from bot.quota import Identity
 from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
+from tests.fakes.discord_gateway import GUILD_MEMBERS_INTENT, FakeRole
 from tests.fakes.runpod import FakeRunpod
-from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in, until
 
+MANAGE_GUILD = 1 << 5
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    guilds = [FakeGuild(name="Home"), FakeGuild(name="Elsewhere")]
+    moderators = FakeRole("moderators", MANAGE_GUILD)
+    guilds = [FakeGuild(name="Home", roles=[moderators]), FakeGuild(name="Elsewhere")]
     async with FakeDiscord(guilds=guilds, user=FakeUser("member", global_name=HOSTILE)) as fake:
         with point_discord_py_at(fake):
             yield fake
 
 
-def settings_for(tmp_path: Path, runpod: FakeRunpod, fake: FakeDiscord, **web: Any) -> Any:
+def settings_for(
+    tmp_path: Path,
+    runpod: FakeRunpod,
+    fake: FakeDiscord,
+    database: Path | str | None = None,
+    **web: Any,
+) -> Any:
     return discord_settings(
         tmp_path,
         runpod,
         fake,
+        database=database,
         storage={"media_dir": str(tmp_path / "media")},
         web={"public_url": PUBLIC_URL, **web},
     )
@@ -52,9 +63,10 @@ def settings_for(tmp_path: Path, runpod: FakeRunpod, fake: FakeDiscord, **web: A
 
 @pytest.fixture
 async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord, db_place: Path | str
 ) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(settings_for(tmp_path, runpod_fake, fake)) as adapter:
+    """The bot on SQLite and on PostgreSQL: every page's queries run on both."""
+    async with running_bot(settings_for(tmp_path, runpod_fake, fake, db_place)) as adapter:
         yield adapter
 
 
@@ -93,6 +105,7 @@ async def test_a_member_signs_in_from_web_and_sees_the_result_with_its_media(
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/web" in cookie
     assert "Secure" not in cookie  # http public_url
     assert gallery.status_code == 200
+    assert f"flux-schnell · {escape(HOSTILE)} ·" in gallery.text  # named, as text
     assert (
         f'href="/web/job/{job}"' in gallery.text and 'alt="a red fox in the snow"' in gallery.text
     )
@@ -266,6 +279,8 @@ async def test_run_again_starts_the_job_for_the_viewer_and_charges_it_once(
         forged = await client.post(f"{base}/web/job/{original}/again", data={"csrf": "no"})
         started = await client.post(f"{base}/web/job/{original}/again", data={"csrf": csrf})
         new_job = started.headers["location"].rsplit("/", 1)[1]
+        dm = fake.dm_channel(owner)
+        in_dm = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
         await bot.core.jobs.wait_idle(10)
         shown = await client.get(f"{base}/web/job/{new_job}")
     guild = str(fake.guild.id)
@@ -278,6 +293,7 @@ async def test_run_again_starts_the_job_for_the_viewer_and_charges_it_once(
     assert record.state == "delivered" and record.cost is not None and record.cost > 0
     assert owner_spend.spent == record.cost  # charged once, to the viewer
     assert len(runpod_fake.jobs) == 2  # the original and the rerun reached Runpod
+    assert in_dm.attachments and f"job {new_job}" in str(in_dm.embeds)  # also in chat, privately
     assert (
         shown.status_code == 200 and "a fox to reroll" in shown.text and "<img src=" in shown.text
     )
@@ -381,7 +397,9 @@ async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
     assert no_reason.status_code == 400 and "reason" in no_reason.text
     assert f"Granted $2.00 to member {member.user}." in granted.text
     audit_row = granted.text.split('<table class="audit">', 1)[1].split("</tr>")[1]
-    assert f"<td>{owner.id}</td><td>grant</td><td>{member.user}</td>" in audit_row
+    # Named as the adapter saw them (/web, /imagine), the hostile name as text, with the ids.
+    named = f"<td>guild-owner ({owner.id})</td><td>grant</td><td>{escape(HOSTILE)} ({member.user})"
+    assert named in audit_row
     assert usage.user[0].limit == Decimal("3.00")  # $1.00 default + $2.00
     assert ended.status_code == 200 and after.status_code == 401
 
@@ -484,3 +502,48 @@ async def test_text_and_speech_results_show_an_excerpt_and_a_player(
     speak_card = gallery.text.split(f'href="/web/job/{job_id_of(said)}"', 1)[1].split("</li>")[0]
     assert '<span class="excerpt">' in ask_card
     assert "<audio controls" in speak_card and 'src="/web/media/results/' in speak_card
+
+
+async def test_a_member_who_leaves_the_server_loses_the_page_at_once(
+    tmp_path: Path, runpod_fake: FakeRunpod
+) -> None:
+    guild = FakeGuild(name="Home")
+    async with FakeDiscord(guilds=[guild], privileged_intents=GUILD_MEMBERS_INTENT) as fake:
+        with point_discord_py_at(fake):
+            settings = settings_for(tmp_path, runpod_fake, fake)
+            settings.discord.members_intent = True
+            async with running_bot(settings) as adapter, running_page(adapter.core) as base:
+                async with httpx.AsyncClient() as client:
+                    await sign_in(client, await web_link(fake, base))
+                    before = await client.get(f"{base}/web/")
+                    await fake.remove_member(fake.user)  # GUILD_MEMBER_REMOVE
+
+                    async def refused() -> bool:
+                        return (await client.get(f"{base}/web/")).status_code == 401
+
+                    await until(refused)
+    assert before.status_code == 200
+
+
+async def test_an_admin_who_loses_the_role_or_leaves_loses_the_admin_page(
+    bot: DiscordAdapter, fake: FakeDiscord, base: str
+) -> None:
+    """No event needed (no privileged intent): the admin page asks Discord every time."""
+    moderator = FakeUser("moderator")
+    member = fake.guild.add_member(moderator, fake.guild.roles[0])
+    async with httpx.AsyncClient() as client:
+        await sign_in(client, await web_link(fake, base, user=moderator))
+        as_admin = await client.get(f"{base}/web/admin")
+        member.roles.clear()
+        demoted = await client.get(f"{base}/web/admin")
+        gallery = await client.get(f"{base}/web/")
+        member.roles.append(fake.guild.roles[0])
+        promoted_again = await client.get(f"{base}/web/admin")
+        await fake.remove_member(moderator)
+        gone = await client.get(f"{base}/web/admin")
+        after = await client.get(f"{base}/web/")
+    assert as_admin.status_code == 200
+    assert demoted.status_code == 403 and 'href="/web/admin"' not in gallery.text
+    assert promoted_again.status_code == 200
+    assert gone.status_code == 401 and "no longer a member" in gone.text
+    assert after.status_code == 401  # the session ended

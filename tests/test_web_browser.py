@@ -131,10 +131,13 @@ async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_agai
         await expect(page.locator("dd.prompt")).to_have_text("a fox in the snow")
         await expect(page.locator(".media img")).to_have_count(1, timeout=15_000)
         rerun = page.url.rsplit("/", 1)[1]
+    dm = fake.dm_channel(fake.user)
+    in_dm = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
     assert loaded == 512  # the image came through its signed media URL
     record = await bot.core.jobs.job(rerun, Community("discord", str(fake.guild.id)))
     assert rerun not in jobs and len(runpod_fake.jobs) == 3  # the rerun reached Runpod
     assert record is not None and record.state == "delivered" and record.cost
+    assert in_dm.attachments and f"job {rerun}" in str(in_dm.embeds)  # and in the member's DM
 
 
 async def test_an_admin_sets_a_limit_in_the_browser_and_usage_reports_it(

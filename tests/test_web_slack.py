@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_signing import slash_command
+from tests.fakes.slack_signing import event_callback, slash_command
 from tests.slack_support import (
     ALICE,
     BOSS,
@@ -26,7 +27,7 @@ from tests.slack_support import (
     populate,
     running_bot,
 )
-from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in
+from tests.web_support import PUBLIC_URL, link_in, running_page, sign_in, until
 
 
 @pytest.fixture
@@ -65,6 +66,30 @@ async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(bot: Sl
     assert f'href="/web/job/{job}"' in gallery.text and "a slack cat" in gallery.text
     assert refused.status_code == 403
     assert limits.status_code == 200 and 'id="set-limits"' in limits.text
+
+
+async def test_a_deactivated_member_loses_the_page_and_a_demoted_admin_the_admin_page(
+    bot: SlackBot,
+) -> None:
+    fake = bot.fake
+    async with running_page(bot.core) as base:
+        async with httpx.AsyncClient() as alice, httpx.AsyncClient() as boss:
+            await sign_in(alice, await web_link(bot, base, ALICE))
+            await sign_in(boss, await web_link(bot, base, BOSS))
+            before = await alice.get(f"{base}/web/")
+            gone = {"id": ALICE, "team_id": fake.team_id, "deleted": True, "profile": {}}
+            changed = event_callback(fake, {"type": "user_change", "user": gone})
+            assert (await bot.signer.post_event(bot.url, changed)).status == 200
+
+            async def ended() -> bool:
+                return (await alice.get(f"{base}/web/")).status_code == 401
+
+            await until(ended)
+            as_admin = await boss.get(f"{base}/web/admin")
+            fake.users[BOSS] = replace(fake.users[BOSS], is_admin=False)  # no event: re-checked
+            demoted = await boss.get(f"{base}/web/admin")
+    assert before.status_code == 200
+    assert as_admin.status_code == 200 and demoted.status_code == 403
 
 
 async def test_slack_web_says_how_to_enable_it(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
@@ -42,3 +43,13 @@ async def sign_in(client: httpx.AsyncClient, link: str) -> httpx.Response:
     form = await client.get(link)
     assert form.status_code == 200 and 'id="signin"' in form.text
     return await client.post(link)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    """Ask again until `condition` holds: the bot handles a platform event on a task of its own,
+    which sets no event a test can wait on."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)

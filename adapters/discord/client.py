@@ -21,16 +21,24 @@ from discord import app_commands
 from adapters.discord import commands
 from adapters.discord.admin import QuotaCommands
 from adapters.discord.buttons import JobButton
-from adapters.discord.context import PLATFORM, report_error
+from adapters.discord.context import (
+    PLATFORM,
+    identity_of,
+    member_is_admin,
+    report_error,
+)
 from adapters.discord.conversation import ConversationReplies
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.handlers import JobHandlers
 from adapters.discord.info import InfoCommands
+from bot import web as web_page
 from bot.app import Core
 from bot.commands import COMMANDS
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import ConfigError
+from bot.quota import Identity
+from bot.web.access import Member
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,7 @@ def intents(settings: DiscordSettings | None = None) -> discord.Intents:
     wanted.guilds = True  # channels, roles and upload limits of the servers the bot is in
     wanted.guild_messages = True  # replies to /ask answers continue the conversation
     wanted.message_content = bool(settings and settings.message_content)
+    wanted.members = bool(settings and settings.members_intent)  # GUILD_MEMBER_REMOVE
     return wanted
 
 
@@ -74,6 +83,14 @@ class _Hooks:
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.conversations.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        name = interaction.user.display_name
+        await web_page.member_seen(self.adapter.core, identity_of(interaction), name)
+
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        who = Identity(PLATFORM, str(payload.guild_id), str(payload.user.id))
+        await web_page.member_left(self.adapter.core, who)
 
 
 class BotClient(_Hooks, discord.Client):
@@ -137,6 +154,7 @@ class DiscordAdapter:
             raise ConfigError("discord.token: DISCORD_TOKEN is not set")
         use_endpoints(self.settings)
         self.core.jobs.register_platform(PLATFORM, self.delivery)
+        self.core.web.register(PLATFORM, check=self.member_now, direct=self.delivery)
         async with self.client:
             try:
                 await self.client.start(self.settings.token.get_secret_value())
@@ -194,6 +212,19 @@ class DiscordAdapter:
             log.info("discord: resumed %d unfinished job(s)", count)
         finally:
             self.ready.set()
+
+    async def member_now(self, identity: Identity) -> Member | None:
+        """The web page's re-check: still in the server (None if not), admin now or not."""
+        guild = self.client.get_guild(int(identity.workspace))
+        if guild is None:
+            raise LookupError(f"not in server {identity.workspace}")
+        try:
+            member = await guild.fetch_member(int(identity.user))
+        except discord.NotFound:
+            return None
+        except discord.HTTPException as exc:
+            raise LookupError(str(exc)) from exc
+        return Member(member.display_name, member_is_admin(member, self.settings))
 
     async def _post_notice(self, text: str) -> None:
         """An operator notice in `discord.admin_channel`, pinging no one."""

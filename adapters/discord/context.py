@@ -66,13 +66,21 @@ def is_admin(interaction: discord.Interaction, settings: DiscordSettings) -> boo
         return False
     if is_personal(interaction):  # a server that did not add the bot: its roles say nothing
         return False
-    permissions = interaction.permissions
+    return _admin(interaction.permissions, interaction.user, settings)
+
+
+def member_is_admin(member: discord.Member, settings: DiscordSettings) -> bool:
+    """The same test for a member fetched from the server (the web page's re-check)."""
+    return _admin(member.guild_permissions, member, settings)
+
+
+def _admin(
+    permissions: discord.Permissions, member: discord.Member, settings: DiscordSettings
+) -> bool:
     if permissions.manage_guild or permissions.administrator:
         return True
     wanted = settings.admin_role
-    return wanted is not None and any(
-        wanted in (str(role.id), role.name) for role in interaction.user.roles
-    )
+    return wanted is not None and any(wanted in (str(role.id), role.name) for role in member.roles)
 
 
 def where_of(interaction: discord.Interaction, settings: DiscordSettings) -> Where:

@@ -25,7 +25,10 @@ from adapters.slack.commands import INFO_COMMANDS, JOB_COMMANDS, SLASH_COMMANDS,
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.conversation import conversation_at, take_turn
 from adapters.slack.launch import Asked
+from adapters.slack.people import PLATFORM, display_name
 from adapters.slack.text import strip_mentions_of
+from bot import web as web_page
+from bot.quota import Identity
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
     app.event("assistant_thread_started")(listeners.on_thread_started)
     for action_id in blocks.ACTIONS:
         app.action(action_id)(listeners.on_click)
+    ctx.core.web.register(PLATFORM, check=ctx.people.member_now)
+    app.event("user_change")(listeners.on_user_change)
 
 
 def retry_of(request: AsyncBoltRequest) -> str | None:
@@ -172,3 +177,12 @@ class Listeners:
             return True
         log.warning("slack %s %s in %s delivered again; ignored", kind, trigger_id, team)
         return False
+
+    async def on_user_change(self, event: dict[str, Any]) -> None:
+        """A member deactivated loses the web page at once; names follow Slack's."""
+        user = event.get("user") or {}
+        who = Identity(PLATFORM, str(user.get("team_id", "")), str(user.get("id", "")))
+        if user.get("deleted"):
+            await web_page.member_left(self._ctx.core, who)
+        else:
+            await web_page.member_seen(self._ctx.core, who, display_name(user))

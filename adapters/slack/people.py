@@ -20,6 +20,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
 from bot.quota import Identity
+from bot.web.access import Member
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,20 @@ class People:
             log.warning("users.info for %s failed (%s); not treated as an admin", user, answer)
             return False
         profile = answer.get("user")
+        return isinstance(profile, dict) and _is_admin(profile)
+
+    async def member_now(self, identity: Identity) -> Member | None:
+        """The web page's re-check (uncached): deactivated is gone, admin as Slack says now."""
+        answer = await _answer(self._client.users_info(user=identity.user))
+        if answer == "user_not_found":
+            return None
+        profile = answer.get("user") if isinstance(answer, dict) else None
         if not isinstance(profile, dict):
-            return False
-        return bool(
-            profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
-        )
+            raise LookupError(f"users.info for {identity.user}: {answer}")
+        if profile.get("deleted"):
+            return None
+        admin = identity.user in self._settings.admin_users or _is_admin(profile)
+        return Member(display_name(profile), admin)
 
     async def _fetch_groups(self) -> dict[str, frozenset[str]]:
         answer = await _answer(self._client.usergroups_list(include_users=True))
@@ -89,6 +99,18 @@ class People:
             for user in group.get("users") or []:
                 members.setdefault(str(user), set()).update(names)
         return {user: frozenset(names) for user, names in members.items()}
+
+
+def _is_admin(profile: dict[str, Any]) -> bool:
+    return bool(
+        profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
+    )
+
+
+def display_name(user: dict[str, Any]) -> str:
+    """How Slack shows a member: their display name, else real name, else handle."""
+    profile = user.get("profile") or {}
+    return str(profile.get("display_name") or user.get("real_name") or user.get("name") or "")
 
 
 async def _answer(call: Awaitable[AsyncSlackResponse]) -> dict[str, Any] | str:

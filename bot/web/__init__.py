@@ -14,9 +14,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.quota import Identity
 from bot.web import again
 from bot.web.admin import AdminPages
 from bot.web.http import TEMPLATES, Refused, Sessions
+from bot.web.names import Names
 from bot.web.pages import Pages
 from bot.web.signin import SignIns
 
@@ -48,6 +50,16 @@ def signins(core: Core) -> SignIns:
     return SignIns(
         core.db, link_minutes=web_settings.link_minutes, session_hours=web_settings.session_hours
     )
+
+
+async def member_seen(core: Core, identity: Identity, name: str) -> None:
+    """An adapter saw this member with this display name (they used the bot)."""
+    await Names(core.db, core.web).seen(identity, name)
+
+
+async def member_left(core: Core, identity: Identity) -> None:
+    """An adapter learnt that this member left the workspace: their web sessions end now."""
+    await signins(core).end_member(identity)
 
 
 def signin_url(core: Core, token: str) -> str | None:
@@ -89,7 +101,7 @@ def web_app(core: Core) -> web.Application:
     )
     env.filters["when"] = _when
     again.register(core)
-    sessions = Sessions(signins(core))
+    sessions = Sessions(signins(core), core.web, Names(core.db, core.web))
     app.router.add_routes(Pages(core, sessions).routes())
     app.router.add_routes(AdminPages(core, sessions).routes())
     app.router.add_get("/static/site.css", _css)

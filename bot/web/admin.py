@@ -23,6 +23,7 @@ from bot.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.web.audit import recent_changes
 from bot.web.chart import month_chart
 from bot.web.http import Refused, Sessions, csv_file, render
+from bot.web.names import Names
 from bot.web.outcomes import outcomes
 from bot.web.signin import Session
 
@@ -37,6 +38,7 @@ class AdminPages:
         self._core = core
         self._sessions = sessions
         self._zone = ZoneInfo(core.settings.quotas.timezone)
+        self._names = Names(core.db, core.web)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -52,6 +54,7 @@ class AdminPages:
         session = await self._sessions.admin(request)
         pool = await self._core.ledger.usage(session.identity)
         report = await self._report(session)
+        names = await self._names.of(session.community)
         context = {
             "session": session,
             "pool": pool.workspace,
@@ -62,6 +65,8 @@ class AdminPages:
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,
+            # Names as the adapters saw them, with the id the forms take.
+            "who": lambda member: f"{names[member]} ({member})" if member in names else member,
         }
         return render(request, "admin.html", context)
 

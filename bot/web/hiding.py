@@ -12,9 +12,10 @@ import time
 from collections.abc import Collection
 
 from bot.delivery import NSFW_CHANNEL
+from bot.invocation import Community
 from bot.jobstore import JobRecord
 from bot.quota import Identity
-from bot.sql import Connection, Store
+from bot.sql import Connection, ScopeLocking, Store
 from bot.web.schema import ensure_schema
 
 # The gallery's condition on `jobs` rows (parameters: platform, workspace).
@@ -25,18 +26,38 @@ LISTED = (
 )
 
 
-def nsfw_channels_clause(slack_channels: Collection[str]) -> tuple[str, list[object]]:
+def nsfw_channels_clause(
+    raw: Connection, slack_channels: Collection[str]
+) -> tuple[str, list[object]]:
     """The gallery's condition leaving out jobs asked for in age-restricted channels: marked so
     by the adapter (Discord), or one of `slack.nsfw_channels`."""
-    clause = f"IFNULL(json_extract(channel_ref, '$.extra.{NSFW_CHANNEL}'), '') <> '1'"
+    # The LIKE spares parsing the JSON of the rows that carry no mark at all (most of them).
+    marked = _channel_field(raw, "extra", NSFW_CHANNEL)
+    clause = f"""(channel_ref NOT LIKE '%"{NSFW_CHANNEL}"%' OR COALESCE({marked}, '') <> '1')"""
     if not slack_channels:
         return clause, []
     marks = ", ".join("?" for _ in slack_channels)
     clause += (
-        " AND NOT (json_extract(channel_ref, '$.platform') = 'slack'"
-        f" AND json_extract(channel_ref, '$.channel') IN ({marks}))"
+        f" AND NOT ({_channel_field(raw, 'platform')} = 'slack'"
+        f" AND {_channel_field(raw, 'channel')} IN ({marks}))"
     )
     return clause, list(slack_channels)
+
+
+def _channel_field(raw: Connection, *path: str) -> str:
+    """A text field of the jobs row's `channel_ref` JSON, in this database's spelling."""
+    if isinstance(raw, ScopeLocking):  # PostgreSQL (bot/sql.py)
+        return f"(CAST(channel_ref AS JSON) #>> '{{{','.join(path)}}}')"
+    return f"json_extract(channel_ref, '$.{'.'.join(path)}')"
+
+
+def opted_out(raw: Connection, community: Community) -> set[str]:
+    """The members of the community who took all their results off the page."""
+    rows = raw.execute(
+        "SELECT user_id FROM web_hidden_members WHERE platform = ? AND workspace = ?",
+        (community.platform, community.workspace),
+    )
+    return {row[0] for row in rows}
 
 
 def from_nsfw_channel(job: JobRecord, slack_channels: Collection[str]) -> bool:
@@ -75,7 +96,7 @@ class Hiding:
         def write(raw: Connection) -> None:
             if hidden:
                 raw.execute(
-                    "INSERT OR IGNORE INTO web_hidden_results VALUES (?, ?, ?)",
+                    "INSERT INTO web_hidden_results VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (job_id, by.user_key, time.time()),
                 )
             else:
@@ -90,7 +111,7 @@ class Hiding:
         def write(raw: Connection) -> None:
             if hidden:
                 raw.execute(
-                    "INSERT OR IGNORE INTO web_hidden_members VALUES (?, ?, ?, ?)",
+                    "INSERT INTO web_hidden_members VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (*key, time.time()),
                 )
             else:

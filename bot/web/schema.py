@@ -1,14 +1,15 @@
 """The web page's tables and indexes, made on first use (`IF NOT EXISTS`).
 
 They are the page's own: sign-in links and sessions, and the indexes its gallery reads the jobs
-table by. Made by the page rather than as a core migration, so a bot that never serves the page
+table by. Spelled for both databases (SQLite and PostgreSQL: `DOUBLE PRECISION` instants, as
+PostgreSQL's `REAL` would round them to minutes). Made by the page rather than as a core migration, so a bot that never serves the page
 carries none of them and the core's schema versions are the core's alone.
 """
 
 from __future__ import annotations
 
 from bot.db import split_statements
-from bot.sql import Connection, Store
+from bot.sql import Connection, Store, lock_scopes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_links (
@@ -19,8 +20,8 @@ CREATE TABLE IF NOT EXISTS web_links (
     roles TEXT NOT NULL,
     name TEXT NOT NULL,
     admin INTEGER NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL
+    expires_at DOUBLE PRECISION NOT NULL,
+    used_at DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS web_sessions (
     token_hash TEXT PRIMARY KEY,
@@ -31,22 +32,31 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     name TEXT NOT NULL,
     admin INTEGER NOT NULL,
     csrf TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    ended_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    ended_at DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS web_sessions_member ON web_sessions (platform, workspace, user_id);
 -- Results taken off the page by their owner or an admin, and members who hid all of theirs.
 CREATE TABLE IF NOT EXISTS web_hidden_results (
     job_id TEXT PRIMARY KEY,
     hidden_by TEXT NOT NULL,
-    hidden_at REAL NOT NULL
+    hidden_at DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS web_hidden_members (
     platform TEXT NOT NULL,
     workspace TEXT NOT NULL,
     user_id TEXT NOT NULL,
-    hidden_at REAL NOT NULL,
+    hidden_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (platform, workspace, user_id)
+);
+-- Members' names as the adapters last saw them (bot/web/names.py).
+CREATE TABLE IF NOT EXISTS web_names (
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (platform, workspace, user_id)
 );
 -- The gallery's: a workspace's results newest first, and its models and members for the filters
@@ -59,6 +69,8 @@ CREATE INDEX IF NOT EXISTS jobs_web_members ON jobs (platform, workspace, user_i
 
 async def ensure_schema(db: Store) -> None:
     def make(raw: Connection) -> None:
+        # PostgreSQL: two processes creating the same table at once would collide; wait instead.
+        lock_scopes(raw, "web_schema")
         for statement in split_statements(SCHEMA):
             raw.execute(statement)
 

@@ -121,24 +121,33 @@ class SignIns:
 
     async def end(self, token: str) -> None:
         """Sign-out: the session stops working at once."""
-        await self._ensure()
-        await self._end("token_hash = ?", (_hash(token),))
+        await self._update("ended_at = ?", (time.time(),), "token_hash = ?", (_hash(token),))
 
     async def end_member(self, identity: Identity) -> None:
-        """Every session of this member in this workspace ends (revoked by an admin)."""
+        """Every session of this member in this workspace ends (revoked by an admin, or the
+        member left the workspace)."""
+        await self._update("ended_at = ?", (time.time(),), _OF_MEMBER, _member_key(identity))
+
+    async def set_admin(self, identity: Identity, admin: bool) -> None:
+        """The member's live sessions take the admin flag the platform reports now."""
+        await self._update("admin = ?", (int(admin),), _OF_MEMBER, _member_key(identity))
+
+    async def _update(
+        self, change: str, values: tuple[object, ...], where: str, params: tuple[str, ...]
+    ) -> None:
         await self._ensure()
-        await self._end(
-            "platform = ? AND workspace = ? AND user_id = ?",
-            (identity.platform, identity.workspace, identity.user),
-        )
 
-    async def _end(self, where: str, params: tuple[str, ...]) -> None:
-        now = time.time()
-
-        def end(raw: Connection) -> None:
+        def update(raw: Connection) -> None:
             raw.execute(
-                f"UPDATE web_sessions SET ended_at = ? WHERE ended_at IS NULL AND {where}",
-                (now, *params),
+                f"UPDATE web_sessions SET {change} WHERE ended_at IS NULL AND {where}",
+                (*values, *params),
             )
 
-        await self._db.run(end)
+        await self._db.run(update)
+
+
+_OF_MEMBER = "platform = ? AND workspace = ? AND user_id = ?"
+
+
+def _member_key(identity: Identity) -> tuple[str, str, str]:
+    return (identity.platform, identity.workspace, identity.user)

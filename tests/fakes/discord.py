@@ -88,6 +88,7 @@ from tests.fakes.discord_gateway import (
     DEFAULT_UPLOAD_LIMIT,
     DM,
     GROUP_DM,
+    GUILD_MEMBERS_INTENT,
     GUILD_MESSAGES_INTENT,
     MESSAGE_CONTENT_INTENT,
     PUBLIC_THREAD,
@@ -926,6 +927,7 @@ class FakeDiscord:
             ("PATCH", channel_message, self._patch_channel_message),
             ("DELETE", channel_message, self._delete_channel_message),
             ("GET", "/guilds/{guild_id}", self._get_guild),
+            ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_member),
         ]
 
     @web.middleware
@@ -1206,6 +1208,25 @@ class FakeDiscord:
         if guild is None:
             raise _ApiError(404, "Unknown Guild", 10004)
         return _json(200, guild_payload(guild, members=[], gateway=False))
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        guild = next((g for g in self.guilds if g.id == _id(request, "guild_id")), None)
+        if guild is None:
+            raise _ApiError(404, "Unknown Guild", 10004)
+        member = next((m for m in guild.members if m.user.id == _id(request, "user_id")), None)
+        if member is None:
+            raise _ApiError(404, "Unknown Member", 10007)
+        return _json(200, member_payload(member))
+
+    async def remove_member(self, user: FakeUser, guild: FakeGuild | None = None) -> None:
+        """The user leaves the server; GUILD_MEMBER_REMOVE reaches a session that asked for the
+        Server Members intent, as on Discord."""
+        guild = guild or self.guild
+        guild.members = [m for m in guild.members if m.user.id != user.id]
+        session = self.gateway.live_session(guild)
+        if session is not None and session.intents & GUILD_MEMBERS_INTENT:
+            data = {"guild_id": str(guild.id), "user": user.payload()}
+            await session.dispatch("GUILD_MEMBER_REMOVE", data)
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
         attachment_id = _id(request, "attachment_id")
