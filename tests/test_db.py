@@ -150,6 +150,39 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_writer(tmp_path:
         await db.close()
 
 
+async def test_a_transaction_cancelled_while_waiting_for_the_file_leaves_none_open(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while `BEGIN IMMEDIATE` waited for another process's write lock, the BEGIN
+    still went through afterwards and nothing rolled it back: the writer held SQLite's write
+    lock for good ("cannot start a transaction within a transaction" here, "database is
+    locked" in every other process; seen with a worker that lost its lease)."""
+    path = tmp_path / "w.db"
+    db = await Database.open(path)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, as SQLite sees it
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO ledger_meta VALUES ('k', 'v')")
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0)  # one step: it sends BEGIN IMMEDIATE, which waits for `other`
+        task.cancel()
+        other.execute("COMMIT")  # the BEGIN it was waiting for goes through now
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO ledger_meta VALUES ('later', 'v')")
+        other.execute("BEGIN IMMEDIATE")  # other processes can write again
+        other.execute("COMMIT")
+        assert [r[0] for r in await db.fetchall("SELECT key FROM ledger_meta")] == ["later"]
+    finally:
+        other.close()
+        await db.close()
+
+
 async def test_concurrent_calls_share_a_commit_but_fail_alone(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "g.db")
     try:
