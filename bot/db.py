@@ -188,8 +188,10 @@ class Database:
         join the transaction instead of waiting for it.
         """
         async with self._write_slot():
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: cancelled while BEGIN waits for another process, the BEGIN
+                # still runs on the writer's thread, and the ROLLBACK queued after it ends it.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
                 await self._writer.execute("COMMIT")
             except BaseException:
