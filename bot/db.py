@@ -1,7 +1,8 @@
-"""The bot's one SQLite file: connections, write transactions, migrations and online backup.
+"""The bot's one SQLite file: connections, write transactions and applying migrations.
 
 This is the embedded default `bot.sql.Store`; `bot/pg.py` is the PostgreSQL one (same tables and
-schema versions: tests/test_pg_dialect.py keeps the two spellings in step).
+schema versions: tests/test_pg_dialect.py keeps the two spellings in step). The tables are in
+`bot.db_schema`, the online backup in `bot.db_backup`.
 
 Two connections. The writer serves one write transaction at a time in this process (an asyncio
 lock) and one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock
@@ -17,14 +18,13 @@ on some cloud disks). The loss we accept: a settle rolled back by a power cut un
 member, and a hold rolled back goes together with the job row written in the same transaction.
 
 Schema versions live in `PRAGMA user_version`: `MIGRATIONS[i]` brings the file to version
-`i + 1`, each in its own transaction. Migrations only add; none drops a row.
+`i + 1`, each in its own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -35,180 +35,14 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
+from bot.db_backup import DEFAULT_BUSY_TIMEOUT_MS, backup_file
+from bot.db_schema import MIGRATIONS
 from bot.errors import BotError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
-
-DEFAULT_BUSY_TIMEOUT_MS = 10_000
-
-# Version 1: the spend ledger (bot/ledger.py). Amounts are INTEGER units of 1e-10 USD, instants
-# are INTEGER microseconds since the Unix epoch (UTC).
-_LEDGER_SCHEMA = """
-CREATE TABLE holds (
-    job_id      TEXT PRIMARY KEY,
-    user_key    TEXT NOT NULL,              -- platform:workspace:user
-    pool_key    TEXT NOT NULL,              -- platform:workspace
-    roles       TEXT NOT NULL DEFAULT '[]', -- JSON list, the member's roles when the job began
-    model       TEXT NOT NULL,
-    held        INTEGER NOT NULL CHECK (held >= 0),
-    charged     INTEGER NOT NULL DEFAULT 0 CHECK (charged >= 0),
-    state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'settled', 'released')),
-    created_at  INTEGER NOT NULL,
-    closed_at   INTEGER,                    -- when settled or released
-    settled_day TEXT,                       -- local date of the settle in quotas.timezone
-    reason      TEXT                        -- why it was released
-) WITHOUT ROWID;
--- Every index costs each hold and settle a b-tree write, so there are only these: the active
--- holds per member and per pool (admission; also scanned whole by the sweeper: they hold only
--- running jobs) and a member's recent jobs. Reports scan the table on the reader.
-CREATE INDEX holds_user_active ON holds (user_key, held) WHERE state = 'held';
-CREATE INDEX holds_pool_active ON holds (pool_key, held, created_at) WHERE state = 'held';
-CREATE INDEX holds_user_recent ON holds (user_key, created_at);
-
--- Settled spend per scope and local day: every period is a run of whole local days, so the
--- admission check reads at most 31 rows per scope however many jobs there were. Derived from
--- `holds` by the trigger below; rebuilt from it when quotas.timezone changes.
-CREATE TABLE daily_spend (
-    scope_key TEXT NOT NULL,
-    day       TEXT NOT NULL,
-    charged   INTEGER NOT NULL,
-    PRIMARY KEY (scope_key, day)
-) WITHOUT ROWID;
-CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds
-WHEN NEW.state = 'settled' AND OLD.state <> 'settled'
-BEGIN
-    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
-        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
-    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.pool_key, NEW.settled_day, NEW.charged)
-        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
-END;
-
-CREATE TABLE limit_overrides (
-    scope_key TEXT NOT NULL,
-    period    TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
-    amount    INTEGER CHECK (amount >= 0),  -- NULL: no limit for this period
-    set_by    TEXT NOT NULL,
-    set_at    INTEGER NOT NULL,
-    PRIMARY KEY (scope_key, period)
-) WITHOUT ROWID;
-
-CREATE TABLE unlimited_scopes (
-    scope_key TEXT PRIMARY KEY,
-    set_by    TEXT NOT NULL,
-    set_at    INTEGER NOT NULL
-) WITHOUT ROWID;
-
-CREATE TABLE grants (
-    id         INTEGER PRIMARY KEY,
-    grant_key  TEXT UNIQUE,                 -- optional idempotency key
-    scope_key  TEXT NOT NULL,
-    amount     INTEGER NOT NULL CHECK (amount > 0),
-    reason     TEXT NOT NULL,
-    granted_by TEXT NOT NULL,
-    granted_at INTEGER NOT NULL
-);
-CREATE INDEX grants_scope ON grants (scope_key, granted_at);
-
-CREATE TABLE admin_log (
-    id        INTEGER PRIMARY KEY,
-    at        INTEGER NOT NULL,
-    actor     TEXT NOT NULL,
-    action    TEXT NOT NULL,
-    scope_key TEXT NOT NULL,
-    detail    TEXT NOT NULL
-);
-
-CREATE TABLE ledger_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-"""
-
-# Append only: index i brings the file to schema version i + 1.
-# The job engine's table (see bot/jobstore.py for what the columns mean).
-_JOBS_SCHEMA = """
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
-    platform TEXT NOT NULL,
-    workspace TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    channel_ref TEXT NOT NULL,
-    command TEXT NOT NULL,
-    model TEXT NOT NULL,
-    request TEXT NOT NULL,
-    state TEXT NOT NULL,
-    estimate TEXT NOT NULL,
-    cost TEXT,
-    copies TEXT NOT NULL DEFAULT '[]',
-    webhook_token TEXT,
-    cache_key TEXT,
-    error TEXT,
-    notified INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE INDEX jobs_unfinished ON jobs(state, notified);
-CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
-CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
-"""
-
-# Version 3: workers and their leases (bot/workers.py). Instants are the database's clock in
-# Unix seconds (`workers.DB_NOW`); a job's `owner` is the worker driving it, NULL when none is.
-_WORKERS_SCHEMA = """
-CREATE TABLE workers (
-    id           TEXT PRIMARY KEY,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    started_at   REAL NOT NULL,
-    heartbeat_at REAL NOT NULL,
-    expires_at   REAL NOT NULL
-) WITHOUT ROWID;
-ALTER TABLE jobs ADD COLUMN owner TEXT;
-CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
-"""
-
-# Version 4: conversations (bot/conversations.py). A turn is an `ask` job and what the member
-# said in it; a place is where a reply continues a conversation (a message, a thread).
-_CONVERSATIONS_SCHEMA = """
-CREATE TABLE conversation_turns (
-    turn         INTEGER PRIMARY KEY,  -- the order turns were taken in
-    job_id       TEXT NOT NULL UNIQUE REFERENCES jobs(id),
-    conversation TEXT NOT NULL,
-    said         TEXT NOT NULL,
-    created_at   REAL NOT NULL
-);
-CREATE INDEX conversation_turns_in ON conversation_turns(conversation, turn);
-CREATE TABLE conversation_places (
-    platform     TEXT NOT NULL,
-    workspace    TEXT NOT NULL,
-    place        TEXT NOT NULL,
-    conversation TEXT NOT NULL,
-    PRIMARY KEY (platform, workspace, place)
-) WITHOUT ROWID;
-"""
-
-# Version 5: models Runpod no longer serves (bot/availability.py): consecutive /run calls
-# answered 404, and whether the model is hidden until an operator enables it again.
-_AVAILABILITY_SCHEMA = """
-CREATE TABLE model_availability (
-    model      TEXT PRIMARY KEY,
-    not_found  INTEGER NOT NULL DEFAULT 0,
-    hidden     INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
-) WITHOUT ROWID;
-"""
-
-MIGRATIONS: list[str] = [
-    _LEDGER_SCHEMA,
-    _JOBS_SCHEMA,
-    _WORKERS_SCHEMA,
-    _CONVERSATIONS_SCHEMA,
-    _AVAILABILITY_SCHEMA,
-]
 
 
 class SchemaTooNew(BotError):
@@ -278,41 +112,6 @@ def split_statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip().strip(";").strip():
         raise ValueError(f"incomplete SQL statement: {pending.strip()[:80]!r}")
-
-
-def backup_file(source: Path, dest: Path) -> None:
-    """Copy a live database file to `dest` (blocking; use `Database.backup` from async code).
-
-    One backup step copies the whole file under one read snapshot, so the copy is consistent
-    while writers go on (WAL lets them). The copy is written beside `dest`, checked, switched
-    to a self-contained rollback journal and renamed into place, so `dest` is never half-made.
-    """
-    if dest.exists() and dest.resolve() == source.resolve():
-        raise BotError(f"backup destination {dest} is the database itself")
-    staging = dest.with_name(dest.name + ".partial")
-    staging.unlink(missing_ok=True)
-    try:
-        _copy(source, staging)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    os.replace(staging, dest)
-
-
-def _copy(source: Path, staging: Path) -> None:
-    src = sqlite3.connect(source, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000)
-    try:
-        dst = sqlite3.connect(staging)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")
-            (check,) = dst.execute("PRAGMA quick_check").fetchone()
-            if check != "ok":
-                raise BotError(f"backup failed its integrity check: {check}")
-        finally:
-            dst.close()
-    finally:
-        src.close()
 
 
 class Database:
@@ -389,8 +188,10 @@ class Database:
         join the transaction instead of waiting for it.
         """
         async with self._write_slot():
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: cancelled while BEGIN waits for another process, the BEGIN
+                # still runs on the writer's thread, and the ROLLBACK queued after it ends it.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
                 await self._writer.execute("COMMIT")
             except BaseException:

@@ -20,7 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.config import QuotaLimits, load_settings
-from bot.db import backup_file
+from bot.db_backup import backup_file
 from bot.errors import BotError, InvalidRequest
 from bot.ledger import Report, SqliteLedger
 from bot.periods import Period, local_date, local_midnight, utc_now

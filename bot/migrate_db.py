@@ -20,7 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.db import MIGRATIONS, Database
+from bot.db import Database
+from bot.db_schema import MIGRATIONS
 from bot.errors import BotError
 from bot.sql import Connection, display_place, is_postgres, sqlite_path
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.db import MIGRATIONS
+from bot.db_schema import MIGRATIONS
 from bot.runpod import RunpodClient, RunpodError
 from bot.sql import Connection, Store, db_errors
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.db_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.pg import MIGRATIONS, translate
 from bot.sql import open_store
 from bot.workers import DB_NOW
