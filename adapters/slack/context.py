@@ -72,9 +72,12 @@ class SlackContext:
     tasks: TaskSet
     streaming: StreamSupport = field(default_factory=StreamSupport)
 
-    def delivery(self, ref: ChannelRef) -> SlackDelivery:
-        """The DeliveryFactory registered with the core (also used for jobs after a restart)."""
-        return SlackDelivery(
+    def delivery(
+        self, ref: ChannelRef, *, kind: type[SlackDelivery] = SlackDelivery
+    ) -> SlackDelivery:
+        """The DeliveryFactory registered with the core (also used for jobs after a restart);
+        the web page's is `DirectDelivery`, whose `Route.DIRECT` posts the whole result."""
+        return kind(
             client=self.client,
             store=self.store,
             replies=self.replies,
