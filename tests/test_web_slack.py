@@ -202,3 +202,18 @@ async def test_run_again_shows_on_the_page_when_the_dm_is_refused(bot: SlackBot)
     assert not bot.finished_cards(bot.fake.dm_channel(ALICE))
     assert record is not None and record.state == "delivered"
     assert shown.status_code == 200 and "a shy fox" in shown.text and "<img src=" in shown.text
+
+
+async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(bot: SlackBot) -> None:
+    eve = bot.fake.add_user("U0EVE", "<b>Eve</b> & co", real_name="Eve Real").id
+    for prompt in ("a hostile cat", "another hostile cat"):
+        before = len(bot.finished_cards())
+        await bot.command("/imagine", prompt, user=eve)
+        await bot.wait(lambda: len(bot.finished_cards()) > before)
+    await bot.idle()
+    async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
+        await sign_in(alice, await web_link(bot, base, ALICE))
+        gallery = await alice.get(f"{base}/web/")
+    lookups = [c for c in bot.fake.calls_to("users.info") if c.params.get("user") == eve]
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; co" in gallery.text and "<b>Eve</b>" not in gallery.text
+    assert len(lookups) == 1  # one users.info for the name and the admin check, not per command

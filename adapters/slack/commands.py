@@ -26,6 +26,7 @@ class Commands:
 
     async def run(self, origin: Origin, asked: Asked) -> None:
         """Do one command for one user; never raises (errors become an ephemeral reply)."""
+        await self._ctx.seen(origin)
         work = self._dispatch(origin, asked)
         await self._ctx.replies.outcome(origin.audience, f"/{asked.name}", work)
 

@@ -38,6 +38,7 @@ async def take_turn(
     """Submit `text` as the next turn; errors become a private reply in the thread."""
     thread = origin.reply_thread
     assert thread is not None
+    await ctx.seen(origin)
 
     async def submit() -> None:
         jobs = ctx.core.jobs
