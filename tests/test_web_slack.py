@@ -206,10 +206,9 @@ async def test_run_again_shows_on_the_page_when_the_dm_is_refused(bot: SlackBot)
 
 async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(bot: SlackBot) -> None:
     eve = bot.fake.add_user("U0EVE", "<b>Eve</b> & co", real_name="Eve Real").id
-    for prompt in ("a hostile cat", "another hostile cat"):
-        before = len(bot.finished_cards())
+    for made, prompt in enumerate(("a hostile cat", "another hostile cat"), start=1):
         await bot.command("/imagine", prompt, user=eve)
-        await bot.wait(lambda: len(bot.finished_cards()) > before)
+        await bot.wait(lambda n=made: len(bot.finished_cards()) >= n)
     await bot.idle()
     async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
         await sign_in(alice, await web_link(bot, base, ALICE))
