@@ -21,6 +21,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import event_callback, slash_command
 from tests.slack_support import (
     ALICE,
+    BOB,
     BOSS,
     CHANNEL,
     SlackBot,
@@ -216,3 +217,16 @@ async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(bot: Sla
     lookups = [c for c in bot.fake.calls_to("users.info") if c.params.get("user") == eve]
     assert "&lt;b&gt;Eve&lt;/b&gt; &amp; co" in gallery.text and "<b>Eve</b>" not in gallery.text
     assert len(lookups) == 1  # one users.info for the name and the admin check, not per command
+
+
+async def test_a_restart_does_not_look_the_name_up_again_the_same_day(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    web = {"public_url": PUBLIC_URL}
+    for told in (1, 2):  # the second bot is a restart on the same database
+        async with running_bot(tmp_path, runpod_fake, fake, web=web) as bot:
+            await bot.command("/usage", user=BOB)
+            await bot.wait(lambda n=told: len(bot.ephemerals(BOB)) >= n)
+            await bot.idle()
+    lookups = [c for c in fake.calls_to("users.info") if c.params.get("user") == BOB]
+    assert len(lookups) == 1

@@ -32,9 +32,9 @@ class Buttons:
         action_id, job_id = str(action.get("action_id")), str(action.get("value", ""))
         origin = origin_of(body)
         log.info("slack %s on job %s by %s", action_id, job_id, origin.user)
-        await self._ctx.seen(origin)
         work = self._dispatch(action_id, job_id, origin, body)
         await self._ctx.replies.outcome(_clicker(body, origin), action_id, work)
+        await self._ctx.seen(origin)
 
     async def _dispatch(
         self, action_id: str, job_id: str, origin: Origin, body: dict[str, Any]

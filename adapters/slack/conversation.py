@@ -38,7 +38,6 @@ async def take_turn(
     """Submit `text` as the next turn; errors become a private reply in the thread."""
     thread = origin.reply_thread
     assert thread is not None
-    await ctx.seen(origin)
 
     async def submit() -> None:
         jobs = ctx.core.jobs
@@ -57,3 +56,4 @@ async def take_turn(
         await show_card(ctx, origin, submitted, delivery)
 
     await ctx.replies.outcome(origin.audience, f"/{COMMAND}", submit())
+    await ctx.seen(origin)
