@@ -189,3 +189,26 @@ async def test_an_image_on_a_turn_is_refused_by_a_text_only_model(
         await bot.core.jobs.wait_idle(10)
     assert "reads text only, so it cannot see the attached image" in refusal.content
     assert "Nothing was charged" in refusal.content and len(sent_messages(runpod_fake)) == 1
+
+
+async def test_start_fresh_is_offered_only_where_replies_continue(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+) -> None:
+    """The bot reads no DMs, so an answer in its DM or a group DM carries no Start fresh; one
+    in a server does."""
+    runpod_fake.endpoints[GRANITE].reply = answer
+    personal = {"enabled": True, "daily_usd": "1.00"}
+    settings = discord_settings(
+        tmp_path, runpod_fake, fake, discord={"guilds": []}, quotas={"personal": personal}
+    )
+    async with running_bot(settings):
+        options = {"prompt": "turn 1", "model": "granite-4"}
+        in_dm = await result_of(await fake.slash_command("ask", options, dm=True))
+        group = fake.group_dm().id
+        in_group = await fake.slash_command("ask", options, channel_id=group, user_install=True)
+        in_group_dm = await result_of(in_group)
+        in_server = await result_of(await fake.slash_command("ask", options))
+    for private in (in_dm, in_group_dm):
+        labels = {b.label for b in private.buttons}
+        assert "Reroll" in labels and "Start fresh" not in labels
+    assert "Start fresh" in {b.label for b in in_server.buttons}

@@ -14,12 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.invocation import Community
 from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import event_callback, slash_command
 from tests.slack_support import (
     ALICE,
+    BOB,
     BOSS,
     CHANNEL,
     SlackBot,
@@ -165,3 +167,66 @@ async def test_python_m_bot_run_serves_the_page_it_links_to(
     assert process.returncode == 0, (output + errors).decode()
     assert signed_in.status_code == 303
     assert gallery.status_code == 200 and "No results here yet." in gallery.text
+
+
+async def run_again(bot: SlackBot, prompt: str) -> tuple[str, httpx.Response]:
+    """Alice makes an image in the channel, then runs it again from its page: (new job, page)."""
+    await bot.command("/imagine", f"{prompt} --seed 3")
+    (card,) = await bot.wait(bot.finished_cards)
+    original = button_value(card, "job_reroll")
+    async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
+        await sign_in(alice, await web_link(bot, base, ALICE))
+        page = await alice.get(f"{base}/web/job/{original}")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        started = await alice.post(f"{base}/web/job/{original}/again", data={"csrf": csrf})
+        assert started.status_code == 303
+        new_job = started.headers["location"].rsplit("/", 1)[1]
+        await bot.core.jobs.wait_idle(10)
+        return new_job, await alice.get(f"{base}/web/job/{new_job}")
+
+
+async def test_run_again_from_slack_posts_the_result_to_the_viewers_dm(bot: SlackBot) -> None:
+    new_job, shown = await run_again(bot, "a slack fox")
+    dm = bot.fake.dm_channel(ALICE)
+    (card,) = await bot.wait(lambda: bot.finished_cards(dm))
+    uploaded = [u for u in bot.fake.uploads if u.channel_id == dm]
+    assert button_value(card, "job_reroll") == new_job and "a slack fox" in card.text
+    assert len(uploaded) == 1 and uploaded[0].data  # the image itself, not a link
+    assert shown.status_code == 200 and "<img src=" in shown.text
+
+
+async def test_run_again_shows_on_the_page_when_the_dm_is_refused(bot: SlackBot) -> None:
+    bot.fake.fail_next("conversations.open", "cannot_dm_bot")
+    new_job, shown = await run_again(bot, "a shy fox")
+    record = await bot.core.jobs.job(new_job, Community("slack", bot.fake.team_id))
+    assert bot.fake.calls_to("conversations.open")[0].error == "cannot_dm_bot"
+    assert not bot.finished_cards(bot.fake.dm_channel(ALICE))
+    assert record is not None and record.state == "delivered"
+    assert shown.status_code == 200 and "a shy fox" in shown.text and "<img src=" in shown.text
+
+
+async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(bot: SlackBot) -> None:
+    eve = bot.fake.add_user("U0EVE", "<b>Eve</b> & co", real_name="Eve Real").id
+    for made, prompt in enumerate(("a hostile cat", "another hostile cat"), start=1):
+        await bot.command("/imagine", prompt, user=eve)
+        await bot.wait(lambda n=made: len(bot.finished_cards()) >= n)
+    await bot.idle()
+    async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
+        await sign_in(alice, await web_link(bot, base, ALICE))
+        gallery = await alice.get(f"{base}/web/")
+    lookups = [c for c in bot.fake.calls_to("users.info") if c.params.get("user") == eve]
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; co" in gallery.text and "<b>Eve</b>" not in gallery.text
+    assert len(lookups) == 1  # one users.info for the name and the admin check, not per command
+
+
+async def test_a_restart_does_not_look_the_name_up_again_the_same_day(
+    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+) -> None:
+    web = {"public_url": PUBLIC_URL}
+    for told in (1, 2):  # the second bot is a restart on the same database
+        async with running_bot(tmp_path, runpod_fake, fake, web=web) as bot:
+            await bot.command("/usage", user=BOB)
+            await bot.wait(lambda n=told: len(bot.ephemerals(BOB)) >= n)
+            await bot.idle()
+    lookups = [c for c in fake.calls_to("users.info") if c.params.get("user") == BOB]
+    assert len(lookups) == 1

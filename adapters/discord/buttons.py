@@ -85,17 +85,18 @@ def confirm_view(job_id: str) -> discord.ui.View:
     return view(job_id, "confirm", "cancel")
 
 
-def result_actions(kind: str) -> tuple[str, ...]:
-    """An answer (`/ask`) is a conversation's turn: Start fresh makes its next turn a new one."""
+def result_actions(kind: str, *, continues: bool = False) -> tuple[str, ...]:
+    """An answer (`/ask`) posted where replies reach the bot (`continues`: a server's channel;
+    the bot reads no DMs) is a conversation's turn: Start fresh makes its next turn a new one."""
     if kind == "text":
-        return ("reroll", "request", "fresh")
+        return ("reroll", "request", "fresh") if continues else ("reroll", "request")
     if command_of_kind(kind).variations:
         return ("reroll", "vary", "request")
     return ("reroll", "request")
 
 
-def result_view(job_id: str, kind: str) -> discord.ui.View:
-    return view(job_id, *result_actions(kind))
+def result_view(job_id: str, kind: str, *, continues: bool) -> discord.ui.View:
+    return view(job_id, *result_actions(kind, continues=continues))
 
 
 def result_items(job_id: str, kind: str) -> list[JobButton]:

@@ -111,10 +111,10 @@ class DiscordDelivery:
     async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         limit = 0 if route is Route.LINK else self.upload_limit()
         try:
-            await self._post(self._compose(result, limit), result, route)
+            await self._post(self._compose(result, limit, route), result, route)
         except UploadTooLarge:
             log.warning("job %s: upload refused as too large; linking instead", result.job_id)
-            await self._post(self._compose(result, 0), result, route)
+            await self._post(self._compose(result, 0, route), result, route)
 
     async def fail(self, failure: Failure) -> None:
         text = render.failure_text(failure)
@@ -146,9 +146,10 @@ class DiscordDelivery:
         guild = self._client.get_guild(int(self._ref.workspace)) if self._guild_id else None
         return guild.filesize_limit if guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
-    def _compose(self, result: Result, limit: int) -> list[Outgoing]:
+    def _compose(self, result: Result, limit: int, route: Route) -> list[Outgoing]:
         kind = result.kind
-        view = buttons.result_view(result.job_id, kind)
+        in_server = self._guild_id is not None and route is not Route.DIRECT  # replies continue
+        view = buttons.result_view(result.job_id, kind, continues=in_server)
         if kind == "text":
             return self._text_messages(result, result.text or "(The model returned no text.)", view)
         if kind == "transcription" and self._ref.extra.get("output", "text") == "text":

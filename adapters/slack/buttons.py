@@ -34,6 +34,7 @@ class Buttons:
         log.info("slack %s on job %s by %s", action_id, job_id, origin.user)
         work = self._dispatch(action_id, job_id, origin, body)
         await self._ctx.replies.outcome(_clicker(body, origin), action_id, work)
+        await self._ctx.seen(origin)
 
     async def _dispatch(
         self, action_id: str, job_id: str, origin: Origin, body: dict[str, Any]

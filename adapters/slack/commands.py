@@ -28,6 +28,7 @@ class Commands:
         """Do one command for one user; never raises (errors become an ephemeral reply)."""
         work = self._dispatch(origin, asked)
         await self._ctx.replies.outcome(origin.audience, f"/{asked.name}", work)
+        await self._ctx.seen(origin)  # after the answer: a lookup must not delay it
 
     async def _dispatch(self, origin: Origin, asked: Asked) -> str | None:
         name, text = asked.name, asked.text

@@ -14,11 +14,15 @@ from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.stream import StreamSupport
 from adapters.slack.tasks import TaskSet
+from bot import web as web_page
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.delivery import ChannelRef
 from bot.invocation import Community
 from bot.policy import Where
+from bot.quota import Identity
+
+NAME_REFRESH_S = 24 * 3600  # a renamed member's new name, if no user_change told us sooner
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,28 @@ class SlackContext:
     tasks: TaskSet
     streaming: StreamSupport = field(default_factory=StreamSupport)
 
-    def delivery(self, ref: ChannelRef) -> SlackDelivery:
-        """The DeliveryFactory registered with the core (also used for jobs after a restart)."""
-        return SlackDelivery(
+    def delivery(
+        self, ref: ChannelRef, *, kind: type[SlackDelivery] = SlackDelivery
+    ) -> SlackDelivery:
+        """The DeliveryFactory registered with the core (also used for jobs after a restart);
+        the web page's is `DirectDelivery`, whose `Route.DIRECT` posts the whole result."""
+        return kind(
             client=self.client,
             store=self.store,
             replies=self.replies,
             ref=ref,
             streaming=self.streaming,
         )
+
+    async def seen(self, origin: Origin) -> None:
+        """Name the member on the web page: users.info at most once per NAME_REFRESH_S per
+        member (the store keeps when), shared with the admin check; never per command."""
+        if not await self.store.due(f"name:{origin.team}:{origin.user}", NAME_REFRESH_S):
+            return
+        name = await self.people.name(origin.user)
+        if name:
+            who = Identity(PLATFORM, origin.team, origin.user)
+            await web_page.member_seen(self.core, who, name)
 
     async def where(self, origin: Origin) -> Where:
         return Where(

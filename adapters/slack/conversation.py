@@ -56,3 +56,4 @@ async def take_turn(
         await show_card(ctx, origin, submitted, delivery)
 
     await ctx.replies.outcome(origin.audience, f"/{COMMAND}", submit())
+    await ctx.seen(origin)

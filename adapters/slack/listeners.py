@@ -13,6 +13,7 @@ job otherwise).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from adapters.slack.buttons import Buttons, origin_of
 from adapters.slack.commands import INFO_COMMANDS, JOB_COMMANDS, SLASH_COMMANDS, Commands
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.conversation import conversation_at, take_turn
+from adapters.slack.direct import DirectDelivery
 from adapters.slack.launch import Asked
 from adapters.slack.people import PLATFORM, display_name
 from adapters.slack.text import strip_mentions_of
@@ -53,7 +55,8 @@ def register(app: AsyncApp, ctx: SlackContext, *, bot_user_id: str) -> None:
     app.event("assistant_thread_started")(listeners.on_thread_started)
     for action_id in blocks.ACTIONS:
         app.action(action_id)(listeners.on_click)
-    ctx.core.web.register(PLATFORM, check=ctx.people.member_now)
+    direct = functools.partial(ctx.delivery, kind=DirectDelivery)
+    ctx.core.web.register(PLATFORM, check=ctx.people.member_now, direct=direct)
     app.event("user_change")(listeners.on_user_change)
 
 

@@ -51,7 +51,7 @@ class People:
     ) -> None:
         self._client = client
         self._settings = settings
-        self._admins: _Cached[bool] = _Cached(ttl_s)
+        self._profiles: _Cached[dict[str, Any] | str] = _Cached(ttl_s)
         self._groups: _Cached[dict[str, frozenset[str]]] = _Cached(ttl_s)
 
     async def identity(self, team: str, user: str) -> Identity:
@@ -65,15 +65,26 @@ class People:
     async def is_admin(self, user: str) -> bool:
         if user in self._settings.admin_users:
             return True
-        return await self._admins.get(user, lambda: self._fetch_admin(user))
-
-    async def _fetch_admin(self, user: str) -> bool:
-        answer = await _answer(self._client.users_info(user=user))
-        if isinstance(answer, str):
-            log.warning("users.info for %s failed (%s); not treated as an admin", user, answer)
-            return False
-        profile = answer.get("user")
+        profile = await self._profile(user)
         return isinstance(profile, dict) and _is_admin(profile)
+
+    async def name(self, user: str) -> str | None:
+        """How Slack shows the member (None when users.info did not say)."""
+        profile = await self._profile(user)
+        return (display_name(profile) or None) if isinstance(profile, dict) else None
+
+    async def _profile(self, user: str) -> dict[str, Any] | str:
+        """users.info's `user`, or why there is none; one call serves the admin check and the
+        name for `ttl_s`."""
+        return await self._profiles.get(user, lambda: self._fetch_profile(user))
+
+    async def _fetch_profile(self, user: str) -> dict[str, Any] | str:
+        answer = await _answer(self._client.users_info(user=user))
+        profile = answer.get("user") if isinstance(answer, dict) else answer
+        if not isinstance(profile, dict):
+            log.warning("users.info for %s failed (%s); not an admin, name unknown", user, answer)
+            return str(profile)
+        return profile
 
     async def member_now(self, identity: Identity) -> Member | None:
         """The web page's re-check (uncached): deactivated is gone, admin as Slack says now."""

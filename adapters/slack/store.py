@@ -2,7 +2,8 @@
 PostgreSQL: the SQL here is spelled to run on both).
 
 - `slack_seen`: keys of events already handled (event ids, mention messages), so an event Slack
-  redelivers after a restart is still recognised. The process also keeps a bounded in-memory set
+  redelivers after a restart is still recognised; also when a periodic chore keyed here last ran
+  (`due`: a member's name looked up). The process also keeps a bounded in-memory set
   in front of it, so a retry burst costs no database write.
 - `slack_messages`: per job, the messages we posted that later calls must find again: the
   `anchor` (the one message edited for progress and turned into the result card), streamed text
@@ -36,6 +37,7 @@ class SlackStore:
     def __init__(self, db: Store) -> None:
         self._db = db
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._due: dict[str, float] = {}  # key -> when this process last found it due
 
     async def open(self) -> None:
         """Create the tables if needed and forget events too old to be retried."""
@@ -51,6 +53,15 @@ class SlackStore:
         while len(self._recent) > SEEN_MEMORY:
             self._recent.popitem(last=False)
         return bool(await self._db.run(partial(_mark_seen, keys, time.time())))
+
+    async def due(self, key: str, every_s: float) -> bool:
+        """True at most once per `every_s` for `key` (across restarts and workers): for chores
+        like a lookup per member that must not run per request."""
+        now = time.time()
+        if now - self._due.get(key, -every_s) < every_s:
+            return False
+        self._due[key] = now
+        return bool(await self._db.run(partial(_mark_due, key, now, now - every_s)))
 
     async def messages(self, job_id: str) -> dict[str, tuple[str, str]]:
         """kind -> (channel, ts) of what was posted for this job."""
@@ -85,6 +96,15 @@ def _mark_seen(keys: tuple[str, ...], now: float, raw: Connection) -> bool:
         for k in keys
     ]
     return all(fresh)
+
+
+def _mark_due(key: str, now: float, before: float, raw: Connection) -> bool:
+    marked = raw.execute(
+        "INSERT INTO slack_seen (key, at) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET at = excluded.at WHERE slack_seen.at < ?",
+        (key, now, before),
+    )
+    return bool(marked.rowcount)
 
 
 def _upsert(job_id: str, kind: str, channel: str, ts: str, raw: Connection) -> None:

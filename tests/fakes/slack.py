@@ -56,7 +56,7 @@ RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL_SECONDS = 30 * 60
 BOT_SCOPES = (  # answered in x-oauth-scopes, which Bolt reads from auth.test
     "app_mentions:read,channels:read,chat:write,commands,files:read,files:write,"
-    "usergroups:read,users:read"
+    "im:write,usergroups:read,users:read"
 )
 _Fault = tuple[int, str, int]  # (HTTP status, error, Retry-After seconds)
 DROPPED = 0  # a fault "status": the connection closes before an answer
@@ -838,6 +838,15 @@ class FakeSlack:
         if found.im_user:
             body["channel"]["user"] = found.im_user
         return body
+
+    def _api_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The bot's DM with one user, as Slack documents the answer without `return_im`."""
+        users = str(params.get("users", "")).split(",")
+        if len(users) != 1 or users[0] not in self.users:
+            raise SlackError("user_not_found")
+        known = any(c.im_user == users[0] for c in self.channels.values())
+        dm = self._channel(users[0])
+        return {"ok": True, "no_op": known, "already_open": known, "channel": {"id": dm.id}}
 
     def _api_usergroups_list(self, params: dict[str, Any]) -> dict[str, Any]:
         with_users = str(params.get("include_users", "")).lower() in ("1", "true")
