@@ -24,7 +24,8 @@ import time
 import uuid
 
 from bot.config import WorkerSettings
-from bot.sql import Connection, Store
+from bot.outage import Outage
+from bot.sql import Connection, Store, db_errors, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._trusted_until = 0.0  # monotonic; past it the lease may have lapsed
+        # The store's reachability as this process finds it; the jobs' writes share it.
+        self.outage = Outage()
 
     async def join(self) -> None:
         """Register under a fresh id with a new lease."""
@@ -75,7 +78,10 @@ class Worker:
         log.info("worker %s (%s pid %d) joined; lease %.0fs", self.id, self.host, self.pid, lease)
 
     async def renew(self) -> bool:
-        """Extend the lease; False when it had already lapsed (then it is not extended)."""
+        """Extend the lease; False when the store says it had already lapsed (then it is not
+        extended). While the store is away nobody can take a job over through it, so this
+        answers True and the heartbeat keeps trying: the jobs wait in their fenced writes, and
+        nothing leaves the process past the local lease (`holds_lease`)."""
         lease = self.settings.lease_s
         asked = time.monotonic()
 
@@ -87,7 +93,14 @@ class Worker:
             )
             return cursor.rowcount == 1
 
-        renewed = await self._db.run(extend)
+        try:
+            renewed = await self._db.run(extend)
+        except db_errors() as exc:
+            if not unreachable(exc):
+                raise
+            self.outage.gone(exc)
+            return True
+        self.outage.back()
         if renewed:
             self._trusted_until = asked + lease
         return renewed

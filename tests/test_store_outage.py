@@ -1,0 +1,131 @@
+"""The store going away mid-run (issue 12): jobs pause and carry on when it is back.
+
+A real PostgreSQL behind a proxy the test cuts (every connection closed, new ones turned away)
+while jobs run at FakeRunpod, which finishes them during the outage. When the proxy is
+restored every job is delivered once and charged once, and the ledger matches Runpod's bill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from bot.app import Core, open_core
+from bot.jobs import Submitted
+from tests.conftest import make_settings
+from tests.fakes.delivery import RecordingDelivery
+from tests.fakes.runpod import FakeRunpod
+from tests.pg_support import fresh_schema, query
+from tests.tcp_proxy import CuttableProxy
+from tests.test_jobs import spent, submit
+
+FLUX = "black-forest-labs-flux-1-schnell"
+JOBS = 4
+
+
+class Noticed(logging.Handler):
+    """Records bot.outage's lines and wakes a waiter on each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.changed.set()
+
+    async def wait_for(self, level: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(r.levelno == level for r in self.records):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+async def noticed() -> AsyncIterator[Noticed]:
+    handler = Noticed()
+    logger = logging.getLogger("bot.outage")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+async def proxy(postgres_database: str) -> AsyncIterator[tuple[CuttableProxy, str, str]]:
+    """The proxy, the DSN through it, and the DSN straight to the server (for the test's reads)."""
+    direct = fresh_schema(postgres_database)
+    parts = urlsplit(direct)
+    async with CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as cuttable:
+        netloc = f"{parts.username}@127.0.0.1:{cuttable.port}"
+        through = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        yield cuttable, through, direct
+
+
+async def all_at_runpod(core: Core) -> list[tuple[Submitted, RecordingDelivery]]:
+    jobs = await asyncio.gather(*(submit(core, f"fox {n} --size 256x256") for n in range(JOBS)))
+    for _, delivery in jobs:
+        await delivery.wait_for(
+            lambda d=delivery: any(u.state == "IN_QUEUE" for u in d.progress_updates)
+        )
+    return list(jobs)
+
+
+async def finished_at_runpod_and_seen(runpod: FakeRunpod) -> None:
+    """Every job completed at Runpod and the bot asked for its status since (it knows)."""
+
+    def seen() -> bool:
+        done = [j for j in runpod.jobs.values() if j.completed is not None]
+        return len(done) == JOBS and all(
+            any(r.job_id == j.id and r.at > (j.completed or 0) for r in runpod.requests)
+            for j in done
+        )
+
+    await runpod.wait_until(seen, timeout=15)
+
+
+async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_back(
+    tmp_path: Path,
+    runpod_fake: FakeRunpod,
+    proxy: tuple[CuttableProxy, str, str],
+    noticed: Noticed,
+) -> None:
+    cuttable, through, direct = proxy
+    runpod_fake.endpoints[FLUX].execution_time = 1.0
+    settings = make_settings(
+        tmp_path,
+        runpod_fake,
+        database=through,
+        jobs={"max_per_user": JOBS},
+        workers={"heartbeat_s": 600, "lease_s": 1200},
+    )
+    async with open_core(settings) as core:
+        jobs = await all_at_runpod(core)
+        cuttable.cut()
+        await finished_at_runpod_and_seen(runpod_fake)
+        await noticed.wait_for(logging.WARNING)
+        assert not any(delivery.ended for _, delivery in jobs)  # nothing told from no state
+        cuttable.restore()
+        await asyncio.wait_for(core.jobs.wait_idle(30), 35)
+        assert [len(d.results) for _, d in jobs] == [1] * JOBS
+        assert not any(d.failures for _, d in jobs)
+        bill = sum((j.cost or Decimal(0) for j in runpod_fake.jobs.values()), Decimal(0))
+        assert sum((d.results[0].cost for _, d in jobs), Decimal(0)) == bill
+        assert await spent(core) == (bill, 0)
+    assert runpod_fake.count("run") == JOBS
+    assert query(direct, "SELECT COUNT(*) FROM holds WHERE state = 'held'") == [(0,)]
+    assert query(direct, "SELECT COUNT(*) FROM holds WHERE state = 'settled'") == [(JOBS,)]
+    assert cuttable.cuts > 0
+    levels = [r.levelno for r in noticed.records]
+    assert levels == [logging.WARNING, logging.INFO]  # one line each way, however many retries
