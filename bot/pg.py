@@ -94,6 +94,16 @@ def connect_error(dsn: str, exc: Exception) -> BotError:
     return BotError(f"cannot use PostgreSQL database {display_place(dsn)}: {first}")
 
 
+class _QuietReconnects(logging.Filter):
+    """The pool warns on every failed reconnect attempt; `bot.outage` says an outage once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("error connecting in", "discarding closed"))
+
+
+_QUIET_RECONNECTS = _QuietReconnects()
+
+
 class PgDatabase:
     """The ledger's `bot.sql.Store` on PostgreSQL; build it with `await PgDatabase.open(dsn)`."""
 
@@ -109,6 +119,7 @@ class PgDatabase:
         cls, dsn: str, *, migrations: Sequence[str] | None = None, pool_size: int = POOL_SIZE
     ) -> PgDatabase:
         """Connect, check the server answers, and migrate to the newest schema."""
+        logging.getLogger("psycopg.pool").addFilter(_QUIET_RECONNECTS)
         try:
             await asyncio.to_thread(_probe, dsn)
         except (psycopg.Error, ValueError) as exc:

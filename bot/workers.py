@@ -122,6 +122,14 @@ class Worker:
             raw.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return cursor.rowcount
 
-        handed = await self._db.run(hand_back)
         self._trusted_until = 0.0
+        try:
+            handed = await self._db.run(hand_back)
+        except db_errors() as exc:
+            if not unreachable(exc):
+                raise
+            log.warning(
+                "worker %s left with the store away; its jobs go when its lease lapses", worker_id
+            )
+            return
         log.info("worker %s left; %d job(s) handed back", worker_id, handed)

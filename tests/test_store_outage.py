@@ -18,12 +18,14 @@ import pytest
 
 from bot.app import Core, open_core
 from bot.jobs import Submitted
+from bot.workers import DB_NOW
 from tests.conftest import make_settings
-from tests.fakes.delivery import RecordingDelivery
+from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
 from tests.pg_support import fresh_schema, query
 from tests.tcp_proxy import CuttableProxy
 from tests.test_jobs import spent, submit
+from tests.test_workers import until
 
 FLUX = "black-forest-labs-flux-1-schnell"
 JOBS = 4
@@ -73,26 +75,29 @@ async def proxy(postgres_database: str) -> AsyncIterator[tuple[CuttableProxy, st
         yield cuttable, through, direct
 
 
-async def all_at_runpod(core: Core) -> list[tuple[Submitted, RecordingDelivery]]:
+async def all_at_runpod(
+    core: Core, runpod: FakeRunpod
+) -> list[tuple[Submitted, RecordingDelivery]]:
+    """Submit the jobs and wait until the bot polls each at Runpod (all are `submitted`)."""
     jobs = await asyncio.gather(*(submit(core, f"fox {n} --size 256x256") for n in range(JOBS)))
-    for _, delivery in jobs:
-        await delivery.wait_for(
-            lambda d=delivery: any(u.state == "IN_QUEUE" for u in d.progress_updates)
-        )
+
+    def polled() -> bool:
+        asked = {r.job_id for r in runpod.requests if r.route in ("status", "status-sync")}
+        return len(runpod.jobs) == JOBS and asked >= set(runpod.jobs)
+
+    await runpod.wait_until(polled, timeout=15)
     return list(jobs)
 
 
-async def finished_at_runpod_and_seen(runpod: FakeRunpod) -> None:
-    """Every job completed at Runpod and the bot asked for its status since (it knows)."""
+async def finished_at_runpod_and_fetched(runpod: FakeRunpod) -> None:
+    """Every job completed at Runpod and the bot fetched its image (next: charging it)."""
 
-    def seen() -> bool:
-        done = [j for j in runpod.jobs.values() if j.completed is not None]
-        return len(done) == JOBS and all(
-            any(r.job_id == j.id and r.at > (j.completed or 0) for r in runpod.requests)
-            for j in done
-        )
+    def fetched() -> bool:
+        done = {job_id for job_id, job in runpod.jobs.items() if job.completed is not None}
+        taken = {r.job_id for r in runpod.requests if r.route == "media"}
+        return len(done) == JOBS and taken >= done
 
-    await runpod.wait_until(seen, timeout=15)
+    await runpod.wait_until(fetched, timeout=15)
 
 
 async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_back(
@@ -111,9 +116,9 @@ async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_ba
         workers={"heartbeat_s": 600, "lease_s": 1200},
     )
     async with open_core(settings) as core:
-        jobs = await all_at_runpod(core)
+        jobs = await all_at_runpod(core, runpod_fake)
         cuttable.cut()
-        await finished_at_runpod_and_seen(runpod_fake)
+        await finished_at_runpod_and_fetched(runpod_fake)
         await noticed.wait_for(logging.WARNING)
         assert not any(delivery.ended for _, delivery in jobs)  # nothing told from no state
         cuttable.restore()
@@ -129,3 +134,44 @@ async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_ba
     assert cuttable.cuts > 0
     levels = [r.levelno for r in noticed.records]
     assert levels == [logging.WARNING, logging.INFO]  # one line each way, however many retries
+
+
+async def test_a_worker_whose_lease_ran_out_while_the_store_was_away_hands_its_jobs_on(
+    tmp_path: Path,
+    runpod_fake: FakeRunpod,
+    proxy: tuple[CuttableProxy, str, str],
+    noticed: Noticed,
+) -> None:
+    """Past the lease, the paused writes are fenced off when the store is back; the worker
+    joins anew and takes its old jobs over, so each is still delivered and charged once."""
+    cuttable, through, direct = proxy
+    runpod_fake.endpoints[FLUX].execution_time = 1.0
+    settings = make_settings(
+        tmp_path,
+        runpod_fake,
+        database=through,
+        jobs={"max_per_user": JOBS},
+        workers={"heartbeat_s": 0.3, "lease_s": 2},
+    )
+    async with open_core(settings) as core:
+        hub = DeliveryHub()
+        core.jobs.register_platform("test", hub)
+        await core.jobs.resume("test")
+        jobs = await all_at_runpod(core, runpod_fake)
+        first_id = core.worker.id
+        cuttable.cut()
+        await finished_at_runpod_and_fetched(runpod_fake)
+        live = f"SELECT COUNT(*) FROM workers WHERE expires_at > {DB_NOW}"
+        await until(lambda: query(direct, live) == [(0,)], timeout=10)  # as others see it
+        cuttable.restore()
+        await until(lambda: core.worker.id != first_id, timeout=10)  # it joined anew
+        assert await core.jobs.recover() == JOBS
+        await asyncio.wait_for(core.jobs.wait_idle(30), 35)
+        results = hub.by_channel["c1"].results
+        assert sorted(r.job_id for r in results) == sorted(s.job_id for s, _ in jobs)
+        assert not any(d.ended for _, d in jobs)  # the first tasks told no one
+        bill = sum((j.cost or Decimal(0) for j in runpod_fake.jobs.values()), Decimal(0))
+        assert await spent(core) == (bill, 0)
+    assert runpod_fake.count("run") == JOBS
+    assert query(direct, "SELECT COUNT(*) FROM holds WHERE state = 'settled'") == [(JOBS,)]
+    assert [r.levelno for r in noticed.records] == [logging.WARNING, logging.INFO]
