@@ -98,7 +98,7 @@ class _QuietReconnects(logging.Filter):
     """The pool warns on every failed reconnect attempt; `bot.outage` says an outage once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("error connecting in", "discarding closed"))
+        return not str(record.msg).startswith(("error connecting in", "discarding "))
 
 
 _QUIET_RECONNECTS = _QuietReconnects()

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bot.app import Core, open_core
+from bot.config import Settings
 from bot.jobs import Submitted
 from bot.workers import DB_NOW
 from tests.conftest import make_settings
@@ -100,6 +101,17 @@ async def finished_at_runpod_and_fetched(runpod: FakeRunpod) -> None:
     await runpod.wait_until(fetched, timeout=15)
 
 
+def through_proxy(
+    tmp_path: Path, runpod: FakeRunpod, dsn: str, *, heartbeat_s: float, lease_s: float
+) -> Settings:
+    """A bot on the proxied database whose jobs each run a second at Runpod."""
+    runpod.endpoints[FLUX].execution_time = 1.0
+    workers = {"heartbeat_s": heartbeat_s, "lease_s": lease_s}
+    return make_settings(
+        tmp_path, runpod, database=dsn, jobs={"max_per_user": JOBS}, workers=workers
+    )
+
+
 async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_back(
     tmp_path: Path,
     runpod_fake: FakeRunpod,
@@ -107,14 +119,7 @@ async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_ba
     noticed: Noticed,
 ) -> None:
     cuttable, through, direct = proxy
-    runpod_fake.endpoints[FLUX].execution_time = 1.0
-    settings = make_settings(
-        tmp_path,
-        runpod_fake,
-        database=through,
-        jobs={"max_per_user": JOBS},
-        workers={"heartbeat_s": 600, "lease_s": 1200},
-    )
+    settings = through_proxy(tmp_path, runpod_fake, through, heartbeat_s=600, lease_s=1200)
     async with open_core(settings) as core:
         jobs = await all_at_runpod(core, runpod_fake)
         cuttable.cut()
@@ -145,14 +150,7 @@ async def test_a_worker_whose_lease_ran_out_while_the_store_was_away_hands_its_j
     """Past the lease, the paused writes are fenced off when the store is back; the worker
     joins anew and takes its old jobs over, so each is still delivered and charged once."""
     cuttable, through, direct = proxy
-    runpod_fake.endpoints[FLUX].execution_time = 1.0
-    settings = make_settings(
-        tmp_path,
-        runpod_fake,
-        database=through,
-        jobs={"max_per_user": JOBS},
-        workers={"heartbeat_s": 0.3, "lease_s": 2},
-    )
+    settings = through_proxy(tmp_path, runpod_fake, through, heartbeat_s=0.3, lease_s=2)
     async with open_core(settings) as core:
         hub = DeliveryHub()
         core.jobs.register_platform("test", hub)
