@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -101,10 +103,10 @@ async def finished_at_runpod_and_fetched(runpod: FakeRunpod) -> None:
     await runpod.wait_until(fetched, timeout=15)
 
 
-def through_proxy(
+def outage_settings(
     tmp_path: Path, runpod: FakeRunpod, dsn: str, *, heartbeat_s: float, lease_s: float
 ) -> Settings:
-    """A bot on the proxied database whose jobs each run a second at Runpod."""
+    """A bot on `dsn` (the proxied database) whose jobs each run a second at Runpod."""
     runpod.endpoints[FLUX].execution_time = 1.0
     workers = {"heartbeat_s": heartbeat_s, "lease_s": lease_s}
     return make_settings(
@@ -119,7 +121,7 @@ async def test_jobs_pause_while_postgresql_is_away_and_finish_once_when_it_is_ba
     noticed: Noticed,
 ) -> None:
     cuttable, through, direct = proxy
-    settings = through_proxy(tmp_path, runpod_fake, through, heartbeat_s=600, lease_s=1200)
+    settings = outage_settings(tmp_path, runpod_fake, through, heartbeat_s=600, lease_s=1200)
     async with open_core(settings) as core:
         jobs = await all_at_runpod(core, runpod_fake)
         cuttable.cut()
@@ -150,7 +152,7 @@ async def test_a_worker_whose_lease_ran_out_while_the_store_was_away_hands_its_j
     """Past the lease, the paused writes are fenced off when the store is back; the worker
     joins anew and takes its old jobs over, so each is still delivered and charged once."""
     cuttable, through, direct = proxy
-    settings = through_proxy(tmp_path, runpod_fake, through, heartbeat_s=0.3, lease_s=2)
+    settings = outage_settings(tmp_path, runpod_fake, through, heartbeat_s=0.3, lease_s=2)
     async with open_core(settings) as core:
         hub = DeliveryHub()
         core.jobs.register_platform("test", hub)
@@ -172,4 +174,26 @@ async def test_a_worker_whose_lease_ran_out_while_the_store_was_away_hands_its_j
         assert await spent(core) == (bill, 0)
     assert runpod_fake.count("run") == JOBS
     assert query(direct, "SELECT COUNT(*) FROM holds WHERE state = 'settled'") == [(JOBS,)]
+    assert [r.levelno for r in noticed.records] == [logging.WARNING, logging.INFO]
+
+
+async def test_jobs_wait_while_another_process_holds_the_sqlite_file_locked(
+    tmp_path: Path, runpod_fake: FakeRunpod, noticed: Noticed
+) -> None:
+    """Locked past the 10 s busy timeout, as by a stuck process: the same pause and carry on."""
+    database = tmp_path / "bot.db"
+    settings = outage_settings(tmp_path, runpod_fake, str(database), heartbeat_s=600, lease_s=1200)
+    async with open_core(settings) as core:
+        jobs = await all_at_runpod(core, runpod_fake)
+        with closing(sqlite3.connect(database, isolation_level=None)) as stuck:
+            stuck.execute("BEGIN EXCLUSIVE")
+            await finished_at_runpod_and_fetched(runpod_fake)
+            await noticed.wait_for(logging.WARNING, timeout=30)
+            assert not any(delivery.ended for _, delivery in jobs)
+            stuck.execute("ROLLBACK")
+        await asyncio.wait_for(core.jobs.wait_idle(30), 35)
+        assert [len(d.results) for _, d in jobs] == [1] * JOBS
+        bill = sum((j.cost or Decimal(0) for j in runpod_fake.jobs.values()), Decimal(0))
+        assert await spent(core) == (bill, 0)
+    assert runpod_fake.count("run") == JOBS
     assert [r.levelno for r in noticed.records] == [logging.WARNING, logging.INFO]
