@@ -79,9 +79,9 @@ class Worker:
 
     async def renew(self) -> bool:
         """Extend the lease; False when the store says it had already lapsed (then it is not
-        extended). While the store is away nobody can take a job over through it, so this
-        answers True and the heartbeat keeps trying: the jobs wait in their fenced writes, and
-        nothing leaves the process past the local lease (`holds_lease`)."""
+        extended). While the store is away this answers True and the heartbeat keeps trying:
+        the jobs wait in their fenced writes (refused once back if another worker took them),
+        and nothing leaves the process past the local lease (`holds_lease`)."""
         lease = self.settings.lease_s
         asked = time.monotonic()
 
