@@ -19,7 +19,7 @@ from bot.jobstore import JobRecord, JobStore
 from bot.ledger import SqliteLedger
 from bot.metrics import Metrics
 from bot.sql import Store
-from bot.workers import LeaseLost, Worker
+from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,9 @@ class JobContext:
             state, command=job.command, model=job.model, platform=job.identity[0]
         )
 
-    def check_lease(self, job: JobRecord) -> None:
-        """Raise `LeaseLost` when this worker's lease may have lapsed (local monotonic check)."""
-        if not self.worker.holds_lease():
-            raise LeaseLost(f"job {job.id}: this worker's lease may have lapsed")
-
     async def still_mine(self, job: JobRecord) -> None:
         """Before a message leaves for good: the lease holds here and the job is still ours."""
-        self.check_lease(job)
+        await self.worker.lease_confirmed()
         await self.patient(lambda: self.store.affirm(job.id))
 
 

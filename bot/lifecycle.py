@@ -11,8 +11,8 @@ Rules that keep money and results safe:
   a restart knows which copies exist; a copy whose `/run` may or may not have gone out is
   dropped, not resubmitted (no double run), and the user is told.
 - charging or releasing is `bot.settling`'s, telling the member `bot.handover`'s;
-- every write is fenced on this worker owning the job (bot/workers.py), and the lease is checked
-  again before a /run or a message leaves: a job this worker lost (`LeaseLost`) just stops,
+- every write is fenced on this worker owning the job (bot/workers.py), and the lease is
+  confirmed again before a /run or a message leaves: a job this worker lost just stops,
   telling no one and charging nothing, since its new owner does both;
 - every write waits out a store gone away (bot/outage.py): the job pauses and carries on when
   the store is back, or, past `storage.outage_s`, stops here for a live worker to take over.
@@ -267,7 +267,7 @@ class JobRunner:
             if job.id in self._cancel_requested:
                 copies[index] = replace(copy, status="CANCELLED", error="cancelled")
                 continue
-            self._ctx.check_lease(job)
+            await self._ctx.worker.lease_confirmed()
             try:
                 state = await self._runpod.run(
                     model.endpoint,

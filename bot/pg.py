@@ -177,7 +177,7 @@ class PgDatabase:
         task = asyncio.current_task()
         if task in self._writing:
             raise RuntimeError("nested write transaction: pass the open transaction as tx=")
-        conn = await asyncio.to_thread(self._pool.getconn)
+        conn = await self._getconn()
         tx = PgTransaction(conn)
         if task is not None:
             self._writing.add(task)
@@ -193,6 +193,20 @@ class PgDatabase:
             self._writing.discard(task)
             tx.close()
             self._pool.putconn(conn)
+
+    async def _getconn(self) -> psycopg.Connection[Any]:
+        """A pooled connection; one obtained after the caller was cancelled (a worker stopping
+        its jobs while the pool waits for the server to come back) goes back to the pool."""
+        getting = asyncio.ensure_future(asyncio.to_thread(self._pool.getconn))
+        try:
+            return await asyncio.shield(getting)
+        except asyncio.CancelledError:
+            getting.add_done_callback(self._give_back)
+            raise
+
+    def _give_back(self, getting: asyncio.Future[psycopg.Connection[Any]]) -> None:
+        if not getting.cancelled() and getting.exception() is None:
+            self._pool.putconn(getting.result())
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
         return await self.read(lambda raw: raw.execute(sql, params).fetchall())

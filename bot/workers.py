@@ -17,6 +17,7 @@ clock. docs/scaling.md says what this promises.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -55,6 +56,7 @@ class Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._trusted_until = 0.0  # monotonic; past it the lease may have lapsed
+        self._extended = asyncio.Event()  # set whenever the lease is extended
         # The store's reachability as this process finds it; the jobs' writes share it.
         self.outage = Outage()
 
@@ -74,7 +76,7 @@ class Worker:
 
         await self._db.run(register)
         self.id = worker_id
-        self._trusted_until = asked + lease
+        self._trust(asked + lease)
         log.info("worker %s (%s pid %d) joined; lease %.0fs", self.id, self.host, self.pid, lease)
 
     async def renew(self) -> bool:
@@ -102,8 +104,12 @@ class Worker:
             return True
         self.outage.back()
         if renewed:
-            self._trusted_until = asked + lease
+            self._trust(asked + lease)
         return renewed
+
+    def _trust(self, until: float) -> None:
+        self._trusted_until = until
+        self._extended.set()
 
     def holds_lease(self) -> bool:
         """Whether the lease surely still runs, by this process's own monotonic clock.
@@ -112,6 +118,15 @@ class Worker:
         than the lease this is False before the process can do anything else.
         """
         return time.monotonic() < self._trusted_until
+
+    async def lease_confirmed(self) -> None:
+        """Return once the lease surely runs (`holds_lease`); checked before a /run or a
+        message leaves. A lease only slow to renew (a busy store, one just back from an
+        outage) makes the job wait, not drop; one really lost ends the wait when the heartbeat
+        finds it so and `JobService.lease_lost` cancels this worker's job tasks."""
+        while not self.holds_lease():
+            self._extended.clear()
+            await self._extended.wait()
 
     async def leave(self) -> None:
         """Clean shutdown: hand every job back at once (no wait for the lease) and go."""
