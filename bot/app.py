@@ -36,7 +36,7 @@ from bot.readiness import Readiness
 from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
 from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
-from bot.sql import Store, db_errors, open_store
+from bot.sql import Store, db_errors, open_store, unreachable
 from bot.web.access import WebAccess
 from bot.workers import Worker
 
@@ -214,7 +214,7 @@ async def _keep_lease(worker: Worker, jobs: JobService) -> None:
         await asyncio.sleep(worker.settings.heartbeat_s)
         try:
             renewed = await worker.renew()
-        except db_errors() as exc:  # e.g. locked past the busy timeout: try again next beat
+        except db_errors() as exc:  # not the store away (`renew` rides that out): next beat
             log.warning("worker %s: lease not renewed: %s", worker.id, exc)
             renewed = worker.holds_lease()
         if not renewed:
@@ -286,8 +286,11 @@ async def _recover_forever(core: Core) -> None:
         await asyncio.sleep(core.settings.workers.heartbeat_s)
         try:
             await core.jobs.recover()
-        except Exception:
-            log.exception("taking over jobs of dead workers failed")
+        except Exception as exc:
+            if unreachable(exc):  # said once per outage (bot/outage.py), not every beat
+                core.worker.outage.gone(exc)
+            else:
+                log.exception("taking over jobs of dead workers failed")
 
 
 async def _sweep_forever(core: Core) -> None:

@@ -87,6 +87,9 @@ class StorageSettings(Section):
     # this many days, and oldest first above this size.
     inputs_keep_days: float = Field(default=30.0, gt=0)
     inputs_max_mb: float = Field(default=1024.0, gt=0)
+    # How long a job waits for a store gone away (server restart, network cut, file locked)
+    # before it stops in this process, to be taken over when the store is back (bot/outage.py).
+    outage_s: float = Field(default=300.0, gt=0)
 
     @property
     def spool_dir(self) -> Path:

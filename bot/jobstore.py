@@ -116,8 +116,6 @@ class JobStore:
         live lease, else `LeaseLost` is raised (and the caller's transaction rolls back). A job
         left with nothing to drive (ended and told) is released from its owner.
         """
-        if "state" in changes:  # callers may pass the text; the record holds the JobState
-            changes["state"] = JobState(changes["state"])
         job = replace(job, **changes, updated_at=time.time())
         if job.state in ENDED and job.finished_at is None:
             job = replace(job, finished_at=job.updated_at)

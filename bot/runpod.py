@@ -149,8 +149,6 @@ class RunpodStatus:
 
 
 StatusCallback = Callable[[RunpodStatus], Awaitable[None]]
-# The old name, which bot/lifecycle.py still imports; goes when lifecycle's split lands.
-JobState = RunpodStatus
 
 
 class RunpodClient:

@@ -38,6 +38,30 @@ def db_errors() -> tuple[type[Exception], ...]:
     return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
 
 
+# SQLite's result codes (primary, low byte) that mean the file cannot be used just now.
+_SQLITE_AWAY = {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_IOERR,
+}
+# PostgreSQL SQLSTATEs of a server going or gone: connection exceptions, shutdown, starting.
+_PG_AWAY = ("08", "57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a database error says the store is away (connection lost or refused, file
+    locked past the busy timeout), which waiting may cure; not a real error such as a
+    constraint violation, whose retry would fail the same way."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _SQLITE_AWAY
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate  # None: the client's side (refused, closed, pool timeout)
+    return state is None or state.startswith(_PG_AWAY)
+
+
 SQLITE_SCHEME = "sqlite:///"
 
 

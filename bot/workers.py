@@ -17,6 +17,7 @@ clock. docs/scaling.md says what this promises.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -24,7 +25,8 @@ import time
 import uuid
 
 from bot.config import WorkerSettings
-from bot.sql import Connection, Store
+from bot.outage import Outage
+from bot.sql import Connection, Store, db_errors, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ class Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._trusted_until = 0.0  # monotonic; past it the lease may have lapsed
+        self._extended = asyncio.Event()  # set whenever the lease is extended
+        # The store's reachability as this process finds it; the jobs' writes share it.
+        self.outage = Outage()
 
     async def join(self) -> None:
         """Register under a fresh id with a new lease."""
@@ -71,11 +76,14 @@ class Worker:
 
         await self._db.run(register)
         self.id = worker_id
-        self._trusted_until = asked + lease
+        self._trust(asked + lease)
         log.info("worker %s (%s pid %d) joined; lease %.0fs", self.id, self.host, self.pid, lease)
 
     async def renew(self) -> bool:
-        """Extend the lease; False when it had already lapsed (then it is not extended)."""
+        """Extend the lease; False when the store says it had already lapsed (then it is not
+        extended). While the store is away this answers True and the heartbeat keeps trying:
+        the jobs wait in their fenced writes (refused once back if another worker took them),
+        and nothing leaves the process past the local lease (`holds_lease`)."""
         lease = self.settings.lease_s
         asked = time.monotonic()
 
@@ -87,10 +95,21 @@ class Worker:
             )
             return cursor.rowcount == 1
 
-        renewed = await self._db.run(extend)
+        try:
+            renewed = await self._db.run(extend)
+        except db_errors() as exc:
+            if not unreachable(exc):
+                raise
+            self.outage.gone(exc)
+            return True
+        self.outage.back()
         if renewed:
-            self._trusted_until = asked + lease
+            self._trust(asked + lease)
         return renewed
+
+    def _trust(self, until: float) -> None:
+        self._trusted_until = until
+        self._extended.set()
 
     def holds_lease(self) -> bool:
         """Whether the lease surely still runs, by this process's own monotonic clock.
@@ -99,6 +118,15 @@ class Worker:
         than the lease this is False before the process can do anything else.
         """
         return time.monotonic() < self._trusted_until
+
+    async def lease_confirmed(self) -> None:
+        """Return once the lease surely runs (`holds_lease`); checked before a /run or a
+        message leaves. A lease only slow to renew (a busy store, one just back from an
+        outage) makes the job wait, not drop; one really lost ends the wait when the heartbeat
+        finds it so and `JobService.lease_lost` cancels this worker's job tasks."""
+        while not self.holds_lease():
+            self._extended.clear()
+            await self._extended.wait()
 
     async def leave(self) -> None:
         """Clean shutdown: hand every job back at once (no wait for the lease) and go."""
@@ -109,6 +137,14 @@ class Worker:
             raw.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return cursor.rowcount
 
-        handed = await self._db.run(hand_back)
         self._trusted_until = 0.0
+        try:
+            handed = await self._db.run(hand_back)
+        except db_errors() as exc:
+            if not unreachable(exc):
+                raise
+            log.warning(
+                "worker %s left with the store away; its jobs go when its lease lapses", worker_id
+            )
+            return
         log.info("worker %s left; %d job(s) handed back", worker_id, handed)
