@@ -47,6 +47,7 @@ HEADERS = {"User-Agent": "runpod-community-bot"}
 # Runpod's API apart from long polls: /run, /cancel, and the /status polls, at most
 # MAX_CONCURRENT_POLLS of them at once, so that the rest stay free for a new job's /run.
 RUNPOD_CONNECTIONS = MAX_CONCURRENT_POLLS * 2
+DOWNLOADS = 16  # results downloaded at once, each over a connection of its own
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         ) as http,
         aiohttp_client(max_connections=RUNPOD_CONNECTIONS, timeout=timeout, headers=HEADERS) as api,
         aiohttp_client(max_connections=long_polls, timeout=timeout, headers=HEADERS) as long_poll,
+        aiohttp_client(max_connections=DOWNLOADS, timeout=timeout, headers=HEADERS) as media,
     ):
         db = await open_store(settings.storage.database)
         worker = Worker(db, settings.workers)
@@ -142,11 +144,12 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 metrics=metrics,
             )
             downloader = Downloader(
-                http,
+                media,
                 max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
                 timeout_s=settings.jobs.download_timeout_s,
                 allow_private_urls=settings.security.allow_private_urls,
                 backoff_s=settings.runpod.backoff_base_s,
+                max_concurrent=DOWNLOADS,
             )
             jobs = JobService(
                 db=db,
