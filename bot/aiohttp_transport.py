@@ -108,9 +108,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def call(
-        self, method: str, url: str, *, timeout: Mapping[str, float | None], **options: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: Mapping[str, float | None],
+        read: bool = False,
+        **options: Any,
     ) -> httpx.Response:
-        """One request, `options` as aiohttp takes them; the answer as an unread httpx stream."""
+        """One request, `options` as aiohttp takes them; the answer as an httpx stream, or with
+        its body already read (`read`: one read, not httpx's chain of async iterators)."""
         if self._session is None:
             self._session = self._open()
         with _as_httpx_errors():
@@ -120,11 +127,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
+        if not read:
+            stream = _Body(response)
+            return httpx.Response(
+                response.status, headers=response.raw_headers, stream=stream, extensions=extensions
+            )
+        try:
+            with _as_httpx_errors():
+                body = await response.read()
+        finally:
+            response.release()
+        # httpx decodes the body (Content-Encoding) as it would a streamed one
         return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response),
-            extensions=extensions,
+            response.status, headers=response.raw_headers, content=body, extensions=extensions
         )
 
     async def aclose(self) -> None:
@@ -164,17 +179,19 @@ class AiohttpClient(httpx.AsyncClient):
             return await super().request(method, url, **options)
         timeout = options.get("timeout", httpx.USE_CLIENT_DEFAULT)
         timeout = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
-        headers = self.headers.copy()
-        headers.update(options.get("headers") or {})
-        response = await self._aiohttp.call(
+        headers = dict(self.headers.items())  # names in lower case
+        headers.update(
+            (name.lower(), value) for name, value in (options.get("headers") or {}).items()
+        )
+        return await self._aiohttp.call(
             method,
             url,
-            headers=headers.multi_items(),
+            headers=headers,
             json=options.get("json"),
             params=options.get("params"),
             timeout=timeout.as_dict(),
+            read=True,
         )
-        return await _read(response)
 
     async def send(
         self,
