@@ -8,27 +8,15 @@ would fail its certificate check, or be checked against the wrong name.
 
 from __future__ import annotations
 
-import ssl
-
-import trustme
+import pytest
 
 from bot.aiohttp_transport import aiohttp_client
 from bot.outputs import Downloader, OutputError
-from tests.test_private_urls import SECRET_PNG, Server, serve_secret
+from tests.test_private_urls import SECRET_PNG, Server, localhost_tls, serve_secret
 
 
 async def test_https_to_the_resolved_address_keeps_the_name_for_tls_over_aiohttp() -> None:
-    authority = trustme.CA()
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_tls)  # no IP in the certificate
-    names: list[str | None] = []
-
-    def note_name(_socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
-        names.append(name)
-
-    server_tls.sni_callback = note_name  # type: ignore[assignment]
-    client_tls = ssl.create_default_context()
-    authority.configure_trust(client_tls)
+    server_tls, client_tls, names = localhost_tls()
     async with (
         Server("127.0.0.1", serve_secret, tls=server_tls) as named,
         aiohttp_client(max_connections=4, timeout=5, headers={}, verify=client_tls) as http,
@@ -42,12 +30,10 @@ async def test_https_to_the_resolved_address_keeps_the_name_for_tls_over_aiohttp
         any_address = Downloader(
             http, max_bytes=1 << 20, timeout_s=5, backoff_s=0, is_public=lambda a: True
         )
-        try:
+        with pytest.raises(OutputError) as by_address:
             await any_address.fetch(named.url("/0.png"), kind="image", name="r")
-        except OutputError as exc:
-            by_address = exc.message
     assert fetched.data == SECRET_PNG
     assert named.seen == [{"path": "/0.png", "host": f"localhost:{named.port}"}]
     assert names[0] == "localhost"
     # The same certificate does not cover the bare address: the name is what made it pass.
-    assert "CERTIFICATE_VERIFY_FAILED" in by_address
+    assert "CERTIFICATE_VERIFY_FAILED" in by_address.value.message
