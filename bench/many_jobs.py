@@ -32,11 +32,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.bot_records import billed
 from bench.common import (
     API_KEY,
     FakeProcess,
     ServerJob,
+    billed,
     calibration_ms,
     median,
     percentile,
