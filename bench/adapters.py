@@ -44,7 +44,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.bot_records import Records, billed, check, read_records
+from bench.bot_records import Records, check, read_records
 from bench.botproc import (
     BotProcess,
     ProcStats,
@@ -67,7 +67,15 @@ from bench.chat_users import (
     seen,
     settle_discord_acks,
 )
-from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile, throwaway_postgres
+from bench.common import (
+    API_KEY,
+    FakeProcess,
+    ServerJob,
+    billed,
+    median,
+    percentile,
+    throwaway_postgres,
+)
 
 ENDPOINT = "black-forest-labs-flux-1-schnell"
 START_TIMEOUT_S = 60.0

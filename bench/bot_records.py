@@ -8,7 +8,6 @@ agreeing with the sum of the bills.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections import Counter
@@ -19,11 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from bench.chat_users import ACK_LIMIT_S, LABEL, Platforms, seen_in_discord, seen_in_slack
-from bench.common import API_KEY, ServerJob
+from bench.common import ServerJob
 from bot.config import QuotaSettings
 from bot.ledger import SqliteLedger
 from bot.pg import plain
@@ -82,22 +80,6 @@ async def read_records(database: Path | str) -> Records:
         await db.close()
     holds = {job_id: (state, to_usd(charged)) for job_id, state, charged in held}
     return Records(jobs, holds, report.jobs, report.total)
-
-
-async def billed(runpod_url: str, server: dict[str, ServerJob]) -> dict[str, Decimal]:
-    """What FakeRunpod billed each completed job (the `cost` in its output), read back by id."""
-    limit = asyncio.Semaphore(20)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-
-    async def one(http: httpx.AsyncClient, job: ServerJob) -> tuple[str, Decimal]:
-        async with limit:
-            response = await http.get(f"{runpod_url}/{job.endpoint}/status/{job.id}")
-        body = json.loads(response.text, parse_float=Decimal)
-        return job.id, Decimal(body["output"]["cost"])
-
-    done = [job for job in server.values() if job.status == "COMPLETED"]
-    async with httpx.AsyncClient(headers=headers, trust_env=False, timeout=30) as http:
-        return dict(await asyncio.gather(*(one(http, job) for job in done)))
 
 
 def check(

@@ -13,6 +13,11 @@ some endpoints only.
 
 Modes:
 - SDK: `runpod.AsyncioEndpoint.run` + `AsyncioJob.output(timeout=...)` on an aiohttp session.
+- SDK run_sync: the SDK's blocking `runpod.Endpoint.run_sync` (`POST /runsync`, which answers
+  when the job ends, up to 90 s), each call on a thread of its own. One request per job, but it
+  holds a thread (and a connection) per job for the job's whole run, and the caller learns the
+  job's id only when it ends, so a bot that crashes meanwhile cannot resume the job (it runs on,
+  billed, with nobody to deliver it). That is why the bot does not use it.
 - long-poll: `RunpodClient.run` + `wait()`, the default (`/status-sync?wait=`).
 - polling: the same, on an endpoint without `/status-sync`: `wait()` falls back to /status polls.
 - webhook: the job engine itself (`JobService` + `Listener` on 127.0.0.1), `runpod.webhook_url`
@@ -38,6 +43,7 @@ import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +56,7 @@ from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile, ti
 from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.db import Database
-from bot.delivery import ChannelRef, MediaFile, Result
+from bot.delivery import ChannelRef, MediaFile, Result, Route
 from bot.invocation import Community, Invocation
 from bot.jobs import JobParts, JobService
 from bot.ledger import SqliteLedger
@@ -72,7 +78,7 @@ MODE_SHIFT_S = 0.05  # mode k starts its jobs k * this later, so modes do not mo
 JOB_TIMEOUT_S = 900.0
 RTT_PROBE_S = 0.5
 IMAGE = {"width": 256, "height": 256}
-MODES = ("SDK", "long-poll", "polling", "webhook")
+MODES = ("SDK", "run_sync", "long-poll", "polling", "webhook")
 ENDPOINTS = {mode: f"bench-{mode}" for mode in MODES}
 
 
@@ -149,6 +155,29 @@ async def sdk_mode(base_url: str) -> AsyncIterator[JobRunner]:
 
 
 @asynccontextmanager
+async def run_sync_mode(base_url: str, threads: int) -> AsyncIterator[JobRunner]:
+    """`Endpoint.run_sync`, blocking: a thread per job in flight, as a caller of it needs."""
+    runpod = import_sdk()
+    runpod.endpoint_url_base = base_url  # read by Endpoint's client when constructed
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # "pool is full" for each extra thread
+    endpoint = runpod.Endpoint(ENDPOINTS["run_sync"], api_key=API_KEY)
+    loop = asyncio.get_running_loop()
+
+    def blocking(draw: Draw) -> tuple[Any, float]:
+        output = endpoint.run_sync({"prompt": draw.prompt, **IMAGE}, timeout=int(JOB_TIMEOUT_S))
+        return output, time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="run_sync") as pool:
+
+        async def one(draw: Draw) -> Seen:
+            output, seen = await loop.run_in_executor(pool, blocking, draw)
+            # run_sync returns only the output; the job id is in its media URL (.../<id>/0.png)
+            return Seen(draw, output["image_url"].rsplit("/", 2)[-2], seen)
+
+        yield one
+
+
+@asynccontextmanager
 async def client_mode(base_url: str, endpoint: str) -> AsyncIterator[JobRunner]:
     async with httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50), trust_env=False
@@ -183,8 +212,8 @@ class TimingDownloader(Downloader):
 class TimedDelivery(RecordingDelivery):
     delivered_at: float | None = None
 
-    async def deliver(self, result: Result) -> None:
-        await super().deliver(result)
+    async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
+        await super().deliver(result, route)
         self.delivered_at = time.monotonic()
 
 
@@ -338,13 +367,20 @@ async def bench(draws: Sequence[Draw]) -> tuple[dict[str, list[Seen]], dict[str,
         probe, stop = Probe(), asyncio.Event()
         async with (
             sdk_mode(fake.base_url) as sdk,
+            run_sync_mode(fake.base_url, threads=len(draws)) as run_sync,
             client_mode(fake.base_url, ENDPOINTS["long-poll"]) as long_poll,
             client_mode(fake.base_url, ENDPOINTS["polling"]) as polling,
             webhook_mode(fake.base_url) as webhook,
             asyncio.TaskGroup() as group,
         ):
             probing = group.create_task(probe.run(fake.base_url, stop))
-            runners = {"SDK": sdk, "long-poll": long_poll, "polling": polling, "webhook": webhook}
+            runners = {
+                "SDK": sdk,
+                "run_sync": run_sync,
+                "long-poll": long_poll,
+                "polling": polling,
+                "webhook": webhook,
+            }
             t0 = time.monotonic() + 0.5
             budget = JOB_TIMEOUT_S + ARRIVALS_S + 60
             async with asyncio.timeout(budget):
@@ -381,6 +417,8 @@ def summarize(seen: Sequence[Seen], server: dict[str, ServerJob], mode: str, cls
         requests.append(1 + job.requests.get("status", 0) + job.requests.get("status-sync", 0))
         full.append(((s.delivered or math.nan) - job.completed) * 1000)
     extra = ""
+    if mode == "run_sync":
+        extra = "a thread blocked per job; no job id until it ends, so not resumable after a crash"
     if mode == "webhook":
         net = [f - s.download_s * 1000 for f, s in zip(full, mine, strict=True)]
         via = sum(s.via_webhook for s in mine)

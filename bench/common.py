@@ -96,6 +96,22 @@ class ServerJob:
     requests: dict[str, int]  # route -> requests naming this job id (status, status-sync, media)
 
 
+async def billed(runpod_url: str, server: dict[str, ServerJob]) -> dict[str, Decimal]:
+    """What FakeRunpod billed each completed job (the `cost` in its output), read back by id."""
+    limit = asyncio.Semaphore(20)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    async def one(http: httpx.AsyncClient, job: ServerJob) -> tuple[str, Decimal]:
+        async with limit:
+            response = await http.get(f"{runpod_url}/{job.endpoint}/status/{job.id}")
+        body = json.loads(response.text, parse_float=Decimal)
+        return job.id, Decimal(body["output"]["cost"])
+
+    done = [job for job in server.values() if job.status == "COMPLETED"]
+    async with httpx.AsyncClient(headers=headers, trust_env=False, timeout=30) as http:
+        return dict(await asyncio.gather(*(one(http, job) for job in done)))
+
+
 class FakeProcess:
     """Client side of the child process: start, configure endpoints, read jobs and usage."""
 

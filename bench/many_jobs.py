@@ -32,7 +32,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import API_KEY, FakeProcess, calibration_ms, median, percentile, rss_mb
+from bench.common import (
+    API_KEY,
+    FakeProcess,
+    ServerJob,
+    billed,
+    calibration_ms,
+    median,
+    percentile,
+    rss_mb,
+)
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef, Result, Route
@@ -118,17 +127,20 @@ async def idle_cpu_per_s(seconds: float) -> float:
     return (time.process_time() - cpu) / (time.monotonic() - wall)
 
 
-async def check(core: Core, deliveries: dict[str, LeanDelivery], since: datetime) -> list[str]:
-    """Every job delivered once and charged once; the ledger's total equals the results'."""
+async def check(
+    core: Core, deliveries: dict[str, LeanDelivery], since: datetime, bill: dict[str, Decimal]
+) -> list[str]:
+    """Every job delivered once; the ledger's total is what FakeRunpod billed; no hold left."""
     problems = []
     counts = Counter((len(d.results), len(d.failures)) for d in deliveries.values())
     if counts != Counter({(1, 0): len(deliveries)}):
         problems.append(f"(results, failures) per job: {dict(counts)}")
-    charged = sum((r.cost for d in deliveries.values() for r in d.results), Decimal(0))
+    billed_total = sum(bill.values(), Decimal(0))
     report = await core.ledger.report(None, since, datetime.now(UTC) + timedelta(minutes=1))
-    if report.jobs != len(deliveries) or report.total != charged:
+    if (report.jobs, report.total) != (len(bill), billed_total):
         problems.append(
-            f"ledger: {report.jobs} jobs, {report.total}; results: {len(deliveries)}, {charged}"
+            f"ledger: {report.jobs} jobs, ${report.total};"
+            f" FakeRunpod billed {len(bill)} jobs, ${billed_total}"
         )
     for user in range(USERS):
         usage = await core.ledger.usage(Identity("bench", "w1", f"u{user}"))
@@ -192,8 +204,9 @@ async def bench(args: argparse.Namespace) -> Figures:
                 rss_peak = rss_mb()
                 calibration = min(calibration, calibration_ms())
                 fake_after = await fake.usage()
-                problems = await check(core, deliveries, since)
-                requests, to_user = await _server_side(core, fake, deliveries)
+                requests, to_user, ours = await _server_side(core, fake, deliveries)
+                bill = await billed(fake.base_url, ours)
+                problems = await check(core, deliveries, since, bill)
             log_lines = sum(1 for _ in log_path.open())
     return Figures(
         jobs=args.jobs,
@@ -217,21 +230,24 @@ async def bench(args: argparse.Namespace) -> Figures:
 
 async def _server_side(
     core: Core, fake: FakeProcess, deliveries: dict[str, LeanDelivery]
-) -> tuple[dict[str, float], tuple[float, float]]:
-    """Requests per job by route, and completion-to-delivery time p50/p95 (ms)."""
+) -> tuple[dict[str, float], tuple[float, float], dict[str, ServerJob]]:
+    """Requests per job by route, completion-to-delivery p50/p95 (ms), and the fake's record
+    of each measured job (by Runpod id)."""
     server = await fake.jobs()
     routes: Counter[str] = Counter()
     delays = []
+    ours: dict[str, ServerJob] = {}
     for job_id, delivery in deliveries.items():
         record = await core.jobs.job(job_id, Community("bench", "w1"))
         assert record is not None and record.copies[0].runpod_id
         job = server[record.copies[0].runpod_id]
+        ours[job.id] = job
         routes.update(job.requests)
         if job.completed is not None and delivery.delivered_at is not None:
             delays.append((delivery.delivered_at - job.completed) * 1000)
     routes["run"] = len(deliveries)
     per_job = {route: n / len(deliveries) for route, n in sorted(routes.items())}
-    return per_job, (median(delays), percentile(delays, 95))
+    return per_job, (median(delays), percentile(delays, 95)), ours
 
 
 def _profiler() -> Any:
@@ -275,7 +291,7 @@ def report(f: Figures, args: argparse.Namespace) -> None:
     print(f"  requests per job                     {sum(f.requests.values()):8.2f}   ({requests})")
     print(f"  TCP connections opened to the fake   {f.connections:8d}")
     print(f"  log lines per job                    {f.log_lines / (f.jobs + 1):8.1f}")
-    verdict = "all delivered once, ledger total = sum of charges, no holds left"
+    verdict = "all delivered once, ledger total = FakeRunpod's bill, no holds left"
     print(f"  checks                               {'; '.join(f.problems) or verdict}")
     cpu_ok, rss_ok = per_job_ms <= 2.0, f.rss_peak_mb <= 200
     print(

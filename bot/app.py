@@ -48,6 +48,7 @@ HEADERS = {"User-Agent": "runpod-community-bot"}
 # Runpod's API apart from long polls: /run, /cancel, and the /status polls, at most
 # MAX_CONCURRENT_POLLS of them at once, so that the rest stay free for a new job's /run.
 RUNPOD_CONNECTIONS = MAX_CONCURRENT_POLLS * 2
+DOWNLOADS = 16  # results downloaded at once, each over a connection of its own
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
     _check_runnable(settings)
     catalog = load_catalog(settings.models)
-    async with _http_clients(settings) as (http, api, long_poll):
+    async with _http_clients(settings) as (http, api, long_poll, media):
         db = await open_store(settings.storage.database)
         worker = Worker(db, settings.workers)
         try:
@@ -123,7 +124,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 runpod=runpod,
                 catalog=catalog,
                 settings=settings,
-                downloader=_downloader(settings, http),
+                downloader=_downloader(settings, media),
                 worker=worker,
                 metrics=metrics,
             )
@@ -146,8 +147,10 @@ def _check_runnable(settings: Settings) -> None:
 @asynccontextmanager
 async def _http_clients(
     settings: Settings,
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]]:
-    """The shared httpx client (downloads, platform files), then Runpod's API and long polls."""
+) -> AsyncIterator[
+    tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]
+]:
+    """The shared httpx client (platform files), then Runpod's API, long polls and downloads."""
     timeout = settings.runpod.request_timeout_s
     long_polls = long_poll_connections(settings.jobs)
     async with (
@@ -160,8 +163,9 @@ async def _http_clients(
         ) as http,
         aiohttp_client(max_connections=RUNPOD_CONNECTIONS, timeout=timeout, headers=HEADERS) as api,
         aiohttp_client(max_connections=long_polls, timeout=timeout, headers=HEADERS) as long_poll,
+        aiohttp_client(max_connections=DOWNLOADS, timeout=timeout, headers=HEADERS) as media,
     ):
-        yield http, api, long_poll
+        yield http, api, long_poll, media
 
 
 def _runpod_client(
@@ -183,13 +187,14 @@ def _runpod_client(
     )
 
 
-def _downloader(settings: Settings, http: httpx.AsyncClient) -> Downloader:
+def _downloader(settings: Settings, media: httpx.AsyncClient) -> Downloader:
     return Downloader(
-        http,
+        media,
         max_bytes=int(settings.jobs.max_download_mb * 1024 * 1024),
         timeout_s=settings.jobs.download_timeout_s,
         allow_private_urls=settings.security.allow_private_urls,
         backoff_s=settings.runpod.backoff_base_s,
+        max_concurrent=DOWNLOADS,
     )
 
 

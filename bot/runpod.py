@@ -1,16 +1,6 @@
 """Async client for Runpod Public Endpoints (and Serverless endpoints with the same API).
 
-Errors, top to bottom:
-
-    RunpodError                 any failure talking to Runpod; fields status, retry_after, maybe_started
-    ├── Unauthorized            401/403: the API key is wrong or lacks access
-    ├── BadRequest              400: the API rejected the input (message is the API's own)
-    ├── NotFound                404: unknown endpoint, or a job past its retention
-    ├── RateLimited             429: retry_after from the Retry-After header when sent
-    ├── UpstreamError           5xx: the endpoint or a worker failed
-    ├── ConnectionFailed        the connection could not be made or was reset
-    ├── RunpodTimeout           no answer in time
-    └── MalformedResponse       an answer that is not the JSON the API documents
+Errors are the tree in `bot.runpod_errors`, re-exported here.
 
 Retries. Idempotent calls (status, stream, cancel, health) retry 429, 5xx, connection errors and
 timeouts with exponential backoff and full jitter, honouring Retry-After. `run` starts
@@ -20,20 +10,16 @@ the request may have been sent raises with `maybe_started=True`; the caller must
 resubmit (the job engine releases the hold and tells the user).
 
 Waiting. `wait()` long-polls `GET /status-sync/{id}?wait=ms`, the route Runpod's own JavaScript
-SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) while the job runs, answered within one
-round trip of completion. Through an API outage it keeps asking (backing off to every 30 s)
-until the job's own deadline, since the job runs on at Runpod meanwhile. Where an endpoint does not serve that route (404 while `/status`
-knows the job), it falls back to polling `/status` at a schedule that starts at 0.25 s and grows
-by 1.5x to 2 s: about 10 requests for a 10 s job, seen at most 2 s after completion. Each pause is
-shortened by up to 20 % at random, so that jobs started together do not poll in lockstep (never
-lengthened, so the "at most" holds), and at most
-`MAX_CONCURRENT_POLLS` of those polls are in flight at once, leaving the pool's other
-connections to `/run` and the rest.
+SDK uses: one request per `long_poll_s` (default 20 s, so progress stays fresh) while the job
+runs, answered within one round trip of completion. Through an API outage it keeps asking
+(backing off to every 30 s) until the job's own deadline: the job runs on at Runpod meanwhile.
+Where an endpoint does not serve that route (404 while `/status` knows the job), it polls
+`/status` every 0.25 s growing by 1.5x to 2 s (about 10 requests for a 10 s job, seen at most
+2 s after completion); each pause is shortened by up to 20 % at random so that jobs started
+together do not poll in lockstep, and at most `MAX_CONCURRENT_POLLS` polls are in flight.
 With a webhook configured, waiting is only a backstop (`wait(backstop=True)`): a 90 s long poll,
-or a /status every 30 s.
-
-Connections. Long polls may go through their own client (`long_poll_http`), so that the
-connections each running job holds for its long poll never starve a new job's `/run`.
+or a /status every 30 s. Long polls may go through their own client (`long_poll_http`), so that
+the connection each running job holds never starves a new job's `/run`.
 """
 
 from __future__ import annotations
@@ -52,6 +38,37 @@ import httpx
 from pydantic import SecretStr
 
 from bot.metrics import Metrics
+from bot.runpod_errors import (
+    BadRequest,
+    ConnectionFailed,
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    RunpodError,
+    RunpodTimeout,
+    Unauthorized,
+    UpstreamError,
+    error_for,
+    json_body,
+    preview,
+    retryable,
+    transport_error,
+)
+
+__all__ = [
+    "FINAL_STATES",
+    "BadRequest",
+    "ConnectionFailed",
+    "MalformedResponse",
+    "NotFound",
+    "RateLimited",
+    "RunpodClient",
+    "RunpodError",
+    "RunpodStatus",
+    "RunpodTimeout",
+    "Unauthorized",
+    "UpstreamError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,54 +78,6 @@ LONG_POLL_MAX_S = 90.0
 BACKSTOP_POLL_S = 30.0
 POLL_JITTER = 0.2  # each pause between /status polls is its interval x (1 - up to this)
 MAX_CONCURRENT_POLLS = 64
-
-
-class RunpodError(Exception):
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        maybe_started: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-        self.maybe_started = maybe_started
-
-
-class Unauthorized(RunpodError):
-    pass
-
-
-class BadRequest(RunpodError):
-    pass
-
-
-class NotFound(RunpodError):
-    pass
-
-
-class RateLimited(RunpodError):
-    pass
-
-
-class UpstreamError(RunpodError):
-    pass
-
-
-class ConnectionFailed(RunpodError):
-    pass
-
-
-class RunpodTimeout(RunpodError):
-    pass
-
-
-class MalformedResponse(RunpodError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -131,7 +100,7 @@ class RunpodStatus:
     @classmethod
     def parse(cls, body: Any) -> RunpodStatus:
         if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
-            raise MalformedResponse(f"expected a job object with an id, got {_preview(body)}")
+            raise MalformedResponse(f"expected a job object with an id, got {preview(body)}")
         status = str(body.get("status") or "UNKNOWN").upper()
         if status not in KNOWN_STATES:
             log.warning("job %s: unknown status %r, treated as still running", body["id"], status)
@@ -224,7 +193,7 @@ class RunpodClient:
     async def health(self, endpoint: str) -> dict[str, Any]:
         body = await self._call("GET", f"{endpoint}/health")
         if not isinstance(body, dict):
-            raise MalformedResponse(f"expected a health object, got {_preview(body)}")
+            raise MalformedResponse(f"expected a health object, got {preview(body)}")
         return body
 
     async def ping(self, endpoint: str, *, timeout_s: float) -> None:
@@ -244,14 +213,14 @@ class RunpodClient:
         body = await self._call("GET", "billing/endpoints", params=params, base=rest_url)
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise MalformedResponse(f"expected billing records, got {_preview(body)}")
+            raise MalformedResponse(f"expected billing records, got {preview(body)}")
         return records
 
     async def stream(self, endpoint: str, job_id: str) -> tuple[str, list[Any]]:
         """One poll of `/stream/{id}`: the job status and the chunks produced since the last poll."""
         body = await self._call("GET", f"{endpoint}/stream/{job_id}")
         if not isinstance(body, dict):
-            raise MalformedResponse(f"expected a stream object, got {_preview(body)}")
+            raise MalformedResponse(f"expected a stream object, got {preview(body)}")
         chunks = body.get("stream") or []
         outputs = [c.get("output") if isinstance(c, dict) else c for c in chunks]
         return str(body.get("status") or "UNKNOWN").upper(), outputs
@@ -272,7 +241,7 @@ class RunpodClient:
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise _error_for(response, starts_job=True)
+                    raise error_for(response, starts_job=True)
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -282,7 +251,7 @@ class RunpodClient:
                     try:
                         yield json.loads(data)
                     except json.JSONDecodeError as exc:
-                        raise MalformedResponse(f"bad stream chunk {_preview(data)}") from exc
+                        raise MalformedResponse(f"bad stream chunk {preview(data)}") from exc
         except httpx.TimeoutException as exc:
             raise RunpodTimeout("the stream stalled", maybe_started=True) from exc
         except httpx.TransportError as exc:
@@ -391,20 +360,20 @@ class RunpodClient:
                 )
             except httpx.TransportError as exc:
                 self._metrics.runpod_answer(route, 0)
-                error = _transport_error(exc, starts_job=starts_job)
+                error = transport_error(exc, starts_job=starts_job)
             else:
                 self._metrics.runpod_answer(route, response.status_code)
                 if response.status_code < 500 and response.status_code not in (401, 403):
                     self.last_answer_at = time.monotonic()
                 if response.status_code == 200:
                     try:
-                        return _json(response)
+                        return json_body(response)
                     except MalformedResponse as malformed:
                         malformed.maybe_started = starts_job
                         error = malformed
                 else:
-                    error = _error_for(response, starts_job=starts_job)
-            if not self._retryable(error, starts_job) or attempt >= max_retries:
+                    error = error_for(response, starts_job=starts_job)
+            if not retryable(error, starts_job=starts_job) or attempt >= max_retries:
                 raise error
             delay = self._backoff(attempt, error.retry_after)
             self._metrics.runpod_retries.labels(route).inc()
@@ -418,17 +387,6 @@ class RunpodClient:
             )
             attempt += 1
             await asyncio.sleep(delay)
-
-    @staticmethod
-    def _retryable(error: RunpodError, starts_job: bool) -> bool:
-        if starts_job:
-            return isinstance(error, RateLimited) or (
-                isinstance(error, ConnectionFailed | RunpodTimeout) and not error.maybe_started
-            )
-        return isinstance(
-            error,
-            RateLimited | UpstreamError | ConnectionFailed | RunpodTimeout | MalformedResponse,
-        )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -453,74 +411,6 @@ def _job_body(
     return body
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(
-            f"HTTP 200 with a body that is not JSON: {_preview(response.text)}"
-        ) from exc
-
-
-def _error_for(response: httpx.Response, *, starts_job: bool) -> RunpodError:
-    status = response.status_code
-    message = _api_message(response)
-    if status in (401, 403):
-        return Unauthorized(f"Runpod refused the API key ({status})", status=status)
-    if status == 400:
-        return BadRequest(message or "bad request", status=status)
-    if status == 404:
-        return NotFound(message or "not found", status=status)
-    if status == 429:
-        return RateLimited(
-            "rate limited by Runpod", status=status, retry_after=_retry_after(response)
-        )
-    if status >= 500:
-        return UpstreamError(
-            f"Runpod answered {status}: {message or response.reason_phrase}",
-            status=status,
-            retry_after=_retry_after(response),
-            maybe_started=starts_job,
-        )
-    return RunpodError(f"unexpected HTTP {status}: {message}", status=status)
-
-
-def _transport_error(exc: httpx.TransportError, *, starts_job: bool) -> RunpodError:
-    # A connect error means nothing reached Runpod; anything later may have started a job.
-    # (A pool timeout is a wait for a free connection of our own: nothing was sent either.)
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    maybe = starts_job and not never_sent
-    if isinstance(exc, httpx.TimeoutException):
-        return RunpodTimeout(
-            f"no answer from Runpod in time ({type(exc).__name__})", maybe_started=maybe
-        )
-    return ConnectionFailed(
-        f"connection to Runpod failed ({type(exc).__name__})", maybe_started=maybe
-    )
-
-
-def _api_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text[:300].strip()
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail"):
-            if body.get(key):
-                return str(body[key])[:300]
-    return _preview(body)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -530,8 +420,3 @@ def _int_or_none(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _preview(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."

@@ -19,14 +19,8 @@ from bot.catalog import Model
 from bot.jobstore import Copy, JobRecord
 from bot.metrics import Metrics
 from bot.outputs import strip_think, text_of
-from bot.runpod import (
-    FINAL_STATES,
-    NotFound,
-    RunpodClient,
-    RunpodError,
-    RunpodStatus,
-    RunpodTimeout,
-)
+from bot.runpod import FINAL_STATES, RunpodClient, RunpodStatus
+from bot.runpod_errors import NotFound, RunpodError, RunpodTimeout
 
 log = logging.getLogger(__name__)
 

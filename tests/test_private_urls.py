@@ -212,11 +212,12 @@ async def test_the_request_goes_to_the_resolved_address_under_its_own_name() -> 
     assert named.seen == [{"path": "/0.png", "host": f"localhost:{named.port}"}]
 
 
-async def test_https_to_the_resolved_address_keeps_the_name_for_tls() -> None:
-    """Connecting to the checked address must not lose the name TLS checks the certificate for."""
+def localhost_tls() -> tuple[ssl.SSLContext, ssl.SSLContext, list[str | None]]:
+    """A server's TLS for the name "localhost" only (no IP in the certificate), noting each name
+    a client asks for (SNI), and a client's TLS that trusts it."""
     authority = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_tls)  # no IP in the certificate
+    authority.issue_cert("localhost").configure_cert(server_tls)
     names: list[str | None] = []
 
     def note_name(_socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
@@ -225,6 +226,12 @@ async def test_https_to_the_resolved_address_keeps_the_name_for_tls() -> None:
     server_tls.sni_callback = note_name  # type: ignore[assignment]
     client_tls = ssl.create_default_context()
     authority.configure_trust(client_tls)
+    return server_tls, client_tls, names
+
+
+async def test_https_to_the_resolved_address_keeps_the_name_for_tls() -> None:
+    """Connecting to the checked address must not lose the name TLS checks the certificate for."""
+    server_tls, client_tls, names = localhost_tls()
     async with Server("127.0.0.1", serve_secret, tls=server_tls) as named:
         fetched = await download(
             named.url("/0.png", host="localhost"),

@@ -175,10 +175,9 @@ async def test_a_job_leaks_no_secret(
     sent = [r for r in fake.requests if r.route in ("run", "status-sync")]
     assert sent and all("authorization" in r.headers for r in sent)  # the key was really used
     debug = {r.name.split(".")[0] for r in every_log.records if r.levelno == logging.DEBUG}
-    # The stacks' own DEBUG lines were captured: Runpod's API goes through aiohttp (which logs
-    # no request lines), a delivered image is downloaded through httpx/httpcore.
-    downloaded = delivered and command == "imagine"
-    assert {"aiosqlite", *(["httpcore"] if downloaded else [])} <= debug, debug
+    # The stacks' own DEBUG lines were captured. Runpod's API and the image downloads go
+    # through aiohttp, which logs no request lines; aiosqlite logs each statement.
+    assert "aiosqlite" in debug, debug
     assert not leaks(log_text(every_log)), "a secret in the logs"
     assert not leaks(shown_to_user(delivery)), "a secret shown to the user"
     assert not leaks(database_bytes(tmp_path)), "a secret in the database"
