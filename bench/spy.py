@@ -4,9 +4,9 @@
 (SIGINT) after the last result, so imports and start-up are not in the profile, and py-spy's own
 CPU is its own process's, not the bot's. `--gil` keeps only the thread holding the GIL: Python
 work, not threads waiting on a lock or a socket. Stages are matched on the function names of
-each sampled stack, the first match wins, so a Slack command's ledger hold counts as
-"submit", not as "SQLite thread". Needs py-spy (`pip install -e '.[bench]'`) and ptrace rights
-(root, or `kernel.yama.ptrace_scope` 0).
+each sampled stack, the first match wins. A stack is one thread's: SQL that a submit sends to
+the writer's thread counts as "SQLite thread", only the event loop's side as "submit". Needs
+py-spy (`pip install -e '.[bench]'`) and ptrace rights (root, or `kernel.yama.ptrace_scope` 0).
 """
 
 from __future__ import annotations
