@@ -3,6 +3,7 @@
     python -m bench.adapters                          # 60 s, 5 commands/s per platform, 50 users each
     python -m bench.adapters --duration 10 --rate 2   # a quick look
     python -m bench.adapters --only slack --workers 4 --database postgresql://postgres@127.0.0.1/postgres
+    python -m bench.adapters --duration 20 --py-spy /tmp/bot.raw  # where the bot's CPU goes, by stage
 
 Three processes, so that the bot's CPU and memory figures are the bot's alone:
 - the bot: `python -m bot run` (`bench.botproc`), configured through the environment as an
@@ -37,13 +38,14 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 
+from bench import spy
 from bench.bot_records import Records, check, read_records
 from bench.botproc import (
     BotProcess,
@@ -254,8 +256,9 @@ async def bench(args: argparse.Namespace) -> Run:
                     before, driver_cpu = total_stats(bots), time.process_time()
                     runpod_cpu = (await runpod.usage())["cpu_s"]
                     start = time.monotonic()
-                    late = await load(users, args)
-                    drained = await drain(p, args.drain_timeout)
+                    async with _spying(bots[0].pid, args.py_spy):
+                        late = await load(users, args)
+                        drained = await drain(p, args.drain_timeout)
                     wall = time.monotonic() - start
                     after, driver_cpu = total_stats(bots), time.process_time() - driver_cpu
                     runpod_cpu = (await runpod.usage())["cpu_s"] - runpod_cpu
@@ -275,6 +278,10 @@ async def bench(args: argparse.Namespace) -> Run:
         args, p, late, wall, drained, idle, before, after, runpod_cpu, driver_cpu,
         records, server, costs, time.time() - time.monotonic(), log, max(returncodes, key=bool),
     )  # fmt: skip
+
+
+def _spying(pid: int, path: str | None) -> AbstractAsyncContextManager[None]:
+    return spy.spying(pid, Path(path)) if path else nullcontext()
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -385,6 +392,19 @@ def ledger_lines(run: Run, problems: list[str]) -> list[str]:
     ]
 
 
+def spy_lines(run: Run, raw: Path) -> list[str]:
+    """py-spy's samples by stage, as a share and as ms of GIL-held time per command."""
+    total, stages = spy.by_stage(raw)
+    commands = max(len(run.p.of("slack")) + len(run.p.of("discord")), 1)
+    lines = [
+        f"\n  bot's GIL-held time by stage (py-spy --gil, {total} samples at {spy.RATE_HZ} Hz):"
+    ]
+    for stage, n in stages:
+        per_command = n / spy.RATE_HZ / commands * 1000
+        lines.append(f"    {stage:56}{n / max(total, 1):6.1%}{per_command:8.2f} ms/command")
+    return lines
+
+
 def report(run: Run, problems: list[str]) -> None:
     args = run.args
     print(
@@ -419,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", metavar="PATH", help="run the bot under cProfile, its stats written here"
     )
+    parser.add_argument(
+        "--py-spy", metavar="PATH", help="py-spy the bot (first worker) while measured, to PATH"
+    )
     args = parser.parse_args(argv)
     if args.workers > 1 and args.only != "slack":
         parser.error("--workers above 1 needs --only slack (Discord's gateway would need shards)")
@@ -433,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n  bot CPU by package (cProfile own time, whole run; its overhead inflates it):")
         for package, seconds in profile_by_package(Path(args.profile)):
             print(f"    {package:48}{seconds:8.2f} s")
+    if args.py_spy:
+        print(*spy_lines(run, Path(args.py_spy)), sep="\n")
     return 1 if problems else 0
 
 

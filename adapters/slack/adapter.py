@@ -68,8 +68,10 @@ class SlackAdapter:
     async def start(self) -> None:
         """Connect, then carry on this platform's unfinished jobs; raises ConfigError early."""
         token = _secret(self.settings.bot_token, "slack.bot_token (SLACK_BOT_TOKEN)")
-        self._session = aiohttp.ClientSession(  # the trace counts errors and 429s for /metrics
-            trust_env=True, trace_configs=[self.core.metrics.platform_trace(PLATFORM)]
+        # No trust_env: slack_sdk applies HTTPS_PROXY itself; aiohttp's trust_env would re-read
+        # the environment and ~/.netrc, on a thread, on every call. The trace feeds /metrics.
+        self._session = aiohttp.ClientSession(
+            trace_configs=[self.core.metrics.platform_trace(PLATFORM)]
         )
         client = AsyncWebClient(
             token=token,
