@@ -23,10 +23,10 @@ import psycopg
 from bench.chat_users import ACK_LIMIT_S, LABEL, Platforms, seen_in_discord, seen_in_slack
 from bench.common import ServerJob
 from bot.config import QuotaSettings
-from bot.ledger import SqliteLedger
-from bot.pg import plain
-from bot.quota import to_usd
-from bot.sql import is_postgres, open_store
+from bot.ledger.quota import to_usd
+from bot.ledger.service import SqliteLedger
+from bot.storage.postgres import plain
+from bot.storage.sql import is_postgres, open_store
 
 
 @dataclass(frozen=True)

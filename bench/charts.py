@@ -21,8 +21,8 @@ from decimal import Decimal
 import PIL
 
 from bot.charts import member_png, report_png
-from bot.periods import Period
-from bot.spend_history import MemberSpend, WorkspaceSpend, member_id
+from bot.ledger.periods import Period
+from bot.ledger.spend_history import MemberSpend, WorkspaceSpend, member_id
 
 DAYS = [date(2026, 1, 1) + timedelta(days=n) for n in range(31)]
 

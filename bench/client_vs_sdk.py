@@ -53,21 +53,21 @@ import aiohttp
 import httpx
 
 from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile, timed_prompt
-from bot.catalog import load_catalog
 from bot.config import Settings
-from bot.db import Database
 from bot.delivery import ChannelRef, MediaFile, Result, Route
-from bot.invocation import Community, Invocation
-from bot.jobs import JobParts, JobService
-from bot.ledger import SqliteLedger
+from bot.jobs.invocation import Community, Invocation
+from bot.jobs.service import JobParts, JobService
+from bot.jobs.workers import Worker
+from bot.ledger.quota import Identity
+from bot.ledger.service import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
-from bot.outputs import Downloader
 from bot.policy import Where
-from bot.quota import Identity
 from bot.requests import parse_text
-from bot.runpod import RunpodClient
-from bot.workers import Worker
+from bot.runpod.catalog import load_catalog
+from bot.runpod.client import RunpodClient
+from bot.runpod.outputs import Downloader
+from bot.storage.sqlite import Database
 from tests.fakes.delivery import RecordingDelivery
 
 CLASSES = (("2s", 2.0), ("10s", 10.0), ("60s", 60.0))
@@ -258,7 +258,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
     """The engine wired as `open_core` wires it, with a downloader that notes its times."""
     port = _free_port()
     webhooks = WebhookLog()
-    tracking_log = logging.getLogger("bot.tracking")  # where "finished (webhook)" is logged
+    tracking_log = logging.getLogger("bot.jobs.tracking")  # where "finished (webhook)" is logged
     tracking_log.addHandler(webhooks)
     tracking_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:

@@ -38,8 +38,8 @@ import psycopg
 
 from bench.common import throwaway_postgres
 from bot.config import QuotaSettings
-from bot.ledger import Identity, SqliteLedger
-from bot.sql import is_postgres, open_store
+from bot.ledger.service import Identity, SqliteLedger
+from bot.storage.sql import is_postgres, open_store
 
 DEFAULT_PLACES = [tempfile.gettempdir(), "postgresql://postgres@127.0.0.1:5432/postgres"]
 

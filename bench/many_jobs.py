@@ -45,9 +45,9 @@ from bench.common import (
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef, Result, Route
-from bot.invocation import Community, Invocation
+from bot.jobs.invocation import Community, Invocation
+from bot.ledger.quota import Identity
 from bot.policy import Where
-from bot.quota import Identity
 from bot.requests import parse_text
 from tests.fakes.delivery import RecordingDelivery
 
@@ -73,7 +73,7 @@ class LeanDelivery(RecordingDelivery):
 def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
     sections: dict[str, Any] = {
         "runpod": {"api_key": API_KEY, "base_url": base_url},
-        "storage": {"database": str(folder / "bot.db")},
+        "storage": {"database": str(folder / "bot.storage.sqlite")},
         "jobs": {
             "max_global": jobs,
             "max_per_user": jobs,
@@ -89,7 +89,7 @@ def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
 
 
 def log_like_the_bot(path: Path, level: str) -> None:
-    """What `bot.cli.main` sets up, into a file: the formatting and writing cost is real."""
+    """What `bot.cli.main.main` sets up, into a file: the formatting and writing cost is real."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -37,7 +37,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Runpod calls (/run, long poll)", ("RunpodClient",)),
     ("result download", ("Downloader",)),
     ("spool and archive files", ("Spool.", "Archive.")),
-    ("job engine, other", ("bot/lifecycle.py", "bot/tracking.py", "bot/courier.py")),
+    ("job engine, other", ("bot/jobs/lifecycle.py", "bot/jobs/tracking.py", "bot/jobs/courier.py")),
     ("SQLite thread", ("_connection_worker_thread",)),
     ("other threads (asyncio.to_thread, executors)", ("concurrent/futures",)),
     ("event loop: select, callbacks, socket reads", ("asyncio/", "selectors.py")),

@@ -26,9 +26,9 @@ from bot import web as web_page
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import NSFW_CHANNEL, ChannelRef
+from bot.ledger.quota import Identity
 from bot.listener import Listener
-from bot.quota import Identity
-from bot.sql import Connection, is_postgres
+from bot.storage.sql import Connection, is_postgres
 from bot.web.hiding import Hiding
 from bot.web.http import COOKIE
 

@@ -3,7 +3,7 @@
 Adapters are found through the `runpod_bot.adapters` entry-point group (see pyproject.toml), so
 the core names no platform: each entry point is `async def run(core: Core) -> None`, which
 registers its DeliveryFactory, connects, calls `core.jobs.resume(platform)` once it can post, and
-runs until cancelled. Every process that opens the core is a worker (bot/workers.py) renewing its
+runs until cancelled. Every process that opens the core is a worker (bot/jobs/workers.py) renewing its
 lease while the core is open; `serve` also takes over the jobs of workers that died.
 """
 
@@ -22,23 +22,23 @@ from typing import Any
 import httpx
 
 from bot import web as web_page
-from bot.aiohttp_transport import aiohttp_client
-from bot.catalog import Catalog, load_catalog
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
-from bot.jobs import JobParts, JobService
-from bot.ledger import SqliteLedger
+from bot.jobs.service import JobParts, JobService
+from bot.jobs.workers import Worker
+from bot.ledger.reconcile import reconcile_forever
+from bot.ledger.service import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
 from bot.notices import AdminNotices
-from bot.outputs import Downloader
 from bot.readiness import Readiness
-from bot.reconcile import reconcile_forever
 from bot.requests import MAX_COUNT
-from bot.runpod import MAX_CONCURRENT_POLLS, RunpodClient
-from bot.sql import Store, db_errors, open_store, unreachable
+from bot.runpod.catalog import Catalog, load_catalog
+from bot.runpod.client import MAX_CONCURRENT_POLLS, RunpodClient
+from bot.runpod.outputs import Downloader
+from bot.runpod.transport import aiohttp_client
+from bot.storage.sql import Store, db_errors, open_store, unreachable
 from bot.web.access import WebAccess
-from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ async def _recover_forever(core: Core) -> None:
         try:
             await core.jobs.recover()
         except Exception as exc:
-            if unreachable(exc):  # said once per outage (bot/outage.py), not every beat
+            if unreachable(exc):  # said once per outage (bot/storage/outage.py), not every beat
                 core.worker.outage.gone(exc)
             else:
                 log.exception("taking over jobs of dead workers failed")

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.quota import format_usd
-from bot.spend_history import MemberSpend, WorkspaceSpend
+from bot.ledger.quota import format_usd
+from bot.ledger.spend_history import MemberSpend, WorkspaceSpend
 
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 48)

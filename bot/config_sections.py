@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.sql import POSTGRES_SCHEMES, sqlite_path
+from bot.storage.sql import POSTGRES_SCHEMES, sqlite_path
 
 Usd = Decimal
 
@@ -63,7 +63,7 @@ class RunpodSettings(Section):
 
 class StorageSettings(Section):
     # An SQLite file (a path or `sqlite:///path`), or a PostgreSQL DSN `postgresql://...`.
-    database: Path | str = Path("bot.db")
+    database: Path | str = Path("bot.storage.sqlite")
     # Keep a copy of every result here; also enables the identical-request cache.
     media_dir: Path | None = None
     # Results are written to `spool/` next to the database before they are charged, so a
@@ -88,7 +88,7 @@ class StorageSettings(Section):
     inputs_keep_days: float = Field(default=30.0, gt=0)
     inputs_max_mb: float = Field(default=1024.0, gt=0)
     # How long a job waits for a store gone away (server restart, network cut, file locked)
-    # before it stops in this process, to be taken over when the store is back (bot/outage.py).
+    # before it stops in this process, to be taken over when the store is back (bot/storage/outage.py).
     outage_s: float = Field(default=300.0, gt=0)
 
     @property

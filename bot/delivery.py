@@ -10,7 +10,7 @@ the upload and the bookkeeping, so adapters should use `Result.job_id` as an ide
 where the platform offers one (Discord message nonces).
 
 `deliver` takes a `Route`: when the platform refuses the usual place for a paid result, the core
-tries the next ones (see `bot.courier`), so each adapter maps every route to what its platform
+tries the next ones (see `bot.jobs.courier`), so each adapter maps every route to what its platform
 can do.
 """
 

@@ -1,5 +1,5 @@
 """The bot's own small HTTP listener: Runpod webhooks (push instead of poll), health checks,
-and spooled results behind signed links (`bot.links`, the last delivery route).
+and spooled results behind signed links (`bot.jobs.links`, the last delivery route).
 
 Metrics: `GET /metrics` is the Prometheus text format (`bot.metrics`).
 
@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.jobs import JobService
-from bot.links import ROUTE as RESULT_ROUTE
+from bot.jobs.links import ROUTE as RESULT_ROUTE
+from bot.jobs.service import JobService
 from bot.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)

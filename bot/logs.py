@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from bot.jobstore import JobRecord
+    from bot.jobs.store import JobRecord
 
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOB_FIELDS = ("job_id", "platform", "workspace", "model", "state", "cost")

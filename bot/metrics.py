@@ -20,10 +20,10 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.jobstate import ACTIVE, sql_in
-from bot.quota import to_usd
-from bot.sql import Store
-from bot.workers import LIVE_WORKERS
+from bot.jobs.states import ACTIVE, sql_in
+from bot.jobs.workers import LIVE_WORKERS
+from bot.ledger.quota import to_usd
+from bot.storage.sql import Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 PREFIX = "runpod_bot_"

@@ -10,9 +10,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from bot.catalog import Model
 from bot.config import PolicySettings
 from bot.errors import PolicyDenied
+from bot.runpod.catalog import Model
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot import pricing
-from bot.catalog import Catalog, Model
 from bot.config import JobSettings
 from bot.errors import PolicyDenied
-from bot.ledger_records import Usage
+from bot.ledger.quota import Allowance
+from bot.ledger.records import Usage
 from bot.policy import Policy, Where
-from bot.quota import Allowance
 from bot.requests import Request
+from bot.runpod import pricing
+from bot.runpod.catalog import Catalog, Model
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def quote(
         request=request,
         model=model,
         estimate=amount,
-        price=pricing.describe(model),
+        price=pricing.describe_price(model),
         tightest=tightest,
         refusal=refusal,
         confirm_above=threshold if amount > threshold else None,

@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.db_schema import MIGRATIONS
-from bot.runpod import RunpodClient, RunpodError
-from bot.sql import Connection, Store, db_errors
+from bot.runpod.client import RunpodClient, RunpodError
+from bot.storage.sql import Connection, Store, db_errors
+from bot.storage.sqlite_schema import MIGRATIONS
 
 DB_PROBE_TIMEOUT_S = 2.0
 Probe = Callable[[], Awaitable[str | None]]

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.catalog import Catalog, Model
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, clip, shown
+from bot.runpod.catalog import Catalog, Model
 
 MAX_COUNT = 4
 MAX_PROMPT_CHARS = 10_000

@@ -12,12 +12,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.charts import member_png, report_png
-from bot.ledger import SqliteLedger
-from bot.ledger_records import Report
-from bot.periods import Window, local_date
-from bot.quota import Identity
-from bot.spend_history import member_id, member_spend, workspace_spend
-from bot.sql import Store
+from bot.ledger.periods import Window, local_date
+from bot.ledger.quota import Identity
+from bot.ledger.records import Report
+from bot.ledger.service import SqliteLedger
+from bot.ledger.spend_history import member_id, member_spend, workspace_spend
+from bot.storage.sql import Store
 
 USAGE_FILENAME = "usage.png"
 REPORT_FILENAME = "spend-report.png"

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import time_machine
 
-from bot.cli import main
+from bot.cli.main import main
 
 if __name__ == "__main__":
     with time_machine.travel(datetime.fromisoformat(os.environ["MOVED_CLOCK_AT"]), tick=False):

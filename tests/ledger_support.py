@@ -12,8 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import QuotaSettings
-from bot.ledger import Identity, SqliteLedger
-from bot.sql import open_store
+from bot.ledger.service import Identity, SqliteLedger
+from bot.storage.sql import open_store
 
 # Set by the `moved_clock` fixture (tests/conftest.py) to the zone the moment is about.
 ZONE_VARIABLE = "BOT_TEST_QUOTA_ZONE"

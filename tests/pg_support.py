@@ -19,8 +19,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from bot.pg import plain, translate
-from bot.sql import is_postgres
+from bot.storage.postgres import plain, translate
+from bot.storage.sql import is_postgres
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -1,11 +1,11 @@
-"""The record of models Runpod stopped serving (bot/availability.py), on both backends."""
+"""The record of models Runpod stopped serving (bot/runpod/availability.py), on both backends."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.availability import Availability
-from bot.sql import open_store
+from bot.runpod.availability import Availability
+from bot.storage.sql import open_store
 
 
 async def test_404s_hide_a_model_after_the_count_and_an_accepted_run_offers_it_again(

@@ -1,6 +1,6 @@
 """The shipped catalog: every model loads, every bad parameter is refused by name, overrides work.
 
-Most cases are generated from the catalog itself, so a model added to `bot/models.toml` is covered
+Most cases are generated from the catalog itself, so a model added to `bot/runpod/models.toml` is covered
 the moment it is added; a few are written out by hand to pin the exact wording a user sees.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bot import pricing
-from bot.catalog import Model, ParamSpec, load_catalog
 from bot.commands import KINDS
 from bot.errors import ConfigError, InvalidRequest
+from bot.runpod import pricing
+from bot.runpod.catalog import Model, ParamSpec, load_catalog
 
 CATALOG = load_catalog()
 MODELS = list(CATALOG)
@@ -137,7 +137,7 @@ def test_model_is_complete_and_prices_its_smallest_request(model: Model) -> None
     checked = model.validate_params(valid_params(model))
     assert model.validate_params(checked) == checked  # a checked input checks again unchanged
     assert pricing.estimate(model, checked) > 0
-    assert pricing.describe(model).endswith(pricing.UNIT_LABELS[model.price.unit])
+    assert pricing.describe_price(model).endswith(pricing.UNIT_LABELS[model.price.unit])
 
 
 @pytest.mark.parametrize("model", [m for m in MODELS if m.price.by], ids=lambda m: m.id)
@@ -309,7 +309,7 @@ def test_override_changes_endpoint_and_price() -> None:
     assert model.id == "flux-dev"
     assert model.params == CATALOG.get("flux-dev").params
     assert pricing.estimate(model, model.validate_params({"prompt": "x"})) == Decimal("0.01")
-    assert pricing.describe(model) == "$0.01 per image"
+    assert pricing.describe_price(model) == "$0.01 per image"
 
 
 def test_override_adds_a_parameter_and_keeps_the_others() -> None:
@@ -379,7 +379,7 @@ def test_cli_models_lists_every_model_with_its_price_unit(tmp_path: Path) -> Non
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert set(lines) == PAGE_IDS
     for model in MODELS:
-        assert pricing.describe(model) in lines[model.id]
+        assert pricing.describe_price(model) in lines[model.id]
         assert pricing.UNIT_LABELS[model.price.unit] in lines[model.id]
 
 
@@ -401,7 +401,7 @@ def test_cli_cost_prints_the_other_seed_figures(
     model: str, side: int, figure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """In-process, to keep the suite fast; the subprocess test above covers the real entry point."""
-    from bot.cli import main  # here, so a broken CLI module fails only the CLI tests
+    from bot.cli.main import main  # here, so a broken CLI module fails only the CLI tests
 
     for name in [k for k in os.environ if k.startswith(("BOT_", "RUNPOD_"))]:
         monkeypatch.delenv(name)

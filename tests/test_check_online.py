@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from tests.conftest import API_KEY
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
@@ -50,7 +50,7 @@ def config(
 api_key = "{values["runpod_key"]}"
 base_url = "{runpod.base_url}"
 [storage]
-database = "{tmp_path / "bot.db"}"
+database = "{tmp_path / "bot.storage.sqlite"}"
 [discord]
 token = "{values["discord_token"]}"
 api_base = "{discord.api_base}"

@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.db import Database, SchemaTooNew, split_statements
-from bot.db_schema import MIGRATIONS
 from bot.errors import BotError
-from bot.ledger import SqliteLedger
-from bot.pg import MIGRATIONS as PG_MIGRATIONS
-from bot.pg import PgDatabase
-from bot.sql import Connection, Store, is_postgres, open_store
+from bot.ledger.service import SqliteLedger
+from bot.storage.postgres import MIGRATIONS as PG_MIGRATIONS
+from bot.storage.postgres import PgDatabase
+from bot.storage.sql import Connection, Store, is_postgres, open_store
+from bot.storage.sqlite import Database, SchemaTooNew, split_statements
+from bot.storage.sqlite_schema import MIGRATIONS
 from tests.ledger_support import ALICE, BOB, Clock, quotas, usd
 from tests.pg_support import query
 

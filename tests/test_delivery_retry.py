@@ -9,10 +9,10 @@ from pathlib import Path
 
 from bot.app import Core, open_core
 from bot.delivery import MediaFile, Route
-from bot.lifecycle import LATE_NOTE
+from bot.jobs.lifecycle import LATE_NOTE
+from bot.jobs.past import Viewer, past_result
+from bot.jobs.spool import Spool
 from bot.listener import Listener
-from bot.past import Viewer, past_result
-from bot.spool import Spool
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.quota import Identity
+from bot.ledger.quota import Identity
 from tests.discord_support import (
     discord_settings,
     fields,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.invocation import Community
-from bot.quota import Identity
+from bot.jobs.invocation import Community
+from bot.ledger.quota import Identity
 from tests.conftest import API_KEY
 from tests.discord_support import (
     discord_settings,

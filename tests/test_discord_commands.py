@@ -13,7 +13,7 @@ from PIL import Image
 
 from adapters.discord import DiscordAdapter
 from adapters.discord.render import CURSOR
-from bot.quota import Identity
+from bot.ledger.quota import Identity
 from tests.chart_support import TODAY_BAR, checked_png, shows
 from tests.discord_support import (
     discord_settings,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.quota import Identity, QuotaLimits
+from bot.ledger.quota import Identity, QuotaLimits
 from tests.discord_support import discord_settings, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload, point_discord_py_at
 from tests.fakes.media import png

@@ -13,8 +13,8 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.delivery import ChannelRef, MediaFile, Result
-from bot.invocation import Community
-from bot.quota import Identity
+from bot.jobs.invocation import Community
+from bot.ledger.quota import Identity
 from tests.discord_support import (
     discord_settings,
     fields,

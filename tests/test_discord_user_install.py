@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.quota import Identity, Scope
+from bot.ledger.quota import Identity, Scope
 from tests.discord_support import discord_settings, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod

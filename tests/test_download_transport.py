@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.aiohttp_transport import aiohttp_client
-from bot.outputs import Downloader, OutputError
+from bot.runpod.outputs import Downloader, OutputError
+from bot.runpod.transport import aiohttp_client
 from tests.test_private_urls import SECRET_PNG, Server, localhost_tls, serve_secret
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bot import recording as recordings
 from bot.app import Core, open_core
-from bot.invocation import Submitted
-from bot.periods import utc_now
-from bot.quota import QuotaExceeded
+from bot.jobs.invocation import Submitted
+from bot.ledger.periods import utc_now
+from bot.ledger.quota import QuotaExceeded
+from bot.runpod import recording as recordings
 from tests.conftest import make_settings
 from tests.discord_support import discord_settings, running_bot
 from tests.fakes import media
@@ -143,7 +143,7 @@ async def test_a_bill_above_the_bound_is_charged_recorded_logged_and_counted(
     # 10 s bounds the transcript at 400 characters ($0.02); Runpod bills $0.30 regardless.
     runpod_fake.endpoints[WHISPER].output = transcript(200, cost="0.30")
     url = recording(files, "short.wav", 10)
-    with caplog.at_level(logging.WARNING, logger="bot.ledger"):
+    with caplog.at_level(logging.WARNING, logger="bot.ledger.service"):
         submitted, delivery = await submit(core, "", command="transcribe", media=(url,))
         await delivery.wait_for(lambda: delivery.ended)
     assert submitted.estimate == Decimal("0.02")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from bot.app import Core, open_core
 from bot.delivery import ChannelRef
-from bot.invocation import Invocation
+from bot.jobs.invocation import Invocation
+from bot.ledger.quota import Identity
 from bot.policy import Where
-from bot.quota import Identity
 from bot.requests import parse_text
 from tests.conftest import make_settings
 from tests.fakes.delivery import RecordingDelivery

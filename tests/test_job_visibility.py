@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import Core
-from bot.cli_try import local_identity
+from bot.cli.playground import local_identity
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest
-from bot.invocation import UNKNOWN_JOB, Community, Invocation
+from bot.jobs.invocation import UNKNOWN_JOB, Community, Invocation
+from bot.ledger.quota import Identity
 from bot.policy import Where
-from bot.quota import Identity
 from bot.requests import parse_text
 from tests.discord_support import discord_settings, job_id_of, reply_to, result_of, running_bot
 from tests.fakes.delivery import RecordingDelivery

@@ -16,9 +16,9 @@ from bot.app import Core, open_core
 from bot.config import Settings
 from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.invocation import Community, Invocation, Submitted
+from bot.jobs.invocation import Community, Invocation, Submitted
+from bot.ledger.quota import Identity, QuotaExceeded
 from bot.policy import Where
-from bot.quota import Identity, QuotaExceeded
 from bot.requests import parse_text
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.invocation import Submitted
+from bot.jobs.invocation import Submitted
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod

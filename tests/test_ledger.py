@@ -12,7 +12,9 @@ import pytest
 
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest
-from bot.ledger import (
+from bot.ledger.periods import Period
+from bot.ledger.quota import Scope, to_units
+from bot.ledger.service import (
     Allowance,
     HoldState,
     Identity,
@@ -20,9 +22,7 @@ from bot.ledger import (
     SqliteLedger,
     UnknownHold,
 )
-from bot.periods import Period
-from bot.quota import Scope, to_units
-from bot.sql import open_store
+from bot.storage.sql import open_store
 from tests.ledger_support import ALICE, BOB, CAROL, Clock, open_ledger, quota_zone, quotas, usd
 
 pytestmark = pytest.mark.usefixtures("moved_clock")
@@ -319,7 +319,7 @@ async def test_sweeper_releases_only_old_holds_of_jobs_not_running(
         await ledger.settle("old-settled", usd("0.1"))
         clock.advance(minutes=31)
         await ledger.hold("young", ALICE, usd("0.3"), model="m")
-        with caplog.at_level(logging.WARNING, logger="bot.ledger"):
+        with caplog.at_level(logging.WARNING, logger="bot.ledger.service"):
             swept = await ledger.sweep(running_job_ids={"old-running"})
         assert swept == ["old-stuck"]
         assert "old-stuck" in caplog.text

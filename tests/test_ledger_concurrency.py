@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.ledger import Identity, QuotaExceeded, SqliteLedger
-from bot.periods import Period
-from bot.sql import open_store
+from bot.ledger.periods import Period
+from bot.ledger.service import Identity, QuotaExceeded, SqliteLedger
+from bot.storage.sql import open_store
 from tests.ledger_support import ALICE, open_ledger, quotas, usd
 from tests.pg_support import fresh_schema, query
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.ledger import QuotaExceeded
-from bot.periods import Period, window, windows
+from bot.ledger.periods import Period, window, windows
+from bot.ledger.service import QuotaExceeded
 from tests.ledger_support import ALICE, Clock, open_ledger, quotas, usd
 
 pytestmark = pytest.mark.usefixtures("moved_clock")

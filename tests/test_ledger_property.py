@@ -1,7 +1,7 @@
 """Property test: random hold / settle / release / grant / limit change / clock advance sequences.
 
 A plain-Python model of the rules (computed independently: its periods come from comparing local
-dates, not from `bot.periods`) predicts every admission; the ledger must agree, must never admit
+dates, not from `bot.ledger.periods`) predicts every admission; the ledger must agree, must never admit
 a hold that takes spent + held past a limit, and its totals must equal the settled costs. On
 both backends (the `db_place` fixture); each example gets an empty database of its own.
 """
@@ -30,10 +30,10 @@ from hypothesis.stateful import (
 )
 
 from bot.config import QuotaLimits
-from bot.ledger import Identity, QuotaExceeded, SqliteLedger
-from bot.periods import Period
-from bot.quota import to_units
-from bot.sql import is_postgres, open_store
+from bot.ledger.periods import Period
+from bot.ledger.quota import to_units
+from bot.ledger.service import Identity, QuotaExceeded, SqliteLedger
+from bot.storage.sql import is_postgres, open_store
 from tests.ledger_support import Clock, quotas
 from tests.pg_support import fresh_schema
 

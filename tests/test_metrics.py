@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Core, open_core
+from bot.ledger.quota import QuotaExceeded
 from bot.listener import Listener
-from bot.quota import QuotaExceeded
 from tests.conftest import make_settings
 from tests.discord_support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at

@@ -1,4 +1,4 @@
-"""Where the two backends differ: the SQL translation (bot/pg.py `translate`) and the schema's
+"""Where the two backends differ: the SQL translation (bot/storage/postgres.py `translate`) and the schema's
 two spellings."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.db_schema import MIGRATIONS as SQLITE_MIGRATIONS
-from bot.pg import MIGRATIONS, translate
-from bot.sql import open_store
-from bot.workers import DB_NOW
+from bot.jobs.workers import DB_NOW
+from bot.storage.postgres import MIGRATIONS, translate
+from bot.storage.sql import open_store
+from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.pg_support import fresh_schema, query
 
 
@@ -38,10 +38,10 @@ def test_translate(sqlite: str, postgres: str) -> None:
 async def test_both_backends_have_the_same_tables_and_columns(
     tmp_path: Path, postgres_database: str
 ) -> None:
-    """The schema is spelled twice (bot/db.py, bot/pg.py): the spellings must not drift apart."""
+    """The schema is spelled twice (bot/storage/sqlite.py, bot/storage/postgres.py): the spellings must not drift apart."""
     place = fresh_schema(postgres_database)
     await (await open_store(place)).close()
-    await (await open_store(tmp_path / "bot.db")).close()
+    await (await open_store(tmp_path / "bot.storage.sqlite")).close()
     on_postgres = set(
         query(
             place,
@@ -52,14 +52,14 @@ async def test_both_backends_have_the_same_tables_and_columns(
     tables = [
         t
         for (t,) in query(
-            tmp_path / "bot.db", "SELECT name FROM sqlite_master WHERE type = 'table'"
+            tmp_path / "bot.storage.sqlite", "SELECT name FROM sqlite_master WHERE type = 'table'"
         )
     ]
     on_sqlite = {
         (table, column)
         for table in tables
         for (column,) in query(
-            tmp_path / "bot.db", f"SELECT name FROM pragma_table_info('{table}')"
+            tmp_path / "bot.storage.sqlite", f"SELECT name FROM pragma_table_info('{table}')"
         )
     }
     assert on_postgres == on_sqlite

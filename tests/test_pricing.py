@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot import pricing
-from bot.catalog import load_catalog
 from bot.config import JobSettings
 from bot.errors import InvalidRequest
+from bot.runpod import pricing
+from bot.runpod.catalog import load_catalog
 from tests.test_catalog import valid_params
 
 CATALOG = load_catalog()
@@ -365,14 +365,14 @@ def test_every_model_has_a_page_price_case() -> None:
     ],
 )
 def test_describe(model_id: str, text: str) -> None:
-    assert pricing.describe(CATALOG.get(model_id)) == text
+    assert pricing.describe_price(CATALOG.get(model_id)) == text
 
 
 def test_describe_split_token_prices() -> None:
     catalog = load_catalog(
         {"qwen3-32b": {"price": {"unit": "1m_tokens", "usd": "2", "input_usd": "0.5"}}}
     )
-    assert pricing.describe(catalog.get("qwen3-32b")) == "$0.50 in / $2.00 out per 1M tokens"
+    assert pricing.describe_price(catalog.get("qwen3-32b")) == "$0.50 in / $2.00 out per 1M tokens"
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,10 @@ import pytest
 import trustme
 from aiohttp import web
 
-from bot.addresses import IPAddress, is_public
 from bot.app import open_core
 from bot.config import Settings
-from bot.outputs import Downloader, OutputError
+from bot.runpod.addresses import IPAddress, is_public
+from bot.runpod.outputs import Downloader, OutputError
 from tests.conftest import make_settings
 from tests.fakes import media
 from tests.fakes.runpod import FakeRunpod

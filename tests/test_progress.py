@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from bot.delivery import Progress
-from bot.progress import ProgressThrottle
+from bot.jobs.progress import ProgressThrottle
 
 
 def update(n: int) -> Progress:
@@ -93,10 +93,10 @@ async def test_a_failing_edit_is_logged_not_raised(caplog: pytest.LogCaptureFixt
         raise ConnectionError("429")
 
     throttle = ProgressThrottle(send, interval_s=0)
-    with caplog.at_level(logging.WARNING, logger="bot.progress"):
+    with caplog.at_level(logging.WARNING, logger="bot.jobs.progress"):
         await throttle.push(update(1))
         await asyncio.wait_for(tried.wait(), 2)
         await throttle.close()
-    (record,) = [r for r in caplog.records if r.name == "bot.progress"]
+    (record,) = [r for r in caplog.records if r.name == "bot.jobs.progress"]
     assert record.getMessage() == "job job1: progress update failed"
     assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import open_core
-from bot.cli import main
-from bot.reconcile import check_once
+from bot.cli.main import main
+from bot.ledger.reconcile import check_once
 from tests.conftest import API_KEY, make_settings
 from tests.discord_support import discord_settings
 from tests.discord_support import running_bot as running_discord_bot
@@ -46,7 +46,7 @@ rest_url = "{billing.rest_url}"
 max_retries = 2
 backoff_base_s = 0.01
 [storage]
-database = "{tmp_path / "bot.db"}"
+database = "{tmp_path / "bot.storage.sqlite"}"
 """,
         encoding="utf-8",
     )
@@ -56,7 +56,7 @@ database = "{tmp_path / "bot.db"}"
 async def charge(tmp_path: Path, *jobs: tuple[datetime, str]) -> None:
     """Settle one job per (instant, amount) in the ledger, at that instant."""
     clock = Clock()
-    async with open_ledger(tmp_path / "bot.db", quotas(), clock) as ledger:
+    async with open_ledger(tmp_path / "bot.storage.sqlite", quotas(), clock) as ledger:
         for n, (at, amount) in enumerate(jobs):
             clock.now = at
             who = ALICE if n % 2 else BOB
@@ -182,12 +182,12 @@ async def test_periodic_check_warns_above_the_threshold(
     now = datetime.now(UTC)
     billing.spend(now, "0.40")
     async with open_core(settings) as core:
-        with caplog.at_level(logging.WARNING, logger="bot.reconcile"):
+        with caplog.at_level(logging.WARNING, logger="bot.ledger.reconcile"):
             days = await check_once(core)
         assert days[-1].billed == Decimal("0.40")
         assert not caplog.records  # $0.40 of other spend is under the threshold
         billing.spend(now, "1.10")
-        with caplog.at_level(logging.WARNING, logger="bot.reconcile"):
+        with caplog.at_level(logging.WARNING, logger="bot.ledger.reconcile"):
             await check_once(core)
     (warning,) = caplog.records
     assert warning.levelno == logging.WARNING

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import load_catalog
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest
 from bot.requests import (
@@ -15,6 +14,7 @@ from bot.requests import (
     parse_text,
     split_options,
 )
+from bot.runpod.catalog import load_catalog
 
 CATALOG = load_catalog()
 DEFAULTS = {

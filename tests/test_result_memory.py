@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import open_core
-from bot.quota import Identity
+from bot.ledger.quota import Identity
 from tests.conftest import make_settings
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.runpod import FakeRunpod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import Core
-from bot.jobstore import JobRecord
+from bot.jobs.store import JobRecord
 from tests.fakes.delivery import DeliveryHub
 from tests.fakes.runpod import FakeRunpod
 from tests.test_jobs import HERE, submit

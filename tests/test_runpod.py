@@ -1,7 +1,7 @@
 """The Runpod client over the wire against FakeRunpod: statuses, errors, retries, waiting.
 
 Every test that takes `http` runs twice: over httpx's own pool, and over aiohttp's pool
-(`bot.aiohttp_transport`, what the bot uses), so that the transport keeps "never sent" and
+(`bot.runpod.transport`, what the bot uses), so that the transport keeps "never sent" and
 "maybe started" apart exactly as httpcore does.
 """
 
@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.aiohttp_transport import aiohttp_client
-from bot.runpod import (
+from bot.runpod.client import (
     BadRequest,
     ConnectionFailed,
     MalformedResponse,
@@ -27,6 +26,7 @@ from bot.runpod import (
     Unauthorized,
     UpstreamError,
 )
+from bot.runpod.transport import aiohttp_client
 from tests.conftest import API_KEY
 from tests.fakes.runpod import FakeRunpod
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
-from bot.cli_try import local_identity
+from bot.cli.main import main
+from bot.cli.playground import local_identity
 from tests.conftest import API_KEY
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord
@@ -47,7 +47,7 @@ def cli_config(tmp_path: Path, runpod_fake: FakeRunpod, monkeypatch: pytest.Monk
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\nbase_url = "{runpod_fake.base_url}"\n'
-        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
         '[jobs]\nconfirm_above_usd = "5.00"\n[security]\nallow_private_urls = true\n',
         encoding="utf-8",
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.invocation import Community
-from bot.quota import Identity
+from bot.jobs.invocation import Community
+from bot.ledger.quota import Identity
 from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, Message

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.invocation import Community
+from bot.jobs.invocation import Community
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack_support import CHANNEL, SlackBot, button_value, populate, running_bot

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.delivery import MediaFile
-from bot.spool import Spool
+from bot.jobs.spool import Spool
 
 
 def _png(job_id: str, size: int) -> tuple[MediaFile, ...]:

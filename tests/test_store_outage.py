@@ -20,8 +20,8 @@ import pytest
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.jobs import Submitted
-from bot.workers import DB_NOW
+from bot.jobs.service import Submitted
+from bot.jobs.workers import DB_NOW
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
@@ -35,7 +35,7 @@ JOBS = 4
 
 
 class Noticed(logging.Handler):
-    """Records bot.outage's lines and wakes a waiter on each."""
+    """Records bot.storage.outage's lines and wakes a waiter on each."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -56,7 +56,7 @@ class Noticed(logging.Handler):
 @pytest.fixture
 async def noticed() -> AsyncIterator[Noticed]:
     handler = Noticed()
-    logger = logging.getLogger("bot.outage")
+    logger = logging.getLogger("bot.storage.outage")
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
@@ -181,7 +181,7 @@ async def test_jobs_wait_while_another_process_holds_the_sqlite_file_locked(
     tmp_path: Path, runpod_fake: FakeRunpod, noticed: Noticed
 ) -> None:
     """Locked past the 10 s busy timeout, as by a stuck process: the same pause and carry on."""
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.storage.sqlite"
     settings = outage_settings(tmp_path, runpod_fake, str(database), heartbeat_s=600, lease_s=1200)
     async with open_core(settings) as core:
         jobs = await all_at_runpod(core, runpod_fake)

@@ -21,9 +21,9 @@ from markupsafe import escape
 
 from adapters.discord import DiscordAdapter
 from bot.config import QuotaLimits
-from bot.invocation import Community
-from bot.periods import local_date
-from bot.quota import Identity
+from bot.jobs.invocation import Community
+from bot.ledger.periods import local_date
+from bot.ledger.quota import Identity
 from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.invocation import Community
+from bot.jobs.invocation import Community
 from bot.web.gallery import PAGE_SIZE
 from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at

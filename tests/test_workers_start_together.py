@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from adapters.slack.store import SlackStore
-from bot.sql import open_store
+from bot.storage.sql import open_store
 
 
 async def test_two_workers_creating_the_slack_tables_at_once_both_start(

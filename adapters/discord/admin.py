@@ -24,11 +24,18 @@ from adapters.discord.text import shorten
 from bot.app import Core
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.ledger import Report
-from bot.periods import Period, window
-from bot.quota import MAX_ADMIN_USD, Allowance, Identity, format_usd
-from bot.quota_ops import parse_limit, standing
-from bot.spend_history import member_id
+from bot.ledger import (
+    MAX_ADMIN_USD,
+    Allowance,
+    Identity,
+    Period,
+    Report,
+    format_usd,
+    member_id,
+    parse_limit,
+    standing,
+    window,
+)
 from bot.usage_charts import REPORT_FILENAME, report_chart
 
 PERIOD_CHOICES = [Choice(name=p.adjective, value=p.value) for p in Period]

@@ -37,8 +37,8 @@ from bot.commands import COMMANDS
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import ConfigError
-from bot.quota import Identity
-from bot.web.access import Member
+from bot.ledger import Identity
+from bot.web import Member
 
 log = logging.getLogger(__name__)
 

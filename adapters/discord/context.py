@@ -15,9 +15,9 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.delivery import NSFW_CHANNEL, ChannelRef
 from bot.errors import BotError
-from bot.invocation import Community
+from bot.jobs import Community
+from bot.ledger import Identity
 from bot.policy import Where
-from bot.quota import Identity
 
 log = logging.getLogger(__name__)
 

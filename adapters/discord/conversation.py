@@ -1,4 +1,4 @@
-"""Replies to an `/ask` answer: the next turn of that conversation (`bot.conversations`).
+"""Replies to an `/ask` answer: the next turn of that conversation (`bot.jobs.conversations`).
 
 A member continues a conversation by replying to one of its answers, or by writing in a thread
 opened on the first answer (Discord gives a thread on a message that message's id, which is
@@ -22,9 +22,9 @@ from bot.app import Core
 from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import BotError
-from bot.invocation import Invocation
+from bot.jobs import Invocation
+from bot.ledger import Identity
 from bot.policy import Where
-from bot.quota import Identity
 
 log = logging.getLogger(__name__)
 

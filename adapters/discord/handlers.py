@@ -26,15 +26,14 @@ from adapters.discord.context import (
 )
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import code_block, shorten, split_message
-from bot import pricing
 from bot.app import Core
 from bot.commands import COMMANDS
-from bot.conversations import COMMAND as CONVERSING
-from bot.conversations import Thread
 from bot.delivery import ChannelRef
-from bot.invocation import Invocation
-from bot.quota import format_usd
+from bot.jobs import COMMAND as CONVERSING
+from bot.jobs import Invocation, Thread
+from bot.ledger import format_usd
 from bot.requests import Request, build_request
+from bot.runpod import describe_price
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class JobHandlers:
         ]
         found.sort(key=lambda m: (m.id != default, not m.id.startswith(needle), m.name))
         return [
-            Choice(name=shorten(f"{m.name} · {pricing.describe(m)}", 100), value=m.id)
+            Choice(name=shorten(f"{m.name} · {describe_price(m)}", 100), value=m.id)
             for m in found[:MAX_CHOICES]
         ]
 

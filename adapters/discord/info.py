@@ -18,17 +18,16 @@ from adapters.discord import render
 from adapters.discord.context import channel_ref, community_of, identity_of, is_admin, where_of
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.text import shorten, split_message
-from bot import pricing
 from bot import web as web_page
 from bot.app import Core
-from bot.catalog import Model
 from bot.commands import COMMANDS
 from bot.delivery import ChannelRef
 from bot.errors import BotError, InvalidRequest
-from bot.past import Viewer, past_result
-from bot.quota import Allowance, format_usd
+from bot.jobs import Viewer, past_result
+from bot.ledger import Allowance, format_usd
+from bot.runpod import Model, describe_price
 from bot.usage_charts import USAGE_FILENAME, usage_chart
-from bot.web.hiding import Hiding
+from bot.web import Hiding
 
 EMBED_TEXT = 4000
 KIND_CHOICES = [
@@ -120,7 +119,7 @@ class InfoCommands:
         default = self._core.settings.jobs.default_models.get(command) == model.id
         mark = " (default)" if default else ""
         nsfw = " \N{NO ONE UNDER EIGHTEEN SYMBOL}" if model.nsfw else ""
-        return f"`{model.id}` {model.name}{mark}{nsfw}: {pricing.describe(model)}"
+        return f"`{model.id}` {model.name}{mark}{nsfw}: {describe_price(model)}"
 
     # --- /usage -----------------------------------------------------------------------------
 

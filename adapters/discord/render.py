@@ -16,7 +16,7 @@ import discord
 from adapters.discord.context import with_charge_note
 from adapters.discord.text import shorten
 from bot.delivery import Confirmation, Failure, MediaFile, Progress, Result
-from bot.quota import format_usd
+from bot.ledger import format_usd
 
 COLOUR = discord.Colour(0x673AB7)
 PROMPT_CHARS = 1500

@@ -25,11 +25,18 @@ from adapters.slack.info import allowance_line
 from adapters.slack.people import PLATFORM
 from bot.config import QuotaLimits
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.periods import Period, window
-from bot.pricing import exact_usd
-from bot.quota import Identity, format_usd
-from bot.quota_ops import describe_limit, parse_limit, parse_usd, standing
-from bot.spend_history import member_id
+from bot.ledger import (
+    Identity,
+    Period,
+    describe_limit,
+    format_usd,
+    member_id,
+    parse_limit,
+    parse_usd,
+    standing,
+    window,
+)
+from bot.runpod import exact_usd
 from bot.usage_charts import REPORT_FILENAME, report_chart
 
 USAGE = (

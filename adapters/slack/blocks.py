@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.slack.text import clip, escape
 from bot.delivery import Confirmation, Failure, Result
-from bot.quota import format_usd
+from bot.ledger import format_usd
 
 Block = dict[str, Any]
 

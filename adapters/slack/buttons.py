@@ -17,7 +17,7 @@ from adapters.slack.launch import show_card
 from adapters.slack.reply import Audience
 from adapters.slack.text import code_block, escape
 from bot.errors import InvalidRequest
-from bot.invocation import UNKNOWN_JOB, Invocation
+from bot.jobs import UNKNOWN_JOB, Invocation
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from bot import web as web_page
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.delivery import ChannelRef
-from bot.invocation import Community
+from bot.jobs import Community
+from bot.ledger import Identity
 from bot.policy import Where
-from bot.quota import Identity
 
 NAME_REFRESH_S = 24 * 3600  # a renamed member's new name, if no user_change told us sooner
 

@@ -1,6 +1,6 @@
 """Replies in the thread of an `/ask` answer: the next turn of that conversation.
 
-A thread is a conversation's place (`bot.conversations`): the card's thread for `/ask`, the
+A thread is a conversation's place (`bot.jobs.conversations`): the card's thread for `/ask`, the
 mention's thread for `@bot ask`. A member's message there, with or without a mention, is their
 turn, on their quota; `--new` starts a fresh conversation in the same thread.
 """
@@ -14,8 +14,7 @@ from typing import Any
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.launch import place_of, show_card
 from adapters.slack.text import from_slack
-from bot.conversations import COMMAND
-from bot.invocation import Invocation
+from bot.jobs import COMMAND, Invocation
 
 log = logging.getLogger(__name__)
 

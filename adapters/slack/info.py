@@ -12,18 +12,16 @@ from zoneinfo import ZoneInfo
 from adapters.slack.charts import send_chart
 from adapters.slack.context import Origin, SlackContext
 from adapters.slack.text import clip, code_block, escape, from_slack
-from bot import pricing
 from bot import web as web_page
-from bot.catalog import Model
 from bot.commands import COMMANDS
 from bot.errors import InvalidRequest, UnknownModel
-from bot.invocation import UNKNOWN_JOB
-from bot.past import PastResult, Viewer, past_result
-from bot.quota import Allowance, format_usd
+from bot.jobs import UNKNOWN_JOB, PastResult, Viewer, past_result
+from bot.ledger import Allowance, format_usd
 from bot.quote import Quote
 from bot.requests import OPTION_HELP, parse_text
+from bot.runpod import Model, describe_price, exact_usd
 from bot.usage_charts import USAGE_FILENAME, usage_chart
-from bot.web.hiding import Hiding
+from bot.web import Hiding
 
 MAX_REPLY = 3900
 
@@ -96,7 +94,7 @@ def allowance_line(allowance: Allowance) -> str:
         return f"{period}: {spent} spent, no limit"
     held = f" (+{format_usd(allowance.held)} running)" if allowance.held else ""
     return (
-        f"{period}: {spent}{held} of {pricing.exact_usd(allowance.limit)},"
+        f"{period}: {spent}{held} of {exact_usd(allowance.limit)},"
         f" *{format_usd(allowance.remaining, rounding=ROUND_DOWN)} left*,"
         f" resets {slack_date(allowance.resets_at, '{date_short_pretty} {time}')}"
     )
@@ -122,7 +120,7 @@ async def models_text(ctx: SlackContext, origin: Origin, text: str) -> str:
         group = [m for m in models if m.kind in command.kinds]
         if group:
             lines.append(f"*{command.label.capitalize()} (/{command.name})*")
-            lines += [f"• `{m.id}` {escape(m.name)}: {escape(pricing.describe(m))}" for m in group]
+            lines += [f"• `{m.id}` {escape(m.name)}: {escape(describe_price(m))}" for m in group]
     defaults = ", ".join(f"/{c} {m}" for c, m in ctx.core.settings.jobs.default_models.items())
     lines.append(f"_Defaults: {escape(defaults)}. Pick one with `--model ID`._")
     return clip("\n".join(lines), MAX_REPLY)
@@ -142,7 +140,7 @@ async def cost_text(ctx: SlackContext, origin: Origin, text: str) -> str:
         return quote_text(await jobs.quote(request, identity, await ctx.where(origin)))
     named = _model_named(ctx, word)
     if named is not None:
-        return f"{escape(named.name)} (`{named.id}`): {escape(pricing.describe(named))}"
+        return f"{escape(named.name)} (`{named.id}`): {escape(describe_price(named))}"
     raise InvalidRequest(
         "Say what to price, e.g. `/cost imagine a cat --model flux-dev --count 2`, or name a"
         " model: `/cost flux-dev`."

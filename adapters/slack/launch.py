@@ -20,11 +20,9 @@ from adapters.slack.context import Origin, SlackContext
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.text import from_slack, take_links
 from bot.commands import COMMANDS
-from bot.conversations import COMMAND as CONVERSING
-from bot.conversations import Thread
 from bot.errors import BotError
-from bot.invocation import Invocation, Submitted
-from bot.jobstate import RUNNING
+from bot.jobs import COMMAND as CONVERSING
+from bot.jobs import RUNNING, Invocation, Submitted, Thread
 from bot.requests import parse_text
 
 log = logging.getLogger(__name__)
@@ -84,7 +82,7 @@ async def start_job(ctx: SlackContext, origin: Origin, asked: Asked) -> Submitte
 
 
 def place_of(channel: str, thread_ts: str) -> str:
-    """How a Slack thread is named as a conversation's place (`bot.conversations`)."""
+    """How a Slack thread is named as a conversation's place (`bot.jobs.conversations`)."""
     return f"{channel}/{thread_ts}"
 
 

@@ -30,7 +30,7 @@ from adapters.slack.launch import Asked
 from adapters.slack.people import PLATFORM, display_name
 from adapters.slack.text import strip_mentions_of
 from bot import web as web_page
-from bot.quota import Identity
+from bot.ledger import Identity
 
 log = logging.getLogger(__name__)
 

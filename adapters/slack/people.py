@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
-from bot.quota import Identity
-from bot.web.access import Member
+from bot.ledger import Identity
+from bot.web import Member
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from functools import partial
 
-from bot.sql import Connection, Store, lock_scopes
+from bot.storage import Connection, Store, lock_scopes
 
 SEEN_MEMORY = 5000
 SEEN_KEEP_S = 3 * 24 * 3600  # Slack retries for minutes; three days is plenty

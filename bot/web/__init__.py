@@ -14,9 +14,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.quota import Identity
+from bot.ledger.quota import Identity
 from bot.web import again
+from bot.web.access import Member
 from bot.web.admin import AdminPages
+from bot.web.hiding import Hiding
 from bot.web.http import TEMPLATES, Refused, Sessions
 from bot.web.names import Names
 from bot.web.pages import Pages
@@ -24,6 +26,17 @@ from bot.web.signin import SignIns
 
 if TYPE_CHECKING:
     from bot.app import Core
+
+__all__ = [
+    "PREFIX",
+    "Hiding",
+    "Member",
+    "member_left",
+    "member_seen",
+    "signin_url",
+    "signins",
+    "web_app",
+]
 
 PREFIX = "/web"
 STATIC = TEMPLATES.parent / "static"

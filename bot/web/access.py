@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.delivery import DeliveryFactory
-from bot.quota import Identity
+from bot.ledger.quota import Identity
 
 RECHECK_S = 60.0
 

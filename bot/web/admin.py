@@ -16,10 +16,10 @@ from aiohttp import web
 
 from bot.config import QuotaLimits
 from bot.errors import BotError
-from bot.ledger_records import Report
-from bot.periods import Period, window
-from bot.quota import Identity, format_usd
-from bot.quota_ops import describe_limit, parse_limit, parse_usd
+from bot.ledger.periods import Period, window
+from bot.ledger.quota import Identity, format_usd
+from bot.ledger.quota_ops import describe_limit, parse_limit, parse_usd
+from bot.ledger.records import Report
 from bot.web.audit import recent_changes
 from bot.web.chart import month_chart
 from bot.web.http import Refused, Sessions, csv_file, render

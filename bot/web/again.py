@@ -25,7 +25,7 @@ from bot.delivery import (
     Result,
     Route,
 )
-from bot.invocation import Invocation, Submitted
+from bot.jobs.invocation import Invocation, Submitted
 from bot.policy import Where
 from bot.web.signin import Session
 

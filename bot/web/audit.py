@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.periods import from_micros
-from bot.sql import Store
+from bot.ledger.periods import from_micros
+from bot.storage.sql import Store
 
 RECENT = 20
 

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.periods import Period, window
-from bot.quota import UNITS_PER_USD
-from bot.sql import Store
+from bot.ledger.periods import Period, window
+from bot.ledger.quota import UNITS_PER_USD
+from bot.storage.sql import Store
 
 HEIGHT = 120  # px of the tallest bar
 BAR = 14  # px per day, gap included

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.invocation import Community
-from bot.jobstate import WITH_RESULT, sql_in
+from bot.jobs.invocation import Community
+from bot.jobs.states import WITH_RESULT, sql_in
 from bot.requests import prompt_of
-from bot.sql import Connection, Store
+from bot.storage.sql import Connection, Store
 from bot.web.hiding import LISTED, nsfw_channels_clause, opted_out
 from bot.web.names import names_in
 

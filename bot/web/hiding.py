@@ -12,10 +12,10 @@ import time
 from collections.abc import Collection
 
 from bot.delivery import NSFW_CHANNEL
-from bot.invocation import Community
-from bot.jobstore import JobRecord
-from bot.quota import Identity
-from bot.sql import Connection, ScopeLocking, Store
+from bot.jobs.invocation import Community
+from bot.jobs.store import JobRecord
+from bot.ledger.quota import Identity
+from bot.storage.sql import Connection, ScopeLocking, Store
 from bot.web.schema import ensure_schema
 
 # The gallery's condition on `jobs` rows (parameters: platform, workspace).
@@ -46,7 +46,7 @@ def nsfw_channels_clause(
 
 def _channel_field(raw: Connection, *path: str) -> str:
     """A text field of the jobs row's `channel_ref` JSON, in this database's spelling."""
-    if isinstance(raw, ScopeLocking):  # PostgreSQL (bot/sql.py)
+    if isinstance(raw, ScopeLocking):  # PostgreSQL (bot/storage/sql.py)
         return f"(CAST(channel_ref AS JSON) #>> '{{{','.join(path)}}}')"
     return f"json_extract(channel_ref, '$.{'.'.join(path)}')"
 

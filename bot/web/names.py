@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from bot.invocation import Community
-from bot.quota import Identity
-from bot.sql import Connection, Store
+from bot.jobs.invocation import Community
+from bot.ledger.quota import Identity
+from bot.storage.sql import Connection, Store
 from bot.web.access import WebAccess
 from bot.web.schema import ensure_schema
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.invocation import Community
-from bot.jobstate import JobState
-from bot.sql import Store
+from bot.jobs.invocation import Community
+from bot.jobs.states import JobState
+from bot.storage.sql import Store
 
 LABELS = {
     JobState.DELIVERED: "delivered",

@@ -16,14 +16,14 @@ from aiohttp import web
 
 from bot.commands import COMMANDS
 from bot.errors import BotError
-from bot.jobstate import ACTIVE
-from bot.jobstore import JobRecord
-from bot.links import ROUTE as FILE_ROUTE
-from bot.links import ResultLinks
-from bot.outputs import result_text
-from bot.past import Viewer, past_result
-from bot.quota import format_usd
-from bot.quota_ops import describe_limit
+from bot.jobs.links import ROUTE as FILE_ROUTE
+from bot.jobs.links import ResultLinks
+from bot.jobs.past import Viewer, past_result
+from bot.jobs.states import ACTIVE
+from bot.jobs.store import JobRecord
+from bot.ledger.quota import format_usd
+from bot.ledger.quota_ops import describe_limit
+from bot.runpod.outputs import result_text
 from bot.web import gallery
 from bot.web.again import run_again
 from bot.web.chart import month_chart

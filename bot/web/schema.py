@@ -8,8 +8,8 @@ carries none of them and the core's schema versions are the core's alone.
 
 from __future__ import annotations
 
-from bot.db import split_statements
-from bot.sql import Connection, Store, lock_scopes
+from bot.storage.sql import Connection, Store, lock_scopes
+from bot.storage.sqlite import split_statements
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_links (

@@ -17,9 +17,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from bot.invocation import Community
-from bot.quota import Identity
-from bot.sql import Connection, Store
+from bot.jobs.invocation import Community
+from bot.ledger.quota import Identity
+from bot.storage.sql import Connection, Store
 from bot.web.schema import ensure_schema
 
 _MEMBER = "platform, workspace, user_id, roles, name, admin"

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from bot.app import Core
 from bot.delivery import ChannelRef
-from bot.invocation import Community, Invocation, Submitted
+from bot.jobs.invocation import Community, Invocation, Submitted
+from bot.ledger.quota import Identity
 from bot.policy import Where
-from bot.quota import Identity
 from bot.requests import parse_text
 from tests.fakes.delivery import RecordingDelivery
 

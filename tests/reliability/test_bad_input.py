@@ -32,18 +32,18 @@ from hypothesis.control import currently_in_test_context
 from hypothesis.control import event as hypothesis_event
 from pydantic import ValidationError
 
-from bot import pricing
 from bot.app import Core
-from bot.catalog import Model, ParamSpec, load_catalog
-from bot.cli import main
-from bot.cli_basic import parse_key_values
+from bot.cli.basic import parse_key_values
+from bot.cli.main import main
 from bot.commands import COMMANDS
 from bot.config import QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.invocation import Community
-from bot.outputs import MEDIA_KINDS, Downloader, OutputError
-from bot.quota import MAX_ADMIN_USD, Identity
+from bot.jobs.invocation import Community
+from bot.ledger.quota import MAX_ADMIN_USD, Identity
 from bot.requests import MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
+from bot.runpod import pricing
+from bot.runpod.catalog import Model, ParamSpec, load_catalog
+from bot.runpod.outputs import MEDIA_KINDS, Downloader, OutputError
 from tests.fakes import media
 from tests.reliability.conftest import FUZZ
 

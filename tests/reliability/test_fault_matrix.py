@@ -31,7 +31,7 @@ from typing import Literal
 import pytest
 
 from bot.app import open_core
-from bot.runpod import FINAL_STATES
+from bot.runpod.client import FINAL_STATES
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod, Outcome, Route
 from tests.reliability.drive import HERE, spent_and_held, submit

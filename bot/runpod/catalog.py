@@ -1,0 +1,405 @@
+"""The models the bot can run: endpoint, kind, parameters, price rule, output field.
+
+The catalog ships as `bot/runpod/models.toml` (one table per model, transcribed from Runpod's model pages)
+and operators extend or override it from the `[models.<id>]` tables of their config, so a new model,
+a moved endpoint id or a new price needs no code change. Parameters are checked by a pydantic model
+built from each model's schema, before any request leaves the bot, and every rejection names the
+parameter and what it allows.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from importlib import resources
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from bot.commands import KINDS
+from bot.errors import ConfigError, InvalidRequest, UnknownModel, clip, shown
+
+ParamType = Literal[
+    "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
+]
+PriceUnit = Literal[
+    "megapixel",
+    "image",
+    "video",
+    "second",
+    "5_seconds",
+    "1k_characters",
+    "1m_tokens",
+    "audio_second",
+]
+
+# Runpod's model pages give seeds no range, so a seed parameter without `min`/`max` gets a signed
+# 32-bit one (Discord's seed option allows the same). Seeds outside it are refused, never wrapped:
+# the seed sent is the seed shown. A page's "-1 for random" stays the minimum.
+SEED_MIN, SEED_MAX = 0, 2**31 - 1
+
+# Chat roles of a `messages` parameter.
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Strict):
+    type: ParamType = "string"
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    multiple_of: int | None = None
+    choices: list[Any] | None = None
+    # Characters for text; items for lists.
+    min_length: int | None = None
+    max_length: int | None = None
+    # object_list: the fields of each object (e.g. a LoRA's `path` and `scale`).
+    items: dict[str, ParamSpec] | None = None
+    description: str = ""
+
+    def allowed(self) -> str:
+        """What this parameter accepts, in words a user can act on."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(choice) for choice in self.choices)
+        low = None if self.min is None else _num(self.min)
+        high = None if self.max is None else _num(self.max)
+        parts = [self._noun(), *_bounds(low, high, "from {} to {}", "at least {}", "at most {}")]
+        if self.multiple_of:
+            parts.append(f"a multiple of {self.multiple_of}")
+        unit = "characters" if self.type == "string" else "items"
+        phrases = (f"{{}} to {{}} {unit}", f"at least {{}} {unit}", f"up to {{}} {unit}")
+        parts += _bounds(self.min_length, self.max_length, *phrases)
+        return ", ".join(parts)
+
+    def _noun(self) -> str:
+        if self.type == "object_list":
+            items = (self.items or {}).items()
+            fields = ", ".join(f"{name} ({spec.allowed()})" for name, spec in items)
+            return f"a list of objects with {fields}" if fields else "a list of objects"
+        return {
+            "integer": "a whole number",
+            "number": "a number",
+            "boolean": "true or false",
+            "url": "an http(s) URL",
+            "url_list": "a list of http(s) URLs",
+            "string": "text",
+            "messages": "text, or a list of messages with role (one of "
+            + ", ".join(ROLES)
+            + ") and content (text)",
+        }[self.type]
+
+    @model_validator(mode="after")
+    def _items_only_for_objects(self) -> ParamSpec:
+        if (self.items is not None) != (self.type == "object_list"):
+            raise ValueError("`items` is required for type object_list and only for it")
+        return self
+
+
+class PriceRule(_Strict):
+    """How Runpod bills a model: `usd` per `unit`, optionally looked up in `table`.
+
+    `by` names the parameters whose values (joined by ",") select the unit price in `table`, e.g.
+    `by = ["size", "duration"]`, `table = {"1280*720,5" = "0.50"}` (booleans as `true`/`false`).
+    Token prices are per 1M: `usd` (or `table`) for output tokens and `input_usd` (or
+    `input_table`, keyed like `table`, e.g. by a `model` variant) for input tokens.
+    `estimate_usd` is the amount to hold when the quantity is only known afterwards (e.g. a video
+    as long as a reference clip).
+    """
+
+    unit: PriceUnit
+    usd: Decimal | None = None
+    input_usd: Decimal | None = None
+    by: list[str] = []
+    table: dict[str, Decimal] = {}
+    input_table: dict[str, Decimal] = {}
+    estimate_usd: Decimal | None = None
+
+    @model_validator(mode="after")
+    def _has_a_price(self) -> PriceRule:
+        if self.usd is None and not self.table:
+            raise ValueError("a price needs `usd` or a `table`")
+        if (self.table or self.input_table) and not self.by:
+            raise ValueError("a price `table` needs `by` (the parameters that select a row)")
+        if self.input_table and self.unit != "1m_tokens":
+            raise ValueError("`input_table` is for token prices (unit 1m_tokens)")
+        return self
+
+
+class Model(_Strict):
+    id: str
+    name: str
+    endpoint: str
+    kind: str  # one of the kinds of `bot.commands.COMMANDS`
+    price: PriceRule
+    output: str
+    params: dict[str, ParamSpec]
+    aliases: list[str] = []
+    description: str = ""
+    nsfw: bool = False
+    # Text models: the model name on the OpenAI-compatible route (streaming).
+    openai_model: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        return kind
+
+    @field_validator("params")
+    @classmethod
+    def _bounded_seeds(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        return {name: _bounded_seed(name, spec) for name, spec in params.items()}
+
+    @property
+    def seed_param(self) -> ParamSpec | None:
+        """The top-level `seed`: one per copy of a job, so each result can be reproduced."""
+        return self.params.get("seed")
+
+    @property
+    def prompt_param(self) -> str | None:
+        """Where the user's text goes: `prompt`, or a chat model's `messages` (text accepted)."""
+        if "prompt" in self.params:
+            return "prompt"
+        return next((name for name, spec in self.params.items() if spec.type == "messages"), None)
+
+    @property
+    def media_inputs(self) -> list[str]:
+        """Parameters that take a URL of a file (image to edit, audio to transcribe...)."""
+        return [name for name, spec in self.params.items() if spec.type in ("url", "url_list")]
+
+    @functools.cached_property
+    def _schema(self) -> type[BaseModel]:
+        return _build_schema(self)
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The input to send: defaults filled in, every value checked; else InvalidRequest.
+
+        A dotted parameter name (`sampling_params.max_tokens`) is a field of a nested object in
+        the input; it is accepted dotted or nested, and returned nested, so a checked input
+        checks again unchanged.
+        """
+        params = _flatten(params, self.params)
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise InvalidRequest(
+                f"{self.id} has no parameter {', '.join(map(shown, unknown[:5]))}{more}; "
+                f"it takes: {', '.join(self.params)}"
+            )
+        try:
+            checked = self._schema.model_validate(params)
+        except ValidationError as exc:
+            raise InvalidRequest(_explain(self, exc)) from None
+        return _nest(checked.model_dump(by_alias=True, exclude_none=True))
+
+
+def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
+    """An integer `seed` (or `sampling_params.seed`) with the default range where it has none."""
+    if name.rsplit(".", 1)[-1] != "seed" or spec.type != "integer":
+        return spec
+    low = SEED_MIN if spec.min is None else spec.min
+    high = SEED_MAX if spec.max is None else spec.max
+    return spec.model_copy(update={"min": low, "max": high})
+
+
+def _bounds(low: object, high: object, both: str, low_only: str, high_only: str) -> list[str]:
+    """The phrase for a range that may be open at either end (none when it is open at both)."""
+    if low is not None and high is not None:
+        return [both.format(low, high)]
+    if low is not None:
+        return [low_only.format(low)]
+    if high is not None:
+        return [high_only.format(high)]
+    return []
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _flatten(params: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        prefix = f"{key}."
+        if key not in specs and isinstance(value, Mapping) and prefix in _heads(specs):
+            flat.update({prefix + sub: item for sub, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _heads(specs: Mapping[str, ParamSpec]) -> set[str]:
+    return {name.split(".", 1)[0] + "." for name in specs if "." in name}
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+# An http(s) URL with a host and no user name or password: whatever is in a URL the user gives
+# is sent to Runpod, stored with the job and shown with the result, so credentials are refused.
+_URL = r"^https?://[^/?#@\s:][^/?#@\s]*(?:[/?#]\S*)?$"
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+_PY_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "url": str,
+    "url_list": list[Annotated[str, StringConstraints(pattern=_URL)]],
+}
+
+
+class _Message(_Strict):
+    role: Role
+    content: str
+
+
+def _text_as_message(value: Any) -> Any:
+    return [{"role": "user", "content": value}] if isinstance(value, str) else value
+
+
+def _annotation(name: str, spec: ParamSpec) -> Any:
+    if spec.choices is not None:
+        return Literal[tuple(spec.choices)]
+    if spec.type == "messages":
+        return Annotated[list[_Message], BeforeValidator(_text_as_message)]
+    if spec.type == "object_list":
+        item = _object_schema(f"Item_{name}", spec.items or {})
+        return list[item]  # type: ignore[valid-type]
+    return _PY_TYPES[spec.type]
+
+
+def _field(name: str, spec: ParamSpec) -> tuple[Any, Any]:
+    annotation = _annotation(name, spec)
+    constraints: dict[str, Any] = {}
+    if spec.min is not None:
+        constraints["ge"] = spec.min
+    if spec.max is not None:
+        constraints["le"] = spec.max
+    if spec.multiple_of:
+        constraints["multiple_of"] = spec.multiple_of
+    if spec.min_length is not None:
+        constraints["min_length"] = spec.min_length
+    if spec.max_length is not None:
+        constraints["max_length"] = spec.max_length
+    if spec.type == "url":
+        constraints["pattern"] = _URL
+    if spec.type == "number":
+        constraints["allow_inf_nan"] = False  # NaN is not JSON: Runpod would refuse the body
+    default = ... if spec.required else spec.default
+    if not spec.required and spec.default is None:
+        annotation = annotation | None
+    # Field names are generated: parameter names may be dotted or shadow BaseModel attributes.
+    return annotation, Field(default, alias=name, **constraints)
+
+
+def _object_schema(title: str, specs: Mapping[str, ParamSpec]) -> type[BaseModel]:
+    fields = {f"p{i}": _field(name, spec) for i, (name, spec) in enumerate(specs.items())}
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        title,
+        __config__=ConfigDict(extra="forbid", strict=False, coerce_numbers_to_str=False),
+        **fields,
+    )
+
+
+def _build_schema(model: Model) -> type[BaseModel]:
+    return _object_schema(f"Params_{model.id}", model.params)
+
+
+def _explain(model: Model, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "input"
+        spec = model.params.get(name)
+        if err["type"] == "missing" and len(err["loc"]) == 1:
+            problems.append(f"{name} is required")
+        elif spec and spec.type in ("url", "url_list") and _USERINFO.search(str(err["input"])):
+            problems.append(f"{name} must be a URL without credentials (they would go to Runpod)")
+        elif spec is not None:
+            problems.append(f"{name} must be {spec.allowed()} (got {_shown(err.get('input'))})")
+        else:
+            problems.append(f"{name}: {err['msg']}")
+    return f"{model.name}: " + "; ".join(dict.fromkeys(problems))
+
+
+def _shown(value: Any) -> str:
+    return clip(_USERINFO.sub("***@", repr(value)))
+
+
+class Catalog:
+    """All models, found by id, alias or endpoint id."""
+
+    def __init__(self, models: list[Model]) -> None:
+        self._models = {model.id: model for model in models}
+        self._names: dict[str, Model] = {}
+        for model in models:
+            for name in (model.id, model.endpoint, *model.aliases):
+                self._names[name.lower()] = model
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, name: str) -> Model:
+        model = self._names.get(name.strip().lower())
+        if model is None:
+            raise UnknownModel(
+                f"unknown model {shown(name)}; try one of: {', '.join(sorted(self._models))}"
+            )
+        return model
+
+    def of_kind(self, *kinds: str) -> list[Model]:
+        return [model for model in self if model.kind in kinds]
+
+
+def load_catalog(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Catalog:
+    """The shipped catalog with the operator's `[models.<id>]` tables merged over it."""
+    shipped = tomllib.loads(
+        resources.files("bot.runpod").joinpath("models.toml").read_text("utf-8")
+    )
+    tables: dict[str, dict[str, Any]] = {
+        model_id: dict(table) for model_id, table in shipped["models"].items()
+    }
+    for model_id, override in (overrides or {}).items():
+        merged = tables.setdefault(model_id, {})
+        for key, value in override.items():
+            if key == "params" and isinstance(value, Mapping):
+                merged["params"] = {**merged.get("params", {}), **value}
+            else:
+                merged[key] = value
+    models = []
+    for model_id, table in tables.items():
+        try:
+            models.append(Model(id=model_id, **table))
+        except (ValidationError, TypeError) as exc:
+            raise ConfigError(f"models.{model_id}: {exc}") from None
+    return Catalog(models)
