@@ -24,11 +24,11 @@ import aiohttp
 from aiohttp import web
 
 from bench.common import timed_prompt
-from tests.discord_support import job_id_of
+from tests.discord.support import job_id_of
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, SentInteraction
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import SlackSigner, slash_command
-from tests.slack_support import block_texts, button_ids, button_value
+from tests.slack.support import block_texts, button_ids, button_value
 
 SIGNING_SECRET = "bench-signing-secret"
 CHANNELS = 5  # per platform; users are spread over them

@@ -31,7 +31,7 @@ from pathlib import Path
 from bench.common import fresh_place
 from tests.conftest import API_KEY, register_catalog
 from tests.fakes.runpod import FakeRunpod
-from tests.test_workers import FLUX, imagine, rows, slack_bots, states, until
+from tests.jobs.test_workers import FLUX, imagine, rows, slack_bots, states, until
 
 DEFAULT_PLACES = ["sqlite", "postgresql://postgres@127.0.0.1:5432/postgres"]
 JOBS = 4

@@ -15,7 +15,7 @@ from bot.app import Core, open_core
 from bot.config import Settings
 from bot.runpod.catalog import load_catalog
 from tests.fakes.runpod import FakeRunpod
-from tests.ledger_support import ZONE_VARIABLE
+from tests.ledger.support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
 from tests.pg_support import fresh_schema, throwaway_database
 
@@ -118,7 +118,7 @@ def make_settings(
         },
         "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},
         "http": {"host": "127.0.0.1", "port": 0},
-        # The fakes serve results from 127.0.0.1 (tests/test_private_urls.py turns this off).
+        # The fakes serve results from 127.0.0.1 (tests/runpod/test_private_urls.py turns this off).
         "security": {"allow_private_urls": True},
     }
     for name, values in sections.items():

@@ -14,12 +14,12 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.app import Core
 from bot.listener import Listener
-from tests.discord_support import discord_settings, running_bot
+from tests.discord.support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.slack_support import populate
-from tests.slack_support import running_bot as running_slack_bot
+from tests.slack.support import populate
+from tests.slack.support import running_bot as running_slack_bot
 
 Body = dict[str, Any]
 

@@ -13,7 +13,7 @@ import pytest
 from bot import logs
 from bot.config import Settings
 from tests.conftest import API_KEY
-from tests.discord_support import discord_settings, result_of, running_bot
+from tests.discord.support import discord_settings, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 

@@ -16,13 +16,13 @@ from bot.app import Core, open_core
 from bot.ledger.quota import QuotaExceeded
 from bot.listener import Listener
 from tests.conftest import make_settings
-from tests.discord_support import discord_settings, running_bot
+from tests.discord.support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.slack_support import populate
-from tests.slack_support import running_bot as running_slack
-from tests.test_jobs import ALICE, HERE, submit
+from tests.jobs.test_jobs import ALICE, HERE, submit
+from tests.slack.support import populate
+from tests.slack.support import running_bot as running_slack
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

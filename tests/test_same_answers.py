@@ -16,12 +16,12 @@ import pytest
 from bot.cli.main import main
 from bot.cli.playground import local_identity
 from tests.conftest import API_KEY
-from tests.discord_support import discord_settings, fields, job_id_of, result_of, running_bot
+from tests.discord.support import discord_settings, fields, job_id_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.slack_support import BOB, BOSS, button_value, populate
-from tests.slack_support import running_bot as running_slack_bot
+from tests.slack.support import BOB, BOSS, button_value, populate
+from tests.slack.support import running_bot as running_slack_bot
 
 pytestmark = pytest.mark.usefixtures("moved_clock")
 

@@ -1,7 +1,7 @@
 """The bot's one SQLite file: connections, write transactions and applying migrations.
 
 This is the embedded default `bot.storage.sql.Store`; `bot/storage/postgres.py` is the PostgreSQL one (same tables and
-schema versions: tests/test_pg_dialect.py keeps the two spellings in step). The tables are in
+schema versions: tests/storage/test_pg_dialect.py keeps the two spellings in step). The tables are in
 `bot.storage.sqlite_schema`, the online backup in `bot.storage.sqlite_backup`.
 
 Two connections. The writer serves one write transaction at a time in this process (an asyncio

@@ -1,7 +1,7 @@
 """The SQLite file's tables, as migrations: `MIGRATIONS[i]` brings a file to version `i + 1`.
 
 Append only; a migration only adds, none drops a row. `bot/storage/postgres.py` spells the same versions for
-PostgreSQL (tests/test_pg_dialect.py keeps the two in step); the job engine's table is written
+PostgreSQL (tests/storage/test_pg_dialect.py keeps the two in step); the job engine's table is written
 once for both (`bot.storage.sql.jobs_table`). `bot.storage.sqlite.Database` applies them, each in its own
 transaction.
 """

@@ -4,7 +4,7 @@ It serves the REST API under `/api/v10` and the gateway websocket at `/gateway`,
 commands, autocomplete and button clicks the way Discord does, and records every message the bot
 creates or edits (with the exact uploaded bytes) so tests assert on what a user would see.
 
-Typical test (see tests/test_fake_discord.py for complete ones)::
+Typical test (see tests/discord/test_fake_discord.py for complete ones)::
 
     async with FakeDiscord() as fake:
         with point_discord_py_at(fake):
