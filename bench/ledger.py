@@ -14,7 +14,8 @@ Scenarios, each on its own new database:
 and, for scale, empty write transactions through `Store.run` in series (the hand-off, lock and
 BEGIN/COMMIT that every operation pays).
 Every pair holds $0.01 for one of 200 members of one workspace and settles $0.009, with real
-limits that never refuse; the totals are checked after each run. Prints the median of the runs.
+limits that never refuse; the totals are checked after each run. Prints the median of the runs,
+and for the scenarios in this process the median CPU time per pair, all threads included.
 
 Logging is configured as `python -m bot run` does it (`bot.logs.configure`, INFO), writing to a
 file (`--log`, default a throwaway file), since the bot writes a line per hold and per settle and
@@ -166,18 +167,25 @@ def _measure(
     once: Callable[[str], float],
     *,
     unit: str = "pairs/s",
+    in_process: bool = True,
 ) -> None:
-    rates = []
+    """Print the median rate of `runs` runs and, for scenarios run in this process, the median
+    CPU time per pair (or transaction) of all its threads: on a shared machine the CPU figure
+    moves much less with the load than the rate does."""
+    rates, cpu = [], []
     for _ in range(runs):
         with _fresh(where) as place:
             asyncio.run(_create(place))
+            cpu_start = time.process_time()
             seconds = once(place)
+            cpu.append((time.process_time() - cpu_start) / pairs * 1e6)
             if unit == "pairs/s":
                 _check(place, pairs)
         rates.append(pairs / seconds)
     shown = ", ".join(f"{r:,.0f}" for r in rates)
+    cpu_shown = f"  cpu {statistics.median(cpu):,.0f} µs each" if in_process else ""
     print(
-        f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}  (runs: {shown};"
+        f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}{cpu_shown}  (runs: {shown};"
         f" load {os.getloadavg()[0]:.2f})",
         flush=True,
     )
@@ -219,6 +227,7 @@ def _scenarios(where: str, runs: int, pairs: int, requesters: int, log_path: str
             runs,
             pairs,
             lambda p, n=processes: _processes(p, n, requesters, pairs, log_path),  # type: ignore[misc]
+            in_process=False,
         )
 
 
