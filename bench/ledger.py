@@ -14,13 +14,19 @@ Scenarios, each on its own new database:
 and, for scale, empty write transactions through `Store.run` in series (the hand-off, lock and
 BEGIN/COMMIT that every operation pays).
 Every pair holds $0.01 for one of 200 members of one workspace and settles $0.009, with real
-limits that never refuse; the totals are checked after each run. Prints the median of the runs.
+limits that never refuse; the totals are checked after each run. Prints the median of the runs,
+and for the scenarios in this process the median CPU time per pair, all threads included.
+
+Logging is configured as `python -m bot run` does it (`bot.logs.configure`, INFO), writing to a
+file (`--log`, default a throwaway file), since the bot writes a line per hold and per settle and
+that cost belongs in the figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
 import os
 import platform
@@ -37,7 +43,8 @@ from typing import Any
 import psycopg
 
 from bench.common import throwaway_postgres
-from bot.config import QuotaSettings
+from bot import logs
+from bot.config import QuotaSettings, Settings
 from bot.ledger.service import Identity, SqliteLedger
 from bot.storage.sql import is_postgres, open_store
 
@@ -73,7 +80,11 @@ async def _requesters(place: str, prefix: str, requesters: int, pairs: int) -> f
         await db.close()
 
 
-def _process(place: str, prefix: str, requesters: int, pairs: int, barrier: Any) -> None:
+def _process(
+    place: str, prefix: str, requesters: int, pairs: int, barrier: Any, log_path: str
+) -> None:
+    _log_to(log_path)
+
     async def run() -> None:
         db = await open_store(place)
         ledger = SqliteLedger(db, QUOTAS)
@@ -85,13 +96,16 @@ def _process(place: str, prefix: str, requesters: int, pairs: int, barrier: Any)
     asyncio.run(run())
 
 
-def _processes(place: str, processes: int, requesters: int, pairs: int) -> float:
+def _processes(place: str, processes: int, requesters: int, pairs: int, log_path: str) -> float:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes + 1)
     each = pairs // requesters
     shares = [requesters // processes + (p < requesters % processes) for p in range(processes)]
     workers = [
-        ctx.Process(target=_process, args=(place, f"p{p}-", share, share * each, barrier))
+        ctx.Process(
+            target=_process,
+            args=(place, f"p{p}-", share, share * each, barrier, log_path),
+        )
         for p, share in enumerate(shares)
     ]
     for worker in workers:
@@ -103,6 +117,11 @@ def _processes(place: str, processes: int, requesters: int, pairs: int) -> float
         if worker.exitcode != 0:
             raise SystemExit(f"a benchmark process failed ({worker.exitcode})")
     return time.perf_counter() - start
+
+
+def _log_to(path: str) -> None:
+    """INFO lines to the file `path`, formatted and written as `python -m bot run` does."""
+    logs.configure(Settings(), stream=open(path, "a", encoding="utf-8"))
 
 
 async def _round_trips(place: str, count: int) -> float:
@@ -148,18 +167,25 @@ def _measure(
     once: Callable[[str], float],
     *,
     unit: str = "pairs/s",
+    in_process: bool = True,
 ) -> None:
-    rates = []
+    """Print the median rate of `runs` runs and, for scenarios run in this process, the median
+    CPU time per pair (or transaction) of all its threads: on a shared machine the CPU figure
+    moves much less with the load than the rate does."""
+    rates, cpu = [], []
     for _ in range(runs):
         with _fresh(where) as place:
             asyncio.run(_create(place))
+            cpu_start = time.process_time()
             seconds = once(place)
+            cpu.append((time.process_time() - cpu_start) / pairs * 1e6)
             if unit == "pairs/s":
                 _check(place, pairs)
         rates.append(pairs / seconds)
     shown = ", ".join(f"{r:,.0f}" for r in rates)
+    cpu_shown = f"  cpu {statistics.median(cpu):,.0f} µs each" if in_process else ""
     print(
-        f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}  (runs: {shown};"
+        f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}{cpu_shown}  (runs: {shown};"
         f" load {os.getloadavg()[0]:.2f})",
         flush=True,
     )
@@ -169,7 +195,7 @@ async def _create(place: str) -> None:
     await (await open_store(place)).close()
 
 
-def _scenarios(where: str, runs: int, pairs: int, requesters: int) -> None:
+def _scenarios(where: str, runs: int, pairs: int, requesters: int, log_path: str) -> None:
     backend = "postgresql" if is_postgres(where) else "sqlite"
     print(f"-- {backend}: {where}", flush=True)
     _measure(
@@ -200,7 +226,8 @@ def _scenarios(where: str, runs: int, pairs: int, requesters: int) -> None:
             where,
             runs,
             pairs,
-            lambda p, n=processes: _processes(p, n, requesters, pairs),  # type: ignore[misc]
+            lambda p, n=processes: _processes(p, n, requesters, pairs, log_path),  # type: ignore[misc]
+            in_process=False,
         )
 
 
@@ -209,6 +236,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5000, help="pairs per run (default 5000)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requesters", type=int, default=50)
+    parser.add_argument("--log", help="file for the bot's INFO lines (default: a throwaway file)")
     parser.add_argument(
         "--database",
         action="append",
@@ -222,8 +250,18 @@ def main() -> None:
         f" {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {pairs} pairs x {args.runs} runs",
         flush=True,
     )
-    for where in args.database or DEFAULT_PLACES:
-        _scenarios(where, args.runs, pairs, requesters)
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-log-") as tmp:
+        log_path = args.log or str(Path(tmp) / "bot.log")
+        _log_to(log_path)
+        for where in args.database or DEFAULT_PLACES:
+            _scenarios(where, args.runs, pairs, requesters, log_path)
+        logging.shutdown()  # write out what is queued before the file goes
+        print(f"log: {_lines(log_path):,} lines at INFO", flush=True)
+
+
+def _lines(path: str) -> int:
+    with open(path, "rb") as file:
+        return sum(1 for _ in file)
 
 
 if __name__ == "__main__":

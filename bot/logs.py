@@ -4,6 +4,11 @@ A JSON line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where 
 `job_id`, `platform`, `workspace`, `model`, `state` and `cost` (from a call's `extra=`, see
 `job_fields`; a message about "job <id>" names its job), plus `error` with a traceback.
 
+Records are formatted and written on a thread of their own (`QueueHandler` in front of a
+`QueueListener`): a log call on the event loop only queues the record, so a slow disk or pipe
+never holds the loop, and the ledger's hold and settle lines cost the loop a few microseconds.
+`logging.shutdown()` (run at exit) writes out what is still queued.
+
 Two promises hold in both formats. Secrets (the Runpod key, the Discord and Slack tokens) are
 replaced by `**********` wherever they would appear. Prompt text is logged only through
 `extra={"prompt": ...}`, and only written when `log.include_prompts` is true.
@@ -13,9 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from logging.handlers import QueueHandler, QueueListener
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOB_FIELDS = ("job_id", "platform", "workspace", "model", "state", "cost")
 MASK = "**********"
+GATHER_S = 0.02
 
 
 def job_fields(job: JobRecord, **more: Any) -> dict[str, Any]:
@@ -82,10 +91,55 @@ class BotFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(settings: Settings, *, stream: Any = None) -> logging.Handler:
+class DeferredHandler(QueueHandler):
+    """Queues records as they are for `target`, which a listener thread formats and writes.
+
+    The record is queued untouched (QueueHandler would format it here, on the caller's thread,
+    to make it picklable for other processes; ours stays in this one). Arguments are therefore
+    rendered a moment later: log values, not objects that change afterwards, as everywhere.
+    `flush` waits until what was queued so far is written; `close` also stops the thread.
+    """
+
+    def __init__(self, target: logging.Handler) -> None:
+        self._queue: queue.Queue[logging.LogRecord] = queue.Queue()
+        super().__init__(self._queue)
+        self.target = target
+        self._listener: QueueListener | None = _GatheringListener(
+            self._queue, target, respect_handler_level=True
+        )
+        self._listener.start()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+    def flush(self) -> None:
+        if self._listener is not None:
+            self._queue.join()
+        self.target.flush()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()  # writes out what is queued, then ends the thread
+            self._listener = None
+        self.target.close()
+        super().close()
+
+
+class _GatheringListener(QueueListener):
+    """Lets lines gather for a moment when the queue runs dry: one wake-up of the thread per
+    `GATHER_S` instead of one per line, each of which cost the busy event loop a thread switch."""
+
+    def dequeue(self, block: bool) -> logging.LogRecord:
+        records = cast("queue.Queue[logging.LogRecord]", self.queue)
+        if block and records.empty():
+            time.sleep(GATHER_S)
+        return records.get(block)
+
+
+def configure(settings: Settings, *, stream: Any = None) -> DeferredHandler:
     """Replace the root logger's handlers with one writing in the configured format."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(
+    target = logging.StreamHandler(stream)
+    target.setFormatter(
         BotFormatter(
             as_json=settings.log.format == "json",
             secrets=secrets_of(settings),
@@ -95,6 +149,9 @@ def configure(settings: Settings, *, stream: Any = None) -> logging.Handler:
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, DeferredHandler):
+            old.close()
+    handler = DeferredHandler(target)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # httpx logs every request at INFO: noise next to our own job lines.

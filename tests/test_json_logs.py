@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,15 +40,27 @@ def restore_logging() -> Iterator[None]:
     logging.getLogger("httpx").setLevel(httpx_level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        handler.close()
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
 
 
-def configured(settings: Settings) -> io.StringIO:
-    stream = io.StringIO()
-    logs.configure(settings, stream=stream)
-    return stream
+class Captured:
+    """The bot's log output, configured as `python -m bot run` does, into memory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._stream = io.StringIO()
+        self._handler = logs.configure(settings, stream=self._stream)
+
+    def getvalue(self) -> str:
+        """What was written once every line logged so far is out (they are written on a thread)."""
+        self._handler.flush()
+        return self._stream.getvalue()
+
+
+def configured(settings: Settings) -> Captured:
+    return Captured(settings)
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -95,3 +111,47 @@ def test_human_format_stays_the_default(tmp_path: Path) -> None:
     stream = configured(settings)
     logging.getLogger("bot.test").info("job %s held", "abc")
     assert " INFO bot.test: job abc held" in stream.getvalue()
+
+
+class Rendered:
+    """A log argument that notes the thread that turned it into text."""
+
+    def __init__(self) -> None:
+        self.on: str | None = None
+
+    def __str__(self) -> str:
+        self.on = threading.current_thread().name
+        return "rendered"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_lines_are_formatted_and_written_off_the_callers_thread() -> None:
+    stream = configured(Settings())
+    value = Rendered()
+    logging.getLogger("bot.test").info("hold %s", value)
+    assert " INFO bot.test: hold rendered" in stream.getvalue()
+    assert value.on is not None
+    assert value.on != threading.current_thread().name
+
+
+def test_lines_queued_at_exit_are_written(tmp_path: Path) -> None:
+    script = (
+        "import logging, sys\n"
+        "from bot import logs\n"
+        "from bot.config import Settings\n"
+        "logs.configure(Settings(), stream=sys.stdout)\n"
+        "for n in range(2000):\n"
+        "    logging.getLogger('bot.test').info('line %d', n)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "BOT_CONFIG": str(tmp_path / "absent.toml")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2000
+    assert lines[-1].endswith("INFO bot.test: line 1999")

@@ -17,8 +17,6 @@ from bot.commands import command_of_kind
 from bot.config import Settings
 from bot.errors import InvalidRequest
 from bot.ledger.quota import Identity, Scope, scope_of
-from bot.ledger.records import Usage
-from bot.ledger.service import SqliteLedger
 from bot.policy import Policy, Where
 from bot.quote import quote
 from bot.requests import build_request
@@ -27,6 +25,7 @@ from bot.storage.sql import exists, open_existing
 
 if TYPE_CHECKING:
     from bot.jobs.invocation import Community
+    from bot.ledger.records import Usage
 
 TERMINAL = Where(channel="terminal", is_dm=True)
 PLACEHOLDER_URL = "https://example.com/input"
@@ -101,6 +100,8 @@ async def _usage(settings: Settings, identity: Identity) -> Usage | None:
     """The member's standing, when there is a database to read it from (never creates one)."""
     if not exists(settings.storage.database):
         return None
+    from bot.ledger.service import SqliteLedger  # the ledger's SQL: only when there is a database
+
     db = await open_existing(settings.storage.database)
     try:
         return await SqliteLedger(db, settings.quotas).usage(identity)

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import logs
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
 from bot.runpod import pricing
@@ -32,6 +31,8 @@ def settings_and_catalog(args: argparse.Namespace) -> tuple[Settings, Catalog]:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from bot import logs  # its logging thread: only for the running bot (start-up time)
+
     settings, _ = settings_and_catalog(args)
     logs.configure(settings)
     if not settings.enabled_adapters():

@@ -1,7 +1,9 @@
 """Argument parsing and dispatch for `python -m bot`.
 
 Subcommands are registered by the modules that own them (`register(subparsers)`), so this file
-stays a table of contents. A handler returns the process exit code; `BotError`s print their
+stays a table of contents. `python -m bot COMMAND` imports only the module of COMMAND (`COMMANDS`):
+`models` and `cost` answer at once instead of loading the ledger, the job engine's types and the
+database drivers that other commands need; `--help`, or no known command, imports them all. A handler returns the process exit code; `BotError`s print their
 message and exit 2, never a traceback.
 """
 
@@ -9,33 +11,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import inspect
 import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bot.cli import answers as cli_answers
-from bot.cli import basic as cli_basic
-from bot.cli import ledger as ledger_cli
-from bot.cli import models as cli_models
-from bot.cli import playground as cli_try
-from bot.cli import reconcile as reconcile_cli
 from bot.errors import BotError
-from bot.storage import migrate as migrate_db
 from bot.storage.sql import db_errors
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+# Each command and the module that registers it (tests/test_cli_startup.py keeps this in step).
+COMMANDS = {
+    "run": "bot.cli.basic",
+    "check": "bot.cli.basic",
+    "models": "bot.cli.models",
+    "cost": "bot.cli.answers",
+    "show": "bot.cli.answers",
+    "try": "bot.cli.playground",
+    "resume": "bot.cli.playground",
+    "backup": "bot.cli.ledger",
+    "usage": "bot.cli.ledger",
+    "quota": "bot.cli.ledger",
+    "reconcile": "bot.cli.reconcile",
+    "migrate-db": "bot.storage.migrate",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: with only its command's module when it names one, else all."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config", help="path to config.toml (default: $BOT_CONFIG or ./config.toml)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _command_modules():
+    for module in _command_modules(argv):
         module.register(subparsers)
     _accept_config_anywhere(parser)
     return parser
@@ -50,8 +62,21 @@ def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_config_anywhere(sub)
 
 
-def _command_modules() -> list[ModuleType]:
-    return [cli_basic, cli_models, cli_answers, cli_try, ledger_cli, reconcile_cli, migrate_db]
+def _command_modules(argv: Sequence[str] | None) -> list[ModuleType]:
+    named = [COMMANDS[arg] for arg in _words(argv) if arg in COMMANDS][:1]
+    if not named:  # `--help`, or a mistyped command: argparse lists them all
+        named = list(dict.fromkeys(COMMANDS.values()))
+    return [importlib.import_module(name) for name in named]
+
+
+def _words(argv: Sequence[str] | None) -> list[str]:
+    """The words of `argv` that are not options nor `--config`'s value (a file named `run`)."""
+    words, skip = [], False
+    for arg in argv or ():
+        if not skip and not arg.startswith("-"):
+            words.append(arg)
+        skip = arg == "--config"
+    return words
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Request lines from httpx are noise at INFO; our own modules log what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.handler(args)
         if inspect.iscoroutine(result):

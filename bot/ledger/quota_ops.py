@@ -8,10 +8,13 @@ Discord, Slack and the terminal each take the arguments in their own idiom, name
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from bot.errors import InvalidRequest
 from bot.ledger.quota import Allowance, Identity, Scope, admin_amount, format_usd, scope_of
-from bot.ledger.service import SqliteLedger
+
+if TYPE_CHECKING:  # the ledger's SQL is loaded by whoever opens a ledger (`cost` starts without it)
+    from bot.ledger.service import SqliteLedger
 
 NO_LIMIT = ("none", "no", "unlimited", "off", "-")
 

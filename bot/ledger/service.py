@@ -256,7 +256,8 @@ class SqliteLedger:
         return now.astimezone(UTC)
 
     async def _write(self, fn: Callable[[Connection], T], tx: Tx | None) -> T:
-        await self._ensure_zone(tx)
+        if not self._zone_synced:  # checked here: an awaited call costs every hold and settle
+            await self._ensure_zone(tx)
         return await self._db.run(fn, tx=tx)
 
     async def _ensure_zone(self, tx: Tx | None) -> None:

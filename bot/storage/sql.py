@@ -14,12 +14,13 @@ what is left; see `bot.storage.postgres` for why advisory locks rather than SERI
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 from bot.errors import BotError
@@ -111,16 +112,23 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+@functools.cache
+def _locks_scopes(kind: type) -> bool:
+    """Once per connection class: a runtime protocol check costs microseconds every time, on
+    every hold and settle."""
+    return issubclass(kind, ScopeLocking)
+
+
 def lock_scopes(raw: Connection, *keys: str) -> None:
     """Make admission for these scopes wait for any other transaction admitting for them."""
-    if isinstance(raw, ScopeLocking):
-        raw.lock_keys(sorted(set(keys)))  # one order everywhere: no deadlock between two
+    if _locks_scopes(type(raw)):
+        cast(ScopeLocking, raw).lock_keys(sorted(set(keys)))  # one order: no deadlock between two
 
 
 def skip_locked(raw: Connection) -> str:
     """`FOR UPDATE SKIP LOCKED` where writers run side by side (PostgreSQL), for a subquery
     choosing rows to claim; on SQLite the write transaction already excludes other claimers."""
-    return " FOR UPDATE SKIP LOCKED" if isinstance(raw, ScopeLocking) else ""
+    return " FOR UPDATE SKIP LOCKED" if _locks_scopes(type(raw)) else ""
 
 
 def is_postgres(place: str | Path) -> bool:

@@ -1,8 +1,10 @@
-"""`python -m bot models` and `cost` start without the network stack.
+"""`python -m bot models` and `cost` start without the network stack or the ledger.
 
 They took 0.37 s and 62 MB because every command module imported the job engine (`bot.app`:
 aiohttp, httpx, prometheus, jinja2) at import time; commands that reach no network now load
-it only when they run (docs/benchmarks.md, "Start-up of the command line").
+it only when they run, and `python -m bot COMMAND` imports only COMMAND's module
+(docs/benchmarks.md, "Start-up of the command line"). These tests name what is loaded, not how
+long it takes: timings belong to the benchmark.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 import pytest
 
 import bot
+from bot.cli.main import COMMANDS
 
 ROOT = Path(bot.__file__).resolve().parent.parent
-HEAVY = ("aiohttp", "httpx", "prometheus_client", "jinja2", "PIL", "psycopg", "bot.app")
+NETWORK = ("aiohttp", "httpx", "prometheus_client", "jinja2", "PIL", "psycopg", "bot.app")
+# What other commands need: the ledger, the SQLite driver, the bot's logging thread.
+HEAVY = (*NETWORK, "aiosqlite", "bot.ledger.service", "bot.storage.sqlite", "logging.handlers")
 # Run the command as `python -m bot` does, then name the heavy modules it loaded.
 PROBE = """
 import runpy, sys
@@ -31,12 +36,14 @@ sys.exit(code)
 """
 
 
-def _bot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _bot(
+    tmp_path: Path, *args: str, heavy: tuple[str, ...] = HEAVY
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "RUNPOD_"))}
     env["BOT_CONFIG"] = str(tmp_path / "absent.toml")
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        [sys.executable, "-c", PROBE.format(heavy=heavy), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -63,7 +70,15 @@ def test_models_and_cost_answer_without_loading_the_network_stack(
 
 
 def test_help_still_lists_every_command(tmp_path: Path) -> None:
-    result = _bot(tmp_path, "--help")
-    for command in ("run", "check", "models", "cost", "show", "try", "resume", "reconcile"):
+    result = _bot(tmp_path, "--help", heavy=NETWORK)
+    for command in COMMANDS:
         assert f"\n    {command} " in result.stdout
     assert result.stderr.splitlines()[-1] == "loaded:"
+
+
+def test_each_command_is_found_in_the_module_named_for_it(tmp_path: Path) -> None:
+    """`python -m bot COMMAND` loads only `COMMANDS[COMMAND]`: a wrong entry loses the command."""
+    for command in COMMANDS:
+        result = _bot(tmp_path, "--config", "models", command, "--help", heavy=())
+        assert result.returncode == 0, result.stderr
+        assert f"usage: python -m bot {command} " in result.stdout
