@@ -6,7 +6,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    BOT_STORAGE__DATABASE=/data/bot.storage.sqlite \
+    BOT_STORAGE__DATABASE=/data/bot.db \
     BOT_HTTP__PORT=8080
 
 WORKDIR /app

@@ -120,7 +120,7 @@ def bot_environment(
 async def fresh_database(where: str, folder: Path) -> AsyncIterator[str]:
     """`sqlite`: a new file in `folder`; a PostgreSQL server DSN: a new database, dropped after."""
     if where == "sqlite":
-        yield str(folder / "bot.storage.sqlite")
+        yield str(folder / "bot.db")
         return
     with throwaway_postgres(where) as dsn:
         yield dsn

@@ -314,7 +314,7 @@ def fresh_place(where: str, tmp: Path) -> Iterator[str]:
     """`storage.database` for a run: an SQLite file in `tmp` ("sqlite"), else a throwaway
     database on the PostgreSQL server `where`."""
     if where == "sqlite":
-        yield str(tmp / "bot.storage.sqlite")
+        yield str(tmp / "bot.db")
         return
     with throwaway_postgres(where) as dsn:
         yield dsn

@@ -73,7 +73,7 @@ class LeanDelivery(RecordingDelivery):
 def bench_settings(base_url: str, folder: Path, jobs: int) -> Settings:
     sections: dict[str, Any] = {
         "runpod": {"api_key": API_KEY, "base_url": base_url},
-        "storage": {"database": str(folder / "bot.storage.sqlite")},
+        "storage": {"database": str(folder / "bot.db")},
         "jobs": {
             "max_global": jobs,
             "max_per_user": jobs,

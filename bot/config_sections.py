@@ -63,7 +63,7 @@ class RunpodSettings(Section):
 
 class StorageSettings(Section):
     # An SQLite file (a path or `sqlite:///path`), or a PostgreSQL DSN `postgresql://...`.
-    database: Path | str = Path("bot.storage.sqlite")
+    database: Path | str = Path("bot.db")
     # Keep a copy of every result here; also enables the identical-request cache.
     media_dir: Path | None = None
     # Results are written to `spool/` next to the database before they are charged, so a

@@ -58,7 +58,7 @@ def postgres_database() -> Iterator[str]:
 def db_place(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     """Where a test's database lives: an SQLite file, or an empty PostgreSQL schema."""
     if request.param == "sqlite":
-        return tmp_path / "bot.storage.sqlite"
+        return tmp_path / "bot.db"
     return fresh_schema(request.getfixturevalue("postgres_database"))
 
 
@@ -113,7 +113,7 @@ def make_settings(
     base: dict[str, dict[str, Any]] = {
         "runpod": {"api_key": API_KEY, "base_url": fake.base_url, "max_retries": 3},
         "storage": {
-            "database": str(database or tmp_path / "bot.storage.sqlite"),
+            "database": str(database or tmp_path / "bot.db"),
             "spool": str(tmp_path / "spool"),
         },
         "jobs": {"progress_interval_s": 0.05, "confirm_above_usd": "5.00"},

@@ -25,7 +25,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_a_missing_file_gives_documented_defaults(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "absent.toml")
     assert settings.runpod.base_url == "https://api.runpod.ai/v2"
-    assert settings.storage.database == Path("bot.storage.sqlite")
+    assert settings.storage.database == Path("bot.db")
     assert settings.discord.gateway_url == "wss://gateway.discord.gg/"
     assert settings.slack.api_url == "https://slack.com/api/" and settings.slack.port == 3000
     assert settings.enabled_adapters() == []

@@ -47,7 +47,7 @@ def cli_config(tmp_path: Path, runpod_fake: FakeRunpod, monkeypatch: pytest.Monk
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\nbase_url = "{runpod_fake.base_url}"\n'
-        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         '[jobs]\nconfirm_above_usd = "5.00"\n[security]\nallow_private_urls = true\n',
         encoding="utf-8",
     )

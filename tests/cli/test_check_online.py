@@ -50,7 +50,7 @@ def config(
 api_key = "{values["runpod_key"]}"
 base_url = "{runpod.base_url}"
 [storage]
-database = "{tmp_path / "bot.storage.sqlite"}"
+database = "{tmp_path / "bot.db"}"
 [discord]
 token = "{values["discord_token"]}"
 api_base = "{discord.api_base}"

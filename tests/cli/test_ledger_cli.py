@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("moved_clock")
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
-        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         f'[quotas]\ndaily_usd = 1\ntimezone = "{quota_zone()}"\n',
         encoding="utf-8",
     )
@@ -66,7 +66,7 @@ def run(config: Path, *argv: str) -> tuple[int, str, str]:
 
 
 def test_usage_csv_prints_a_per_user_report(config: Path, tmp_path: Path) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     code, out, err = run(config, "usage", "--csv")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
@@ -81,7 +81,7 @@ def test_usage_csv_prints_a_per_user_report(config: Path, tmp_path: Path) -> Non
 def test_usage_filters_and_groups(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     assert main(["--config", str(config), "usage", "--workspace", "discord:g1", "--csv"]) == 0
     assert [r[0] for r in csv.reader(io.StringIO(capsys.readouterr().out))][1:] == [
         "discord:g1:alice",
@@ -101,7 +101,7 @@ def test_usage_filters_and_groups(
 def test_usage_chart_draws_spend_per_day_by_model(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     png = tmp_path / "out.png"
     argv = ["--config", str(config), "usage", "--workspace", "discord:g1", "--chart", str(png)]
     assert main(argv) == 0
@@ -114,7 +114,7 @@ def test_usage_chart_draws_spend_per_day_by_model(
 
 
 def test_usage_chart_to_a_missing_folder_is_a_clear_error(config: Path, tmp_path: Path) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     code, _, err = run(config, "usage", "--chart", str(tmp_path / "nowhere" / "out.png"))
     assert code != 0 and "--chart" in err and "No such file or directory" in err
     assert "Traceback" not in err
@@ -124,7 +124,7 @@ def test_usage_counts_jobs_charged_above_their_hold(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def fill() -> None:
-        async with open_ledger(tmp_path / "bot.storage.sqlite", quotas()) as ledger:
+        async with open_ledger(tmp_path / "bot.db", quotas()) as ledger:
             await ledger.hold("fair", ALICE, usd("0.10"), model="whisper")
             await ledger.settle("fair", usd("0.05"))
             await ledger.hold("over", ALICE, usd("0.10"), model="whisper")
@@ -151,7 +151,7 @@ def test_quota_commands_change_what_members_may_spend(
 
     async def limits() -> dict[Period | str, Decimal | None]:
         async with open_ledger(
-            tmp_path / "bot.storage.sqlite", quotas(daily_usd="1", monthly_usd="10")
+            tmp_path / "bot.db", quotas(daily_usd="1", monthly_usd="10")
         ) as ledger:
             usage = await ledger.usage(ALICE)
             found: dict[Period | str, Decimal | None] = {a.period: a.limit for a in usage.user}
@@ -170,7 +170,7 @@ def test_quota_commands_change_what_members_may_spend(
         f"{key}: had no overrides",
     ]
     assert asyncio.run(limits())[Period.DAY] == usd("1.50")  # the default plus today's grant
-    with sqlite3.connect(tmp_path / "bot.storage.sqlite") as conn:
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
         actions = [r[0] for r in conn.execute("SELECT action FROM admin_log ORDER BY id")]
     assert actions == ["set_limits", "grant", "unlimited", "reset"]
 
@@ -194,7 +194,7 @@ def test_quota_commands_change_what_members_may_spend(
 def test_bad_input_exits_2_with_a_clear_message(
     config: Path, tmp_path: Path, argv: list[str], message: str
 ) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     code, _, err = run(config, *argv)
     assert code == 2 and message in err
     assert "Traceback" not in err
@@ -214,7 +214,7 @@ def test_an_amount_above_the_maximum_is_refused_and_nothing_is_written(
     code, out, err = run(config, *argv)
     assert code == 2 and "Amounts above $100,000.00 are not accepted." in err
     assert "Traceback" not in err and out == ""
-    assert not (tmp_path / "bot.storage.sqlite").exists()
+    assert not (tmp_path / "bot.db").exists()
 
 
 def test_usage_and_backup_need_an_existing_database(config: Path) -> None:
@@ -224,13 +224,13 @@ def test_usage_and_backup_need_an_existing_database(config: Path) -> None:
 
 
 def test_a_file_that_is_not_a_database_is_reported_not_raised(config: Path, tmp_path: Path) -> None:
-    (tmp_path / "bot.storage.sqlite").write_text("hello", encoding="utf-8")
+    (tmp_path / "bot.db").write_text("hello", encoding="utf-8")
     code, _, err = run(config, "usage")
     assert code == 2 and "not a database" in err and "Traceback" not in err
 
 
 def test_backup_command_copies_the_database(config: Path, tmp_path: Path) -> None:
-    populate(tmp_path / "bot.storage.sqlite")
+    populate(tmp_path / "bot.db")
     code, out, err = run(config, "backup", str(tmp_path / "copy.db"))
     assert code == 0, err
     assert "backed up" in out

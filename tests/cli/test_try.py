@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the code under test, not an instal
 async def bot(tmp_path: Path, fake: FakeRunpod, *args: str) -> tuple[int, str, str]:
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[runpod]\nbase_url = "{fake.base_url}"\n[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[runpod]\nbase_url = "{fake.base_url}"\n[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         "[http]\nport = 0\n[security]\nallow_private_urls = true\n",
         encoding="utf-8",
     )

@@ -163,7 +163,7 @@ async def test_python_m_bot_run_brings_the_bot_online_with_only_the_tokens(
         BOT_DISCORD__GATEWAY_URL=fake.gateway_url,
         BOT_DISCORD__GUILDS=json.dumps([fake.guild.id]),
         BOT_RUNPOD__BASE_URL=runpod_fake.base_url,
-        BOT_STORAGE__DATABASE=str(tmp_path / "bot.storage.sqlite"),
+        BOT_STORAGE__DATABASE=str(tmp_path / "bot.db"),
         BOT_HTTP__HOST="127.0.0.1",
         BOT_HTTP__PORT="0",
         BOT_SECURITY__ALLOW_PRIVATE_URLS="true",

@@ -36,7 +36,7 @@ async def crash_loop(tmp_path: Path, fake: FakeRunpod, rounds: int, seed: int) -
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\nbase_url = "{fake.base_url}"\nmax_retries = 2\n'
-        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         "[jobs]\nprogress_interval_s = 0.2\n"
         "[workers]\nheartbeat_s = 0.2\nlease_s = 1\n"  # a killed `try`'s jobs free up fast
         '[http]\nport = 0\nhost = "127.0.0.1"\n'
@@ -53,7 +53,7 @@ async def crash_loop(tmp_path: Path, fake: FakeRunpod, rounds: int, seed: int) -
                 "--out", str(outputs / f"fox-{number}.png")]  # fmt: skip
         logs.append(await run_bot(args, env, kill_after=rng.uniform(0.2, 2.5)))
     logs.append(await run_bot(["resume"], env, kill_after=None))
-    check(tmp_path / "bot.storage.sqlite", outputs, "\n".join(logs), fake)
+    check(tmp_path / "bot.db", outputs, "\n".join(logs), fake)
 
 
 async def run_bot(args: list[str], env: dict[str, str], *, kill_after: float | None) -> str:

@@ -137,7 +137,7 @@ def test_check_reports_the_disk_the_kept_inputs_use(
         "job1", (MediaFile("input-1.png", "image/png", b"x" * 2048),)
     )
     config = tmp_path / "config.toml"
-    config.write_text(f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n')
+    config.write_text(f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n')
     assert main(["check", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "inputs kept: 1 job(s), 0.0 MB" in out and "30 days" in out

@@ -42,7 +42,7 @@ def environment(
         **os.environ,
         "RUNPOD_API_KEY": API_KEY,
         "BOT_RUNPOD__BASE_URL": runpod.base_url,
-        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.storage.sqlite"),
+        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.db"),
         "BOT_STORAGE__SPOOL": str(tmp_path / "spool"),
         "BOT_HTTP__HOST": "127.0.0.1",
         "BOT_HTTP__PORT": "0",
@@ -248,7 +248,7 @@ async def test_a_second_run_on_the_same_database_leaves_the_first_ones_jobs_alon
     async with slack_bots(tmp_path, runpod_fake, 1) as (slack, bots):
         for n in range(4):
             await imagine(slack, f"tin robot {n}")
-        database = tmp_path / "bot.storage.sqlite"
+        database = tmp_path / "bot.db"
         await until(lambda: states(database)["submitted"] == 4, timeout=20)
         second = RunProcess(bots[0].env, tmp_path / "second.log")
         await second.start()
@@ -275,7 +275,7 @@ async def test_try_beside_a_running_bot_leaves_its_jobs_alone(
     async with slack_bots(tmp_path, runpod_fake, 1) as (slack, bots):
         for n in range(3):
             await imagine(slack, f"tin robot {n}")
-        database = tmp_path / "bot.storage.sqlite"
+        database = tmp_path / "bot.db"
         await until(lambda: states(database)["submitted"] == 3, timeout=20)
         code, log = await run_try(bots[0].env, "a lake", tmp_path / "lake.png")
         assert code == 0, log
@@ -351,7 +351,7 @@ async def test_a_paused_worker_neither_delivers_nor_charges_a_job_taken_from_it(
     tmp_path: Path, runpod_fake: FakeRunpod
 ) -> None:
     runpod_fake.endpoints[FLUX].execution_time = 1.5
-    database = tmp_path / "bot.storage.sqlite"
+    database = tmp_path / "bot.db"
     async with slack_bots(tmp_path, runpod_fake, 2, **FAST_LEASES) as (slack, bots):
         paused, other = bots
         for n in range(2):

@@ -46,7 +46,7 @@ rest_url = "{billing.rest_url}"
 max_retries = 2
 backoff_base_s = 0.01
 [storage]
-database = "{tmp_path / "bot.storage.sqlite"}"
+database = "{tmp_path / "bot.db"}"
 """,
         encoding="utf-8",
     )
@@ -56,7 +56,7 @@ database = "{tmp_path / "bot.storage.sqlite"}"
 async def charge(tmp_path: Path, *jobs: tuple[datetime, str]) -> None:
     """Settle one job per (instant, amount) in the ledger, at that instant."""
     clock = Clock()
-    async with open_ledger(tmp_path / "bot.storage.sqlite", quotas(), clock) as ledger:
+    async with open_ledger(tmp_path / "bot.db", quotas(), clock) as ledger:
         for n, (at, amount) in enumerate(jobs):
             clock.now = at
             who = ALICE if n % 2 else BOB

@@ -91,7 +91,7 @@ def shown_to_user(delivery: RecordingDelivery) -> str:
 
 def database_bytes(folder: Path) -> str:
     return "\n".join(
-        p.read_bytes().decode("latin-1") for p in folder.glob("bot.storage.sqlite*") if p.is_file()
+        p.read_bytes().decode("latin-1") for p in folder.glob("bot.db*") if p.is_file()
     )
 
 
@@ -113,7 +113,7 @@ def write_config(tmp_path: Path, fake: FakeRunpod, extra: str = "") -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\nbase_url = "{fake.base_url}"\nmax_retries = 1\nbackoff_base_s = 0.01\n'
-        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
         '[http]\nport = 0\nhost = "127.0.0.1"\n'
         '[slack]\nhost = "127.0.0.1"\n'
         "[security]\nallow_private_urls = true\n" + extra,  # results come from 127.0.0.1

@@ -99,7 +99,7 @@ async def test_models_probe_names_the_endpoint_runpod_no_longer_has(
     config = tmp_path / "config.toml"
     config.write_text(
         f'[runpod]\napi_key = "{API_KEY}"\nbase_url = "{runpod_fake.base_url}"\n'
-        f'[storage]\ndatabase = "{tmp_path / "bot.storage.sqlite"}"\n'
+        f'[storage]\ndatabase = "{tmp_path / "bot.db"}"\n'
     )
     code = await asyncio.to_thread(main, ["models", "--probe", "--config", str(config)])
     out = capsys.readouterr().out

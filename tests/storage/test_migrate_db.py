@@ -76,7 +76,7 @@ def target(postgres_database: str) -> str:
 async def test_migrate_db_copies_everything_and_never_touches_the_source(
     tmp_path: Path, target: str
 ) -> None:
-    source = tmp_path / "bot.storage.sqlite"
+    source = tmp_path / "bot.db"
     await fill(source)
     before = digest(source)
     async with open_ledger(source, quotas(daily_usd="5")) as ledger:
@@ -100,7 +100,7 @@ async def test_migrate_db_copies_everything_and_never_touches_the_source(
 async def test_a_target_with_rows_is_refused_and_left_as_it_was(
     tmp_path: Path, target: str
 ) -> None:
-    source = tmp_path / "bot.storage.sqlite"
+    source = tmp_path / "bot.db"
     await fill(source)
     assert run("migrate-db", str(source), target)[0] == 0
     code, output = run("migrate-db", str(source), target)
@@ -129,7 +129,7 @@ async def test_a_target_with_rows_is_refused_and_left_as_it_was(
 async def test_a_wrong_or_unreachable_target_is_one_line_and_exit_2(
     tmp_path: Path, postgres_database: str, dsn: str, expected: str
 ) -> None:
-    source = tmp_path / "bot.storage.sqlite"
+    source = tmp_path / "bot.db"
     await fill(source)
     code, output = run("migrate-db", str(source), dsn)
     assert code == 2
@@ -158,7 +158,7 @@ def powerless(postgres_database: str) -> Iterator[str]:
 async def test_missing_permissions_are_one_line_and_nothing_is_created(
     tmp_path: Path, powerless: str, postgres_database: str
 ) -> None:
-    source = tmp_path / "bot.storage.sqlite"
+    source = tmp_path / "bot.db"
     await fill(source)
     code, output = run("migrate-db", str(source), powerless)
     assert code == 2
@@ -176,7 +176,7 @@ async def test_missing_permissions_are_one_line_and_nothing_is_created(
 async def test_a_source_from_a_newer_bot_is_refused_and_not_changed(
     tmp_path: Path, target: str
 ) -> None:
-    source = tmp_path / "bot.storage.sqlite"
+    source = tmp_path / "bot.db"
     await fill(source)
     with closing(sqlite3.connect(source)) as db:
         db.execute("PRAGMA user_version = 99")

@@ -181,7 +181,7 @@ async def test_jobs_wait_while_another_process_holds_the_sqlite_file_locked(
     tmp_path: Path, runpod_fake: FakeRunpod, noticed: Noticed
 ) -> None:
     """Locked past the 10 s busy timeout, as by a stuck process: the same pause and carry on."""
-    database = tmp_path / "bot.storage.sqlite"
+    database = tmp_path / "bot.db"
     settings = outage_settings(tmp_path, runpod_fake, str(database), heartbeat_s=600, lease_s=1200)
     async with open_core(settings) as core:
         jobs = await all_at_runpod(core, runpod_fake)

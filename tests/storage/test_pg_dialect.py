@@ -41,7 +41,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
     """The schema is spelled twice (bot/storage/sqlite.py, bot/storage/postgres.py): the spellings must not drift apart."""
     place = fresh_schema(postgres_database)
     await (await open_store(place)).close()
-    await (await open_store(tmp_path / "bot.storage.sqlite")).close()
+    await (await open_store(tmp_path / "bot.db")).close()
     on_postgres = set(
         query(
             place,
@@ -52,14 +52,14 @@ async def test_both_backends_have_the_same_tables_and_columns(
     tables = [
         t
         for (t,) in query(
-            tmp_path / "bot.storage.sqlite", "SELECT name FROM sqlite_master WHERE type = 'table'"
+            tmp_path / "bot.db", "SELECT name FROM sqlite_master WHERE type = 'table'"
         )
     ]
     on_sqlite = {
         (table, column)
         for table in tables
         for (column,) in query(
-            tmp_path / "bot.storage.sqlite", f"SELECT name FROM pragma_table_info('{table}')"
+            tmp_path / "bot.db", f"SELECT name FROM pragma_table_info('{table}')"
         )
     }
     assert on_postgres == on_sqlite

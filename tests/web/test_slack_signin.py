@@ -142,7 +142,7 @@ async def test_python_m_bot_run_serves_the_page_it_links_to(
         "SLACK_APP_TOKEN": fake.app_token,
         "BOT_SLACK__API_URL": fake.api_url,
         "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
-        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.storage.sqlite"),
+        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
         "BOT_HTTP__HOST": "127.0.0.1",
         "BOT_HTTP__PORT": str(port),
         "BOT_WEB__PUBLIC_URL": PUBLIC_URL,
