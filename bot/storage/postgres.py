@@ -14,7 +14,7 @@ over many rows, which SERIALIZABLE turns into frequent aborts under load, and a 
 have to re-run whole operations. Advisory locks on hashed keys may make two unrelated scopes
 wait for each other on a hash collision (64-bit: rare); they never let one overspend.
 
-Schema: `bot.storage.postgres_schema` (the same tables and versions as SQLite); the dialect: `bot.storage.postgres_dialect`.
+Schema: `bot.storage.tables` (the same tables and versions as SQLite); the dialect: `bot.storage.postgres_dialect`.
 The version is kept in `schema_version`; migrations run under an advisory lock so two processes
 starting at once apply each migration once.
 """
@@ -36,9 +36,9 @@ from psycopg_pool import ConnectionPool
 
 from bot.errors import BotError
 from bot.storage.postgres_dialect import PgConnection, plain, row_factory, translate
-from bot.storage.postgres_schema import MIGRATIONS
 from bot.storage.sql import Connection, Params, display_place
 from bot.storage.sqlite import migrate
+from bot.storage.tables import POSTGRES_MIGRATIONS as MIGRATIONS
 
 __all__ = ["MIGRATIONS", "PgConnection", "PgDatabase", "connect_error", "plain", "translate"]
 

@@ -2,7 +2,7 @@
 
 This is the embedded default `bot.storage.sql.Store`; `bot/storage/postgres.py` is the PostgreSQL one (same tables and
 schema versions: tests/storage/test_pg_dialect.py keeps the two spellings in step). The tables are in
-`bot.storage.sqlite_schema`, the online backup in `bot.storage.sqlite_backup`.
+`bot.storage.tables`, the online backup in `bot.storage.sqlite_backup`.
 
 Two connections. The writer serves one write transaction at a time in this process (an asyncio
 lock) and one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock
@@ -38,7 +38,7 @@ import aiosqlite
 from bot.errors import BotError
 from bot.storage.sql import Store
 from bot.storage.sqlite_backup import DEFAULT_BUSY_TIMEOUT_MS, backup_file
-from bot.storage.sqlite_schema import MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
 log = logging.getLogger(__name__)
 

@@ -1,59 +1,38 @@
-"""The core's tables, written once and spelled per backend: `MIGRATIONS[i]` brings a database
-to version `i + 1` (`bot.storage.sqlite_schema` and `bot.storage.postgres_schema` hold the
-spellings).
+"""The core's tables as migrations: `SQLITE_MIGRATIONS[i]` and `POSTGRES_MIGRATIONS[i]` bring a
+database to version `i + 1`; `bot.storage.sqlite.Database` and `bot.storage.postgres.PgDatabase`
+apply them in order, each once, each in its own transaction.
+
+Written once, in SQLite's spelling, as the ledger's SQL is (`bot.storage.sql`); PostgreSQL's is
+translated from it here: BIGINT for INTEGER (money in units of 1e-10 USD, instants in
+microseconds), DOUBLE PRECISION for REAL (instants in seconds), an identity column for an integer
+key, no WITHOUT ROWID, the settle trigger as a PL/pgSQL function.
 
 Append only; a migration only adds, none drops a row. The text of an applied migration must
 never change: SQLite keeps each `CREATE` statement as written, comments included (`.schema`
-shows them), so the comments here are part of SQLite's text; PostgreSQL discards them, and its
-text is the same with comments and blank lines left out.
+shows them); PostgreSQL discards comments, so its text leaves them out.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Spelling:
-    """One backend's names for what the tables need."""
-
-    integer: str  # a 64-bit integer: money in units of 1e-10 USD, instants in microseconds
-    real: str  # a double: instants in Unix seconds
-    serial: str  # an integer primary key the database numbers
-    keyed: str  # after a table looked up by its primary key only (SQLite: WITHOUT ROWID)
-    settle_trigger: str  # adds a settled hold's charge to `daily_spend`
-    comments: bool  # whether the text keeps its SQL comments
-
-
-def migrations(s: Spelling) -> list[str]:
-    """The core's migrations in one backend's spelling."""
-    versions = [ledger(s), jobs(s), workers(s), conversations(s), availability(s)]
-    return versions if s.comments else [_without_comments(sql) for sql in versions]
-
-
-def _without_comments(sql: str) -> str:
-    lines = (re.sub(r"\s*--.*$", "", line) for line in sql.split("\n"))
-    return "\n" + "\n".join(line for line in lines if line) + "\n"
-
-
-def ledger(s: Spelling) -> str:
-    """Version 1: the spend ledger (bot/ledger/service.py)."""
-    return f"""
+# Version 1: the spend ledger (bot/ledger/service.py). Amounts are INTEGER units of 1e-10 USD, instants
+# are INTEGER microseconds since the Unix epoch (UTC).
+_LEDGER = """
 CREATE TABLE holds (
     job_id      TEXT PRIMARY KEY,
     user_key    TEXT NOT NULL,              -- platform:workspace:user
     pool_key    TEXT NOT NULL,              -- platform:workspace
     roles       TEXT NOT NULL DEFAULT '[]', -- JSON list, the member's roles when the job began
     model       TEXT NOT NULL,
-    held        {s.integer} NOT NULL CHECK (held >= 0),
-    charged     {s.integer} NOT NULL DEFAULT 0 CHECK (charged >= 0),
+    held        INTEGER NOT NULL CHECK (held >= 0),
+    charged     INTEGER NOT NULL DEFAULT 0 CHECK (charged >= 0),
     state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'settled', 'released')),
-    created_at  {s.integer} NOT NULL,
-    closed_at   {s.integer},                    -- when settled or released
+    created_at  INTEGER NOT NULL,
+    closed_at   INTEGER,                    -- when settled or released
     settled_day TEXT,                       -- local date of the settle in quotas.timezone
     reason      TEXT                        -- why it was released
-){s.keyed};
+) WITHOUT ROWID;
 -- Every index costs each hold and settle a b-tree write, so there are only these: the active
 -- holds per member and per pool (admission; also scanned whole by the sweeper: they hold only
 -- running jobs) and a member's recent jobs. Reports scan the table on the reader.
@@ -67,40 +46,47 @@ CREATE INDEX holds_user_recent ON holds (user_key, created_at);
 CREATE TABLE daily_spend (
     scope_key TEXT NOT NULL,
     day       TEXT NOT NULL,
-    charged   {s.integer} NOT NULL,
+    charged   INTEGER NOT NULL,
     PRIMARY KEY (scope_key, day)
-){s.keyed};
-{s.settle_trigger}
+) WITHOUT ROWID;
+CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds
+WHEN NEW.state = 'settled' AND OLD.state <> 'settled'
+BEGIN
+    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
+    INSERT INTO daily_spend (scope_key, day, charged) VALUES (NEW.pool_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = charged + excluded.charged;
+END;
 
 CREATE TABLE limit_overrides (
     scope_key TEXT NOT NULL,
     period    TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
-    amount    {s.integer} CHECK (amount >= 0),  -- NULL: no limit for this period
+    amount    INTEGER CHECK (amount >= 0),  -- NULL: no limit for this period
     set_by    TEXT NOT NULL,
-    set_at    {s.integer} NOT NULL,
+    set_at    INTEGER NOT NULL,
     PRIMARY KEY (scope_key, period)
-){s.keyed};
+) WITHOUT ROWID;
 
 CREATE TABLE unlimited_scopes (
     scope_key TEXT PRIMARY KEY,
     set_by    TEXT NOT NULL,
-    set_at    {s.integer} NOT NULL
-){s.keyed};
+    set_at    INTEGER NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE grants (
-    id         {s.serial},
+    id         INTEGER PRIMARY KEY,
     grant_key  TEXT UNIQUE,                 -- optional idempotency key
     scope_key  TEXT NOT NULL,
-    amount     {s.integer} NOT NULL CHECK (amount > 0),
+    amount     INTEGER NOT NULL CHECK (amount > 0),
     reason     TEXT NOT NULL,
     granted_by TEXT NOT NULL,
-    granted_at {s.integer} NOT NULL
+    granted_at INTEGER NOT NULL
 );
 CREATE INDEX grants_scope ON grants (scope_key, granted_at);
 
 CREATE TABLE admin_log (
-    id        {s.serial},
-    at        {s.integer} NOT NULL,
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
     actor     TEXT NOT NULL,
     action    TEXT NOT NULL,
     scope_key TEXT NOT NULL,
@@ -110,13 +96,11 @@ CREATE TABLE admin_log (
 CREATE TABLE ledger_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-){s.keyed};
+) WITHOUT ROWID;
 """
 
-
-def jobs(s: Spelling) -> str:
-    """Version 2: the job engine's table (bot/jobs/store.py says what the columns mean)."""
-    return f"""
+# Version 2: the job engine's table (bot/jobs/store.py says what the columns mean).
+_JOBS = """
 CREATE TABLE jobs (
     id TEXT PRIMARY KEY,
     platform TEXT NOT NULL,
@@ -133,45 +117,40 @@ CREATE TABLE jobs (
     webhook_token TEXT,
     cache_key TEXT,
     error TEXT,
-    notified {s.integer} NOT NULL DEFAULT 0,
-    created_at {s.real} NOT NULL,
-    updated_at {s.real} NOT NULL,
-    finished_at {s.real}
+    notified INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
 );
 CREATE INDEX jobs_unfinished ON jobs(state, notified);
 CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
 CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
 """
 
-
-def workers(s: Spelling) -> str:
-    """Version 3: workers and their leases (bot/jobs/workers.py). Instants are the database's
-    clock in Unix seconds (`workers.DB_NOW`); a job's `owner` is the worker driving it, NULL
-    when none is."""
-    return f"""
+# Version 3: workers and their leases (bot/jobs/workers.py). Instants are the database's clock in
+# Unix seconds (`workers.DB_NOW`); a job's `owner` is the worker driving it, NULL when none is.
+_WORKERS = """
 CREATE TABLE workers (
     id           TEXT PRIMARY KEY,
     host         TEXT NOT NULL,
-    pid          {s.integer} NOT NULL,
-    started_at   {s.real} NOT NULL,
-    heartbeat_at {s.real} NOT NULL,
-    expires_at   {s.real} NOT NULL
-){s.keyed};
+    pid          INTEGER NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+) WITHOUT ROWID;
 ALTER TABLE jobs ADD COLUMN owner TEXT;
 CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
 """
 
-
-def conversations(s: Spelling) -> str:
-    """Version 4: conversations (bot/jobs/conversations.py). A turn is an `ask` job and what the
-    member said in it; a place is where a reply continues a conversation (a message, a thread)."""
-    return f"""
+# Version 4: conversations (bot/jobs/conversations.py). A turn is an `ask` job and what the member
+# said in it; a place is where a reply continues a conversation (a message, a thread).
+_CONVERSATIONS = """
 CREATE TABLE conversation_turns (
-    turn         {s.serial},  -- the order turns were taken in
+    turn         INTEGER PRIMARY KEY,  -- the order turns were taken in
     job_id       TEXT NOT NULL UNIQUE REFERENCES jobs(id),
     conversation TEXT NOT NULL,
     said         TEXT NOT NULL,
-    created_at   {s.real} NOT NULL
+    created_at   REAL NOT NULL
 );
 CREATE INDEX conversation_turns_in ON conversation_turns(conversation, turn);
 CREATE TABLE conversation_places (
@@ -180,18 +159,52 @@ CREATE TABLE conversation_places (
     place        TEXT NOT NULL,
     conversation TEXT NOT NULL,
     PRIMARY KEY (platform, workspace, place)
-){s.keyed};
+) WITHOUT ROWID;
 """
 
-
-def availability(s: Spelling) -> str:
-    """Version 5: models Runpod no longer serves (bot/runpod/availability.py): consecutive /run
-    calls answered 404, and whether the model is hidden until an operator enables it again."""
-    return f"""
+# Version 5: models Runpod no longer serves (bot/runpod/availability.py): consecutive /run calls
+# answered 404, and whether the model is hidden until an operator enables it again.
+_AVAILABILITY = """
 CREATE TABLE model_availability (
     model      TEXT PRIMARY KEY,
-    not_found  {s.integer} NOT NULL DEFAULT 0,
-    hidden     {s.integer} NOT NULL DEFAULT 0,
-    updated_at {s.real} NOT NULL
-){s.keyed};
+    not_found  INTEGER NOT NULL DEFAULT 0,
+    hidden     INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
 """
+
+SQLITE_MIGRATIONS: list[str] = [_LEDGER, _JOBS, _WORKERS, _CONVERSATIONS, _AVAILABILITY]
+
+
+_POSTGRES_SETTLE = """CREATE FUNCTION holds_settle_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO daily_spend AS d (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = d.charged + excluded.charged;
+    INSERT INTO daily_spend AS d (scope_key, day, charged) VALUES (NEW.pool_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = d.charged + excluded.charged;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds FOR EACH ROW
+WHEN (NEW.state = 'settled' AND OLD.state <> 'settled')
+EXECUTE FUNCTION holds_settle_spend();"""
+
+# SQLite's word -> PostgreSQL's (an integer key first: it contains INTEGER).
+_POSTGRES_WORDS = {
+    "INTEGER PRIMARY KEY": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    "INTEGER": "BIGINT",
+    "REAL": "DOUBLE PRECISION",
+    " WITHOUT ROWID": "",
+}
+_WORDS = re.compile("|".join(rf"(?<!\w){re.escape(word)}(?!\w)" for word in _POSTGRES_WORDS))
+_SQLITE_SETTLE = re.compile(r"^CREATE TRIGGER holds_settle_spend .*?^END;", re.S | re.M)
+
+
+def for_postgres(sql: str) -> str:
+    """A migration in SQLite's spelling, spelled for PostgreSQL."""
+    sql = _SQLITE_SETTLE.sub(lambda _: _POSTGRES_SETTLE, sql)
+    sql = _WORDS.sub(lambda match: _POSTGRES_WORDS[match.group()], sql)
+    lines = (re.sub(r"\s*--.*$", "", line) for line in sql.split("\n"))
+    return "\n" + "\n".join(line for line in lines if line) + "\n"
+
+
+POSTGRES_MIGRATIONS: list[str] = [for_postgres(sql) for sql in SQLITE_MIGRATIONS]
