@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bot.runpod.client import RunpodClient, RunpodError
 from bot.storage.sql import Connection, Store, db_errors
-from bot.storage.sqlite_schema import MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
 DB_PROBE_TIMEOUT_S = 2.0
 Probe = Callable[[], Awaitable[str | None]]

@@ -123,20 +123,22 @@ class Conversations:
 
     async def at(self, platform: str, workspace: str, place: str) -> str | None:
         """The conversation a reply at `place` continues, if any."""
-        row = await self._db.fetchone(
+        return await self._conversation(
             "SELECT conversation FROM conversation_places"
             " WHERE platform = ? AND workspace = ? AND place = ?",
             (platform, workspace, place),
         )
-        return None if row is None else str(row[0])
 
     async def of_job(self, platform: str, workspace: str, job_id: str) -> str | None:
         """The conversation job `job_id` is a turn of, if it is one of this community's."""
-        row = await self._db.fetchone(
+        return await self._conversation(
             "SELECT t.conversation FROM conversation_turns t JOIN jobs j ON j.id = t.job_id"
             " WHERE t.job_id = ? AND j.platform = ? AND j.workspace = ?",
             (job_id, platform, workspace),
         )
+
+    async def _conversation(self, sql: str, params: tuple[str, ...]) -> str | None:
+        row = await self._db.fetchone(sql, params)
         return None if row is None else str(row[0])
 
     async def next_turn(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bot.config import Settings
 from bot.delivery import MediaFile
 from bot.errors import InvalidRequest
 from bot.jobs.archive import Archive
@@ -35,6 +36,25 @@ class KeptFiles:
     inputs: Inputs
     links: ResultLinks
     downloader: Downloader
+
+    @classmethod
+    def configured(cls, settings: Settings, downloader: Downloader) -> KeptFiles:
+        """Where `[storage]` says to keep files, linked from the bot's public address."""
+        storage = settings.storage
+        return cls(
+            archive=Archive(storage.media_dir) if storage.media_dir else None,
+            spool=Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024)),
+            inputs=Inputs(
+                storage.inputs_dir,
+                keep_days=storage.inputs_keep_days,
+                max_bytes=int(storage.inputs_max_mb * 1024 * 1024),
+            ),
+            links=ResultLinks(
+                settings.http.public_url or settings.runpod.webhook_url,
+                storage.spool_dir / ".link-key",
+            ),
+            downloader=downloader,
+        )
 
     async def files(self, job_id: str) -> tuple[MediaFile, ...] | None:
         """A past result's files: from the archive, else from the spool (not yet cleaned)."""

@@ -23,16 +23,12 @@ from bot.config import Settings
 from bot.delivery import Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.jobs import admission
-from bot.jobs.archive import Archive
 from bot.jobs.conversations import COMMAND as CONVERSING
 from bot.jobs.conversations import Conversations, Thread
 from bot.jobs.courier import Courier
-from bot.jobs.inputs import Inputs
 from bot.jobs.invocation import UNKNOWN_JOB, Community, Invocation, Submitted
 from bot.jobs.kept import KeptFiles
 from bot.jobs.lifecycle import JobRunner
-from bot.jobs.links import ResultLinks
-from bot.jobs.spool import Spool
 from bot.jobs.states import CONFIRMATION_TTL_S, RUNNING, WAITING, WITH_RESULT, JobState
 from bot.jobs.store import JobRecord, JobStore
 from bot.jobs.takeover import Takeover
@@ -70,7 +66,7 @@ class JobParts:
 
 class JobService:
     def __init__(self, parts: JobParts) -> None:
-        settings, storage = parts.settings, parts.settings.storage
+        settings = parts.settings
         self.catalog = parts.catalog
         self.metrics = parts.metrics
         self.ledger = parts.ledger
@@ -80,20 +76,7 @@ class JobService:
         self._settings = settings
         self._policy = Policy(settings.policy, personal_use=settings.quotas.personal.enabled)
         self.availability = Availability(parts.db)
-        self.kept = KeptFiles(
-            archive=Archive(storage.media_dir) if storage.media_dir else None,
-            spool=Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024)),
-            inputs=Inputs(
-                storage.inputs_dir,
-                keep_days=storage.inputs_keep_days,
-                max_bytes=int(storage.inputs_max_mb * 1024 * 1024),
-            ),
-            links=ResultLinks(
-                settings.http.public_url or settings.runpod.webhook_url,
-                storage.spool_dir / ".link-key",
-            ),
-            downloader=parts.downloader,
-        )
+        self.kept = KeptFiles.configured(settings, parts.downloader)
         self.conversations = Conversations(parts.db, parts.catalog, settings.jobs)
         self._runner = JobRunner(
             store=self._store,

@@ -2,35 +2,30 @@
 
 The catalog ships as `bot/runpod/models.toml` (one table per model, transcribed from Runpod's model pages)
 and operators extend or override it from the `[models.<id>]` tables of their config, so a new model,
-a moved endpoint id or a new price needs no code change. Parameters are checked by a pydantic model
-built from each model's schema, before any request leaves the bot, and every rejection names the
-parameter and what it allows.
+a moved endpoint id or a new price needs no code change. Parameters are checked before any request
+leaves the bot (`bot.runpod.params`).
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from importlib import resources
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Field,
-    StringConstraints,
     ValidationError,
-    create_model,
     field_validator,
     model_validator,
 )
 
 from bot.commands import KINDS
-from bot.errors import ConfigError, InvalidRequest, UnknownModel, clip, shown
+from bot.errors import ConfigError, UnknownModel, shown
+from bot.runpod.params import ROLES, checked_input, schema_for
 
 ParamType = Literal[
     "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
@@ -50,10 +45,6 @@ PriceUnit = Literal[
 # 32-bit one (Discord's seed option allows the same). Seeds outside it are refused, never wrapped:
 # the seed sent is the seed shown. A page's "-1 for random" stays the minimum.
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
-
-# Chat roles of a `messages` parameter.
-Role = Literal["system", "user", "assistant"]
-ROLES: tuple[str, ...] = get_args(Role)
 
 
 class _Strict(BaseModel):
@@ -188,7 +179,7 @@ class Model(_Strict):
 
     @functools.cached_property
     def _schema(self) -> type[BaseModel]:
-        return _build_schema(self)
+        return schema_for(self)
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The input to send: defaults filled in, every value checked; else InvalidRequest.
@@ -197,19 +188,7 @@ class Model(_Strict):
         the input; it is accepted dotted or nested, and returned nested, so a checked input
         checks again unchanged.
         """
-        params = _flatten(params, self.params)
-        unknown = sorted(set(params) - set(self.params))
-        if unknown:
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise InvalidRequest(
-                f"{self.id} has no parameter {', '.join(map(shown, unknown[:5]))}{more}; "
-                f"it takes: {', '.join(self.params)}"
-            )
-        try:
-            checked = self._schema.model_validate(params)
-        except ValidationError as exc:
-            raise InvalidRequest(_explain(self, exc)) from None
-        return _nest(checked.model_dump(by_alias=True, exclude_none=True))
+        return checked_input(self, self._schema, params)
 
 
 def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
@@ -234,123 +213,6 @@ def _bounds(low: object, high: object, both: str, low_only: str, high_only: str)
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _flatten(params: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        prefix = f"{key}."
-        if key not in specs and isinstance(value, Mapping) and prefix in _heads(specs):
-            flat.update({prefix + sub: item for sub, item in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def _heads(specs: Mapping[str, ParamSpec]) -> set[str]:
-    return {name.split(".", 1)[0] + "." for name in specs if "." in name}
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        head, dot, rest = key.partition(".")
-        if dot:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            nested[key] = value
-    return nested
-
-
-# An http(s) URL with a host and no user name or password: whatever is in a URL the user gives
-# is sent to Runpod, stored with the job and shown with the result, so credentials are refused.
-_URL = r"^https?://[^/?#@\s:][^/?#@\s]*(?:[/?#]\S*)?$"
-_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
-_PY_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": float,
-    "boolean": bool,
-    "url": str,
-    "url_list": list[Annotated[str, StringConstraints(pattern=_URL)]],
-}
-
-
-class _Message(_Strict):
-    role: Role
-    content: str
-
-
-def _text_as_message(value: Any) -> Any:
-    return [{"role": "user", "content": value}] if isinstance(value, str) else value
-
-
-def _annotation(name: str, spec: ParamSpec) -> Any:
-    if spec.choices is not None:
-        return Literal[tuple(spec.choices)]
-    if spec.type == "messages":
-        return Annotated[list[_Message], BeforeValidator(_text_as_message)]
-    if spec.type == "object_list":
-        item = _object_schema(f"Item_{name}", spec.items or {})
-        return list[item]  # type: ignore[valid-type]
-    return _PY_TYPES[spec.type]
-
-
-def _field(name: str, spec: ParamSpec) -> tuple[Any, Any]:
-    annotation = _annotation(name, spec)
-    constraints: dict[str, Any] = {}
-    if spec.min is not None:
-        constraints["ge"] = spec.min
-    if spec.max is not None:
-        constraints["le"] = spec.max
-    if spec.multiple_of:
-        constraints["multiple_of"] = spec.multiple_of
-    if spec.min_length is not None:
-        constraints["min_length"] = spec.min_length
-    if spec.max_length is not None:
-        constraints["max_length"] = spec.max_length
-    if spec.type == "url":
-        constraints["pattern"] = _URL
-    if spec.type == "number":
-        constraints["allow_inf_nan"] = False  # NaN is not JSON: Runpod would refuse the body
-    default = ... if spec.required else spec.default
-    if not spec.required and spec.default is None:
-        annotation = annotation | None
-    # Field names are generated: parameter names may be dotted or shadow BaseModel attributes.
-    return annotation, Field(default, alias=name, **constraints)
-
-
-def _object_schema(title: str, specs: Mapping[str, ParamSpec]) -> type[BaseModel]:
-    fields = {f"p{i}": _field(name, spec) for i, (name, spec) in enumerate(specs.items())}
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        title,
-        __config__=ConfigDict(extra="forbid", strict=False, coerce_numbers_to_str=False),
-        **fields,
-    )
-
-
-def _build_schema(model: Model) -> type[BaseModel]:
-    return _object_schema(f"Params_{model.id}", model.params)
-
-
-def _explain(model: Model, exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        name = str(err["loc"][0]) if err["loc"] else "input"
-        spec = model.params.get(name)
-        if err["type"] == "missing" and len(err["loc"]) == 1:
-            problems.append(f"{name} is required")
-        elif spec and spec.type in ("url", "url_list") and _USERINFO.search(str(err["input"])):
-            problems.append(f"{name} must be a URL without credentials (they would go to Runpod)")
-        elif spec is not None:
-            problems.append(f"{name} must be {spec.allowed()} (got {_shown(err.get('input'))})")
-        else:
-            problems.append(f"{name}: {err['msg']}")
-    return f"{model.name}: " + "; ".join(dict.fromkeys(problems))
-
-
-def _shown(value: Any) -> str:
-    return clip(_USERINFO.sub("***@", repr(value)))
 
 
 class Catalog:

@@ -1,6 +1,7 @@
 """Async client for Runpod Public Endpoints (and Serverless endpoints with the same API).
 
-Errors are the tree in `bot.runpod.errors`, re-exported here.
+Errors are the tree in `bot.runpod.errors`, a job's status is `bot.runpod.status.RunpodStatus`;
+both are re-exported here.
 
 Retries. Idempotent calls (status, stream, cancel, health) retry 429, 5xx, connection errors and
 timeouts with exponential backoff and full jitter, honouring Retry-After. `run` starts
@@ -30,7 +31,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,7 @@ from bot.runpod.errors import (
     retryable,
     transport_error,
 )
+from bot.runpod.status import FINAL_STATES, RunpodStatus
 
 __all__ = [
     "FINAL_STATES",
@@ -72,49 +73,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-KNOWN_STATES = FINAL_STATES | {"IN_QUEUE", "IN_PROGRESS", "RUNNING"}
 LONG_POLL_MAX_S = 90.0
 BACKSTOP_POLL_S = 30.0
 POLL_JITTER = 0.2  # each pause between /status polls is its interval x (1 - up to this)
 MAX_CONCURRENT_POLLS = 64
-
-
-@dataclass(frozen=True)
-class RunpodStatus:
-    """One answer about a job: `/run`, `/status`, `/cancel`, or a webhook body."""
-
-    id: str
-    status: str
-    output: Any = None
-    error: str | None = None
-    delay_ms: int | None = None
-    execution_ms: int | None = None
-    worker_id: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATES
-
-    @classmethod
-    def parse(cls, body: Any) -> RunpodStatus:
-        if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
-            raise MalformedResponse(f"expected a job object with an id, got {preview(body)}")
-        status = str(body.get("status") or "UNKNOWN").upper()
-        if status not in KNOWN_STATES:
-            log.warning("job %s: unknown status %r, treated as still running", body["id"], status)
-        error = body.get("error")
-        return cls(
-            id=body["id"],
-            status=status,
-            output=body.get("output"),
-            error=None if error is None else str(error),
-            delay_ms=_int_or_none(body.get("delayTime")),
-            execution_ms=_int_or_none(body.get("executionTime")),
-            worker_id=body.get("workerId"),
-            raw=body,
-        )
 
 
 StatusCallback = Callable[[RunpodStatus], Awaitable[None]]
@@ -413,10 +375,3 @@ def _job_body(
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import BotError
 from bot.storage.sql import Connection, display_place, is_postgres, sqlite_path
 from bot.storage.sqlite import Database
-from bot.storage.sqlite_schema import MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
 if TYPE_CHECKING:  # psycopg loads only when a migration runs, not for every CLI command
     import psycopg

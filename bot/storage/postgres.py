@@ -14,7 +14,7 @@ over many rows, which SERIALIZABLE turns into frequent aborts under load, and a 
 have to re-run whole operations. Advisory locks on hashed keys may make two unrelated scopes
 wait for each other on a hash collision (64-bit: rare); they never let one overspend.
 
-Schema: `bot.storage.postgres_schema` (the same tables and versions as SQLite); the dialect: `bot.storage.postgres_dialect`.
+Schema: `bot.storage.tables` (the same tables and versions as SQLite); the dialect: `bot.storage.postgres_dialect`.
 The version is kept in `schema_version`; migrations run under an advisory lock so two processes
 starting at once apply each migration once.
 """
@@ -36,9 +36,9 @@ from psycopg_pool import ConnectionPool
 
 from bot.errors import BotError
 from bot.storage.postgres_dialect import PgConnection, plain, row_factory, translate
-from bot.storage.postgres_schema import MIGRATIONS
 from bot.storage.sql import Connection, Params, display_place
-from bot.storage.sqlite import SchemaTooNew
+from bot.storage.sqlite import migrate
+from bot.storage.tables import POSTGRES_MIGRATIONS as MIGRATIONS
 
 __all__ = ["MIGRATIONS", "PgConnection", "PgDatabase", "connect_error", "plain", "translate"]
 
@@ -135,7 +135,7 @@ class PgDatabase:
         await asyncio.to_thread(pool.open, True, CONNECT_TIMEOUT_S)
         db = cls(dsn, pool)
         try:
-            await db._migrate(MIGRATIONS if migrations is None else migrations)
+            await migrate(db, db.path, MIGRATIONS if migrations is None else migrations, _apply)
         except psycopg.Error as exc:
             await db.close()
             raise connect_error(dsn, exc) from None
@@ -223,18 +223,6 @@ class PgDatabase:
             f"{self.path} is on PostgreSQL: back it up with the server's tools, e.g."
             f" pg_dump --format=custom --file {dest} '{self.path}'"
         )
-
-    async def _migrate(self, migrations: Sequence[str]) -> None:
-        target = len(migrations)
-        for version in range(1, target + 1):
-            if await self.run(partial(_apply, migrations, version)):
-                log.info("%s: migrated to schema version %d", self.path, version)
-        current = await self.schema_version()
-        if current > target:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {current}, newer than this bot's {target};"
-                " upgrade the bot"
-            )
 
 
 def _version(raw: Connection) -> int:

@@ -175,34 +175,3 @@ async def open_existing(place: str | Path) -> Store:
         return await open_store(place)
     except sqlite3.DatabaseError as exc:
         raise BotError(f"{place}: {exc}") from None
-
-
-def jobs_table(*, integer: str, real: str) -> str:
-    """Schema version 2, the job engine's table (bot/jobs/store.py says what the columns mean),
-    in one backend's names for a 64-bit integer and a double."""
-    return f"""
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
-    platform TEXT NOT NULL,
-    workspace TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    channel_ref TEXT NOT NULL,
-    command TEXT NOT NULL,
-    model TEXT NOT NULL,
-    request TEXT NOT NULL,
-    state TEXT NOT NULL,
-    estimate TEXT NOT NULL,
-    cost TEXT,
-    copies TEXT NOT NULL DEFAULT '[]',
-    webhook_token TEXT,
-    cache_key TEXT,
-    error TEXT,
-    notified {integer} NOT NULL DEFAULT 0,
-    created_at {real} NOT NULL,
-    updated_at {real} NOT NULL,
-    finished_at {real}
-);
-CREATE INDEX jobs_unfinished ON jobs(state, notified);
-CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
-CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
-"""

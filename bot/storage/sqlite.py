@@ -2,7 +2,7 @@
 
 This is the embedded default `bot.storage.sql.Store`; `bot/storage/postgres.py` is the PostgreSQL one (same tables and
 schema versions: tests/storage/test_pg_dialect.py keeps the two spellings in step). The tables are in
-`bot.storage.sqlite_schema`, the online backup in `bot.storage.sqlite_backup`.
+`bot.storage.tables`, the online backup in `bot.storage.sqlite_backup`.
 
 Two connections. The writer serves one write transaction at a time in this process (an asyncio
 lock) and one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock
@@ -36,8 +36,9 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from bot.errors import BotError
+from bot.storage.sql import Store
 from bot.storage.sqlite_backup import DEFAULT_BUSY_TIMEOUT_MS, backup_file
-from bot.storage.sqlite_schema import MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,26 @@ Params = Sequence[Any] | dict[str, Any]
 
 class SchemaTooNew(BotError):
     """The file was written by a newer version of the bot."""
+
+
+async def migrate(
+    db: Store,
+    place: object,
+    migrations: Sequence[str],
+    apply: Callable[[Sequence[str], int, Any], bool],
+) -> None:
+    """Bring `db` to the last of `migrations`, each version in a transaction of its own (`apply`
+    says whether the version was missing); refuse a database a newer bot has taken further.
+    Shared by both backends."""
+    target = len(migrations)
+    for version in range(1, target + 1):
+        if await db.run(partial(apply, migrations, version)):
+            log.info("%s: migrated to schema version %d", place, version)
+    current = await db.schema_version()
+    if current > target:
+        raise SchemaTooNew(
+            f"{place} has schema version {current}, newer than this bot's {target}; upgrade the bot"
+        )
 
 
 async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -151,7 +172,7 @@ class Database:
         await reader.execute("PRAGMA query_only=ON")
         db = cls(path, writer=writer, reader=reader)
         try:
-            await db._migrate(MIGRATIONS if migrations is None else migrations)
+            await migrate(db, db.path, MIGRATIONS if migrations is None else migrations, _apply)
         except BaseException:
             await db.close()
             raise
@@ -275,19 +296,6 @@ class Database:
         """Online copy of the whole file to `dest`; writers carry on meanwhile."""
         await asyncio.to_thread(backup_file, self.path, Path(dest))
         log.info("backed up %s to %s", self.path, dest)
-
-    async def _migrate(self, migrations: Sequence[str]) -> None:
-        target = len(migrations)
-        for version in range(1, target + 1):
-            applied = await self.run(partial(_apply, migrations, version))
-            if applied:
-                log.info("%s: migrated to schema version %d", self.path, version)
-        current = await self.schema_version()
-        if current > target:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {current}, newer than this bot's {target};"
-                " upgrade the bot"
-            )
 
 
 def _apply(migrations: Sequence[str], version: int, raw: sqlite3.Connection) -> bool:

@@ -11,26 +11,25 @@ from __future__ import annotations
 from bot.storage.sql import Connection, Store, lock_scopes
 from bot.storage.sqlite import split_statements
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS web_links (
+# A sign-in link and a session each stand for one member: who, with which roles and name as the
+# adapter saw them when the link was made.
+_BEARER = """\
     token_hash TEXT PRIMARY KEY,
     platform TEXT NOT NULL,
     workspace TEXT NOT NULL,
     user_id TEXT NOT NULL,
     roles TEXT NOT NULL,
     name TEXT NOT NULL,
-    admin INTEGER NOT NULL,
+    admin INTEGER NOT NULL,"""
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS web_links (
+{_BEARER}
     expires_at DOUBLE PRECISION NOT NULL,
     used_at DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS web_sessions (
-    token_hash TEXT PRIMARY KEY,
-    platform TEXT NOT NULL,
-    workspace TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    name TEXT NOT NULL,
-    admin INTEGER NOT NULL,
+{_BEARER}
     csrf TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL,

@@ -10,7 +10,7 @@ import pytest
 from bot.jobs.workers import DB_NOW
 from bot.storage.postgres import MIGRATIONS, translate
 from bot.storage.sql import open_store
-from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS
 from tests.pg_support import fresh_schema, query
 
 

@@ -18,7 +18,7 @@ from bot.storage.postgres import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.postgres import PgDatabase
 from bot.storage.sql import Connection, Store, is_postgres, open_store
 from bot.storage.sqlite import Database, SchemaTooNew, split_statements
-from bot.storage.sqlite_schema import MIGRATIONS
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 from tests.ledger.support import ALICE, BOB, Clock, quotas, usd
 from tests.pg_support import query
 

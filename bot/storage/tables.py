@@ -1,18 +1,24 @@
-"""The SQLite file's tables, as migrations: `MIGRATIONS[i]` brings a file to version `i + 1`.
+"""The core's tables as migrations: `SQLITE_MIGRATIONS[i]` and `POSTGRES_MIGRATIONS[i]` bring a
+database to version `i + 1`; `bot.storage.sqlite.Database` and `bot.storage.postgres.PgDatabase`
+apply them in order, each once, each in its own transaction.
 
-Append only; a migration only adds, none drops a row. `bot/storage/postgres.py` spells the same versions for
-PostgreSQL (tests/storage/test_pg_dialect.py keeps the two in step); the job engine's table is written
-once for both (`bot.storage.sql.jobs_table`). `bot.storage.sqlite.Database` applies them, each in its own
-transaction.
+Written once, in SQLite's spelling, as the ledger's SQL is (`bot.storage.sql`); PostgreSQL's is
+translated from it here: BIGINT for INTEGER (money in units of 1e-10 USD, instants in
+microseconds), DOUBLE PRECISION for REAL (instants in seconds), an identity column for an integer
+key, no WITHOUT ROWID, the settle trigger as a PL/pgSQL function.
+
+Append only; a migration only adds, none drops a row. The text of an applied migration must
+never change: SQLite keeps each `CREATE` statement as written, comments included (`.schema`
+shows them); PostgreSQL discards comments, so its text leaves them out.
 """
 
 from __future__ import annotations
 
-from bot.storage.sql import jobs_table
+import re
 
 # Version 1: the spend ledger (bot/ledger/service.py). Amounts are INTEGER units of 1e-10 USD, instants
 # are INTEGER microseconds since the Unix epoch (UTC).
-_LEDGER_SCHEMA = """
+_LEDGER = """
 CREATE TABLE holds (
     job_id      TEXT PRIMARY KEY,
     user_key    TEXT NOT NULL,              -- platform:workspace:user
@@ -93,12 +99,37 @@ CREATE TABLE ledger_meta (
 ) WITHOUT ROWID;
 """
 
-# Version 2: the job engine's table (see bot/jobs/store.py for what the columns mean).
-_JOBS_SCHEMA = jobs_table(integer="INTEGER", real="REAL")
+# Version 2: the job engine's table (bot/jobs/store.py says what the columns mean).
+_JOBS = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    channel_ref TEXT NOT NULL,
+    command TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    estimate TEXT NOT NULL,
+    cost TEXT,
+    copies TEXT NOT NULL DEFAULT '[]',
+    webhook_token TEXT,
+    cache_key TEXT,
+    error TEXT,
+    notified INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX jobs_unfinished ON jobs(state, notified);
+CREATE INDEX jobs_cache ON jobs(cache_key) WHERE cache_key IS NOT NULL;
+CREATE INDEX jobs_by_user ON jobs(platform, workspace, user_id, created_at);
+"""
 
 # Version 3: workers and their leases (bot/jobs/workers.py). Instants are the database's clock in
 # Unix seconds (`workers.DB_NOW`); a job's `owner` is the worker driving it, NULL when none is.
-_WORKERS_SCHEMA = """
+_WORKERS = """
 CREATE TABLE workers (
     id           TEXT PRIMARY KEY,
     host         TEXT NOT NULL,
@@ -113,7 +144,7 @@ CREATE INDEX jobs_owner ON jobs(owner) WHERE owner IS NOT NULL;
 
 # Version 4: conversations (bot/jobs/conversations.py). A turn is an `ask` job and what the member
 # said in it; a place is where a reply continues a conversation (a message, a thread).
-_CONVERSATIONS_SCHEMA = """
+_CONVERSATIONS = """
 CREATE TABLE conversation_turns (
     turn         INTEGER PRIMARY KEY,  -- the order turns were taken in
     job_id       TEXT NOT NULL UNIQUE REFERENCES jobs(id),
@@ -133,7 +164,7 @@ CREATE TABLE conversation_places (
 
 # Version 5: models Runpod no longer serves (bot/runpod/availability.py): consecutive /run calls
 # answered 404, and whether the model is hidden until an operator enables it again.
-_AVAILABILITY_SCHEMA = """
+_AVAILABILITY = """
 CREATE TABLE model_availability (
     model      TEXT PRIMARY KEY,
     not_found  INTEGER NOT NULL DEFAULT 0,
@@ -142,10 +173,38 @@ CREATE TABLE model_availability (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [
-    _LEDGER_SCHEMA,
-    _JOBS_SCHEMA,
-    _WORKERS_SCHEMA,
-    _CONVERSATIONS_SCHEMA,
-    _AVAILABILITY_SCHEMA,
-]
+SQLITE_MIGRATIONS: list[str] = [_LEDGER, _JOBS, _WORKERS, _CONVERSATIONS, _AVAILABILITY]
+
+
+_POSTGRES_SETTLE = """CREATE FUNCTION holds_settle_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO daily_spend AS d (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = d.charged + excluded.charged;
+    INSERT INTO daily_spend AS d (scope_key, day, charged) VALUES (NEW.pool_key, NEW.settled_day, NEW.charged)
+        ON CONFLICT (scope_key, day) DO UPDATE SET charged = d.charged + excluded.charged;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds FOR EACH ROW
+WHEN (NEW.state = 'settled' AND OLD.state <> 'settled')
+EXECUTE FUNCTION holds_settle_spend();"""
+
+# SQLite's word -> PostgreSQL's (an integer key first: it contains INTEGER).
+_POSTGRES_WORDS = {
+    "INTEGER PRIMARY KEY": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    "INTEGER": "BIGINT",
+    "REAL": "DOUBLE PRECISION",
+    " WITHOUT ROWID": "",
+}
+_WORDS = re.compile("|".join(rf"(?<!\w){re.escape(word)}(?!\w)" for word in _POSTGRES_WORDS))
+_SQLITE_SETTLE = re.compile(r"^CREATE TRIGGER holds_settle_spend .*?^END;", re.S | re.M)
+
+
+def for_postgres(sql: str) -> str:
+    """A migration in SQLite's spelling, spelled for PostgreSQL."""
+    sql = _SQLITE_SETTLE.sub(lambda _: _POSTGRES_SETTLE, sql)
+    sql = _WORDS.sub(lambda match: _POSTGRES_WORDS[match.group()], sql)
+    lines = (re.sub(r"\s*--.*$", "", line) for line in sql.split("\n"))
+    return "\n" + "\n".join(line for line in lines if line) + "\n"
+
+
+POSTGRES_MIGRATIONS: list[str] = [for_postgres(sql) for sql in SQLITE_MIGRATIONS]
