@@ -31,7 +31,7 @@ from bot.jobs.context import JobContext, logged
 from bot.jobs.courier import Courier
 from bot.jobs.handover import LATE_NOTE, Handover
 from bot.jobs.progress import ProgressThrottle
-from bot.jobs.settling import Settler, failure_message
+from bot.jobs.settling import Settled, Settler, failure_message
 from bot.jobs.slots import Slots
 from bot.jobs.spool import Spool
 from bot.jobs.states import FAILED, RUNNING, UNDELIVERED, JobState
@@ -175,11 +175,13 @@ class JobRunner:
             )
 
         try:
+            settled = Settled(job)
             if job.state in RUNNING:
-                job = await self._run(job, model, progress, resumed)
+                settled = await self._run(job, model, progress, resumed)
+                job = settled.job
             await throttle.close()
             if job.state in UNDELIVERED:
-                await self._handover.deliver(job, model, delivery)
+                await self._handover.deliver(settled, model, delivery)
             elif job.state in FAILED and not job.notified:
                 await self._handover.fail(job, delivery)
         except LeaseLost:
@@ -208,7 +210,7 @@ class JobRunner:
 
     async def _run(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]], resumed: bool
-    ) -> JobRecord:
+    ) -> Settled:
         user_key = ":".join(job.identity)
 
         async def on_wait(position: int) -> None:
@@ -233,8 +235,8 @@ class JobRunner:
             if job.state in (JobState.HELD, JobState.SUBMITTING):
                 job = await self._submit(job, model, progress)
             if job.state == JobState.SUBMITTED:
-                job = await self._track(job, model, progress)
-        return job
+                return await self._track(job, model, progress)
+        return Settled(job)
 
     async def _drop_unknown_copies(self, job: JobRecord) -> JobRecord:
         """After a crash mid-submit, a copy with no Runpod id may or may not exist: drop it."""
@@ -326,7 +328,7 @@ class JobRunner:
 
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
-    ) -> JobRecord:
+    ) -> Settled:
         deadline = time.monotonic() + self._settings.jobs.timeout_s
         live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
         results = await asyncio.gather(
