@@ -38,6 +38,7 @@ from bot.runpod.client import MAX_CONCURRENT_POLLS, RunpodClient
 from bot.runpod.outputs import Downloader
 from bot.runpod.transport import aiohttp_client
 from bot.storage.sql import Store, db_errors, open_store, unreachable
+from bot.tasks import TaskSet
 from bot.web.access import WebAccess
 
 log = logging.getLogger(__name__)
@@ -201,14 +202,13 @@ def _downloader(settings: Settings, media: httpx.AsyncClient) -> Downloader:
 @asynccontextmanager
 async def _working(worker: Worker, jobs: JobService) -> AsyncIterator[None]:
     """Keep the worker's lease while the core is open; then stop the jobs and leave."""
-    heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
+    heartbeat = TaskSet()
+    heartbeat.spawn(_keep_lease(worker, jobs), name="worker-heartbeat")
     try:
         yield
     finally:
         await jobs.aclose()
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        await heartbeat.cancel_all()
         if worker.id:
             await worker.leave()
 

@@ -46,6 +46,7 @@ from bot.runpod.client import FINAL_STATES, RunpodClient, RunpodError, RunpodSta
 from bot.runpod.outputs import Downloader
 from bot.storage.outage import StoreAway
 from bot.storage.sql import Store
+from bot.tasks import TaskSet
 
 __all__ = ["LATE_NOTE", "JobRunner"]
 
@@ -100,35 +101,25 @@ class JobRunner:
             total=settings.jobs.max_global,
             poll_s=min(1.0, settings.workers.heartbeat_s),
         )
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSet()  # each job's, by its id
         self._cancel_requested: set[str] = set()
         self._tracker = Tracker(runpod, metrics)
         self._metrics = metrics
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     # --- control --------------------------------------------------------------------------
 
     def start(self, job: JobRecord, delivery: Delivery, *, resumed: bool = False) -> None:
-        if job.id in self._tasks:
+        if self._tasks.get(job.id) is not None:
             return
         if job.state == JobState.HELD and not resumed:
             self._ctx.count(job, JobState.HELD)
-        task = asyncio.create_task(self._drive(job, delivery, resumed), name=f"job-{job.id}")
-        self._tasks[job.id] = task
-        self._idle.clear()
-        task.add_done_callback(lambda _: self._forget(job.id))
-
-    def _forget(self, job_id: str) -> None:
-        self._tasks.pop(job_id, None)
-        if not self._tasks:
-            self._idle.set()
+        self._tasks.spawn(self._drive(job, delivery, resumed), name=f"job-{job.id}", key=job.id)
 
     def running_ids(self) -> set[str]:
-        return set(self._tasks)
+        return self._tasks.keys()
 
     async def idle(self) -> None:
-        await self._idle.wait()
+        await self._tasks.idle()
 
     async def cancel(self, job: JobRecord) -> None:
         """Stop a job: Runpod cancels what runs there; a job still waiting for a slot just ends.
@@ -153,10 +144,7 @@ class JobRunner:
 
     async def stop_all(self) -> None:
         """Stop every job task where it is, writing nothing (a lost lease, or shutdown)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # --- the life of one job --------------------------------------------------------------
 
