@@ -25,6 +25,7 @@ from bot import web as web_page
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
 from bot.jobs.service import JobParts, JobService
+from bot.jobs.settings import EngineSettings
 from bot.jobs.workers import Worker
 from bot.ledger.reconcile import reconcile_forever
 from bot.ledger.service import SqliteLedger
@@ -124,7 +125,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 ledger=ledger,
                 runpod=runpod,
                 catalog=catalog,
-                settings=settings,
+                settings=engine_settings(settings),
                 downloader=_downloader(settings, media),
                 worker=worker,
                 metrics=metrics,
@@ -137,6 +138,20 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 )
         finally:
             await db.close()
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """The sections the job engine reads (bot/jobs/settings.py)."""
+    return EngineSettings(
+        jobs=settings.jobs,
+        delivery=settings.delivery,
+        storage=settings.storage,
+        policy=settings.policy,
+        personal_use=settings.quotas.personal.enabled,
+        runpod_url=settings.runpod.base_url,
+        webhook_url=settings.runpod.webhook_url,
+        links_url=settings.http.public_url or settings.runpod.webhook_url,
+    )
 
 
 def _check_runnable(settings: Settings) -> None:

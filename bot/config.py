@@ -49,6 +49,7 @@ __all__ = [
     "QuotaSettings",
     "Settings",
     "SlackSettings",
+    "StorageSettings",
     "WorkerSettings",
     "config_path",
     "load_settings",

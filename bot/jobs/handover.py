@@ -93,7 +93,7 @@ class Handover:
         The horizon counts from completion (`updated_at` of the `completed` row), so it spans
         restarts. An undeliverable job keeps being offered every `retry_max_s`.
         """
-        horizon = job.updated_at + self._ctx.settings.delivery.horizon_s
+        horizon = job.updated_at + self._courier.horizon_s
         if job.state == JobState.UNDELIVERABLE:
             result = replace(result, notes=(*result.notes, LATE_NOTE))
         failures = 0

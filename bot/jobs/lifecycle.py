@@ -24,7 +24,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from bot.config import Settings
+from bot.config import JobSettings
 from bot.delivery import Delivery, Progress
 from bot.jobs.archive import Archive
 from bot.jobs.context import JobContext, logged
@@ -67,7 +67,9 @@ class JobRunner:
         ledger: SqliteLedger,
         runpod: RunpodClient,
         catalog: Catalog,
-        settings: Settings,
+        jobs: JobSettings,
+        webhook_url: str | None,
+        outage_s: float,
         downloader: Downloader,
         archive: Archive | None,
         spool: Spool,
@@ -81,25 +83,26 @@ class JobRunner:
         self._db = db
         self._runpod = runpod
         self._catalog = catalog
-        self._settings = settings
+        self._jobs = jobs
+        self._webhook_base = webhook_url
         self._archive = archive
         self._ctx = JobContext(
             store=store,
             db=db,
             ledger=ledger,
-            settings=settings,
             worker=worker,
             metrics=metrics,
             in_memory=asyncio.Semaphore(RESULTS_IN_MEMORY),
+            outage_s=outage_s,
         )
         self._settler = Settler(self._ctx, downloader=downloader, spool=spool)
         self._handover = Handover(
             self._ctx, settler=self._settler, archive=archive, spool=spool, courier=courier
         )
         self._slots = Slots(
-            per_user=settings.jobs.max_per_user,
-            total=settings.jobs.max_global,
-            poll_s=min(1.0, settings.workers.heartbeat_s),
+            per_user=jobs.max_per_user,
+            total=jobs.max_global,
+            poll_s=min(1.0, worker.settings.heartbeat_s),
         )
         self._tasks = TaskSet()  # each job's, by its id
         self._cancel_requested: set[str] = set()
@@ -150,9 +153,7 @@ class JobRunner:
 
     async def _drive(self, job: JobRecord, delivery: Delivery, resumed: bool) -> None:
         model = self._catalog.get(job.model)
-        throttle = ProgressThrottle(
-            delivery.progress, interval_s=self._settings.jobs.progress_interval_s
-        )
+        throttle = ProgressThrottle(delivery.progress, interval_s=self._jobs.progress_interval_s)
         started = time.monotonic()
         started_at = time.time()
 
@@ -205,7 +206,7 @@ class JobRunner:
             await progress("queued", position=position)
 
         async def claim() -> bool:  # the caps counted over every process on the database
-            jobs = self._settings.jobs
+            jobs = self._jobs
             return await self._ctx.patient(
                 lambda: self._store.start_running(
                     job, per_user=jobs.max_per_user, total=jobs.max_global
@@ -263,7 +264,7 @@ class JobRunner:
                     job.payload(index),
                     webhook=self._webhook_url(job, index),
                     # Runpod's own limit is a backstop a minute behind our watchdog.
-                    policy={"executionTimeout": int((self._settings.jobs.timeout_s + 60) * 1000)},
+                    policy={"executionTimeout": int((self._jobs.timeout_s + 60) * 1000)},
                 )
             except RunpodError as exc:
                 log.warning("job %s: /run failed: %s", job.id, exc.message)
@@ -299,7 +300,7 @@ class JobRunner:
         model, which is hidden after `jobs.hide_model_after_404s` of them in a row."""
         if exc.status != 404 or exc.maybe_started:
             return runpod_reason(exc)
-        hide_after = self._settings.jobs.hide_model_after_404s
+        hide_after = self._jobs.hide_model_after_404s
         hidden = await self._ctx.patient(
             lambda: self._availability.not_found(model.id, hide_after=hide_after)
         )
@@ -317,7 +318,7 @@ class JobRunner:
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
     ) -> Settled:
-        deadline = time.monotonic() + self._settings.jobs.timeout_s
+        deadline = time.monotonic() + self._jobs.timeout_s
         live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
         results = await asyncio.gather(
             *(self._tracker.wait_copy(job, model, i, deadline, progress) for i in live)
@@ -354,7 +355,7 @@ class JobRunner:
         return True
 
     def _webhook_url(self, job: JobRecord, index: int) -> str | None:
-        base = self._settings.runpod.webhook_url
+        base = self._webhook_base
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"
