@@ -48,7 +48,7 @@ async def nothing_ran(bot: SlackBot, user: str = ALICE) -> bool:
     usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
     row = await bot.core.db.fetchone("SELECT COUNT(*) FROM jobs")
     return (
-        bot.runpod.client.count("run") == 0
+        bot.runpod.count("run") == 0
         and not bot.public()
         and (usage.user[0].spent, usage.user[0].held) == (0, 0)
         and row is not None
@@ -65,7 +65,7 @@ async def test_the_top_seed_reaches_runpod_as_shown(bot: SlackBot) -> None:
     await bot.click(card, "job_show")
     (shown,) = await bot.wait(bot.ephemerals)
 
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["seed"] == TOP_SEED
     assert f"seed {TOP_SEED}" in block_texts(card)[1]
     assert f'"seed": {TOP_SEED}' in shown.text and f"'seed': {TOP_SEED}" in shown.text
@@ -97,7 +97,7 @@ async def test_copies_up_to_the_top_seed_are_sent_and_shown_as_sent(bot: SlackBo
     (shown,) = await bot.wait(bot.ephemerals)
 
     wanted = list(range(TOP_SEED - 3, TOP_SEED + 1))
-    assert sorted(job.input["seed"] for job in bot.runpod.client.jobs.values()) == wanted
+    assert sorted(job.input["seed"] for job in bot.runpod.jobs.values()) == wanted
     assert f"seeds {', '.join(map(str, wanted))}" in block_texts(card)[1]
     assert f'"seed": {TOP_SEED - 3}' in shown.text
     assert ", ".join(map(str, wanted[1:])) in shown.text
@@ -109,7 +109,7 @@ async def test_show_request_gives_the_random_seed_that_was_sent(bot: SlackBot) -
     await bot.click(card, "job_show")
     (shown,) = await bot.wait(bot.ephemerals)
 
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["seed"] >= 0 and f'"seed": {job.input["seed"]}' in shown.text
 
 
@@ -173,7 +173,7 @@ async def test_a_garbled_usergroups_answer_means_no_groups(
     told = [r for r in caplog.records if "usergroups" in r.getMessage()]
     assert len(told) == 1 and not told[0].exc_info
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert bot.runpod.client.count("run") == 1
+    assert bot.runpod.count("run") == 1
 
 
 # --- request verification --------------------------------------------------------------------
