@@ -27,7 +27,7 @@ from bot.errors import BotError, ConfigError
 from bot.jobs.service import JobParts, JobService
 from bot.jobs.settings import EngineSettings
 from bot.jobs.workers import Worker
-from bot.ledger.reconcile import reconcile_forever
+from bot.ledger.reconcile import Reconciler
 from bot.ledger.service import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
@@ -66,6 +66,8 @@ class Core:
     http: httpx.AsyncClient
     worker: Worker
     metrics: Metrics
+    # The ledger against Runpod's bill: `serve` runs it every `reconcile.interval_hours`.
+    reconciler: Reconciler
     # Adapters report their connection here; `/health/ready` reads it.
     readiness: Readiness = field(default_factory=Readiness)
     # Adapters with an admin channel register it here; the core posts operator notices to it.
@@ -133,8 +135,21 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             jobs = JobService(parts)
             async with _working(worker, jobs):
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
+                notices = AdminNotices()
+                reconciler = _reconciler(settings, db, runpod, metrics, notices)
                 yield Core(
-                    settings, catalog, db, ledger, runpod, jobs, http, worker, metrics, readiness
+                    settings,
+                    catalog,
+                    db,
+                    ledger,
+                    runpod,
+                    jobs,
+                    http,
+                    worker,
+                    metrics,
+                    reconciler,
+                    readiness,
+                    notices,
                 )
         finally:
             await db.close()
@@ -214,6 +229,19 @@ def _downloader(settings: Settings, media: httpx.AsyncClient) -> Downloader:
     )
 
 
+def _reconciler(
+    settings: Settings, db: Store, runpod: RunpodClient, metrics: Metrics, notices: AdminNotices
+) -> Reconciler:
+    return Reconciler(
+        db=db,
+        runpod=runpod,
+        rest_url=settings.runpod.rest_url,
+        settings=settings.reconcile,
+        metrics=metrics,
+        notices=notices,
+    )
+
+
 @asynccontextmanager
 async def _working(worker: Worker, jobs: JobService) -> AsyncIterator[None]:
     """Keep the worker's lease while the core is open; then stop the jobs and leave."""
@@ -286,7 +314,7 @@ async def serve(settings: Settings) -> None:
                 ]
                 tasks.append(group.create_task(_sweep_forever(core), name="sweeper"))
                 if settings.reconcile.interval_hours:
-                    tasks.append(group.create_task(reconcile_forever(core), name="reconcile"))
+                    tasks.append(group.create_task(core.reconciler.forever(), name="reconcile"))
                 tasks.append(group.create_task(_recover_forever(core), name="recovery"))
                 log.info("running: %s", ", ".join(adapters))
                 await stop.wait()

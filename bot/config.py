@@ -47,6 +47,7 @@ __all__ = [
     "PolicySettings",
     "QuotaLimits",
     "QuotaSettings",
+    "ReconcileSettings",
     "Settings",
     "SlackSettings",
     "StorageSettings",
