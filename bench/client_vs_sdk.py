@@ -53,6 +53,7 @@ import aiohttp
 import httpx
 
 from bench.common import API_KEY, FakeProcess, ServerJob, median, percentile, timed_prompt
+from bot.app import engine_settings
 from bot.config import Settings
 from bot.delivery import ChannelRef, MediaFile, Result, Route
 from bot.jobs.invocation import Community, Invocation
@@ -235,7 +236,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def engine_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
+def bench_settings(base_url: str, folder: Path, webhook_port: int) -> Settings:
     sections: dict[str, Any] = {
         "runpod": {
             "api_key": API_KEY,
@@ -262,7 +263,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
     tracking_log.addHandler(webhooks)
     tracking_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        settings = engine_settings(base_url, Path(folder), port)
+        settings = bench_settings(base_url, Path(folder), port)
         catalog = load_catalog(settings.models)
         async with httpx.AsyncClient(
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -283,7 +284,7 @@ async def webhook_mode(base_url: str) -> AsyncIterator[JobRunner]:
                 ledger=SqliteLedger(db, settings.quotas),
                 runpod=RunpodClient(http, base_url=base_url, api_key=API_KEY),
                 catalog=catalog,
-                settings=settings,
+                settings=engine_settings(settings),
                 downloader=downloader,
                 worker=worker,
                 metrics=Metrics(),

@@ -25,8 +25,9 @@ from bot import web as web_page
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
 from bot.jobs.service import JobParts, JobService
+from bot.jobs.settings import EngineSettings
 from bot.jobs.workers import Worker
-from bot.ledger.reconcile import reconcile_forever
+from bot.ledger.reconcile import Reconciler
 from bot.ledger.service import SqliteLedger
 from bot.listener import Listener
 from bot.metrics import Metrics
@@ -38,6 +39,7 @@ from bot.runpod.client import MAX_CONCURRENT_POLLS, RunpodClient
 from bot.runpod.outputs import Downloader
 from bot.runpod.transport import aiohttp_client
 from bot.storage.sql import Store, db_errors, open_store, unreachable
+from bot.tasks import TaskSet
 from bot.web.access import WebAccess
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class Core:
     http: httpx.AsyncClient
     worker: Worker
     metrics: Metrics
+    # The ledger against Runpod's bill: `serve` runs it every `reconcile.interval_hours`.
+    reconciler: Reconciler
     # Adapters report their connection here; `/health/ready` reads it.
     readiness: Readiness = field(default_factory=Readiness)
     # Adapters with an admin channel register it here; the core posts operator notices to it.
@@ -123,7 +127,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 ledger=ledger,
                 runpod=runpod,
                 catalog=catalog,
-                settings=settings,
+                settings=engine_settings(settings),
                 downloader=_downloader(settings, media),
                 worker=worker,
                 metrics=metrics,
@@ -131,11 +135,38 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             jobs = JobService(parts)
             async with _working(worker, jobs):
                 readiness = Readiness(runpod_stale_s=settings.http.ready_runpod_minutes * 60)
+                notices = AdminNotices()
+                reconciler = _reconciler(settings, db, runpod, metrics, notices)
                 yield Core(
-                    settings, catalog, db, ledger, runpod, jobs, http, worker, metrics, readiness
+                    settings,
+                    catalog,
+                    db,
+                    ledger,
+                    runpod,
+                    jobs,
+                    http,
+                    worker,
+                    metrics,
+                    reconciler,
+                    readiness,
+                    notices,
                 )
         finally:
             await db.close()
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """The sections the job engine reads (bot/jobs/settings.py)."""
+    return EngineSettings(
+        jobs=settings.jobs,
+        delivery=settings.delivery,
+        storage=settings.storage,
+        policy=settings.policy,
+        personal_use=settings.quotas.personal.enabled,
+        runpod_url=settings.runpod.base_url,
+        webhook_url=settings.runpod.webhook_url,
+        links_url=settings.http.public_url or settings.runpod.webhook_url,
+    )
 
 
 def _check_runnable(settings: Settings) -> None:
@@ -198,17 +229,29 @@ def _downloader(settings: Settings, media: httpx.AsyncClient) -> Downloader:
     )
 
 
+def _reconciler(
+    settings: Settings, db: Store, runpod: RunpodClient, metrics: Metrics, notices: AdminNotices
+) -> Reconciler:
+    return Reconciler(
+        db=db,
+        runpod=runpod,
+        rest_url=settings.runpod.rest_url,
+        settings=settings.reconcile,
+        metrics=metrics,
+        notices=notices,
+    )
+
+
 @asynccontextmanager
 async def _working(worker: Worker, jobs: JobService) -> AsyncIterator[None]:
     """Keep the worker's lease while the core is open; then stop the jobs and leave."""
-    heartbeat = asyncio.create_task(_keep_lease(worker, jobs), name="worker-heartbeat")
+    heartbeat = TaskSet()
+    heartbeat.spawn(_keep_lease(worker, jobs), name="worker-heartbeat")
     try:
         yield
     finally:
         await jobs.aclose()
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        await heartbeat.cancel_all()
         if worker.id:
             await worker.leave()
 
@@ -271,7 +314,7 @@ async def serve(settings: Settings) -> None:
                 ]
                 tasks.append(group.create_task(_sweep_forever(core), name="sweeper"))
                 if settings.reconcile.interval_hours:
-                    tasks.append(group.create_task(reconcile_forever(core), name="reconcile"))
+                    tasks.append(group.create_task(core.reconciler.forever(), name="reconcile"))
                 tasks.append(group.create_task(_recover_forever(core), name="recovery"))
                 log.info("running: %s", ", ".join(adapters))
                 await stop.wait()

@@ -29,12 +29,12 @@ from adapters.slack.people import PLATFORM, People
 from adapters.slack.reply import Replies
 from adapters.slack.server import EVENTS_PATH, SlackServer
 from adapters.slack.store import SlackStore
-from adapters.slack.tasks import TaskSet
 from adapters.slack.text import escape
 from bot.app import Core
 from bot.config import SlackSettings
 from bot.errors import ConfigError
 from bot.notices import Post
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class SlackAdapter:
         if self._server is not None:
             await self._server.stop()
             self._server = None
-        await self.tasks.aclose()
+        await self.tasks.cancel_all()
         if self._session is not None:
             await self._session.close()
             self._session = None

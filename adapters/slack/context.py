@@ -13,7 +13,6 @@ from adapters.slack.people import PLATFORM, People
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.stream import StreamSupport
-from adapters.slack.tasks import TaskSet
 from bot import web as web_page
 from bot.app import Core
 from bot.config import SlackSettings
@@ -21,6 +20,7 @@ from bot.delivery import ChannelRef
 from bot.jobs import Community
 from bot.ledger import Identity
 from bot.policy import Where
+from bot.tasks import TaskSet
 
 NAME_REFRESH_S = 24 * 3600  # a renamed member's new name, if no user_change told us sooner
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.config import Settings
 from bot.jobs.states import JobState
 from bot.jobs.store import JobRecord, JobStore
 from bot.jobs.workers import Worker
@@ -32,15 +31,15 @@ class JobContext:
     store: JobStore
     db: Store
     ledger: SqliteLedger
-    settings: Settings
     worker: Worker
     metrics: Metrics
     # Jobs whose result bytes may be in memory at once (bot/jobs/lifecycle.py: RESULTS_IN_MEMORY).
     in_memory: asyncio.Semaphore
+    outage_s: float
 
     async def patient(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, waiting out an outage of up to `storage.outage_s`."""
-        return await self.worker.outage.outlast(op, deadline_s=self.settings.storage.outage_s)
+        return await self.worker.outage.outlast(op, deadline_s=self.outage_s)
 
     async def save(self, job: JobRecord, **changes: Any) -> JobRecord:
         """`JobStore.save` on its own transaction (fenced), waiting out an outage."""

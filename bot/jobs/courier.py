@@ -32,6 +32,11 @@ class Courier:
         self._settings = settings
         self._links = links
 
+    @property
+    def horizon_s(self) -> float:
+        """How long after completion a result is offered before the job is `undeliverable`."""
+        return self._settings.horizon_s
+
     def delay(self, round: int) -> float:
         """How long to wait after failed round number `round` (0 is the first)."""
         first, most = self._settings.retry_first_s, self._settings.retry_max_s

@@ -21,7 +21,7 @@ from bot.delivery import Delivery, Failure, MediaFile, Result, Route
 from bot.jobs.archive import Archive
 from bot.jobs.context import JobContext, logged
 from bot.jobs.courier import Courier, Undelivered
-from bot.jobs.settling import Settler, flat_files
+from bot.jobs.settling import Settled, Settler, flat_files
 from bot.jobs.spool import Spool
 from bot.jobs.states import JobState
 from bot.jobs.store import JobRecord
@@ -56,9 +56,9 @@ class Handover:
         self._spool = spool
         self._courier = courier
 
-    async def deliver(self, job: JobRecord, model: Model, delivery: Delivery) -> None:
+    async def deliver(self, settled: Settled, model: Model, delivery: Delivery) -> None:
         ctx = self._ctx
-        held, settlement = self._settler.prefetched(job.id)
+        job, held, settlement = settled.job, settled.files, settled.settlement
 
         async def files() -> tuple[MediaFile, ...]:
             """Read again for each offer, so a result waiting to be retried is not in memory."""
@@ -93,7 +93,7 @@ class Handover:
         The horizon counts from completion (`updated_at` of the `completed` row), so it spans
         restarts. An undeliverable job keeps being offered every `retry_max_s`.
         """
-        horizon = job.updated_at + self._ctx.settings.delivery.horizon_s
+        horizon = job.updated_at + self._courier.horizon_s
         if job.state == JobState.UNDELIVERABLE:
             result = replace(result, notes=(*result.notes, LATE_NOTE))
         failures = 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
+from bot.config import StorageSettings
 from bot.delivery import MediaFile
 from bot.errors import InvalidRequest
 from bot.jobs.archive import Archive
@@ -38,9 +38,10 @@ class KeptFiles:
     downloader: Downloader
 
     @classmethod
-    def configured(cls, settings: Settings, downloader: Downloader) -> KeptFiles:
+    def configured(
+        cls, storage: StorageSettings, links_url: str | None, downloader: Downloader
+    ) -> KeptFiles:
         """Where `[storage]` says to keep files, linked from the bot's public address."""
-        storage = settings.storage
         return cls(
             archive=Archive(storage.media_dir) if storage.media_dir else None,
             spool=Spool(storage.spool_dir, max_bytes=int(storage.spool_max_mb * 1024 * 1024)),
@@ -49,10 +50,7 @@ class KeptFiles:
                 keep_days=storage.inputs_keep_days,
                 max_bytes=int(storage.inputs_max_mb * 1024 * 1024),
             ),
-            links=ResultLinks(
-                settings.http.public_url or settings.runpod.webhook_url,
-                storage.spool_dir / ".link-key",
-            ),
+            links=ResultLinks(links_url, storage.spool_dir / ".link-key"),
             downloader=downloader,
         )
 

@@ -24,14 +24,14 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from bot.config import Settings
+from bot.config import JobSettings
 from bot.delivery import Delivery, Progress
 from bot.jobs.archive import Archive
 from bot.jobs.context import JobContext, logged
 from bot.jobs.courier import Courier
 from bot.jobs.handover import LATE_NOTE, Handover
 from bot.jobs.progress import ProgressThrottle
-from bot.jobs.settling import Settler, failure_message
+from bot.jobs.settling import Settled, Settler, failure_message
 from bot.jobs.slots import Slots
 from bot.jobs.spool import Spool
 from bot.jobs.states import FAILED, RUNNING, UNDELIVERED, JobState
@@ -46,6 +46,7 @@ from bot.runpod.client import FINAL_STATES, RunpodClient, RunpodError, RunpodSta
 from bot.runpod.outputs import Downloader
 from bot.storage.outage import StoreAway
 from bot.storage.sql import Store
+from bot.tasks import TaskSet
 
 __all__ = ["LATE_NOTE", "JobRunner"]
 
@@ -66,7 +67,9 @@ class JobRunner:
         ledger: SqliteLedger,
         runpod: RunpodClient,
         catalog: Catalog,
-        settings: Settings,
+        jobs: JobSettings,
+        webhook_url: str | None,
+        outage_s: float,
         downloader: Downloader,
         archive: Archive | None,
         spool: Spool,
@@ -80,55 +83,46 @@ class JobRunner:
         self._db = db
         self._runpod = runpod
         self._catalog = catalog
-        self._settings = settings
+        self._jobs = jobs
+        self._webhook_base = webhook_url
         self._archive = archive
         self._ctx = JobContext(
             store=store,
             db=db,
             ledger=ledger,
-            settings=settings,
             worker=worker,
             metrics=metrics,
             in_memory=asyncio.Semaphore(RESULTS_IN_MEMORY),
+            outage_s=outage_s,
         )
         self._settler = Settler(self._ctx, downloader=downloader, spool=spool)
         self._handover = Handover(
             self._ctx, settler=self._settler, archive=archive, spool=spool, courier=courier
         )
         self._slots = Slots(
-            per_user=settings.jobs.max_per_user,
-            total=settings.jobs.max_global,
-            poll_s=min(1.0, settings.workers.heartbeat_s),
+            per_user=jobs.max_per_user,
+            total=jobs.max_global,
+            poll_s=min(1.0, worker.settings.heartbeat_s),
         )
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSet()  # each job's, by its id
         self._cancel_requested: set[str] = set()
         self._tracker = Tracker(runpod, metrics)
         self._metrics = metrics
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     # --- control --------------------------------------------------------------------------
 
     def start(self, job: JobRecord, delivery: Delivery, *, resumed: bool = False) -> None:
-        if job.id in self._tasks:
+        if self._tasks.get(job.id) is not None:
             return
         if job.state == JobState.HELD and not resumed:
             self._ctx.count(job, JobState.HELD)
-        task = asyncio.create_task(self._drive(job, delivery, resumed), name=f"job-{job.id}")
-        self._tasks[job.id] = task
-        self._idle.clear()
-        task.add_done_callback(lambda _: self._forget(job.id))
-
-    def _forget(self, job_id: str) -> None:
-        self._tasks.pop(job_id, None)
-        if not self._tasks:
-            self._idle.set()
+        self._tasks.spawn(self._drive(job, delivery, resumed), name=f"job-{job.id}", key=job.id)
 
     def running_ids(self) -> set[str]:
-        return set(self._tasks)
+        return self._tasks.keys()
 
     async def idle(self) -> None:
-        await self._idle.wait()
+        await self._tasks.idle()
 
     async def cancel(self, job: JobRecord) -> None:
         """Stop a job: Runpod cancels what runs there; a job still waiting for a slot just ends.
@@ -153,18 +147,13 @@ class JobRunner:
 
     async def stop_all(self) -> None:
         """Stop every job task where it is, writing nothing (a lost lease, or shutdown)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # --- the life of one job --------------------------------------------------------------
 
     async def _drive(self, job: JobRecord, delivery: Delivery, resumed: bool) -> None:
         model = self._catalog.get(job.model)
-        throttle = ProgressThrottle(
-            delivery.progress, interval_s=self._settings.jobs.progress_interval_s
-        )
+        throttle = ProgressThrottle(delivery.progress, interval_s=self._jobs.progress_interval_s)
         started = time.monotonic()
         started_at = time.time()
 
@@ -175,11 +164,13 @@ class JobRunner:
             )
 
         try:
+            settled = Settled(job)
             if job.state in RUNNING:
-                job = await self._run(job, model, progress, resumed)
+                settled = await self._run(job, model, progress, resumed)
+                job = settled.job
             await throttle.close()
             if job.state in UNDELIVERED:
-                await self._handover.deliver(job, model, delivery)
+                await self._handover.deliver(settled, model, delivery)
             elif job.state in FAILED and not job.notified:
                 await self._handover.fail(job, delivery)
         except LeaseLost:
@@ -208,14 +199,14 @@ class JobRunner:
 
     async def _run(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]], resumed: bool
-    ) -> JobRecord:
+    ) -> Settled:
         user_key = ":".join(job.identity)
 
         async def on_wait(position: int) -> None:
             await progress("queued", position=position)
 
         async def claim() -> bool:  # the caps counted over every process on the database
-            jobs = self._settings.jobs
+            jobs = self._jobs
             return await self._ctx.patient(
                 lambda: self._store.start_running(
                     job, per_user=jobs.max_per_user, total=jobs.max_global
@@ -233,8 +224,8 @@ class JobRunner:
             if job.state in (JobState.HELD, JobState.SUBMITTING):
                 job = await self._submit(job, model, progress)
             if job.state == JobState.SUBMITTED:
-                job = await self._track(job, model, progress)
-        return job
+                return await self._track(job, model, progress)
+        return Settled(job)
 
     async def _drop_unknown_copies(self, job: JobRecord) -> JobRecord:
         """After a crash mid-submit, a copy with no Runpod id may or may not exist: drop it."""
@@ -273,7 +264,7 @@ class JobRunner:
                     job.payload(index),
                     webhook=self._webhook_url(job, index),
                     # Runpod's own limit is a backstop a minute behind our watchdog.
-                    policy={"executionTimeout": int((self._settings.jobs.timeout_s + 60) * 1000)},
+                    policy={"executionTimeout": int((self._jobs.timeout_s + 60) * 1000)},
                 )
             except RunpodError as exc:
                 log.warning("job %s: /run failed: %s", job.id, exc.message)
@@ -309,7 +300,7 @@ class JobRunner:
         model, which is hidden after `jobs.hide_model_after_404s` of them in a row."""
         if exc.status != 404 or exc.maybe_started:
             return runpod_reason(exc)
-        hide_after = self._settings.jobs.hide_model_after_404s
+        hide_after = self._jobs.hide_model_after_404s
         hidden = await self._ctx.patient(
             lambda: self._availability.not_found(model.id, hide_after=hide_after)
         )
@@ -326,8 +317,8 @@ class JobRunner:
 
     async def _track(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
-    ) -> JobRecord:
-        deadline = time.monotonic() + self._settings.jobs.timeout_s
+    ) -> Settled:
+        deadline = time.monotonic() + self._jobs.timeout_s
         live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
         results = await asyncio.gather(
             *(self._tracker.wait_copy(job, model, i, deadline, progress) for i in live)
@@ -364,7 +355,7 @@ class JobRunner:
         return True
 
     def _webhook_url(self, job: JobRecord, index: int) -> str | None:
-        base = self._settings.runpod.webhook_url
+        base = self._webhook_base
         if not base or not job.webhook_token:
             return None
         return f"{base.rstrip('/')}/runpod/webhook/{job.id}/{index}/{job.webhook_token}"

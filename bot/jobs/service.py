@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from bot.config import Settings
 from bot.delivery import Confirmation, Delivery, DeliveryFactory, MediaFile
 from bot.errors import InvalidRequest, PolicyDenied
 from bot.jobs import admission
@@ -29,6 +28,7 @@ from bot.jobs.courier import Courier
 from bot.jobs.invocation import UNKNOWN_JOB, Community, Invocation, Submitted
 from bot.jobs.kept import KeptFiles
 from bot.jobs.lifecycle import JobRunner
+from bot.jobs.settings import EngineSettings
 from bot.jobs.states import CONFIRMATION_TTL_S, RUNNING, WAITING, WITH_RESULT, JobState
 from bot.jobs.store import JobRecord, JobStore
 from bot.jobs.takeover import Takeover
@@ -58,7 +58,7 @@ class JobParts:
     ledger: SqliteLedger
     runpod: RunpodClient
     catalog: Catalog
-    settings: Settings
+    settings: EngineSettings
     downloader: Downloader
     worker: Worker
     metrics: Metrics
@@ -74,9 +74,9 @@ class JobService:
         self._worker = parts.worker
         self._store = JobStore(parts.db, parts.worker)
         self._settings = settings
-        self._policy = Policy(settings.policy, personal_use=settings.quotas.personal.enabled)
+        self._policy = Policy(settings.policy, personal_use=settings.personal_use)
         self.availability = Availability(parts.db)
-        self.kept = KeptFiles.configured(settings, parts.downloader)
+        self.kept = KeptFiles.configured(settings.storage, settings.links_url, parts.downloader)
         self.conversations = Conversations(parts.db, parts.catalog, settings.jobs)
         self._runner = JobRunner(
             store=self._store,
@@ -84,7 +84,9 @@ class JobService:
             ledger=parts.ledger,
             runpod=parts.runpod,
             catalog=parts.catalog,
-            settings=settings,
+            jobs=settings.jobs,
+            webhook_url=settings.webhook_url,
+            outage_s=settings.storage.outage_s,
             downloader=parts.downloader,
             archive=self.kept.archive,
             spool=self.kept.spool,
@@ -153,7 +155,7 @@ class JobService:
             kept=kept,
             estimate=estimate,
             hold_note=hold_note,
-            webhooks=bool(self._settings.runpod.webhook_url),
+            webhooks=bool(self._settings.webhook_url),
             cache_key=admission.cache_key(model, request) if caching else None,
         )
         if job.cache_key and await self._runner.cached(job, invocation.delivery):
@@ -294,7 +296,7 @@ class JobService:
         job = await self._known(job_id, community)
         model = self.catalog.get(job.model)
         other_seeds = [copy.seed for copy in job.copies[1:] if copy.seed is not None]
-        return api_call(self._settings.runpod.base_url, model.endpoint, job.payload(0), other_seeds)
+        return api_call(self._settings.runpod_url, model.endpoint, job.payload(0), other_seeds)
 
     # --- webhooks and restarts ------------------------------------------------------------
 

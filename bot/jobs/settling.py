@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from bot.delivery import MediaFile
@@ -27,8 +27,16 @@ from bot.runpod.outputs import Downloader, OutputError, extract, transcript_file
 
 log = logging.getLogger(__name__)
 
-# After settling: the settlement, and the files only when the spool could not keep them.
-Prefetched = tuple[dict[int, tuple[MediaFile, ...]] | None, Settlement]
+
+@dataclass(frozen=True)
+class Settled:
+    """A job as its run left it, with what delivering it needs from settling: the files, only
+    when the spool could not keep them, and the settlement (its quota warnings). A job resumed
+    after a restart has neither: its files come from the spool, what is left from the ledger."""
+
+    job: JobRecord
+    files: dict[int, tuple[MediaFile, ...]] | None = None
+    settlement: Settlement | None = None
 
 
 class Settler:
@@ -36,13 +44,8 @@ class Settler:
         self._ctx = ctx
         self._downloader = downloader
         self._spool = spool
-        self._prefetched: dict[str, Prefetched] = {}
 
-    def prefetched(self, job_id: str) -> Prefetched | tuple[None, None]:
-        """What `finish` kept for delivering this job (nothing after a restart)."""
-        return self._prefetched.pop(job_id, (None, None))
-
-    async def finish(self, job: JobRecord, model: Model) -> JobRecord:
+    async def finish(self, job: JobRecord, model: Model) -> Settled:
         """All copies ended: fetch results, then charge and record completion in one step."""
         copies = list(job.copies)
         files: dict[int, tuple[MediaFile, ...]] = {}
@@ -61,23 +64,24 @@ class Settler:
         done = [i for i, c in enumerate(copies) if c.status == "COMPLETED"]
         if not done:
             if all(c.status == "CANCELLED" for c in copies if c.runpod_id):
-                return await self.end_quietly(
-                    job, JobState.CANCELLED, "Cancelled. Nothing was charged."
+                return Settled(
+                    await self.end_quietly(
+                        job, JobState.CANCELLED, "Cancelled. Nothing was charged."
+                    )
                 )
             state = (
                 JobState.TIMED_OUT
                 if any(c.status == "TIMED_OUT" for c in copies)
                 else JobState.FAILED
             )
-            return await self.end_quietly(job, state, failure_message(copies))
+            return Settled(await self.end_quietly(job, state, failure_message(copies)))
         total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
         job, settlement = await self._ctx.patient(lambda: self._charge(job, total))
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._ctx.count(job, JobState.COMPLETED)
         metrics = self._ctx.metrics
         metrics.money(metrics.charged, total, model=job.model, workspace=pool_of(job))
-        self._prefetched[job.id] = (held, settlement)
-        return job
+        return Settled(job, held, settlement)
 
     async def _charge(self, job: JobRecord, total: Decimal) -> tuple[JobRecord, Settlement]:
         ctx = self._ctx

@@ -18,13 +18,15 @@ from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from bot.config import ReconcileSettings
 from bot.ledger.periods import from_micros, to_micros, utc_now
 from bot.ledger.quota import format_usd, to_usd
 from bot.runpod.client import MalformedResponse, RunpodClient
 from bot.storage.sql import Connection, Store
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.metrics import Metrics
+    from bot.notices import AdminNotices
 
 log = logging.getLogger(__name__)
 
@@ -125,39 +127,43 @@ def notice(day: Day, tolerance: Decimal) -> str:
     )
 
 
-async def check_once(core: Core) -> list[Day]:
-    """The periodic check: the last `reconcile.days` UTC days. The difference is exported as a
-    metric; a worrying day is logged at WARNING (a ledger above the bill at ERROR) and posted to
-    the admin channels (`bot.notices`)."""
-    settings = core.settings.reconcile
-    today = utc_now().date()
-    days = await compare(
-        core.db,
-        core.runpod,
-        core.settings.runpod.rest_url,
-        today - timedelta(days=settings.days - 1),
-        today,
-    )
-    core.metrics.reconcile_difference.set(float(sum((d.difference for d in days), Decimal(0))))
-    for day in days:
-        higher = day.verdict(settings.tolerance_usd) is Verdict.LEDGER_HIGHER
-        if not higher and abs(day.difference) <= settings.threshold_usd:
-            continue
-        log.log(
-            logging.ERROR if higher else logging.WARNING,
-            "reconcile: %s",
-            describe(day, settings.tolerance_usd),
-        )
-        await core.notices.post(notice(day, settings.tolerance_usd))
-    return days
+@dataclass(frozen=True, kw_only=True)
+class Reconciler:
+    """The periodic check, with what it reads; built once by the composition root."""
 
+    db: Store
+    runpod: RunpodClient
+    rest_url: str  # `runpod.rest_url`
+    settings: ReconcileSettings
+    metrics: Metrics
+    notices: AdminNotices
 
-async def reconcile_forever(core: Core) -> None:
-    """`check_once` every `reconcile.interval_hours`; a failed check is logged and retried then."""
-    interval = core.settings.reconcile.interval_hours * 3600
-    while True:
-        try:
-            await check_once(core)
-        except Exception:
-            log.exception("reconcile: the check against Runpod's bill failed")
-        await asyncio.sleep(interval)
+    async def check_once(self) -> list[Day]:
+        """The last `reconcile.days` UTC days. The difference is exported as a metric; a
+        worrying day is logged at WARNING (a ledger above the bill at ERROR) and posted to the
+        admin channels (`bot.notices`)."""
+        settings = self.settings
+        today = utc_now().date()
+        first = today - timedelta(days=settings.days - 1)
+        days = await compare(self.db, self.runpod, self.rest_url, first, today)
+        self.metrics.reconcile_difference.set(float(sum((d.difference for d in days), Decimal(0))))
+        for day in days:
+            higher = day.verdict(settings.tolerance_usd) is Verdict.LEDGER_HIGHER
+            if not higher and abs(day.difference) <= settings.threshold_usd:
+                continue
+            log.log(
+                logging.ERROR if higher else logging.WARNING,
+                "reconcile: %s",
+                describe(day, settings.tolerance_usd),
+            )
+            await self.notices.post(notice(day, settings.tolerance_usd))
+        return days
+
+    async def forever(self) -> None:
+        """`check_once` every `reconcile.interval_hours`; a failed check is logged, retried then."""
+        while True:
+            try:
+                await self.check_once()
+            except Exception:
+                log.exception("reconcile: the check against Runpod's bill failed")
+            await asyncio.sleep(self.settings.interval_hours * 3600)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -330,15 +331,9 @@ async def test_webhook_completion_needs_no_polling(
         listener = Listener(core.jobs, host="127.0.0.1", port=0)
         await listener.start()
         try:
-            hooked = settings.model_copy(
-                update={
-                    "runpod": settings.runpod.model_copy(
-                        update={"webhook_url": f"http://127.0.0.1:{listener.port}"}
-                    )
-                }
-            )
-            core.jobs._settings = hooked  # the webhook URL is known only once the port is
-            core.jobs._runner._settings = hooked
+            hooked = f"http://127.0.0.1:{listener.port}"  # known only once the port is
+            core.jobs._settings = replace(core.jobs._settings, webhook_url=hooked)
+            core.jobs._runner._webhook_base = hooked
             _, delivery = await submit(core, "a fox --size 256x256")
             await delivery.wait_for(lambda: delivery.ended)
         finally:

@@ -13,7 +13,6 @@ import pytest
 
 from bot.app import open_core
 from bot.cli.main import main
-from bot.ledger.reconcile import check_once
 from tests.conftest import API_KEY, make_settings
 from tests.discord.support import discord_settings
 from tests.discord.support import running_bot as running_discord_bot
@@ -183,12 +182,12 @@ async def test_periodic_check_warns_above_the_threshold(
     billing.spend(now, "0.40")
     async with open_core(settings) as core:
         with caplog.at_level(logging.WARNING, logger="bot.ledger.reconcile"):
-            days = await check_once(core)
+            days = await core.reconciler.check_once()
         assert days[-1].billed == Decimal("0.40")
         assert not caplog.records  # $0.40 of other spend is under the threshold
         billing.spend(now, "1.10")
         with caplog.at_level(logging.WARNING, logger="bot.ledger.reconcile"):
-            await check_once(core)
+            await core.reconciler.check_once()
     (warning,) = caplog.records
     assert warning.levelno == logging.WARNING
     assert "ledger lower" in warning.getMessage() and "+$1.50" in warning.getMessage()
@@ -211,7 +210,7 @@ async def test_a_finding_reaches_discord_s_admin_channel_and_the_metric(
         )
         with point_discord_py_at(fake):
             async with running_discord_bot(settings) as bot:
-                await check_once(bot.core)
+                await bot.core.reconciler.check_once()
                 posted = await fake.wait_for_message(lambda m: m.channel_id == channel)
                 difference = bot.core.metrics.registry.get_sample_value(
                     "runpod_bot_reconcile_difference_usd"
@@ -236,6 +235,6 @@ async def test_a_finding_reaches_slack_s_admin_channel(
             runpod={"rest_url": billing.rest_url},
             reconcile={"threshold_usd": "1.00"},
         ) as bot:
-            await check_once(bot.core)
+            await bot.core.reconciler.check_once()
             (posted,) = await bot.wait(lambda: fake.messages_in(CHANNEL))
     assert "Runpod billed $2.50, difference +$2.50: ledger lower" in posted.text
