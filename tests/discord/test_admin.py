@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from tests.fakes.discord import FakeDiscord, FakeGuild, FakeRole, FakeUser, poin
 from tests.fakes.runpod import FakeRunpod
 
 MANAGE_GUILD = 1 << 5
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def quota_command(fake: FakeDiscord) -> dict[str, object]:

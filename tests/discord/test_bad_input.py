@@ -7,41 +7,22 @@ reads, what Runpod received and what the ledger holds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from adapters.discord import DiscordAdapter
 from bot.ledger.quota import Identity
 from tests.discord.support import (
-    discord_settings,
     fields,
     job_id_of,
     reply_to,
     result_of,
-    running_bot,
 )
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 
 TOP_SEED = 2**31 - 1  # the most Discord's integer option (and the models) take
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
-        yield adapter
 
 
 async def test_the_top_seed_reaches_runpod_and_show_request_as_typed(

@@ -26,26 +26,10 @@ from tests.fakes.discord import (
     FakeUser,
     Message,
     SentInteraction,
-    point_discord_py_at,
 )
 from tests.fakes.runpod import FakeRunpod
 
 HOURGLASS = "\N{HOURGLASS WITH FLOWING SAND}"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
-        yield adapter
 
 
 def stranger(fake: FakeDiscord) -> FakeUser:

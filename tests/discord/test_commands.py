@@ -4,7 +4,6 @@ FakeRunpod. Assertions are on what the user sees: the uploaded bytes, the embed,
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,25 +23,11 @@ from tests.discord.support import (
     result_of,
     running_bot,
 )
-from tests.fakes.discord import FakeDiscord, Upload, point_discord_py_at
+from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_components import IS_COMPONENTS_V2
 from tests.fakes.runpod import FakeRunpod
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    settings = discord_settings(tmp_path, runpod_fake, fake, storage={"media_dir": str(tmp_path)})
-    async with running_bot(settings) as adapter:
-        yield adapter
+pytestmark = pytest.mark.bot_settings(archive=True)
 
 
 def identity(fake: FakeDiscord) -> Identity:

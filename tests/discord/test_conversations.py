@@ -3,7 +3,6 @@ opened on it) is the next turn, with the earlier turns sent as the chat model's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.ledger.quota import Identity, QuotaLimits
 from tests.discord.support import discord_settings, job_id_of, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload, point_discord_py_at
+from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload
 from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
 
@@ -21,13 +20,6 @@ GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
 # Each turn is 6 bytes ("turn 1") and each answer 8 ("answer 1"): 14 a turn. Three earlier
 # turns and a new one (48) are over this cap; two and a new one (34) fit.
 CAP = 40
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def answer(inp: dict[str, Any]) -> str:

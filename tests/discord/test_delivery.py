@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from adapters.discord import DiscordAdapter
@@ -38,13 +36,6 @@ from tests.fakes.runpod import FakeRunpod
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 HOURGLASS = "\N{HOURGLASS WITH FLOWING SAND}"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def channel_result(fake: FakeDiscord) -> Message | None:
