@@ -19,7 +19,7 @@ from tests.ledger.support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
 from tests.pg_support import fresh_schema, throwaway_database
 
-pytest_plugins = ["tests.discord.fixtures"]
+pytest_plugins = ["tests.discord.fixtures", "tests.slack.fixtures"]
 
 API_KEY = "rp_test_key_SECRET_0123456789"
 ROOT = Path(__file__).resolve().parent.parent

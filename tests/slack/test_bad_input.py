@@ -8,39 +8,20 @@ the member sees, what Runpod received and what the ledger holds.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.slack.support import (
     ALICE,
     BOB,
     BOSS,
     SlackBot,
     block_texts,
-    populate,
-    running_bot,
 )
 
 TOP_SEED = 2**31 - 1
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 async def nothing_ran(bot: SlackBot, user: str = ALICE) -> bool:
@@ -48,7 +29,7 @@ async def nothing_ran(bot: SlackBot, user: str = ALICE) -> bool:
     usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
     row = await bot.core.db.fetchone("SELECT COUNT(*) FROM jobs")
     return (
-        bot.runpod.client.count("run") == 0
+        bot.runpod.count("run") == 0
         and not bot.public()
         and (usage.user[0].spent, usage.user[0].held) == (0, 0)
         and row is not None
@@ -65,7 +46,7 @@ async def test_the_top_seed_reaches_runpod_as_shown(bot: SlackBot) -> None:
     await bot.click(card, "job_show")
     (shown,) = await bot.wait(bot.ephemerals)
 
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["seed"] == TOP_SEED
     assert f"seed {TOP_SEED}" in block_texts(card)[1]
     assert f'"seed": {TOP_SEED}' in shown.text and f"'seed': {TOP_SEED}" in shown.text
@@ -97,7 +78,7 @@ async def test_copies_up_to_the_top_seed_are_sent_and_shown_as_sent(bot: SlackBo
     (shown,) = await bot.wait(bot.ephemerals)
 
     wanted = list(range(TOP_SEED - 3, TOP_SEED + 1))
-    assert sorted(job.input["seed"] for job in bot.runpod.client.jobs.values()) == wanted
+    assert sorted(job.input["seed"] for job in bot.runpod.jobs.values()) == wanted
     assert f"seeds {', '.join(map(str, wanted))}" in block_texts(card)[1]
     assert f'"seed": {TOP_SEED - 3}' in shown.text
     assert ", ".join(map(str, wanted[1:])) in shown.text
@@ -109,7 +90,7 @@ async def test_show_request_gives_the_random_seed_that_was_sent(bot: SlackBot) -
     await bot.click(card, "job_show")
     (shown,) = await bot.wait(bot.ephemerals)
 
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["seed"] >= 0 and f'"seed": {job.input["seed"]}' in shown.text
 
 
@@ -173,7 +154,7 @@ async def test_a_garbled_usergroups_answer_means_no_groups(
     told = [r for r in caplog.records if "usergroups" in r.getMessage()]
     assert len(told) == 1 and not told[0].exc_info
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert bot.runpod.client.count("run") == 1
+    assert bot.runpod.count("run") == 1
 
 
 # --- request verification --------------------------------------------------------------------

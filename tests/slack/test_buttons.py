@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from bot.delivery import Result
 from bot.jobs.invocation import Community
@@ -22,24 +19,10 @@ from tests.slack.support import (
     block_texts,
     button_ids,
     button_value,
-    populate,
     running_bot,
 )
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 async def spent(bot: SlackBot, user: str) -> Decimal:
@@ -55,7 +38,7 @@ async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: 
     reroll = (await bot.wait(lambda: len(bot.finished_cards()) == 2 and bot.finished_cards()))[1]
     assert reroll.thread_ts == card.ts
     assert block_texts(reroll)[0] == f"🎲 <@{BOB}> rerolled: a red fox"
-    first, second = (job.input for job in bot.runpod.client.jobs.values())
+    first, second = (job.input for job in bot.runpod.jobs.values())
     assert first["seed"] == 5 and second["seed"] != 5 and second["width"] == 256
     await bot.idle()
     assert await spent(bot, BOB) > 0
@@ -65,15 +48,15 @@ async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: 
     assert block_texts(varied)[0] == f"🔀 <@{ALICE}> asked for variations of: a red fox"
     assert "seeds" in block_texts(varied)[1]
     await bot.idle()
-    assert len(bot.fake.uploads) == 1 + 1 + 4 and len(bot.runpod.client.jobs) == 6
+    assert len(bot.fake.uploads) == 1 + 1 + 4 and len(bot.runpod.jobs) == 6
 
 
 async def test_cancel_is_for_the_requester_or_an_admin(bot: SlackBot) -> None:
-    bot.runpod.client.endpoints[SCHNELL].execution_time = 30
+    bot.runpod.endpoints[SCHNELL].execution_time = 30
     await bot.command("/imagine", "a slow fox")
     (card,) = await bot.wait(bot.cards)
-    await bot.runpod.client.wait_until(
-        lambda: any(j.status == "IN_PROGRESS" for j in bot.runpod.client.jobs.values())
+    await bot.runpod.wait_until(
+        lambda: any(j.status == "IN_PROGRESS" for j in bot.runpod.jobs.values())
     )
     card = await bot.wait(lambda: bot.fake.message(CHANNEL, card.ts))
     assert button_ids(card) == {"job_cancel"}
@@ -94,7 +77,7 @@ async def test_cancel_is_for_the_requester_or_an_admin(bot: SlackBot) -> None:
     (told,) = await bot.wait(bot.ephemerals)  # the requester learns it privately
     assert "Nothing was charged" in told.text
     await bot.idle()
-    assert bot.runpod.client.count("cancel") == 1 and await spent(bot, ALICE) == 0
+    assert bot.runpod.count("cancel") == 1 and await spent(bot, ALICE) == 0
 
 
 async def test_show_request_gives_the_api_call_privately(bot: SlackBot) -> None:
@@ -115,7 +98,7 @@ async def test_an_expensive_job_waits_for_run_it(
         (question,) = await bot.wait(bot.ephemerals)
         assert "This will cost about *$0.02*, more than the $0.01" in block_texts(question)[0]
         assert button_ids(question) == {"job_confirm", "job_decline"}
-        assert bot.runpod.client.count("run") == 0 and bot.public() == []
+        assert bot.runpod.count("run") == 0 and bot.public() == []
 
         await bot.click(question, "job_decline")
         await bot.wait(lambda: bot.fake.message(CHANNEL, question.ts).text.startswith("Cancelled"))
@@ -127,7 +110,7 @@ async def test_an_expensive_job_waits_for_run_it(
         assert block_texts(card)[0] == f"🎨 <@{ALICE}> asked for: a bigger fox"
         replaced = bot.fake.message(CHANNEL, question.ts)
         assert replaced is not None and replaced.text == "Confirmed; it is running."
-        assert bot.runpod.client.count("run") == 1
+        assert bot.runpod.count("run") == 1
 
 
 async def test_buttons_work_after_a_restart(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,22 +29,8 @@ from tests.slack.support import (
     block_texts,
     button_ids,
     button_value,
-    populate,
     running_bot,
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -> None:
@@ -61,7 +46,7 @@ async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -
     assert (upload.channel_id, upload.thread_ts) == (CHANNEL, card.ts)
     image = Image.open(io.BytesIO(upload.data))
     assert image.format == "PNG" and image.width > image.height
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["seed"] == 7
     job_id = button_value(card, "job_reroll")
     await bot.idle()
@@ -80,7 +65,7 @@ async def test_edit_and_video_take_the_image_link_from_the_text(bot: SlackBot) -
         f"🖌️ <@{ALICE}> asked for: make it blue",
         f"🎬 <@{ALICE}> asked for: a fox runs",
     }
-    inputs = {job.endpoint_id: job.input for job in bot.runpod.client.jobs.values()}
+    inputs = {job.endpoint_id: job.input for job in bot.runpod.jobs.values()}
     assert inputs["qwen-image-edit"]["image"] == "https://example.com/cat.png"
     assert inputs["qwen-image-edit"]["prompt"] == "make it blue"
     assert inputs["wan-2-5"]["image"] == "https://example.com/fox.png"
@@ -95,14 +80,14 @@ async def test_transcribe_shows_a_short_transcript_inline(bot: SlackBot) -> None
     await bot.command("/transcribe", "https://example.com/talk.mp3")
     (card,) = await bot.wait(bot.finished_cards)
     assert block_texts(card)[0] == f"📝 <@{ALICE}> asked for a transcription"
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["audio"] == "https://example.com/talk.mp3"
     (reply,) = bot.fake.messages_in(CHANNEL, thread_ts=card.ts)
     assert reply.text == job.result["transcription"] and not bot.fake.uploads
 
 
 async def test_a_long_transcript_comes_as_a_file(bot: SlackBot) -> None:
-    endpoint = bot.runpod.client.endpoints["whisper-v3-large"]
+    endpoint = bot.runpod.endpoints["whisper-v3-large"]
     endpoint.reply, endpoint.segments = "transcribed " * 500, True  # 6,000 characters
     await bot.command("/transcribe", "https://example.com/long.mp3")
     await bot.wait(bot.finished_cards)
@@ -120,7 +105,7 @@ async def test_ask_streams_by_editing_then_splits_a_long_answer(
     """A workspace whose Slack refuses chat.startStream gets the answer by edits instead,
     in markdown blocks of up to 12,000 characters."""
     bot.fake.streaming_refusal = refusal
-    endpoint = bot.runpod.client.endpoints["qwen3-32b-awq"]
+    endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
     endpoint.reply = " ".join(f"w{i}" for i in range(3000))  # ~16,000 characters
     await bot.command("/ask", "tell me everything --max-tokens 6000")
@@ -155,7 +140,7 @@ async def test_cost_models_usage_and_show_answer_privately(bot: SlackBot) -> Non
     assert any(t.startswith("2 × Flux Dev would cost about *$0.04*") for t in by_text)
     assert any(t.startswith("Flux Dev (`flux-dev`): $0.02 per megapixel") for t in by_text)
     assert any("`flux-schnell`" in t and "*Image generation (/imagine)*" in t for t in by_text)
-    assert bot.runpod.client.count("run") == 0 and not bot.public()
+    assert bot.runpod.count("run") == 0 and not bot.public()
 
     await bot.command("/imagine", "a fox --size 512x512")
     (card,) = await bot.wait(bot.finished_cards)
@@ -208,7 +193,7 @@ async def test_a_quota_refusal_is_private_and_charges_nothing(
         await bot.idle()
         assert refusal.text.startswith("Your daily limit is $0.001;")
         assert "This costs about $0.03" in refusal.text
-        assert bot.public() == [] and bot.runpod.client.count("run") == 0
+        assert bot.public() == [] and bot.runpod.count("run") == 0
         usage = await bot.core.ledger.usage(Identity("slack", fake.team_id, ALICE))
         assert (usage.user[0].spent, usage.user[0].held) == (Decimal(0), Decimal(0))
 
@@ -234,7 +219,7 @@ async def test_quota_is_for_admins_and_changes_limits(bot: SlackBot) -> None:
     await bot.command("/imagine", "another fox --model flux-dev", user=BOB)
     (refusal,) = await bot.wait(lambda: bot.ephemerals(BOB))
     assert refusal.text.startswith("Your daily limit is $0.03;")
-    assert bot.runpod.client.count("run") == 1
+    assert bot.runpod.count("run") == 1
 
 
 @pytest.mark.usefixtures("moved_clock")
@@ -286,7 +271,7 @@ async def test_user_text_is_echoed_so_it_can_ping_no_one(bot: SlackBot) -> None:
     (card,) = await bot.wait(bot.finished_cards)
     shown = "a cat @channel @here @U123 @S1 &lt;!everyone&gt; &amp; co"
     assert block_texts(card)[0] == f"🎨 <@{ALICE}> asked for: {shown}"
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.input["prompt"] == "a cat @channel @here @U123 @S1 <!everyone> & co"
 
     await bot.command("/imagine", "a dog --model &lt;!here&gt;")
@@ -331,7 +316,7 @@ async def test_user_groups_and_configured_roles_pick_the_quota_tier(
 async def test_a_failed_job_is_told_privately_and_the_card_says_nothing_was_charged(
     bot: SlackBot,
 ) -> None:
-    bot.runpod.client.next_job(
+    bot.runpod.next_job(
         "black-forest-labs-flux-1-schnell", outcome="FAILED", error="worker said <!channel>"
     )
     await bot.command("/imagine", "a fox --size 256x256")
@@ -350,7 +335,7 @@ async def test_a_failed_job_is_told_privately_and_the_card_says_nothing_was_char
 async def test_a_dropped_connection_while_posting_the_card_never_says_nothing_was_charged(
     bot: SlackBot,
 ) -> None:
-    bot.runpod.client.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 2
+    bot.runpod.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 2
     bot.fake.drop_next("chat.postMessage", times=2)  # slack_sdk retries a dropped call once
     await bot.command("/imagine", "a fox --size 256x256")
     (card,) = await bot.wait(bot.finished_cards)
@@ -391,7 +376,7 @@ async def test_a_slack_outage_while_posting_the_card_is_not_called_a_missing_inv
 async def test_a_channel_the_bot_is_not_in_asks_for_an_invite_and_charges_nothing(
     bot: SlackBot,
 ) -> None:
-    bot.runpod.client.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 30
+    bot.runpod.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 30
     bot.fake.fail_next("chat.postMessage", "not_in_channel", times=5)
     await bot.command("/imagine", "a fox --size 256x256")
     await bot.wait(lambda: any("/invite" in m.text for m in bot.ephemerals()))

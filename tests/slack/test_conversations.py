@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from tests.slack.support import (
     CHANNEL,
     SlackBot,
     button_value,
-    populate,
     running_bot,
 )
 
@@ -30,13 +28,6 @@ GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
 # Each turn below is 6 bytes ("turn 1") and each answer 8 ("answer 1"): 14 a turn. Three
 # earlier turns and a new one (48) are over this cap; two and a new one (34) fit.
 CAP = 40
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
 
 
 def answer(inp: dict[str, Any]) -> str:

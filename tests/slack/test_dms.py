@@ -7,29 +7,9 @@ it and shows a status while the job starts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import assistant_thread_started, message
-from tests.slack.support import ALICE, SlackBot, populate, running_bot
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
+from tests.slack.support import ALICE, SlackBot
 
 
 async def direct_message(bot: SlackBot, text: str, *, thread_ts: str | None = None) -> str:
@@ -52,26 +32,26 @@ async def test_a_plain_dm_runs_a_command_without_a_mention(bot: SlackBot) -> Non
 
 
 async def test_a_plain_question_in_a_dm_is_answered_by_a_text_model(bot: SlackBot) -> None:
-    bot.runpod.client.endpoints["qwen3-32b-awq"].reply = "Rayleigh scattering."
+    bot.runpod.endpoints["qwen3-32b-awq"].reply = "Rayleigh scattering."
     dm = bot.fake.dm_channel(ALICE)
     asked = await direct_message(bot, "why is the sky blue?")
     await bot.wait(lambda: bot.finished_cards(dm))
     answers = [m for m in bot.fake.messages_in(dm, thread_ts=asked) if not m.blocks]
     assert [m.text for m in answers] == ["Rayleigh scattering."]
-    (run,) = [r for r in bot.runpod.client.requests if r.route == "run"]
+    (run,) = [r for r in bot.runpod.requests if r.route == "run"]
     assert "why is the sky blue?" in str(run.json)
 
 
 async def test_a_plain_dm_is_charged_to_the_member_like_a_command(bot: SlackBot) -> None:
     """The DM route end to end: no mention, answered in the DM, and the billed cost charged
     to the member in the workspace once (the Discord DM route's test, mirrored)."""
-    bot.runpod.client.endpoints["qwen3-32b-awq"].reply = "Rayleigh scattering."
+    bot.runpod.endpoints["qwen3-32b-awq"].reply = "Rayleigh scattering."
     dm = bot.fake.dm_channel(ALICE)
     asked = await direct_message(bot, "why is the sky blue?")
     await bot.wait(lambda: bot.finished_cards(dm))
     await bot.idle()
     usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     answers = [m.text for m in bot.fake.messages_in(dm, thread_ts=asked) if not m.blocks]
     assert answers == ["Rayleigh scattering."]
     assert job.cost and usage.user[0].spent == job.cost
@@ -90,7 +70,7 @@ async def test_opening_the_assistant_pane_offers_suggested_prompts(bot: SlackBot
 async def test_a_request_in_the_assistant_thread_titles_it_and_shows_a_status(
     bot: SlackBot,
 ) -> None:
-    bot.runpod.client.endpoints["qwen3-32b-awq"].reply = "Because."
+    bot.runpod.endpoints["qwen3-32b-awq"].reply = "Because."
     dm = bot.fake.dm_channel(ALICE)
     thread = bot.fake.post_as_user("", user_id=bot.fake.bot_user_id, channel_id=dm).ts
     await direct_message(bot, "ask why is the sky blue?", thread_ts=thread)
@@ -125,4 +105,4 @@ async def test_edits_and_bot_posts_in_a_dm_start_nothing(bot: SlackBot) -> None:
     (reply,) = await bot.wait(bot.ephemerals)
     assert "/imagine" in reply.text
     await bot.idle()
-    assert bot.runpod.client.count("run") == 0 and not bot.public(dm)
+    assert bot.runpod.count("run") == 0 and not bot.public(dm)

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 
 from tests.fakes.media import wav
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import app_mention
 from tests.slack.support import (
     ALICE,
     CHANNEL,
     SlackBot,
     block_texts,
-    populate,
-    running_bot,
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 @pytest.mark.parametrize("fault", ["bad_signature", "stale"])
@@ -45,7 +25,7 @@ async def test_unsigned_or_stale_requests_are_refused_and_run_nothing(
     refused_event = await bot.signer.post_event(bot.url, event, **{fault: True})
     await bot.idle()
     assert (reply.status, refused_event.status) == (401, 401)
-    assert bot.runpod.client.count("run") == 0 and not bot.runpod.client.jobs
+    assert bot.runpod.count("run") == 0 and not bot.runpod.jobs
     assert bot.fake.calls[calls_before:] == [] and bot.public() == []
     row = await bot.core.db.fetchone("SELECT COUNT(*) FROM jobs")
     assert row is not None and row[0] == 0
@@ -59,7 +39,7 @@ async def test_a_redelivered_event_gets_one_answer(bot: SlackBot) -> None:
     await bot.wait(bot.finished_cards)
     await bot.idle()
     (card,) = bot.cards()
-    assert card.thread_ts == thread and len(bot.runpod.client.jobs) == 1
+    assert card.thread_ts == thread and len(bot.runpod.jobs) == 1
     assert len(bot.fake.uploads) == 1 and bot.fake.uploads[0].thread_ts == thread
 
 
@@ -70,7 +50,7 @@ async def test_a_mention_runs_in_its_thread_with_the_model_it_names(bot: SlackBo
     assert card.thread_ts == parent.ts != event["event"]["ts"]
     assert block_texts(card)[0] == f"🎨 <@{ALICE}> asked for: a cat"
     assert block_texts(card)[1].startswith("*Flux Dev*")
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     assert job.endpoint_id == "black-forest-labs-flux-1-dev"
     assert bot.fake.uploads[0].thread_ts == parent.ts
 
@@ -81,7 +61,7 @@ async def test_mention_help_and_unknown_words_answer_privately(bot: SlackBot) ->
     help_text, unknown = await bot.wait(lambda: len(bot.ephemerals()) == 2 and bot.ephemerals())
     assert help_text.text.startswith("*Runpod models in Slack.*") and "--seed N" in help_text.text
     assert unknown.text.startswith("I don't know 'dance'.")
-    assert bot.public() == [] and bot.runpod.client.count("run") == 0
+    assert bot.public() == [] and bot.runpod.count("run") == 0
 
 
 async def test_an_audio_file_in_a_mention_is_transcribed_through_a_signed_link(
@@ -95,7 +75,7 @@ async def test_an_audio_file_in_a_mention_is_transcribed_through_a_signed_link(
     event = await bot.mention("transcribe", files=[shared])
     (card,) = await bot.wait(bot.finished_cards)
     assert block_texts(card)[0] == f"📝 <@{ALICE}> asked for a transcription"
-    (job,) = bot.runpod.client.jobs.values()
+    (job,) = bot.runpod.jobs.values()
     link = job.input["audio"]
     assert link.startswith(f"{links.public_url}/slack/files/") and "/talk.wav?src=" in link
     async with aiohttp.ClientSession() as session:  # what Runpod does with it: no Slack login
@@ -119,11 +99,11 @@ async def test_without_a_public_url_a_shared_file_is_explained_not_run(bot: Slac
     assert first.text.startswith("Runpod can't open files shared in Slack")
     assert "`slack.public_url`" in first.text
     assert second.text == "/transcribe needs an audio or video file; the attached file is not one."
-    assert bot.runpod.client.count("run") == 0 and bot.public() == []
+    assert bot.runpod.count("run") == 0 and bot.public() == []
 
 
 async def test_ask_by_mention_answers_in_the_thread(bot: SlackBot) -> None:
-    bot.runpod.client.endpoints[
+    bot.runpod.endpoints[
         "qwen3-32b-awq"
     ].reply = "Because of Rayleigh scattering & <b>air</b>."
     event = await bot.mention("ask why is the sky blue?")

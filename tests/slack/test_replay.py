@@ -10,27 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
-import pytest
 
 from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import block_actions, slash_command
-from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value, populate, running_bot
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod) -> AsyncIterator[SlackBot]:
-    async with FakeSlack() as fake:
-        populate(fake)
-        async with running_bot(tmp_path, runpod_fake, fake) as running:
-            yield running
+from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value
 
 
 async def send(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
@@ -62,8 +49,8 @@ async def test_the_same_imagine_sent_again_later_runs_once(bot: SlackBot) -> Non
     await bot.idle()
     assert await send(bot.url, body, headers) == (200, "")
     await bot.idle()
-    assert bot.runpod.client.count("run") == 1 and len(bot.finished_cards()) == 1
-    (job,) = bot.runpod.client.jobs.values()
+    assert bot.runpod.count("run") == 1 and len(bot.finished_cards()) == 1
+    (job,) = bot.runpod.jobs.values()
     assert await charged(bot) == job.cost
     assert bot.ephemerals() == []
 
@@ -74,8 +61,8 @@ async def test_the_same_imagine_sent_twice_at_once_runs_once(bot: SlackBot) -> N
     assert answers == [(200, ""), (200, "")]
     await bot.wait(bot.finished_cards)
     await bot.idle()
-    assert bot.runpod.client.count("run") == 1 and len(bot.finished_cards()) == 1
-    (job,) = bot.runpod.client.jobs.values()
+    assert bot.runpod.count("run") == 1 and len(bot.finished_cards()) == 1
+    (job,) = bot.runpod.jobs.values()
     assert await charged(bot) == job.cost
 
 
@@ -84,7 +71,7 @@ async def test_a_new_imagine_with_the_same_text_still_runs(bot: SlackBot) -> Non
         body, headers = signed_imagine(bot)  # a fresh trigger_id each time, as Slack sends
         assert await send(bot.url, body, headers) == (200, "")
     await bot.wait(lambda: len(bot.finished_cards()) == 2)
-    assert bot.runpod.client.count("run") == 2
+    assert bot.runpod.count("run") == 2
 
 
 async def test_the_same_reroll_click_sent_twice_rerolls_once(bot: SlackBot) -> None:
@@ -97,8 +84,8 @@ async def test_the_same_reroll_click_sent_twice_rerolls_once(bot: SlackBot) -> N
     headers = bot.signer.headers(body, content_type="application/x-www-form-urlencoded")
     answers = await asyncio.gather(*(send(bot.url, body, headers) for _ in range(2)))
     assert [status for status, _ in answers] == [200, 200]
-    await bot.wait(lambda: bot.runpod.client.count("run") >= 2)
+    await bot.wait(lambda: bot.runpod.count("run") >= 2)
     await bot.idle()
     assert await send(bot.url, body, headers) == (200, "")
     await bot.idle()
-    assert bot.runpod.client.count("run") == 2
+    assert bot.runpod.count("run") == 2

@@ -7,27 +7,11 @@ streaming call and keeps the streamed message as a user would see it. The fallba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, RecordedCall
-from tests.slack.support import ALICE, CHANNEL, SlackBot, populate, running_bot
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
+from tests.slack.support import ALICE, CHANNEL, SlackBot, running_bot
 
 
 def streamed(call: RecordedCall) -> str:
@@ -41,7 +25,7 @@ def stream_calls(bot: SlackBot) -> list[RecordedCall]:
 
 
 async def test_ask_streams_the_answer_in_order(bot: SlackBot) -> None:
-    endpoint = bot.runpod.client.endpoints["qwen3-32b-awq"]
+    endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
     endpoint.reply = " ".join(f"w{i}" for i in range(300)) + " & <!channel>"
     await bot.command("/ask", "tell me a story")
@@ -70,7 +54,7 @@ async def test_ask_streams_the_answer_in_order(bot: SlackBot) -> None:
 async def test_a_long_answer_continues_in_a_new_stream_beyond_12000_characters(
     bot: SlackBot,
 ) -> None:
-    endpoint = bot.runpod.client.endpoints["qwen3-32b-awq"]
+    endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 5
     endpoint.reply = " ".join(f"word{i}" for i in range(5000))  # ~39,000 characters
     await bot.command("/ask", "tell me everything --max-tokens 12000")
@@ -98,7 +82,7 @@ async def test_a_refusal_is_remembered_for_the_workspace(bot: SlackBot) -> None:
 async def test_a_stream_that_breaks_midway_is_completed_by_an_edit(bot: SlackBot) -> None:
     """Slack stops taking text (the stream expired): the message gets the whole answer."""
     bot.fake.fail_next("chat.appendStream", "message_not_in_streaming_state")
-    endpoint = bot.runpod.client.endpoints["qwen3-32b-awq"]
+    endpoint = bot.runpod.endpoints["qwen3-32b-awq"]
     endpoint.execution_time, endpoint.stream_chunks = 1.0, 6
     endpoint.reply = " ".join(f"w{i}" for i in range(300))
     await bot.command("/ask", "tell me a story")
