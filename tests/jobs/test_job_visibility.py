@@ -24,10 +24,9 @@ from tests.discord.support import discord_settings, job_id_of, reply_to, result_
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.discord import FakeDiscord, FakeGuild
 from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack, Message
+from tests.fakes.slack import Message
 from tests.fakes.slack_signing import block_actions, slash_command
-from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value, populate
-from tests.slack.support import running_bot as running_slack_bot
+from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value
 
 OTHER_TEAM = "T0OTHERTEAM"
 EVE = "U0EVE"  # a member of OTHER_TEAM
@@ -51,12 +50,10 @@ async def run_job(core: Core, who: Identity, prompt: str) -> str:
 
 
 @pytest.fixture
-async def slack(tmp_path: Path, runpod_fake: FakeRunpod) -> AsyncIterator[SlackBot]:
-    async with FakeSlack() as fake:
-        populate(fake)
-        fake.add_user(EVE, "eve")
-        async with running_slack_bot(tmp_path, runpod_fake, fake) as bot:
-            yield bot
+def slack(slack_bot: SlackBot) -> SlackBot:
+    """The Slack bot, its workspace also knowing EVE (who belongs to OTHER_TEAM)."""
+    slack_bot.fake.add_user(EVE, "eve")
+    return slack_bot
 
 
 async def show_from(bot: SlackBot, team: str, user: str, job_id: str) -> Message:

@@ -103,9 +103,7 @@ async def test_without_a_public_url_a_shared_file_is_explained_not_run(bot: Slac
 
 
 async def test_ask_by_mention_answers_in_the_thread(bot: SlackBot) -> None:
-    bot.runpod.endpoints[
-        "qwen3-32b-awq"
-    ].reply = "Because of Rayleigh scattering & <b>air</b>."
+    bot.runpod.endpoints["qwen3-32b-awq"].reply = "Because of Rayleigh scattering & <b>air</b>."
     event = await bot.mention("ask why is the sky blue?")
     (card,) = await bot.wait(bot.finished_cards)
     thread = event["event"]["ts"]
