@@ -19,7 +19,7 @@ from bot.ledger.quota import Identity
 from tests.conftest import make_settings
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import submit
+from tests.jobs.support import submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 JOBS = 24

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.app import open_core
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import submit
+from tests.jobs.support import submit
 from tests.ledger.support import ALICE, BOB
 
 FLUX = "black-forest-labs-flux-1-schnell"

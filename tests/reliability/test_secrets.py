@@ -24,7 +24,7 @@ from bot.config import Settings, load_settings
 from tests.conftest import register_catalog
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.reliability.drive import submit
+from tests.jobs.support import submit
 
 SECRETS = {
     "RUNPOD_API_KEY": "rp_LEAKCHECK_runpod_key_7f3a9c1e5b2d",
