@@ -12,10 +12,10 @@ from decimal import Decimal
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.ledger.quota import Identity
 from tests.discord.support import (
     fields,
     job_id_of,
+    member_of,
     reply_to,
     result_of,
 )
@@ -50,7 +50,7 @@ async def test_a_prompt_with_nothing_visible_is_refused_and_costs_nothing(
 
     assert refused.ephemeral and "prompt is required" in refused.content
     assert runpod_fake.count("run") == 0 and not runpod_fake.jobs
-    usage = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), str(fake.user.id)))
+    usage = await bot.core.ledger.usage(member_of(fake))
     assert (usage.user[0].spent, usage.user[0].held) == (0, 0)
 
 
@@ -71,7 +71,7 @@ async def test_quota_refuses_an_amount_above_the_maximum(
     refused = await sent.wait_for_message()
 
     assert refused.ephemeral and refused.content == "Amounts above $100,000.00 are not accepted."
-    usage = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), str(fake.user.id)))
+    usage = await bot.core.ledger.usage(member_of(fake))
     assert usage.user[0].limit == Decimal("1.00")  # the default daily limit, unchanged
     written = await bot.core.db.fetchone(
         "SELECT (SELECT COUNT(*) FROM grants) + (SELECT COUNT(*) FROM limit_overrides)"

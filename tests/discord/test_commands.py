@@ -19,6 +19,7 @@ from tests.discord.support import (
     fields,
     job_id_of,
     jobs_of,
+    member_of,
     png,
     result_of,
     running_bot,
@@ -26,16 +27,13 @@ from tests.discord.support import (
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_components import IS_COMPONENTS_V2
 from tests.fakes.runpod import FakeRunpod
+from tests.jobs.support import spent
 
 pytestmark = pytest.mark.bot_settings(archive=True)
 
 
-def identity(fake: FakeDiscord) -> Identity:
-    return Identity("discord", str(fake.guild.id), str(fake.user.id))
-
-
 async def spent_today(bot: DiscordAdapter, fake: FakeDiscord) -> Decimal:
-    return (await bot.core.ledger.usage(identity(fake))).user[0].spent
+    return (await spent(bot.core, member_of(fake)))[0]
 
 
 async def test_commands_are_synced_to_the_configured_guild(

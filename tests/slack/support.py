@@ -11,11 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.slack import SlackAdapter
 from bot.app import Core, open_core
+from bot.ledger.quota import Identity
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, Message
@@ -54,6 +56,14 @@ class SlackBot:
     @property
     def url(self) -> str:
         return self.adapter.events_url
+
+    def member(self, user: str = ALICE) -> Identity:
+        """The ledger's name for `user` in this workspace."""
+        return Identity("slack", self.fake.team_id, user)
+
+    async def spent(self, user: str = ALICE) -> Decimal:
+        """What `user` has paid today (settled charges)."""
+        return (await self.core.ledger.usage(self.member(user))).user[0].spent
 
     async def command(
         self, name: str, text: str = "", *, user: str = ALICE, channel: str = CHANNEL, **kw: Any

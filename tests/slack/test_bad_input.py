@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 
-from bot.ledger.quota import Identity
 from tests.slack.support import (
     ALICE,
     BOB,
@@ -26,7 +25,7 @@ TOP_SEED = 2**31 - 1
 
 async def nothing_ran(bot: SlackBot, user: str = ALICE) -> bool:
     await bot.idle()
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
+    usage = await bot.core.ledger.usage(bot.member(user))
     row = await bot.core.db.fetchone("SELECT COUNT(*) FROM jobs")
     return (
         bot.runpod.count("run") == 0
@@ -116,7 +115,7 @@ async def test_quota_refuses_an_amount_above_the_maximum(bot: SlackBot, text: st
     await bot.command("/quota", text, user=BOSS)
     (refusal,) = await bot.wait(lambda: bot.ephemerals(BOSS))
     assert refusal.text == "Amounts above $100,000.00 are not accepted."
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, BOB))
+    usage = await bot.core.ledger.usage(bot.member(BOB))
     assert usage.user[0].limit == Decimal("1.00")  # the default daily limit, unchanged
     written = await bot.core.db.fetchone(
         "SELECT (SELECT COUNT(*) FROM grants) + (SELECT COUNT(*) FROM limit_overrides)"

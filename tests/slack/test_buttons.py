@@ -7,7 +7,6 @@ from pathlib import Path
 
 from bot.delivery import Result
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack.support import (
@@ -25,11 +24,6 @@ from tests.slack.support import (
 SCHNELL = "black-forest-labs-flux-1-schnell"
 
 
-async def spent(bot: SlackBot, user: str) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
-    return usage.user[0].spent
-
-
 async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: SlackBot) -> None:
     await bot.command("/imagine", "a red fox --size 256x256 --seed 5")
     (card,) = await bot.wait(bot.finished_cards)
@@ -41,7 +35,7 @@ async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: 
     first, second = (job.input for job in bot.runpod.jobs.values())
     assert first["seed"] == 5 and second["seed"] != 5 and second["width"] == 256
     await bot.idle()
-    assert await spent(bot, BOB) > 0
+    assert await bot.spent(BOB) > 0
 
     await bot.click(card, "job_variations", user=ALICE)
     varied = (await bot.wait(lambda: len(bot.finished_cards()) == 3 and bot.finished_cards()))[2]
@@ -77,7 +71,7 @@ async def test_cancel_is_for_the_requester_or_an_admin(bot: SlackBot) -> None:
     (told,) = await bot.wait(bot.ephemerals)  # the requester learns it privately
     assert "Nothing was charged" in told.text
     await bot.idle()
-    assert bot.runpod.count("cancel") == 1 and await spent(bot, ALICE) == 0
+    assert bot.runpod.count("cancel") == 1 and await bot.spent(ALICE) == 0
 
 
 async def test_show_request_gives_the_api_call_privately(bot: SlackBot) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, Message
@@ -53,11 +52,6 @@ def sent_messages(runpod: FakeRunpod) -> list[list[dict[str, str]]]:
     return [r.json["input"]["messages"] for r in runs]
 
 
-async def spent(bot: SlackBot, user: str) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
-    return usage.user[0].spent
-
-
 def billed(runpod: FakeRunpod) -> list[Decimal]:
     jobs = [j for j in runpod.jobs.values() if j.endpoint_id == GRANITE]
     return [j.cost or Decimal(0) for j in jobs]
@@ -81,7 +75,7 @@ async def test_replies_in_the_thread_continue_the_conversation(
         await bot.wait(lambda: len(bot.finished_cards()) == 4)
         await bot.idle()
         sent = sent_messages(runpod_fake)
-        alice, bob = await spent(bot, ALICE), await spent(bot, BOB)
+        alice, bob = await bot.spent(ALICE), await bot.spent(BOB)
         texts = [m.text for m in fake.messages_in(CHANNEL, thread_ts=thread) if not m.blocks]
 
     def turn(n: int) -> list[dict[str, str]]:

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.ledger.quota import Identity
 from tests.fakes.slack_signing import block_actions, slash_command
 from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value
 
@@ -38,7 +37,7 @@ def signed_imagine(bot: SlackBot) -> tuple[bytes, dict[str, str]]:
 
 
 async def charged(bot: SlackBot) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    usage = await bot.core.ledger.usage(bot.member(ALICE))
     return usage.user[0].spent
 
 
