@@ -36,7 +36,7 @@ from bot.app import Core
 from bot.cli.basic import parse_key_values
 from bot.cli.main import main
 from bot.commands import COMMANDS
-from bot.config import QuotaLimits
+from bot.config import JobSettings, QuotaLimits
 from bot.errors import BotError, InvalidRequest
 from bot.jobs.invocation import Community
 from bot.ledger.quota import MAX_ADMIN_USD, Identity
@@ -49,14 +49,7 @@ from tests.reliability.conftest import FUZZ
 
 CATALOG = load_catalog()
 MODELS = sorted(CATALOG, key=lambda m: m.id)
-DEFAULTS = {
-    "imagine": "flux-schnell",
-    "edit": "qwen-image-edit",
-    "video": "wan-2-5",
-    "transcribe": "whisper-v3-large",
-    "ask": "qwen3-32b",
-    "speak": "minimax-speech",
-}
+DEFAULTS = JobSettings().default_models  # the model each command uses when none is named
 CHAT_MESSAGE_LIMIT = 2000  # Discord's; a refusal must fit in one message
 NO_CONFIG = str(Path(__file__).with_name("no-such-config.toml"))
 
