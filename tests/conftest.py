@@ -146,6 +146,24 @@ def make_settings(
     return Settings(**base)
 
 
+def process_env(
+    tmp_path: Path, fake: FakeRunpod, *, database: Path | str | None = None, **variables: str
+) -> dict[str, str]:
+    """The environment of a `python -m bot ...` child on the fakes: `make_settings` for a process."""
+    return {
+        **os.environ,
+        "RUNPOD_API_KEY": API_KEY,
+        "BOT_RUNPOD__BASE_URL": fake.base_url,
+        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.storage.sqlite"),
+        "BOT_STORAGE__SPOOL": str(tmp_path / "spool"),
+        "BOT_HTTP__HOST": "127.0.0.1",
+        "BOT_HTTP__PORT": "0",
+        "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
+        "BOT_CONFIG": str(tmp_path / "absent.toml"),
+        **variables,
+    }
+
+
 @pytest.fixture
 def settings(tmp_path: Path, runpod_fake: FakeRunpod) -> Settings:
     return make_settings(tmp_path, runpod_fake)

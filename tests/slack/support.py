@@ -157,6 +157,15 @@ def button_value(message: Message, action_id: str) -> str:
     raise AssertionError(f"no {action_id} button on {message.text!r}")
 
 
+def slack_env(fake: FakeSlack) -> dict[str, str]:
+    """The variables that connect a `python -m bot run` child to `fake` over Socket Mode."""
+    return {
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": fake.app_token,
+        "BOT_SLACK__API_URL": fake.api_url,
+    }
+
+
 def slack_settings(fake: FakeSlack, *, socket: bool = False, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "bot_token": fake.bot_token,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from bot.jobs.invocation import Community
-from tests.conftest import API_KEY
+from tests.conftest import process_env
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import event_callback, slash_command
@@ -26,6 +25,7 @@ from tests.slack.support import (
     SlackBot,
     button_value,
     running_bot,
+    slack_env,
 )
 from tests.web.support import PUBLIC_URL, link_in, running_page, sign_in, until
 
@@ -123,19 +123,13 @@ async def test_python_m_bot_run_serves_the_page_it_links_to(
     tmp_path: Path, runpod_fake: FakeRunpod, slack_fake: FakeSlack
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "RUNPOD_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": slack_fake.bot_token,
-        "SLACK_APP_TOKEN": slack_fake.app_token,
-        "BOT_SLACK__API_URL": slack_fake.api_url,
-        "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
-        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.storage.sqlite"),
-        "BOT_HTTP__HOST": "127.0.0.1",
-        "BOT_HTTP__PORT": str(port),
-        "BOT_WEB__PUBLIC_URL": PUBLIC_URL,
-        "BOT_CONFIG": str(tmp_path / "absent.toml"),
-    }
+    env = process_env(
+        tmp_path,
+        runpod_fake,
+        BOT_HTTP__PORT=str(port),
+        BOT_WEB__PUBLIC_URL=PUBLIC_URL,
+        **slack_env(slack_fake),
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
