@@ -38,13 +38,13 @@ from bot.cli.main import main
 from bot.commands import COMMANDS
 from bot.config import JobSettings, QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.jobs.invocation import Community
 from bot.ledger.quota import MAX_ADMIN_USD, Identity
 from bot.requests import MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
 from bot.runpod import pricing
 from bot.runpod.catalog import Model, ParamSpec, load_catalog
 from bot.runpod.outputs import MEDIA_KINDS, Downloader, OutputError
 from tests.fakes import media
+from tests.identities import HERE
 from tests.reliability.conftest import FUZZ
 
 CATALOG = load_catalog()
@@ -568,9 +568,6 @@ def test_cost_on_the_command_line_prints_a_price_or_exits_2(model: str, items: l
 
 
 # --- job ids from buttons and commands ----------------------------------------------------------
-
-
-HERE = Community("test", "guild1")
 
 
 @settings(
