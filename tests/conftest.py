@@ -19,9 +19,29 @@ from tests.ledger.support import ZONE_VARIABLE
 from tests.moments import MOMENTS, Moment
 from tests.pg_support import fresh_schema, throwaway_database
 
+pytest_plugins = ["tests.discord.fixtures", "tests.slack.fixtures"]
+
 API_KEY = "rp_test_key_SECRET_0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 _FAKE_KINDS = {"image_edit": "image"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "bot_settings(archive=False, **sections): settings sections for the folder's `bot` fixture",
+    )
+
+
+def marked_sections(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """The sections a test's `bot_settings` marker (or its module's `pytestmark`) asks for;
+    `archive=True` keeps every result in an archive folder under `tmp_path`."""
+    marker = request.node.get_closest_marker("bot_settings")
+    sections = dict(marker.kwargs) if marker else {}
+    if sections.pop("archive", False):
+        storage = {**sections.get("storage", {}), "media_dir": str(tmp_path / "media")}
+        sections["storage"] = storage
+    return sections
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +144,24 @@ def make_settings(
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
     return Settings(**base)
+
+
+def process_env(
+    tmp_path: Path, fake: FakeRunpod, *, database: Path | str | None = None, **variables: str
+) -> dict[str, str]:
+    """The environment of a `python -m bot ...` child on the fakes: `make_settings` for a process."""
+    return {
+        **os.environ,
+        "RUNPOD_API_KEY": API_KEY,
+        "BOT_RUNPOD__BASE_URL": fake.base_url,
+        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.db"),
+        "BOT_STORAGE__SPOOL": str(tmp_path / "spool"),
+        "BOT_HTTP__HOST": "127.0.0.1",
+        "BOT_HTTP__PORT": "0",
+        "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
+        "BOT_CONFIG": str(tmp_path / "absent.toml"),
+        **variables,
+    }
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.app import Core
 from bot.listener import Listener
-from tests.discord.support import discord_settings, running_bot
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack.support import populate
@@ -25,23 +24,8 @@ Body = dict[str, Any]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
-        yield adapter
-
-
-@pytest.fixture
-async def health(bot: DiscordAdapter) -> AsyncIterator[httpx.AsyncClient]:
-    core = bot.core
+async def health(discord_bot: DiscordAdapter) -> AsyncIterator[httpx.AsyncClient]:
+    core = discord_bot.core
     listener = Listener(core.jobs, host="127.0.0.1", port=0, ready=core.not_ready)
     await listener.start()
     try:
@@ -75,11 +59,11 @@ async def test_live_and_ready_when_everything_is_up(health: httpx.AsyncClient) -
 
 
 async def test_a_read_only_database_is_not_ready_and_back(
-    health: httpx.AsyncClient, bot: DiscordAdapter
+    health: httpx.AsyncClient, discord_bot: DiscordAdapter
 ) -> None:
     # SQLite's own read-only state on the bot's writer connection: what a file on a read-only
     # mount gives (SQLITE_READONLY). Tests run as root, so file modes cannot produce it.
-    writer = bot.core.db._writer
+    writer = discord_bot.core.db._writer
     await writer.execute("PRAGMA query_only = ON")
     status, body = await ready(health)
     assert status == 503
@@ -91,9 +75,9 @@ async def test_a_read_only_database_is_not_ready_and_back(
 
 
 async def test_a_database_locked_by_another_process_is_not_ready_and_back(
-    health: httpx.AsyncClient, bot: DiscordAdapter
+    health: httpx.AsyncClient, discord_bot: DiscordAdapter
 ) -> None:
-    other = sqlite3.connect(bot.core.db.path, isolation_level=None)
+    other = sqlite3.connect(discord_bot.core.db.path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
         status, body = await ready(health)
@@ -106,20 +90,22 @@ async def test_a_database_locked_by_another_process_is_not_ready_and_back(
 
 
 async def test_a_dropped_gateway_is_not_ready_until_it_reconnects(
-    health: httpx.AsyncClient, fake: FakeDiscord
+    health: httpx.AsyncClient, discord_fake: FakeDiscord
 ) -> None:
-    fake.gateway.refusing = True
-    await fake.gateway.close()
+    discord_fake.gateway.refusing = True
+    await discord_fake.gateway.close()
     _, body = await until_ready(health, lambda status, _: status == 503)
     assert body["not_ready"] == {"adapter:discord": "gateway connection lost; reconnecting"}
-    fake.gateway.refusing = False
+    discord_fake.gateway.refusing = False
     assert await until_ready(health, lambda status, _: status == 200) == (200, {"ready": True})
 
 
 async def test_runpod_unreachable_is_not_ready(
-    health: httpx.AsyncClient, bot: DiscordAdapter, runpod_fake: FakeRunpod
+    health: httpx.AsyncClient, discord_bot: DiscordAdapter, runpod_fake: FakeRunpod
 ) -> None:
-    bot.core.runpod.last_answer_at = None  # as after a quiet spell: readiness asks Runpod now
+    discord_bot.core.runpod.last_answer_at = (
+        None  # as after a quiet spell: readiness asks Runpod now
+    )
     runpod_fake.fail_next("health", 503, count=1)
     status, body = await ready(health)
     assert status == 503

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,10 @@ from bot import logs
 from bot.config import Settings
 from tests.conftest import API_KEY
 from tests.discord.support import discord_settings, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 
 PROMPT = "a lighthouse made of marmalade"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 @pytest.fixture
@@ -65,27 +58,27 @@ def configured(settings: Settings) -> Captured:
 
 @pytest.mark.usefixtures("restore_logging")
 async def test_a_job_logs_json_lines_without_secrets_or_prompt(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+    tmp_path: Path, runpod_fake: FakeRunpod, discord_fake: FakeDiscord
 ) -> None:
-    settings = discord_settings(tmp_path, runpod_fake, fake, log={"format": "json"})
+    settings = discord_settings(tmp_path, runpod_fake, discord_fake, log={"format": "json"})
     stream = configured(settings)
     async with running_bot(settings):
-        done = await result_of(await fake.slash_command("imagine", {"prompt": PROMPT}))
+        done = await result_of(await discord_fake.slash_command("imagine", {"prompt": PROMPT}))
         assert done.attachments
-        logging.getLogger("bot.test").warning("echo %s and %s", API_KEY, fake.bot_token)
+        logging.getLogger("bot.test").warning("echo %s and %s", API_KEY, discord_fake.bot_token)
     text = stream.getvalue()
     records = [json.loads(line) for line in text.splitlines()]  # every line is one object
     assert records
     for record in records:
         assert {"time", "level", "logger", "message"} <= record.keys()
-    for secret in (API_KEY, fake.bot_token):
+    for secret in (API_KEY, discord_fake.bot_token):
         assert secret not in text
     assert "echo ********** and **********" in text
     assert "marmalade" not in text
     (completed,) = [r for r in records if " completed; charged " in r["message"]]
     assert completed["state"] == "completed"
     assert completed["platform"] == "discord"
-    assert completed["workspace"] == str(fake.guild.id)
+    assert completed["workspace"] == str(discord_fake.guild.id)
     assert completed["model"] == "flux-schnell"
     assert completed["message"].endswith(f"charged {completed['cost']}")
     assert completed["cost"].startswith("0.0025")  # Flux Schnell, 1 megapixel

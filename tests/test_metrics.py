@@ -20,7 +20,8 @@ from tests.discord.support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
-from tests.jobs.test_jobs import ALICE, HERE, submit
+from tests.identities import ALICE, HERE
+from tests.jobs.support import submit
 from tests.slack.support import populate
 from tests.slack.support import running_bot as running_slack
 

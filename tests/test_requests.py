@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.commands import COMMANDS
+from bot.config import JobSettings
 from bot.errors import InvalidRequest
 from bot.requests import (
     Request,
@@ -17,14 +18,7 @@ from bot.requests import (
 from bot.runpod.catalog import load_catalog
 
 CATALOG = load_catalog()
-DEFAULTS = {
-    "imagine": "flux-schnell",
-    "edit": "qwen-image-edit",
-    "video": "wan-2-5",
-    "transcribe": "whisper-v3-large",
-    "ask": "qwen3-32b",
-    "speak": "minimax-speech",
-}
+DEFAULTS = JobSettings().default_models  # the model each command uses when none is named
 
 
 def parse(text: str, command: str = "imagine", media: tuple[str, ...] = ()) -> object:
@@ -124,4 +118,5 @@ def test_any_text_gives_a_request_or_a_clear_error(command: str, text: str) -> N
     try:
         parse(text, command, media)
     except InvalidRequest as refused:
-        assert refused.message and "Traceback" not in refused.message
+        # What the member reads: a refusal that fits one chat message (Discord's 2000 characters).
+        assert refused.message.strip() and len(refused.message) <= 2000

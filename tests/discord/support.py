@@ -14,8 +14,9 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from bot.app import open_core
 from bot.config import Settings
+from bot.ledger.quota import Identity
 from tests.conftest import make_settings
-from tests.fakes.discord import FakeDiscord, Message, SentInteraction
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, Message, SentInteraction
 from tests.fakes.runpod import FakeJob, FakeRunpod
 
 START_TIMEOUT = 10.0
@@ -55,6 +56,13 @@ async def running_bot(settings: Settings) -> AsyncIterator[DiscordAdapter]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def member_of(
+    fake: FakeDiscord, user: FakeUser | None = None, *, guild: FakeGuild | None = None
+) -> Identity:
+    """The ledger's name for `user` (default the fake's own) in `guild` (default its first)."""
+    return Identity("discord", str((guild or fake.guild).id), str((user or fake.user).id))
 
 
 def fields(message: Message) -> dict[str, str]:

@@ -7,28 +7,19 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from adapters.discord.client import ShardedBotClient
-from bot.ledger.quota import Identity
 from tests.chart_support import TODAY_BAR, TOP_MODEL, checked_png, shows
 from tests.conftest import API_KEY
-from tests.discord.support import discord_settings, fields, result_of, running_bot
+from tests.discord.support import discord_settings, fields, member_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeRole, FakeUser, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
 
 MANAGE_GUILD = 1 << 5
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def quota_command(fake: FakeDiscord) -> dict[str, object]:
@@ -82,9 +73,7 @@ async def test_a_member_without_the_admin_role_is_refused(
                     user=helper,
                 )
                 grant = await granted.wait_for_message()
-                usage = await bot.core.ledger.usage(
-                    Identity("discord", str(guild.id), str(fake.user.id))
-                )
+                usage = await bot.core.ledger.usage(member_of(fake, guild=guild))
 
     assert quota_command(fake)["default_member_permissions"] is None  # the role must see it
     assert refusal.ephemeral

@@ -7,41 +7,22 @@ reads, what Runpod received and what the ledger holds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.ledger.quota import Identity
 from tests.discord.support import (
-    discord_settings,
     fields,
     job_id_of,
+    member_of,
     reply_to,
     result_of,
-    running_bot,
 )
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 
 TOP_SEED = 2**31 - 1  # the most Discord's integer option (and the models) take
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
-        yield adapter
 
 
 async def test_the_top_seed_reaches_runpod_and_show_request_as_typed(
@@ -69,7 +50,7 @@ async def test_a_prompt_with_nothing_visible_is_refused_and_costs_nothing(
 
     assert refused.ephemeral and "prompt is required" in refused.content
     assert runpod_fake.count("run") == 0 and not runpod_fake.jobs
-    usage = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), str(fake.user.id)))
+    usage = await bot.core.ledger.usage(member_of(fake))
     assert (usage.user[0].spent, usage.user[0].held) == (0, 0)
 
 
@@ -90,7 +71,7 @@ async def test_quota_refuses_an_amount_above_the_maximum(
     refused = await sent.wait_for_message()
 
     assert refused.ephemeral and refused.content == "Amounts above $100,000.00 are not accepted."
-    usage = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), str(fake.user.id)))
+    usage = await bot.core.ledger.usage(member_of(fake))
     assert usage.user[0].limit == Decimal("1.00")  # the default daily limit, unchanged
     written = await bot.core.db.fetchone(
         "SELECT (SELECT COUNT(*) FROM grants) + (SELECT COUNT(*) FROM limit_overrides)"

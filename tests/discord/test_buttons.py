@@ -11,12 +11,12 @@ import pytest
 
 from adapters.discord import DiscordAdapter
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.conftest import API_KEY
 from tests.discord.support import (
     discord_settings,
     fields,
     job_id_of,
+    member_of,
     reply_to,
     result_of,
     running_bot,
@@ -26,43 +26,17 @@ from tests.fakes.discord import (
     FakeUser,
     Message,
     SentInteraction,
-    point_discord_py_at,
 )
 from tests.fakes.runpod import FakeRunpod
+from tests.jobs.support import spent
 
 HOURGLASS = "\N{HOURGLASS WITH FLOWING SAND}"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)) as adapter:
-        yield adapter
 
 
 def stranger(fake: FakeDiscord) -> FakeUser:
     user = FakeUser("stranger")
     fake.guild.add_member(user)
     return user
-
-
-async def spent_and_held(bot: DiscordAdapter, user: FakeUser) -> tuple[Decimal, Decimal]:
-    day = (
-        await bot.core.ledger.usage(Identity("discord", str(bot_guild(bot)), str(user.id)))
-    ).user[0]
-    return day.spent, day.held
-
-
-def bot_guild(bot: DiscordAdapter) -> int:
-    return bot.settings.guilds[0]
 
 
 async def test_reroll_and_show_request_work_after_a_restart(
@@ -131,7 +105,7 @@ async def test_only_the_requester_can_cancel_and_nothing_is_charged(
     assert ended.content == "Cancelled. Nothing was charged."
     assert progress.id not in fake.messages  # the public progress message is gone
     assert runpod_fake.count("cancel") == 1
-    assert await spent_and_held(bot, fake.user) == (0, 0)
+    assert await spent(bot.core, member_of(fake)) == (0, 0)
 
 
 async def test_an_admin_can_cancel_anyones_job(
@@ -171,7 +145,7 @@ async def test_an_expensive_job_runs_only_when_its_requester_confirms(
     await fake.click_button(ask, f"rpb:confirm:{job}")
     done = await fake.wait_for_message(lambda m: m.id == ask.id and bool(m.attachments), timeout=10)
     assert done.button(f"rpb:reroll:{job}") and fields(done)["Cost"] == "$0.02"
-    assert (await spent_and_held(pricey_bot, fake.user))[0] == Decimal("0.02097152")
+    assert (await spent(pricey_bot.core, member_of(fake)))[0] == Decimal("0.02097152")
 
 
 async def test_declining_an_expensive_job_holds_and_charges_nothing(
@@ -183,7 +157,7 @@ async def test_declining_an_expensive_job_holds_and_charges_nothing(
     declined = await fake.wait_for_message(lambda m: m.id == ask.id and not m.buttons)
     assert declined.content == "Cancelled. Nothing was charged."
     assert runpod_fake.count("run") == 0
-    assert await spent_and_held(pricey_bot, fake.user) == (0, 0)
+    assert await spent(pricey_bot.core, member_of(fake)) == (0, 0)
 
 
 async def test_a_button_for_an_unknown_job_says_so(bot: DiscordAdapter, fake: FakeDiscord) -> None:
@@ -222,12 +196,12 @@ async def settled_outcome(
     await bot.core.jobs.wait_idle(10)
     record = await bot.core.jobs.job(job, Community("discord", str(fake.guild.id)))
     assert record is not None
-    spent, held = await spent_and_held(bot, fake.user)
+    paid, held = await spent(bot.core, member_of(fake))
     shown = everything_shown(fake)
-    assert held == 0 and spent == (record.cost or 0)
-    if spent:
+    assert held == 0 and paid == (record.cost or 0)
+    if paid:
         assert not any("nothing was charged" in text.lower() for text in shown), shown
-    return record.state, spent, shown
+    return record.state, paid, shown
 
 
 async def test_confirm_then_cancel_at_once_one_wins_and_the_messages_match_the_charge(
@@ -241,11 +215,11 @@ async def test_confirm_then_cancel_at_once_one_wins_and_the_messages_match_the_c
     cancel = await fake.click_button(ask, f"rpb:cancel:{job}")
     await answered(cancel)
 
-    state, spent, shown = await settled_outcome(pricey_bot, fake, runpod_fake, job)
+    state, paid, shown = await settled_outcome(pricey_bot, fake, runpod_fake, job)
     if state == "delivered":  # the Confirm won and the job ran before the Cancel could stop it
-        assert spent == Decimal("0.02097152") and runpod_fake.count("run") == 1
+        assert paid == Decimal("0.02097152") and runpod_fake.count("run") == 1
     else:  # the Cancel won, or stopped the confirmed job before Runpod finished it
-        assert state == "cancelled" and spent == 0
+        assert state == "cancelled" and paid == 0
         assert any(text.startswith("Cancel") for text in shown), shown
 
 

@@ -4,7 +4,6 @@ the job buttons; the fake Discord refuses V2 messages Discord would refuse."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.discord.support import discord_settings, fields, job_id_of, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, FakeGuild, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_components import IS_COMPONENTS_V2
 from tests.fakes.runpod import FakeRunpod
 
@@ -20,16 +19,7 @@ SCHNELL = "black-forest-labs-flux-1-schnell"
 TWO_FOXES = {"prompt": "two foxes", "size": "512x512", "count": 2}
 
 
-@pytest.fixture(params=[None])
-async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:
-    """A fake Discord; parametrize with an upload limit (bytes) for a smaller one."""
-    guilds = [FakeGuild(upload_limit=request.param)] if request.param else None
-    async with FakeDiscord(guilds=guilds) as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.mark.parametrize("fake", [150_000], indirect=True)
+@pytest.mark.parametrize("discord_fake", [150_000], indirect=True)
 async def test_a_gallery_card_keeps_its_images_within_the_upload_limit(
     tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
 ) -> None:

@@ -4,7 +4,6 @@ FakeRunpod. Assertions are on what the user sees: the uploaded bytes, the embed,
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,37 +19,21 @@ from tests.discord.support import (
     fields,
     job_id_of,
     jobs_of,
+    member_of,
     png,
     result_of,
     running_bot,
 )
-from tests.fakes.discord import FakeDiscord, Upload, point_discord_py_at
+from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_components import IS_COMPONENTS_V2
 from tests.fakes.runpod import FakeRunpod
+from tests.jobs.support import spent
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    settings = discord_settings(tmp_path, runpod_fake, fake, storage={"media_dir": str(tmp_path)})
-    async with running_bot(settings) as adapter:
-        yield adapter
-
-
-def identity(fake: FakeDiscord) -> Identity:
-    return Identity("discord", str(fake.guild.id), str(fake.user.id))
+pytestmark = pytest.mark.bot_settings(archive=True)
 
 
 async def spent_today(bot: DiscordAdapter, fake: FakeDiscord) -> Decimal:
-    return (await bot.core.ledger.usage(identity(fake))).user[0].spent
+    return (await spent(bot.core, member_of(fake)))[0]
 
 
 async def test_commands_are_synced_to_the_configured_guild(

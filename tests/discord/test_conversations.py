@@ -3,7 +3,6 @@ opened on it) is the next turn, with the earlier turns sent as the chat model's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,17 @@ from typing import Any
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.ledger.quota import Identity, QuotaLimits
-from tests.discord.support import discord_settings, job_id_of, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload, point_discord_py_at
+from bot.ledger.quota import QuotaLimits
+from tests.discord.support import discord_settings, job_id_of, member_of, result_of, running_bot
+from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload
 from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
+from tests.jobs.support import spent as spent_and_held
 
 GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
 # Each turn is 6 bytes ("turn 1") and each answer 8 ("answer 1"): 14 a turn. Three earlier
 # turns and a new one (48) are over this cap; two and a new one (34) fit.
 CAP = 40
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def answer(inp: dict[str, Any]) -> str:
@@ -45,8 +38,7 @@ def billed(runpod: FakeRunpod) -> list[Decimal]:
 
 
 async def spent(bot: DiscordAdapter, fake: FakeDiscord, user: FakeUser) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("discord", str(fake.guild.id), str(user.id)))
-    return usage.user[0].spent
+    return (await spent_and_held(bot.core, member_of(fake, user)))[0]
 
 
 async def answered(fake: FakeDiscord, n: int, channel_id: int | None = None) -> Message:

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.delivery import ChannelRef, MediaFile, Result
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.discord.support import (
     discord_settings,
     fields,
     job_id_of,
     jobs_of,
+    member_of,
     no_pings,
     png,
     result_of,
@@ -35,27 +32,15 @@ from tests.fakes.discord import (
 )
 from tests.fakes.discord_gateway import SEND_MESSAGES
 from tests.fakes.runpod import FakeRunpod
+from tests.jobs.support import spent
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 HOURGLASS = "\N{HOURGLASS WITH FLOWING SAND}"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
 def channel_result(fake: FakeDiscord) -> Message | None:
     """A result posted as a plain channel message (not through an interaction)."""
     return next((m for m in fake.messages.values() if m.interaction_id is None and m.embeds), None)
-
-
-async def spent_and_held(bot: DiscordAdapter, fake: FakeDiscord) -> tuple[Decimal, Decimal]:
-    identity = Identity("discord", str(fake.guild.id), str(fake.user.id))
-    day = (await bot.core.ledger.usage(identity)).user[0]
-    return day.spent, day.held
 
 
 async def test_an_image_over_the_upload_limit_is_posted_as_a_smaller_jpeg(
@@ -101,7 +86,7 @@ async def test_a_quota_refusal_is_ephemeral_charges_nothing_and_calls_no_endpoin
     async with running_bot(settings) as bot:
         sent = await fake.slash_command("imagine", {"prompt": "a fox"})
         refusal = await sent.wait_for_message(lambda m: m.ephemeral)
-        assert await spent_and_held(bot, fake) == (0, 0)
+        assert await spent(bot.core, member_of(fake)) == (0, 0)
 
     assert refusal.content.startswith("Your daily limit is $0.001; $0.001 is left until")
     assert refusal.content.endswith("Nothing was charged.")
@@ -144,13 +129,13 @@ async def test_a_job_resumed_after_a_restart_is_delivered_once_in_the_channel(
     async with running_bot(settings) as bot:
         posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
         await bot.core.jobs.wait_idle(10)
-        spent, held = await spent_and_held(bot, fake)
+        paid, held = await spent(bot.core, member_of(fake))
 
     (job,) = jobs_of(runpod_fake, SCHNELL)
     assert posted.content.startswith(f"<@{fake.user.id}> your image is ready")
     assert posted.attachments and posted.nonce == job_id_of(posted)
     assert [m for m in fake.messages.values() if m.attachments] == [posted]
-    assert (spent, held) == (job.cost, 0) and runpod_fake.count("run") == 1
+    assert (paid, held) == (job.cost, 0) and runpod_fake.count("run") == 1
 
 
 async def test_a_result_shown_just_before_a_crash_is_not_posted_again(
@@ -253,14 +238,14 @@ async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
         posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
         await bot.core.jobs.wait_idle(10)
         job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
-        spent, held = await spent_and_held(bot, fake)
+        paid, held = await spent(bot.core, member_of(fake))
         fake.end_outage(EDIT)
 
     (run,) = jobs_of(runpod_fake, SCHNELL)
     assert posted.content == f"<@{fake.user.id}> your image is ready."
     assert posted.attachments and posted.nonce == job_id_of(posted)
     assert job is not None and job.state == "delivered" and job.error is None
-    assert (spent, held) == (run.cost, 0)
+    assert (paid, held) == (run.cost, 0)
     assert any(r.route == EDIT and r.status == 502 for r in fake.requests)
 
 
@@ -278,7 +263,7 @@ async def test_when_the_edit_and_the_channel_both_refuse_the_result_arrives_by_d
         posted = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
         await bot.core.jobs.wait_idle(10)
         job = await bot.core.jobs.job(job_id_of(posted), Community("discord", str(fake.guild.id)))
-        spent, held = await spent_and_held(bot, fake)
+        paid, held = await spent(bot.core, member_of(fake))
         fake.end_outage(EDIT)
 
     (run,) = jobs_of(runpod_fake, SCHNELL)
@@ -287,7 +272,7 @@ async def test_when_the_edit_and_the_channel_both_refuse_the_result_arrives_by_d
     assert fields(posted)["Size"] == "256×256" and posted.guild_id is None
     assert no_pings(posted) and "@everyone" in str(posted.embeds)
     assert job is not None and job.state == "delivered" and job.error is None
-    assert (spent, held) == (run.cost, 0)
+    assert (paid, held) == (run.cost, 0)
     assert [m for m in fake.messages.values() if m.attachments] == [posted]
     channel_posts = [r for r in fake.requests if r.route == "POST /channels/{channel_id}/messages"]
     assert any(r.status == 403 for r in channel_posts)

@@ -106,13 +106,6 @@ async def running(client: discord.Client, token: str) -> AsyncIterator[discord.C
             await task
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
 class PingView(discord.ui.View):
     """Persistent: fixed custom_id and no timeout, so a restarted bot can still handle it."""
 

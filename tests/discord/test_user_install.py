@@ -8,27 +8,17 @@ as Discord sends them for a user install (`{"1": user id}`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from adapters.discord import DiscordAdapter
 from bot.ledger.quota import Identity, Scope
 from tests.discord.support import discord_settings, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 
 PERSONAL = {"enabled": True, "daily_usd": None, "monthly_usd": "3.00"}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
 
 
 def global_bot(tmp_path: Path, runpod: FakeRunpod, fake: FakeDiscord, **sections: Any) -> Any:

@@ -16,7 +16,8 @@ from bot.listener import Listener
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import ALICE, HERE, spent, submit
+from tests.identities import ALICE, HERE
+from tests.jobs.support import spent, submit
 
 FAST = {"retry_first_s": 0.01, "retry_max_s": 0.05}
 

@@ -14,20 +14,16 @@ import pytest
 
 from bot.app import Core
 from bot.cli.playground import local_identity
-from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest
-from bot.jobs.invocation import UNKNOWN_JOB, Community, Invocation
+from bot.jobs.invocation import UNKNOWN_JOB, Community
 from bot.ledger.quota import Identity
-from bot.policy import Where
-from bot.requests import parse_text
 from tests.discord.support import discord_settings, job_id_of, reply_to, result_of, running_bot
-from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.discord import FakeDiscord, FakeGuild
 from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack, Message
+from tests.fakes.slack import Message
 from tests.fakes.slack_signing import block_actions, slash_command
-from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value, populate
-from tests.slack.support import running_bot as running_slack_bot
+from tests.jobs.support import submit
+from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value
 
 OTHER_TEAM = "T0OTHERTEAM"
 EVE = "U0EVE"  # a member of OTHER_TEAM
@@ -37,12 +33,7 @@ SLACK_PROMPT = "a secret slack fox"
 
 async def run_job(core: Core, who: Identity, prompt: str) -> str:
     """A finished job of `who`, asked through the core as any adapter would."""
-    delivery = RecordingDelivery()
-    request = parse_text(
-        "imagine", f"{prompt} --size 256x256", core.catalog, default_model="flux-schnell"
-    )
-    ref = ChannelRef(who.platform, who.workspace, "c1", who.user)
-    submitted = await core.jobs.submit(Invocation(request, who, ref, delivery, Where("c1")))
+    submitted, delivery = await submit(core, f"{prompt} --size 256x256", who=who)
     await delivery.wait_for(lambda: delivery.results)
     return submitted.job_id
 
@@ -51,12 +42,10 @@ async def run_job(core: Core, who: Identity, prompt: str) -> str:
 
 
 @pytest.fixture
-async def slack(tmp_path: Path, runpod_fake: FakeRunpod) -> AsyncIterator[SlackBot]:
-    async with FakeSlack() as fake:
-        populate(fake)
-        fake.add_user(EVE, "eve")
-        async with running_slack_bot(tmp_path, runpod_fake, fake) as bot:
-            yield bot
+def slack(slack_bot: SlackBot) -> SlackBot:
+    """The Slack bot, its workspace also knowing EVE (who belongs to OTHER_TEAM)."""
+    slack_bot.fake.add_user(EVE, "eve")
+    return slack_bot
 
 
 async def show_from(bot: SlackBot, team: str, user: str, job_id: str) -> Message:

@@ -15,50 +15,20 @@ from PIL import Image
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.delivery import ChannelRef
 from bot.errors import InvalidRequest, PolicyDenied
-from bot.jobs.invocation import Community, Invocation, Submitted
-from bot.ledger.quota import Identity, QuotaExceeded
-from bot.policy import Where
-from bot.requests import parse_text
+from bot.jobs.invocation import Submitted
+from bot.ledger.quota import QuotaExceeded
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-
-ALICE = Identity("test", "guild1", "alice")
-BOB = Identity("test", "guild1", "bob")
-HERE = Community("test", "guild1")
+from tests.identities import BOB, HERE
+from tests.jobs.support import spent, submit
 
 
 @pytest.fixture
 def settings(tmp_path: Path, runpod_fake: FakeRunpod, db_place: Path | str) -> Settings:
     """This module's `core` runs on each backend in turn."""
     return make_settings(tmp_path, runpod_fake, database=db_place)
-
-
-async def submit(
-    core: Core,
-    text: str,
-    *,
-    command: str = "imagine",
-    who: Identity = ALICE,
-    delivery: RecordingDelivery | None = None,
-    media: tuple[str, ...] = (),
-    channel: str = "c1",
-) -> tuple[Submitted, RecordingDelivery]:
-    delivery = delivery or RecordingDelivery()
-    request = parse_text(
-        command, text, core.catalog, default_model=core.jobs.default_model(command), media=media
-    )
-    ref = ChannelRef("test", who.workspace, channel, who.user)
-    submitted = await core.jobs.submit(Invocation(request, who, ref, delivery, Where(channel)))
-    return submitted, delivery
-
-
-async def spent(core: Core, who: Identity = ALICE) -> tuple[Decimal, Decimal]:
-    usage = await core.ledger.usage(who)
-    day = usage.user[0]
-    return day.spent, day.held
 
 
 async def test_image_job_is_delivered_as_a_real_png_and_charged_the_billed_cost(

@@ -24,76 +24,63 @@ from tests.discord.support import (
     result_of,
     running_bot,
 )
-from tests.fakes.discord import FakeDiscord, Upload, point_discord_py_at
+from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.runpod import FakeRunpod
 
+pytestmark = pytest.mark.bot_settings(http={"public_url": "http://x.test"})
 EDIT = {"prompt": "make it night", "model": "qwen-image-edit"}
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def listening(bot: DiscordAdapter) -> AsyncIterator[Listener]:
+async def listening(discord_bot: DiscordAdapter) -> AsyncIterator[Listener]:
     """The bot's `[http]` listener, its public address being where it really listens."""
-    listener = Listener(bot.core.jobs, host="127.0.0.1", port=0)
+    listener = Listener(discord_bot.core.jobs, host="127.0.0.1", port=0)
     await listener.start()
-    bot.core.jobs.kept.links.base_url = f"http://127.0.0.1:{listener.port}"
+    discord_bot.core.jobs.kept.links.base_url = f"http://127.0.0.1:{listener.port}"
     try:
         yield listener
     finally:
         await listener.stop()
 
 
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    settings = discord_settings(tmp_path, runpod_fake, fake, http={"public_url": "http://x.test"})
-    async with running_bot(settings) as adapter:
-        yield adapter
-
-
 @pytest.mark.usefixtures("listening")
 async def test_reroll_of_an_edit_whose_attachment_expired_runs_from_the_kept_copy(
-    bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
+    discord_bot: DiscordAdapter, discord_fake: FakeDiscord, runpod_fake: FakeRunpod
 ) -> None:
     original = png(48, 32)
     first = await result_of(
-        await fake.slash_command(
+        await discord_fake.slash_command(
             "edit", EDIT, attachments={"image": Upload("day.png", original, "image/png")}
         )
     )
     (sent_first,) = jobs_of(runpod_fake, "qwen-image-edit")
-    fake.expire_attachment(sent_first.input["image"])
-    assert (await bot.core.http.get(sent_first.input["image"])).status_code == 404
+    discord_fake.expire_attachment(sent_first.input["image"])
+    assert (await discord_bot.core.http.get(sent_first.input["image"])).status_code == 404
 
-    rerolled = await result_of(await fake.click_button(first, f"rpb:reroll:{job_id_of(first)}"))
+    rerolled = await result_of(
+        await discord_fake.click_button(first, f"rpb:reroll:{job_id_of(first)}")
+    )
 
     assert rerolled.attachments and job_id_of(rerolled) != job_id_of(first)
     sent_again = jobs_of(runpod_fake, "qwen-image-edit")[1]
-    served = await bot.core.http.get(sent_again.input["image"])
+    served = await discord_bot.core.http.get(sent_again.input["image"])
     assert served.status_code == 200 and served.content == original
     assert sent_again.input["prompt"] == "make it night"
-    assert bot.core.jobs.kept.inputs.disk_use().jobs == 2, "the reroll keeps its input too"
+    assert discord_bot.core.jobs.kept.inputs.disk_use().jobs == 2, "the reroll keeps its input too"
 
 
 async def test_without_a_public_address_the_reroll_says_why_it_cannot_run(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
+    tmp_path: Path, runpod_fake: FakeRunpod, discord_fake: FakeDiscord
 ) -> None:
-    async with running_bot(discord_settings(tmp_path, runpod_fake, fake)):
+    async with running_bot(discord_settings(tmp_path, runpod_fake, discord_fake)):
         first = await result_of(
-            await fake.slash_command(
+            await discord_fake.slash_command(
                 "edit", EDIT, attachments={"image": Upload("day.png", png(), "image/png")}
             )
         )
         (sent_first,) = jobs_of(runpod_fake, "qwen-image-edit")
-        fake.expire_attachment(sent_first.input["image"])
-        click = await fake.click_button(first, f"rpb:reroll:{job_id_of(first)}")
+        discord_fake.expire_attachment(sent_first.input["image"])
+        click = await discord_fake.click_button(first, f"rpb:reroll:{job_id_of(first)}")
         reply = await reply_to(click, lambda m: m.ephemeral)
 
     assert reply.ephemeral
@@ -102,14 +89,14 @@ async def test_without_a_public_address_the_reroll_says_why_it_cannot_run(
 
 
 async def test_a_recording_is_fetched_once_for_its_length_and_its_copy(
-    bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
+    discord_bot: DiscordAdapter, discord_fake: FakeDiscord, runpod_fake: FakeRunpod
 ) -> None:
-    sent = await fake.slash_command(
+    sent = await discord_fake.slash_command(
         "transcribe", attachments={"audio": Upload("talk.wav", b"RIFF....WAVE", "audio/wav")}
     )
     await result_of(sent)
-    assert list(fake.downloads.values()) == [1]
-    assert bot.core.jobs.kept.inputs.disk_use().jobs == 1
+    assert list(discord_fake.downloads.values()) == [1]
+    assert discord_bot.core.jobs.kept.inputs.disk_use().jobs == 1
 
 
 def test_inputs_are_removed_after_their_days_and_oldest_first_above_the_cap(

@@ -14,7 +14,7 @@ from bot.jobs.invocation import Submitted
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import spent, submit
+from tests.jobs.support import spent, submit
 from tests.pg_support import execute
 
 FLUX = "black-forest-labs-flux-1-schnell"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.app import open_core
-from bot.ledger.quota import Identity
 from tests.conftest import make_settings
 from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import submit
+from tests.identities import member
+from tests.jobs.support import submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 JOBS = 24
@@ -58,7 +58,7 @@ async def test_results_waiting_through_a_platform_outage_are_not_held_in_memory(
         deliveries = []
         for n in range(JOBS):
             delivery = RecordingDelivery(fail_deliveries=ROUTES)
-            who = Identity("test", "guild1", f"user{n // 2}")
+            who = member(f"user{n // 2}")
             await submit(core, f"fox {n} --size 256x256", who=who, delivery=delivery)
             deliveries.append(delivery)
         for delivery in deliveries:

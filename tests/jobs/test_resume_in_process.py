@@ -14,7 +14,8 @@ from bot.app import Core
 from bot.jobs.store import JobRecord
 from tests.fakes.delivery import DeliveryHub
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import HERE, submit
+from tests.identities import HERE
+from tests.jobs.support import submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 

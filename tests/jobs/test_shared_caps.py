@@ -10,8 +10,8 @@ from pathlib import Path
 from bot.app import open_core
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import submit
-from tests.ledger.support import ALICE, BOB
+from tests.identities import ALICE, BOB
+from tests.jobs.support import submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 

@@ -9,7 +9,6 @@ written or posted once, Runpod runs, the ledger's charges against Runpod's bill,
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sqlite3
@@ -22,35 +21,18 @@ from pathlib import Path
 
 import psycopg
 
-from tests.conftest import API_KEY
+from tests.conftest import process_env
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import slash_command
 from tests.pg_support import query
-from tests.slack.support import CHANNEL, populate
+from tests.slack.support import CHANNEL, populate, slack_env
 
 FLUX_DEV = "black-forest-labs-flux-1-dev"
 FLUX = "black-forest-labs-flux-1-schnell"
 UNITS = Decimal(10**10)  # the ledger's integer units per USD
+PROGRESS = {"BOT_JOBS__PROGRESS_INTERVAL_S": "0.2"}
 FAST_LEASES = {"BOT_WORKERS__HEARTBEAT_S": "0.3", "BOT_WORKERS__LEASE_S": "2"}
-
-
-def environment(
-    tmp_path: Path, runpod: FakeRunpod, database: Path | str | None = None, **extra: str
-) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RUNPOD_API_KEY": API_KEY,
-        "BOT_RUNPOD__BASE_URL": runpod.base_url,
-        "BOT_STORAGE__DATABASE": str(database or tmp_path / "bot.db"),
-        "BOT_STORAGE__SPOOL": str(tmp_path / "spool"),
-        "BOT_HTTP__HOST": "127.0.0.1",
-        "BOT_HTTP__PORT": "0",
-        "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
-        "BOT_JOBS__PROGRESS_INTERVAL_S": "0.2",
-        "BOT_CONFIG": str(tmp_path / "absent.toml"),
-        **extra,
-    }
 
 
 async def run_try(env: dict[str, str], prompt: str, out: Path) -> tuple[int, str]:
@@ -124,14 +106,12 @@ async def slack_bots(
     """`count` run processes on one database, connected to FakeSlack in this order."""
     async with FakeSlack() as slack:
         populate(slack)
-        env = environment(
+        env = process_env(
             tmp_path,
             runpod,
-            database,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_APP_TOKEN=slack.app_token,
-            BOT_SLACK__API_URL=slack.api_url,
-            **{"BOT_JOBS__MAX_PER_USER": "20", **extra},
+            database=database,
+            **slack_env(slack),
+            **{**PROGRESS, "BOT_JOBS__MAX_PER_USER": "20", **extra},
         )
         bots = [RunProcess(env, tmp_path / f"run-{n}.log") for n in range(count)]
         try:
@@ -209,10 +189,11 @@ async def test_twelve_try_processes_at_a_limit_that_fits_four_run_and_charge_fou
     runpod_fake.endpoints[FLUX_DEV].execution_time = 0.5
     runpod_fake.slow_next("run", 3.0, count=12)  # jobs stay `submitting` while others start
     database = db_place
-    env = environment(
+    env = process_env(
         tmp_path,
         runpod_fake,
-        database,
+        database=database,
+        **PROGRESS,
         BOT_QUOTAS__DAILY_USD="0.10",
         BOT_WORKERS__HEARTBEAT_S="0.5",
         BOT_WORKERS__LEASE_S="10",

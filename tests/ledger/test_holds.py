@@ -27,7 +27,7 @@ from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.discord import FakeDiscord, Upload, point_discord_py_at
 from tests.fakes.files import FileHost
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import spent, submit
+from tests.jobs.support import spent, submit
 
 # A member with $1.00 a day, and no other limit that could be the one named.
 ONE_DOLLAR_A_DAY = {"daily_usd": "1.00", "monthly_usd": None, "workspace": {"monthly_usd": None}}

@@ -36,27 +36,20 @@ from bot.app import Core
 from bot.cli.basic import parse_key_values
 from bot.cli.main import main
 from bot.commands import COMMANDS
-from bot.config import QuotaLimits
+from bot.config import JobSettings, QuotaLimits
 from bot.errors import BotError, InvalidRequest
-from bot.jobs.invocation import Community
 from bot.ledger.quota import MAX_ADMIN_USD, Identity
 from bot.requests import MAX_PROMPT_CHARS, OPTION_HELP, Request, build_request, parse_text
 from bot.runpod import pricing
 from bot.runpod.catalog import Model, ParamSpec, load_catalog
 from bot.runpod.outputs import MEDIA_KINDS, Downloader, OutputError
 from tests.fakes import media
+from tests.identities import HERE
 from tests.reliability.conftest import FUZZ
 
 CATALOG = load_catalog()
 MODELS = sorted(CATALOG, key=lambda m: m.id)
-DEFAULTS = {
-    "imagine": "flux-schnell",
-    "edit": "qwen-image-edit",
-    "video": "wan-2-5",
-    "transcribe": "whisper-v3-large",
-    "ask": "qwen3-32b",
-    "speak": "minimax-speech",
-}
+DEFAULTS = JobSettings().default_models  # the model each command uses when none is named
 CHAT_MESSAGE_LIMIT = 2000  # Discord's; a refusal must fit in one message
 NO_CONFIG = str(Path(__file__).with_name("no-such-config.toml"))
 
@@ -575,9 +568,6 @@ def test_cost_on_the_command_line_prints_a_price_or_exits_2(model: str, items: l
 
 
 # --- job ids from buttons and commands ----------------------------------------------------------
-
-
-HERE = Community("test", "guild1")
 
 
 @settings(

@@ -34,7 +34,8 @@ from bot.app import open_core
 from bot.runpod.client import FINAL_STATES
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod, Outcome, Route
-from tests.reliability.drive import HERE, spent_and_held, submit
+from tests.identities import HERE
+from tests.jobs.support import spent, submit
 
 FLUX = "black-forest-labs-flux-1-schnell"
 QWEN = "qwen3-32b-awq"
@@ -212,7 +213,7 @@ async def test_a_fault_ends_in_delivery_or_a_clear_release(
             # The held /run goes on after the bot gave up: count the job it starts.
             await fake.wait_until(lambda: bool(fake.jobs), timeout=bound)
         job = await core.jobs.job(submitted.job_id, HERE)
-        spent, held = await spent_and_held(core)
+        paid, held = await spent(core)
     assert job is not None
 
     known = [c.runpod_id for c in job.copies if c.runpod_id]
@@ -232,7 +233,7 @@ async def test_a_fault_ends_in_delivery_or_a_clear_release(
         (result,) = delivery.results
         billed = sum((j.cost or Decimal(0) for j in fake.jobs.values()), Decimal(0))
         assert billed > 0 and result.cost == billed, f"charged {result.cost}, billed {billed}"
-        assert (spent, held) == (billed, Decimal(0))
+        assert (paid, held) == (billed, Decimal(0))
         assert job.state == "delivered" and len(started_jobs) == 1
     else:
         (failure,) = delivery.failures
@@ -242,7 +243,7 @@ async def test_a_fault_ends_in_delivery_or_a_clear_release(
         assert "longer than this bot allows" not in failure.message
         if fault.kind != "outcome":  # the message says where it went wrong
             assert any(words in failure.message for words in SAYS[stage.name]), failure.message
-        assert (spent, held) == (Decimal(0), Decimal(0)), "charged (or still holding) for a failure"
+        assert (paid, held) == (Decimal(0), Decimal(0)), "charged (or still holding) for a failure"
         assert job.state in ("failed", "timed_out", "cancelled") and job.cost == 0
         running = [
             r

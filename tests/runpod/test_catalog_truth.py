@@ -20,7 +20,8 @@ from tests.conftest import API_KEY, make_settings
 from tests.discord.support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, point_discord_py_at
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import ALICE, spent, submit
+from tests.identities import ALICE
+from tests.jobs.support import spent, submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
 

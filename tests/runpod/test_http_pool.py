@@ -10,26 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app import Core, open_core
-from bot.delivery import ChannelRef
-from bot.jobs.invocation import Invocation
-from bot.ledger.quota import Identity
-from bot.policy import Where
-from bot.requests import parse_text
+from bot.app import open_core
 from tests.conftest import make_settings
-from tests.fakes.delivery import RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
+from tests.identities import member
+from tests.jobs.support import submit
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
-
-
-async def _submit(core: Core, text: str, user: str) -> RecordingDelivery:
-    who = Identity("test", "guild1", user)
-    request = parse_text("imagine", text, core.catalog, default_model="flux-schnell")
-    delivery = RecordingDelivery()
-    ref = ChannelRef("test", who.workspace, "c1", who.user)
-    await core.jobs.submit(Invocation(request, who, ref, delivery, Where("c1")))
-    return delivery
 
 
 async def test_a_new_job_is_sent_at_once_while_220_copies_long_poll(
@@ -44,11 +31,15 @@ async def test_a_new_job_is_sent_at_once_while_220_copies_long_poll(
     )
     async with open_core(settings) as core:
         running = [
-            await _submit(core, f"a fox, take {i} --count 4 --size 256x256", f"u{i % 5}")
+            (
+                await submit(
+                    core, f"a fox, take {i} --count 4 --size 256x256", who=member(f"u{i % 5}")
+                )
+            )[1]
             for i in range(55)
         ]
         await runpod_fake.wait_until(lambda: runpod_fake.count("status-sync") >= 200, timeout=20)
-        late = await _submit(core, "one more fox --size 256x256", "late")
+        _, late = await submit(core, "one more fox --size 256x256", who=member("late"))
         await late.wait_for(lambda: late.ended, timeout=20)
         assert late.results and not late.failures, late.failures
         for delivery in running:

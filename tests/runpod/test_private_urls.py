@@ -32,7 +32,7 @@ from bot.runpod.outputs import Downloader, OutputError
 from tests.conftest import make_settings
 from tests.fakes import media
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import spent, submit
+from tests.jobs.support import spent, submit
 
 SECRET_PNG = media.png(8, 8)
 FLUX = "black-forest-labs-flux-1-schnell"

@@ -11,11 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.slack import SlackAdapter
 from bot.app import Core, open_core
+from bot.ledger.quota import Identity
 from tests.conftest import make_settings
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, Message
@@ -54,6 +56,14 @@ class SlackBot:
     @property
     def url(self) -> str:
         return self.adapter.events_url
+
+    def member(self, user: str = ALICE) -> Identity:
+        """The ledger's name for `user` in this workspace."""
+        return Identity("slack", self.fake.team_id, user)
+
+    async def spent(self, user: str = ALICE) -> Decimal:
+        """What `user` has paid today (settled charges)."""
+        return (await self.core.ledger.usage(self.member(user))).user[0].spent
 
     async def command(
         self, name: str, text: str = "", *, user: str = ALICE, channel: str = CHANNEL, **kw: Any
@@ -145,6 +155,15 @@ def button_value(message: Message, action_id: str) -> str:
             if element["action_id"] == action_id:
                 return str(element["value"])
     raise AssertionError(f"no {action_id} button on {message.text!r}")
+
+
+def slack_env(fake: FakeSlack) -> dict[str, str]:
+    """The variables that connect a `python -m bot run` child to `fake` over Socket Mode."""
+    return {
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": fake.app_token,
+        "BOT_SLACK__API_URL": fake.api_url,
+    }
 
 
 def slack_settings(fake: FakeSlack, *, socket: bool = False, **extra: Any) -> dict[str, Any]:

@@ -8,44 +8,24 @@ the member sees, what Runpod received and what the ledger holds.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.slack.support import (
     ALICE,
     BOB,
     BOSS,
     SlackBot,
     block_texts,
-    populate,
-    running_bot,
 )
 
 TOP_SEED = 2**31 - 1
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
-
-
 async def nothing_ran(bot: SlackBot, user: str = ALICE) -> bool:
     await bot.idle()
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
+    usage = await bot.core.ledger.usage(bot.member(user))
     row = await bot.core.db.fetchone("SELECT COUNT(*) FROM jobs")
     return (
         bot.runpod.count("run") == 0
@@ -135,7 +115,7 @@ async def test_quota_refuses_an_amount_above_the_maximum(bot: SlackBot, text: st
     await bot.command("/quota", text, user=BOSS)
     (refusal,) = await bot.wait(lambda: bot.ephemerals(BOSS))
     assert refusal.text == "Amounts above $100,000.00 are not accepted."
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, BOB))
+    usage = await bot.core.ledger.usage(bot.member(BOB))
     assert usage.user[0].limit == Decimal("1.00")  # the default daily limit, unchanged
     written = await bot.core.db.fetchone(
         "SELECT (SELECT COUNT(*) FROM grants) + (SELECT COUNT(*) FROM limit_overrides)"

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from bot.delivery import Result
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.slack.support import (
@@ -22,29 +18,10 @@ from tests.slack.support import (
     block_texts,
     button_ids,
     button_value,
-    populate,
     running_bot,
 )
 
 SCHNELL = "black-forest-labs-flux-1-schnell"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
-
-
-async def spent(bot: SlackBot, user: str) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
-    return usage.user[0].spent
 
 
 async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: SlackBot) -> None:
@@ -58,7 +35,7 @@ async def test_reroll_and_variations_run_in_the_thread_paid_by_the_clicker(bot: 
     first, second = (job.input for job in bot.runpod.jobs.values())
     assert first["seed"] == 5 and second["seed"] != 5 and second["width"] == 256
     await bot.idle()
-    assert await spent(bot, BOB) > 0
+    assert await bot.spent(BOB) > 0
 
     await bot.click(card, "job_variations", user=ALICE)
     varied = (await bot.wait(lambda: len(bot.finished_cards()) == 3 and bot.finished_cards()))[2]
@@ -94,7 +71,7 @@ async def test_cancel_is_for_the_requester_or_an_admin(bot: SlackBot) -> None:
     (told,) = await bot.wait(bot.ephemerals)  # the requester learns it privately
     assert "Nothing was charged" in told.text
     await bot.idle()
-    assert bot.runpod.count("cancel") == 1 and await spent(bot, ALICE) == 0
+    assert bot.runpod.count("cancel") == 1 and await bot.spent(ALICE) == 0
 
 
 async def test_show_request_gives_the_api_call_privately(bot: SlackBot) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pytest
 from PIL import Image
 
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.chart_support import TODAY_BAR, TOP_MODEL, checked_png, shows
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
@@ -30,22 +28,8 @@ from tests.slack.support import (
     block_texts,
     button_ids,
     button_value,
-    populate,
     running_bot,
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -> None:
@@ -67,7 +51,7 @@ async def test_imagine_posts_a_card_and_the_image_in_its_thread(bot: SlackBot) -
     await bot.idle()
     record = await bot.core.jobs.job(job_id, Community("slack", bot.fake.team_id))
     assert record is not None and record.state == "delivered"
-    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    spent = (await bot.core.ledger.usage(bot.member(ALICE))).user[0]
     assert spent.spent == record.cost and spent.held == 0
 
 
@@ -209,7 +193,7 @@ async def test_a_quota_refusal_is_private_and_charges_nothing(
         assert refusal.text.startswith("Your daily limit is $0.001;")
         assert "This costs about $0.03" in refusal.text
         assert bot.public() == [] and bot.runpod.count("run") == 0
-        usage = await bot.core.ledger.usage(Identity("slack", fake.team_id, ALICE))
+        usage = await bot.core.ledger.usage(bot.member())
         assert (usage.user[0].spent, usage.user[0].held) == (Decimal(0), Decimal(0))
 
 
@@ -343,7 +327,7 @@ async def test_a_failed_job_is_told_privately_and_the_card_says_nothing_was_char
     assert block_texts(card)[1] == "❌ This job did not finish. Nothing was charged."
     assert button_ids(card) == {"job_reroll"}  # "Try again"
     await bot.idle()
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    usage = await bot.core.ledger.usage(bot.member(ALICE))
     assert usage.user[0].spent == 0 and not bot.fake.uploads
 
 
@@ -361,7 +345,7 @@ async def test_a_dropped_connection_while_posting_the_card_never_says_nothing_wa
         button_value(card, "job_reroll"), Community("slack", bot.fake.team_id)
     )
     assert record is not None and record.state == "delivered" and record.cost
-    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    spent = (await bot.core.ledger.usage(bot.member(ALICE))).user[0]
     assert spent.spent == record.cost
     told = [m.text for m in bot.ephemerals()]
     assert not any("nothing was charged" in text.lower() for text in told), told
@@ -384,7 +368,7 @@ async def test_a_slack_outage_while_posting_the_card_is_not_called_a_missing_inv
         button_value(card, "job_reroll"), Community("slack", bot.fake.team_id)
     )
     assert record is not None and record.state == "delivered"
-    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    spent = (await bot.core.ledger.usage(bot.member(ALICE))).user[0]
     assert spent.spent == record.cost and not any("charged" in t.lower() for t in texts)
 
 
@@ -399,7 +383,7 @@ async def test_a_channel_the_bot_is_not_in_asks_for_an_invite_and_charges_nothin
     texts = [m.text for m in bot.ephemerals()]
     assert any("not_in_channel" in t and "/invite" in t for t in texts), texts
     ((state,),) = await bot.core.db.fetchall("SELECT state FROM jobs")
-    spent = (await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))).user[0]
+    spent = (await bot.core.ledger.usage(bot.member(ALICE))).user[0]
     assert state == "cancelled" and (spent.spent, spent.held) == (0, 0)
     assert any(t.startswith("Cancelled") and "Nothing was charged" in t for t in texts), texts
     assert bot.public() == []

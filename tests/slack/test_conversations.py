@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import pytest
 
 from bot.jobs.invocation import Community
-from bot.ledger.quota import Identity
 from tests.fakes.media import png
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, Message
@@ -22,7 +20,6 @@ from tests.slack.support import (
     CHANNEL,
     SlackBot,
     button_value,
-    populate,
     running_bot,
 )
 
@@ -30,13 +27,6 @@ GRANITE = "granite-4-0-h-small"  # a chat model: its input is `messages`
 # Each turn below is 6 bytes ("turn 1") and each answer 8 ("answer 1"): 14 a turn. Three
 # earlier turns and a new one (48) are over this cap; two and a new one (34) fit.
 CAP = 40
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
 
 
 def answer(inp: dict[str, Any]) -> str:
@@ -62,11 +52,6 @@ def sent_messages(runpod: FakeRunpod) -> list[list[dict[str, str]]]:
     return [r.json["input"]["messages"] for r in runs]
 
 
-async def spent(bot: SlackBot, user: str) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, user))
-    return usage.user[0].spent
-
-
 def billed(runpod: FakeRunpod) -> list[Decimal]:
     jobs = [j for j in runpod.jobs.values() if j.endpoint_id == GRANITE]
     return [j.cost or Decimal(0) for j in jobs]
@@ -90,7 +75,7 @@ async def test_replies_in_the_thread_continue_the_conversation(
         await bot.wait(lambda: len(bot.finished_cards()) == 4)
         await bot.idle()
         sent = sent_messages(runpod_fake)
-        alice, bob = await spent(bot, ALICE), await spent(bot, BOB)
+        alice, bob = await bot.spent(ALICE), await bot.spent(BOB)
         texts = [m.text for m in fake.messages_in(CHANNEL, thread_ts=thread) if not m.blocks]
 
     def turn(n: int) -> list[dict[str, str]]:

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bot.jobs.invocation import Community
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
-from tests.slack.support import CHANNEL, SlackBot, button_value, populate, running_bot
+from tests.slack.support import CHANNEL, SlackBot, button_value
 
 FLUX = "black-forest-labs-flux-1-schnell"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    runpod_fake.endpoints[FLUX].execution_time = 0.3
-    async with running_bot(
-        tmp_path,
-        runpod_fake,
-        fake,
-        jobs={"progress_interval_s": 60},
-        delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 2},
-    ) as running:
-        yield running
+pytestmark = pytest.mark.bot_settings(
+    jobs={"progress_interval_s": 60},
+    delivery={"retry_first_s": 0.01, "retry_max_s": 0.05, "attempt_timeout_s": 2},
+)
 
 
 async def test_chat_update_failing_after_the_charge_still_shows_the_result(bot: SlackBot) -> None:
+    bot.runpod.endpoints[FLUX].execution_time = 0.3  # long enough to see the progress card
     await bot.command("/imagine", "a cat --size 256x256")
     (card,) = await bot.wait(bot.cards)  # the card is up, showing progress
     bot.fake.outage("chat.update", 503)  # from here Slack answers 5xx to every edit

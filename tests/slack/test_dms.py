@@ -7,29 +7,8 @@ it and shows a status while the job starts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import assistant_thread_started, message
-from tests.slack.support import ALICE, SlackBot, populate, running_bot
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
+from tests.slack.support import ALICE, SlackBot
 
 
 async def direct_message(bot: SlackBot, text: str, *, thread_ts: str | None = None) -> str:
@@ -70,7 +49,7 @@ async def test_a_plain_dm_is_charged_to_the_member_like_a_command(bot: SlackBot)
     asked = await direct_message(bot, "why is the sky blue?")
     await bot.wait(lambda: bot.finished_cards(dm))
     await bot.idle()
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    usage = await bot.core.ledger.usage(bot.member(ALICE))
     (job,) = bot.runpod.jobs.values()
     answers = [m.text for m in bot.fake.messages_in(dm, thread_ts=asked) if not m.blocks]
     assert answers == ["Rayleigh scattering."]

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 
 from tests.fakes.media import wav
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import app_mention
 from tests.slack.support import (
     ALICE,
     CHANNEL,
     SlackBot,
     block_texts,
-    populate,
-    running_bot,
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
 
 
 @pytest.mark.parametrize("fault", ["bad_signature", "stale"])

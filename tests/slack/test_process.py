@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import API_KEY
+from tests.conftest import process_env
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import slash_command
-from tests.slack.support import ALICE, CHANNEL, block_texts, populate
+from tests.slack.support import ALICE, CHANNEL, block_texts, populate, slack_env
 
 
 async def test_python_m_bot_run_serves_slack_and_stops_cleanly(
@@ -20,20 +19,9 @@ async def test_python_m_bot_run_serves_slack_and_stops_cleanly(
 ) -> None:
     async with FakeSlack() as fake:
         populate(fake)
-        env = {
-            **os.environ,
-            "RUNPOD_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": fake.bot_token,
-            "SLACK_APP_TOKEN": fake.app_token,
-            "BOT_SLACK__API_URL": fake.api_url,
-            "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
-            "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
-            "BOT_HTTP__HOST": "127.0.0.1",
-            "BOT_HTTP__PORT": "0",
-            "BOT_SECURITY__ALLOW_PRIVATE_URLS": "true",
-            "BOT_JOBS__PROGRESS_INTERVAL_S": "0.1",
-            "BOT_CONFIG": str(tmp_path / "absent.toml"),
-        }
+        env = process_env(
+            tmp_path, runpod_fake, BOT_JOBS__PROGRESS_INTERVAL_S="0.1", **slack_env(fake)
+        )
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

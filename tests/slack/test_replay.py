@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
-import pytest
 
-from bot.ledger.quota import Identity
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import block_actions, slash_command
-from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value, populate, running_bot
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod) -> AsyncIterator[SlackBot]:
-    async with FakeSlack() as fake:
-        populate(fake)
-        async with running_bot(tmp_path, runpod_fake, fake) as running:
-            yield running
+from tests.slack.support import ALICE, CHANNEL, SlackBot, button_value
 
 
 async def send(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
@@ -51,7 +37,7 @@ def signed_imagine(bot: SlackBot) -> tuple[bytes, dict[str, str]]:
 
 
 async def charged(bot: SlackBot) -> Decimal:
-    usage = await bot.core.ledger.usage(Identity("slack", bot.fake.team_id, ALICE))
+    usage = await bot.core.ledger.usage(bot.member(ALICE))
     return usage.user[0].spent
 
 

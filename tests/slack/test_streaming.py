@@ -7,27 +7,11 @@ streaming call and keeps the streamed message as a user would see it. The fallba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack, RecordedCall
-from tests.slack.support import ALICE, CHANNEL, SlackBot, populate, running_bot
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    async with running_bot(tmp_path, runpod_fake, fake) as running:
-        yield running
+from tests.slack.support import ALICE, CHANNEL, SlackBot, running_bot
 
 
 def streamed(call: RecordedCall) -> str:

@@ -25,7 +25,7 @@ from bot.jobs.workers import DB_NOW
 from tests.conftest import make_settings
 from tests.fakes.delivery import DeliveryHub, RecordingDelivery
 from tests.fakes.runpod import FakeRunpod
-from tests.jobs.test_jobs import spent, submit
+from tests.jobs.support import spent, submit
 from tests.jobs.test_workers import until
 from tests.pg_support import fresh_schema, query
 from tests.storage.tcp_proxy import CuttableProxy

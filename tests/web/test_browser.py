@@ -19,8 +19,8 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.jobs.invocation import Community
 from bot.web.gallery import PAGE_SIZE
-from tests.discord.support import discord_settings, fields, job_id_of, result_of, running_bot
-from tests.fakes.discord import FakeDiscord, point_discord_py_at
+from tests.discord.support import fields, job_id_of, result_of
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
 from tests.web.support import PUBLIC_URL, link_in, running_page
 
@@ -39,29 +39,10 @@ def _missing() -> str | None:
 MISSING = _missing()
 if MISSING and IN_CI:
     raise RuntimeError(f"browser tests cannot run under CI: {MISSING}")
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"browser tests skipped: {MISSING}")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with point_discord_py_at(fake):
-            yield fake
-
-
-@pytest.fixture
-async def bot(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeDiscord
-) -> AsyncIterator[DiscordAdapter]:
-    settings = discord_settings(
-        tmp_path,
-        runpod_fake,
-        fake,
-        storage={"media_dir": str(tmp_path / "media")},
-        web={"public_url": PUBLIC_URL},
-    )
-    async with running_bot(settings) as adapter:
-        yield adapter
+pytestmark = [
+    pytest.mark.skipif(MISSING is not None, reason=f"browser tests skipped: {MISSING}"),
+    pytest.mark.bot_settings(archive=True, web={"public_url": PUBLIC_URL}),
+]
 
 
 @pytest.fixture
@@ -91,8 +72,8 @@ async def web_link(fake: FakeDiscord, base: str, **who: object) -> str:
 
 
 async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_again(
-    bot: DiscordAdapter,
-    fake: FakeDiscord,
+    discord_bot: DiscordAdapter,
+    discord_fake: FakeDiscord,
     runpod_fake: FakeRunpod,
     browser: object,
     shots: Path,
@@ -104,14 +85,14 @@ async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_agai
     jobs = [
         job_id_of(
             await result_of(
-                await fake.slash_command("imagine", {"prompt": prompt, "size": "512x512"})
+                await discord_fake.slash_command("imagine", {"prompt": prompt, "size": "512x512"})
             )
         )
         for prompt in prompts
     ]
-    async with running_page(bot.core) as base:
+    async with running_page(discord_bot.core) as base:
         page = await browser.new_page(viewport={"width": 900, "height": 700})
-        await page.goto(await web_link(fake, base))
+        await page.goto(await web_link(discord_fake, base))
         await page.click("#signin")
         await expect(page.locator("h1")).to_have_text("What the community made")
         newest = page.locator(".card").first
@@ -131,55 +112,57 @@ async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_agai
         await expect(page.locator("dd.prompt")).to_have_text("a fox in the snow")
         await expect(page.locator(".media img")).to_have_count(1, timeout=15_000)
         rerun = page.url.rsplit("/", 1)[1]
-    dm = fake.dm_channel(fake.user)
-    in_dm = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
+    dm = discord_fake.dm_channel(discord_fake.user)
+    in_dm = await discord_fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)
     assert loaded == 512  # the image came through its signed media URL
-    record = await bot.core.jobs.job(rerun, Community("discord", str(fake.guild.id)))
+    record = await discord_bot.core.jobs.job(
+        rerun, Community("discord", str(discord_fake.guild.id))
+    )
     assert rerun not in jobs and len(runpod_fake.jobs) == 3  # the rerun reached Runpod
     assert record is not None and record.state == "delivered" and record.cost
     assert in_dm.attachments and f"job {rerun}" in str(in_dm.embeds)  # and in the member's DM
 
 
 async def test_an_admin_sets_a_limit_in_the_browser_and_usage_reports_it(
-    bot: DiscordAdapter, fake: FakeDiscord, browser: object, shots: Path
+    discord_bot: DiscordAdapter, discord_fake: FakeDiscord, browser: object, shots: Path
 ) -> None:
     from playwright.async_api import Browser, expect
 
     assert isinstance(browser, Browser)
-    async with running_page(bot.core) as base:
+    async with running_page(discord_bot.core) as base:
         admin = await browser.new_page()
-        await admin.goto(await web_link(fake, base, user=fake.guild.owner))
+        await admin.goto(await web_link(discord_fake, base, user=discord_fake.guild.owner))
         await admin.click("#signin")
         await admin.goto(f"{base}/web/admin")
-        await admin.fill("#member", str(fake.user.id))
+        await admin.fill("#member", str(discord_fake.user.id))
         await admin.fill("#daily", "0.30")
         await admin.click("#set-limits")
         await expect(admin.locator(".done")).to_have_text(
-            f"Limits of member {fake.user.id} set: daily $0.30."
+            f"Limits of member {discord_fake.user.id} set: daily $0.30."
         )
         await admin.screenshot(path=str(shots / "admin.png"), full_page=True)
 
         member = await (await browser.new_context()).new_page()
-        await member.goto(await web_link(fake, base))
+        await member.goto(await web_link(discord_fake, base))
         await member.click("#signin")
         refused = await member.goto(f"{base}/web/admin")
         await expect(member.locator(".message")).to_contain_text("Only the workspace's admins")
-    usage = await (await fake.slash_command("usage")).wait_for_message()
+    usage = await (await discord_fake.slash_command("usage")).wait_for_message()
     assert refused is not None and refused.status == 403
     assert fields(usage)["Daily"].startswith("$0.00 of $0.30 spent")
 
 
 async def test_a_member_pages_through_the_gallery(
-    bot: DiscordAdapter, fake: FakeDiscord, browser: object, shots: Path
+    discord_bot: DiscordAdapter, discord_fake: FakeDiscord, browser: object, shots: Path
 ) -> None:
     from playwright.async_api import Browser, expect
 
     assert isinstance(browser, Browser)
     for n in range(PAGE_SIZE + 1):
-        await result_of(await fake.slash_command("imagine", {"prompt": f"boat {n}"}))
-    async with running_page(bot.core) as base:
+        await result_of(await discord_fake.slash_command("imagine", {"prompt": f"boat {n}"}))
+    async with running_page(discord_bot.core) as base:
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        await page.goto(await web_link(fake, base))
+        await page.goto(await web_link(discord_fake, base))
         await page.click("#signin")
         await expect(page.locator(".card")).to_have_count(PAGE_SIZE)
         await expect(page.locator(".card .prompt").first).to_have_text(f"boat {PAGE_SIZE}")

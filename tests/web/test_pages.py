@@ -25,7 +25,14 @@ from bot.jobs.invocation import Community
 from bot.ledger.periods import local_date
 from bot.ledger.quota import Identity
 from bot.web.gallery import PAGE_SIZE
-from tests.discord.support import discord_settings, fields, job_id_of, result_of, running_bot
+from tests.discord.support import (
+    discord_settings,
+    fields,
+    job_id_of,
+    member_of,
+    result_of,
+    running_bot,
+)
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
 from tests.fakes.discord_gateway import GUILD_MEMBERS_INTENT, FakeRole
 from tests.fakes.runpod import FakeRunpod
@@ -284,7 +291,7 @@ async def test_run_again_starts_the_job_for_the_viewer_and_charges_it_once(
         await bot.core.jobs.wait_idle(10)
         shown = await client.get(f"{base}/web/job/{new_job}")
     guild = str(fake.guild.id)
-    owner_spend = (await bot.core.ledger.usage(Identity("discord", guild, str(owner.id)))).user[0]
+    owner_spend = (await bot.core.ledger.usage(member_of(fake, owner))).user[0]
     record = await bot.core.jobs.job(new_job, Community("discord", guild))
 
     assert forged.status_code == 403
@@ -303,7 +310,7 @@ async def test_run_again_is_refused_when_the_viewer_has_no_quota_left(
     bot: DiscordAdapter, fake: FakeDiscord, base: str, runpod_fake: FakeRunpod
 ) -> None:
     original = await imagine(fake, "one more fox")
-    member = Identity("discord", str(fake.guild.id), str(fake.user.id))
+    member = member_of(fake)
     await bot.core.ledger.set_limits(member.user_key, QuotaLimits(daily_usd=Decimal(0)))
     async with httpx.AsyncClient() as client:
         await sign_in(client, await web_link(fake, base))
@@ -374,7 +381,7 @@ async def test_admin_sees_spend_grants_credit_and_ends_a_members_sessions(
 ) -> None:
     await imagine(fake, "a fox to count")
     owner = fake.guild.owner
-    member = Identity("discord", str(fake.guild.id), str(fake.user.id))
+    member = member_of(fake)
     async with httpx.AsyncClient() as admin, httpx.AsyncClient() as them:
         await sign_in(admin, await web_link(fake, base, user=owner))
         await sign_in(them, await web_link(fake, base))

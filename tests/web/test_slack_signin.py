@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from bot.jobs.invocation import Community
-from tests.conftest import API_KEY
+from tests.conftest import process_env
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import event_callback, slash_command
@@ -26,24 +24,12 @@ from tests.slack.support import (
     CHANNEL,
     SlackBot,
     button_value,
-    populate,
     running_bot,
+    slack_env,
 )
 from tests.web.support import PUBLIC_URL, link_in, running_page, sign_in, until
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        populate(slack)
-        yield slack
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack) -> AsyncIterator[SlackBot]:
-    web = {"public_url": PUBLIC_URL}
-    async with running_bot(tmp_path, runpod_fake, fake, web=web) as running:
-        yield running
+pytestmark = pytest.mark.bot_settings(web={"public_url": PUBLIC_URL})
 
 
 async def web_link(bot: SlackBot, base: str, user: str) -> str:
@@ -53,14 +39,16 @@ async def web_link(bot: SlackBot, base: str, user: str) -> str:
     return link_in(replies[-1].text, base)
 
 
-async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(bot: SlackBot) -> None:
-    await bot.command("/imagine", "a slack cat --seed 3")
-    (card,) = await bot.wait(bot.finished_cards)
+async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(
+    slack_bot: SlackBot,
+) -> None:
+    await slack_bot.command("/imagine", "a slack cat --seed 3")
+    (card,) = await slack_bot.wait(slack_bot.finished_cards)
     job = button_value(card, "job_reroll")
-    async with running_page(bot.core) as base:
+    async with running_page(slack_bot.core) as base:
         async with httpx.AsyncClient() as alice, httpx.AsyncClient() as boss:
-            await sign_in(alice, await web_link(bot, base, ALICE))
-            await sign_in(boss, await web_link(bot, base, BOSS))
+            await sign_in(alice, await web_link(slack_bot, base, ALICE))
+            await sign_in(boss, await web_link(slack_bot, base, BOSS))
             gallery = await alice.get(f"{base}/web/")
             refused = await alice.get(f"{base}/web/admin")
             limits = await boss.get(f"{base}/web/admin")
@@ -71,17 +59,17 @@ async def test_slack_members_sign_in_and_only_admins_get_the_limits_page(bot: Sl
 
 
 async def test_a_deactivated_member_loses_the_page_and_a_demoted_admin_the_admin_page(
-    bot: SlackBot,
+    slack_bot: SlackBot,
 ) -> None:
-    fake = bot.fake
-    async with running_page(bot.core) as base:
+    fake = slack_bot.fake
+    async with running_page(slack_bot.core) as base:
         async with httpx.AsyncClient() as alice, httpx.AsyncClient() as boss:
-            await sign_in(alice, await web_link(bot, base, ALICE))
-            await sign_in(boss, await web_link(bot, base, BOSS))
+            await sign_in(alice, await web_link(slack_bot, base, ALICE))
+            await sign_in(boss, await web_link(slack_bot, base, BOSS))
             before = await alice.get(f"{base}/web/")
             gone = {"id": ALICE, "team_id": fake.team_id, "deleted": True, "profile": {}}
             changed = event_callback(fake, {"type": "user_change", "user": gone})
-            assert (await bot.signer.post_event(bot.url, changed)).status == 200
+            assert (await slack_bot.signer.post_event(slack_bot.url, changed)).status == 200
 
             async def ended() -> bool:
                 return (await alice.get(f"{base}/web/")).status_code == 401
@@ -95,26 +83,26 @@ async def test_a_deactivated_member_loses_the_page_and_a_demoted_admin_the_admin
 
 
 async def test_slack_web_says_how_to_enable_it(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+    tmp_path: Path, runpod_fake: FakeRunpod, slack_fake: FakeSlack
 ) -> None:
-    async with running_bot(tmp_path, runpod_fake, fake) as bot:
+    async with running_bot(tmp_path, runpod_fake, slack_fake) as bot:
         await bot.command("/web")
         (reply,) = await bot.wait(bot.ephemerals)
     assert "web.public_url" in reply.text
 
 
-async def test_slack_web_hide_mine(bot: SlackBot) -> None:
-    await bot.command("/web", "hide-mine")
-    (reply,) = await bot.wait(bot.ephemerals)
+async def test_slack_web_hide_mine(slack_bot: SlackBot) -> None:
+    await slack_bot.command("/web", "hide-mine")
+    (reply,) = await slack_bot.wait(slack_bot.ephemerals)
     assert "no longer shown on the web page" in reply.text
 
 
 async def test_results_from_slack_nsfw_channels_are_not_listed(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+    tmp_path: Path, runpod_fake: FakeRunpod, slack_fake: FakeSlack
 ) -> None:
     web = {"public_url": PUBLIC_URL}
     slack = {"nsfw_channels": [CHANNEL]}
-    async with running_bot(tmp_path, runpod_fake, fake, web=web, slack=slack) as bot:
+    async with running_bot(tmp_path, runpod_fake, slack_fake, web=web, slack=slack) as bot:
         await bot.command("/imagine", "a night cat")
         (card,) = await bot.wait(bot.finished_cards)
         job = button_value(card, "job_reroll")
@@ -132,31 +120,25 @@ def free_port() -> int:
 
 
 async def test_python_m_bot_run_serves_the_page_it_links_to(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+    tmp_path: Path, runpod_fake: FakeRunpod, slack_fake: FakeSlack
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "RUNPOD_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": fake.bot_token,
-        "SLACK_APP_TOKEN": fake.app_token,
-        "BOT_SLACK__API_URL": fake.api_url,
-        "BOT_RUNPOD__BASE_URL": runpod_fake.base_url,
-        "BOT_STORAGE__DATABASE": str(tmp_path / "bot.db"),
-        "BOT_HTTP__HOST": "127.0.0.1",
-        "BOT_HTTP__PORT": str(port),
-        "BOT_WEB__PUBLIC_URL": PUBLIC_URL,
-        "BOT_CONFIG": str(tmp_path / "absent.toml"),
-    }
+    env = process_env(
+        tmp_path,
+        runpod_fake,
+        BOT_HTTP__PORT=str(port),
+        BOT_WEB__PUBLIC_URL=PUBLIC_URL,
+        **slack_env(slack_fake),
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        command = slash_command(fake, "/web", "", user_id=ALICE, channel_id=CHANNEL)
-        await fake.socket_send("slash_commands", command, timeout=20)
-        (reply,) = await fake.wait_for(
-            lambda: [m for m in fake.messages if m.ephemeral_to == ALICE], timeout=20
+        command = slash_command(slack_fake, "/web", "", user_id=ALICE, channel_id=CHANNEL)
+        await slack_fake.socket_send("slash_commands", command, timeout=20)
+        (reply,) = await slack_fake.wait_for(
+            lambda: [m for m in slack_fake.messages if m.ephemeral_to == ALICE], timeout=20
         )
         async with httpx.AsyncClient() as alice:
             signed_in = await sign_in(alice, link_in(reply.text, f"http://127.0.0.1:{port}"))
@@ -185,48 +167,50 @@ async def run_again(bot: SlackBot, prompt: str) -> tuple[str, httpx.Response]:
         return new_job, await alice.get(f"{base}/web/job/{new_job}")
 
 
-async def test_run_again_from_slack_posts_the_result_to_the_viewers_dm(bot: SlackBot) -> None:
-    new_job, shown = await run_again(bot, "a slack fox")
-    dm = bot.fake.dm_channel(ALICE)
-    (card,) = await bot.wait(lambda: bot.finished_cards(dm))
-    uploaded = [u for u in bot.fake.uploads if u.channel_id == dm]
+async def test_run_again_from_slack_posts_the_result_to_the_viewers_dm(slack_bot: SlackBot) -> None:
+    new_job, shown = await run_again(slack_bot, "a slack fox")
+    dm = slack_bot.fake.dm_channel(ALICE)
+    (card,) = await slack_bot.wait(lambda: slack_bot.finished_cards(dm))
+    uploaded = [u for u in slack_bot.fake.uploads if u.channel_id == dm]
     assert button_value(card, "job_reroll") == new_job and "a slack fox" in card.text
     assert len(uploaded) == 1 and uploaded[0].data  # the image itself, not a link
     assert shown.status_code == 200 and "<img src=" in shown.text
 
 
-async def test_run_again_shows_on_the_page_when_the_dm_is_refused(bot: SlackBot) -> None:
-    bot.fake.fail_next("conversations.open", "cannot_dm_bot")
-    new_job, shown = await run_again(bot, "a shy fox")
-    record = await bot.core.jobs.job(new_job, Community("slack", bot.fake.team_id))
-    assert bot.fake.calls_to("conversations.open")[0].error == "cannot_dm_bot"
-    assert not bot.finished_cards(bot.fake.dm_channel(ALICE))
+async def test_run_again_shows_on_the_page_when_the_dm_is_refused(slack_bot: SlackBot) -> None:
+    slack_bot.fake.fail_next("conversations.open", "cannot_dm_bot")
+    new_job, shown = await run_again(slack_bot, "a shy fox")
+    record = await slack_bot.core.jobs.job(new_job, Community("slack", slack_bot.fake.team_id))
+    assert slack_bot.fake.calls_to("conversations.open")[0].error == "cannot_dm_bot"
+    assert not slack_bot.finished_cards(slack_bot.fake.dm_channel(ALICE))
     assert record is not None and record.state == "delivered"
     assert shown.status_code == 200 and "a shy fox" in shown.text and "<img src=" in shown.text
 
 
-async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(bot: SlackBot) -> None:
-    eve = bot.fake.add_user("U0EVE", "<b>Eve</b> & co", real_name="Eve Real").id
+async def test_the_gallery_names_a_slack_member_from_one_profile_lookup(
+    slack_bot: SlackBot,
+) -> None:
+    eve = slack_bot.fake.add_user("U0EVE", "<b>Eve</b> & co", real_name="Eve Real").id
     for made, prompt in enumerate(("a hostile cat", "another hostile cat"), start=1):
-        await bot.command("/imagine", prompt, user=eve)
-        await bot.wait(lambda n=made: len(bot.finished_cards()) >= n)
-    await bot.idle()
-    async with running_page(bot.core) as base, httpx.AsyncClient() as alice:
-        await sign_in(alice, await web_link(bot, base, ALICE))
+        await slack_bot.command("/imagine", prompt, user=eve)
+        await slack_bot.wait(lambda n=made: len(slack_bot.finished_cards()) >= n)
+    await slack_bot.idle()
+    async with running_page(slack_bot.core) as base, httpx.AsyncClient() as alice:
+        await sign_in(alice, await web_link(slack_bot, base, ALICE))
         gallery = await alice.get(f"{base}/web/")
-    lookups = [c for c in bot.fake.calls_to("users.info") if c.params.get("user") == eve]
+    lookups = [c for c in slack_bot.fake.calls_to("users.info") if c.params.get("user") == eve]
     assert "&lt;b&gt;Eve&lt;/b&gt; &amp; co" in gallery.text and "<b>Eve</b>" not in gallery.text
     assert len(lookups) == 1  # one users.info for the name and the admin check, not per command
 
 
 async def test_a_restart_does_not_look_the_name_up_again_the_same_day(
-    tmp_path: Path, runpod_fake: FakeRunpod, fake: FakeSlack
+    tmp_path: Path, runpod_fake: FakeRunpod, slack_fake: FakeSlack
 ) -> None:
     web = {"public_url": PUBLIC_URL}
     for told in (1, 2):  # the second bot is a restart on the same database
-        async with running_bot(tmp_path, runpod_fake, fake, web=web) as bot:
+        async with running_bot(tmp_path, runpod_fake, slack_fake, web=web) as bot:
             await bot.command("/usage", user=BOB)
             await bot.wait(lambda n=told: len(bot.ephemerals(BOB)) >= n)
             await bot.idle()
-    lookups = [c for c in fake.calls_to("users.info") if c.params.get("user") == BOB]
+    lookups = [c for c in slack_fake.calls_to("users.info") if c.params.get("user") == BOB]
     assert len(lookups) == 1
