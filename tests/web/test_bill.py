@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 import time_machine
+from pydantic import ValidationError
 
+from bot.config import WebSettings
 from tests.conftest import API_KEY
 from tests.discord.support import discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
@@ -157,3 +159,9 @@ async def test_the_page_says_so_when_runpods_billing_api_is_down(
     assert "cloudflare" not in page.text and "Traceback" not in page.text
     assert 'id="set-limits"' in page.text and "This workspace's pool" in page.text
     assert csv_file.status_code == 503 and "HTTP 502" in csv_file.text
+
+
+@pytest.mark.parametrize("key", ["discord:123", "slack::U0456", "123456789012345678"])
+def test_an_operator_key_that_names_no_member_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="is not a member key like discord:GUILD:USER"):
+        WebSettings(operators=[key])
