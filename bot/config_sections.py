@@ -304,6 +304,18 @@ class WebSettings(Section):
     # How long a sign-in link from `/web` works (once), and how long a session lasts.
     link_minutes: float = Field(default=10.0, gt=0, le=60)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Who runs the bot and pays Runpod's bill ("discord:GUILD:USER", "slack:TEAM:USER"): when
+    # also an admin of the workspace they sign in to, their admin page shows the reconciliation
+    # with Runpod's bill, which covers every workspace on the API key.
+    operators: list[str] = Field(default_factory=list)
+
+    @field_validator("operators")
+    @classmethod
+    def _member_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key.split(":")) != 3 or not all(key.split(":")):
+                raise ValueError(f"{key!r} is not a member key like discord:GUILD:USER")
+        return keys
 
 
 class LogSettings(Section):

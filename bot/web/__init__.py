@@ -18,6 +18,7 @@ from bot.ledger.quota import Identity
 from bot.web import again
 from bot.web.access import Member
 from bot.web.admin import AdminPages
+from bot.web.bill import BillPages
 from bot.web.hiding import Hiding
 from bot.web.http import TEMPLATES, Refused, Sessions
 from bot.web.names import Names
@@ -116,6 +117,8 @@ def web_app(core: Core) -> web.Application:
     again.register(core)
     sessions = Sessions(signins(core), core.web, Names(core.db, core.web))
     app.router.add_routes(Pages(core, sessions).routes())
-    app.router.add_routes(AdminPages(core, sessions).routes())
+    bill = BillPages(core, sessions)
+    app.router.add_routes(AdminPages(core, sessions, bill).routes())
+    app.router.add_routes(bill.routes())
     app.router.add_get("/static/site.css", _css)
     return app

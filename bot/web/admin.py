@@ -21,6 +21,7 @@ from bot.ledger.quota import Identity, format_usd
 from bot.ledger.quota_ops import describe_limit, parse_limit, parse_usd
 from bot.ledger.records import Report
 from bot.web.audit import recent_changes
+from bot.web.bill import BillPages, signed_usd
 from bot.web.chart import month_chart
 from bot.web.http import Refused, Sessions, csv_file, render
 from bot.web.names import Names
@@ -34,9 +35,10 @@ PERIODS = ("daily", "weekly", "monthly")
 
 
 class AdminPages:
-    def __init__(self, core: Core, sessions: Sessions) -> None:
+    def __init__(self, core: Core, sessions: Sessions, bill: BillPages) -> None:
         self._core = core
         self._sessions = sessions
+        self._bill = bill
         self._zone = ZoneInfo(core.settings.quotas.timezone)
         self._names = Names(core.db, core.web)
 
@@ -62,6 +64,9 @@ class AdminPages:
             "chart": await month_chart(self._core.db, session.identity.pool_key, self._zone),
             "outcomes": await outcomes(self._core.db, session.community, report.since),
             "changes": await recent_changes(self._core.db, session.identity.pool_key),
+            # Runpod's bill covers every workspace: read (and shown) for operators only.
+            "bill": await self._bill.read() if self._bill.may_see(session) else None,
+            "signed_usd": signed_usd,
             "usd": format_usd,
             "limit": describe_limit,
             "done": done,

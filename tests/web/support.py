@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 
 from bot import web as web_page
 from bot.app import Core
 from bot.listener import Listener
+from tests.discord.support import job_id_of, result_of
+from tests.fakes.discord import FakeDiscord
 
 PUBLIC_URL = "http://bot.test"  # what `web.public_url` says in tests; rewritten to the listener
 LINK = re.compile(r"https?://\S+/web/signin/[\w-]+")
@@ -36,6 +39,20 @@ def link_in(text: str, base: str) -> str:
         raise LookupError(f"no sign-in link in {text!r}")
     path = found.group(0).split("://", 1)[1].split("/", 1)[1]
     return f"{base}/{path}"
+
+
+async def web_link(fake: FakeDiscord, base: str, **where: Any) -> str:
+    """The link Discord's `/web` answers with (privately), pointed at the test listener."""
+    sent = await fake.slash_command("web", **where)
+    answer = await sent.wait_for_message()
+    assert answer.ephemeral
+    return link_in(answer.content, base)
+
+
+async def imagine(fake: FakeDiscord, prompt: str, **where: Any) -> str:
+    """A 512x512 `/imagine` in Discord, to its result; its job id."""
+    sent = await fake.slash_command("imagine", {"prompt": prompt, "size": "512x512"}, **where)
+    return job_id_of(await result_of(sent))
 
 
 async def sign_in(client: httpx.AsyncClient, link: str) -> httpx.Response:

@@ -22,7 +22,7 @@ from bot.web.gallery import PAGE_SIZE
 from tests.discord.support import fields, job_id_of, result_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runpod import FakeRunpod
-from tests.web.support import PUBLIC_URL, link_in, running_page
+from tests.web.support import PUBLIC_URL, running_page, web_link
 
 CHROMIUM = Path(os.environ.get("WEB_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI") == "true"
@@ -64,11 +64,6 @@ async def browser() -> AsyncIterator[object]:
             yield launched
         finally:
             await launched.close()
-
-
-async def web_link(fake: FakeDiscord, base: str, **who: object) -> str:
-    answer = await (await fake.slash_command("web", **who)).wait_for_message()
-    return link_in(answer.content, base)
 
 
 async def test_a_member_signs_in_opens_the_gallery_and_a_result_and_runs_it_again(

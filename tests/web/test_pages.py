@@ -36,7 +36,7 @@ from tests.discord.support import (
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
 from tests.fakes.discord_gateway import GUILD_MEMBERS_INTENT, FakeRole
 from tests.fakes.runpod import FakeRunpod
-from tests.web.support import PUBLIC_URL, link_in, running_page, sign_in, until
+from tests.web.support import PUBLIC_URL, imagine, running_page, sign_in, until, web_link
 
 MANAGE_GUILD = 1 << 5
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -81,18 +81,6 @@ async def bot(
 async def base(bot: DiscordAdapter) -> AsyncIterator[str]:
     async with running_page(bot.core) as url:
         yield url
-
-
-async def web_link(fake: FakeDiscord, base: str, **where: Any) -> str:
-    sent = await fake.slash_command("web", **where)
-    answer = await sent.wait_for_message()
-    assert answer.ephemeral
-    return link_in(answer.content, base)
-
-
-async def imagine(fake: FakeDiscord, prompt: str, **where: Any) -> str:
-    sent = await fake.slash_command("imagine", {"prompt": prompt, "size": "512x512"}, **where)
-    return job_id_of(await result_of(sent))
 
 
 async def test_a_member_signs_in_from_web_and_sees_the_result_with_its_media(
