@@ -19,7 +19,7 @@ from bot.ledger.periods import utc_now
 from bot.ledger.quota import format_usd
 
 if TYPE_CHECKING:
-    from bot.runpod.client import RunpodClient, RunpodError
+    from bot.runpod.client import RunpodClient
     from bot.storage.sql import Store
 
 DEFAULT_DAYS = 7
@@ -46,7 +46,7 @@ def _date(text: str) -> date:
 
 async def _reconcile(args: argparse.Namespace) -> int:
     # Runpod's client and httpx load with the command, not with every `python -m bot` (startup).
-    from bot.ledger.reconcile import SHARED_KEY_NOTE, Verdict, compare, describe
+    from bot.ledger.reconcile import SHARED_KEY_NOTE, Verdict, billing_failure, compare, describe
     from bot.runpod.client import RunpodError
 
     settings = load_settings(args.config)
@@ -75,33 +75,6 @@ async def _reconcile(args: argparse.Namespace) -> int:
         )
         return EXIT_LEDGER_HIGHER
     return 0
-
-
-def billing_failure(exc: RunpodError, rest_url: str) -> str:
-    """What went wrong reading the bill, in words an operator can act on."""
-    from bot.runpod.client import (
-        ConnectionFailed,
-        MalformedResponse,
-        RateLimited,
-        RunpodTimeout,
-        Unauthorized,
-        UpstreamError,
-    )
-
-    where = f"Runpod's billing API ({rest_url})"
-    if isinstance(exc, Unauthorized):
-        if exc.status == 403:
-            return f"{where} refused: the API key lacks read access to billing (403)"
-        return f"{where} refused the API key (401): check RUNPOD_API_KEY"
-    if isinstance(exc, RateLimited):
-        return f"{where} is rate limiting this key (429); try again in a minute"
-    if isinstance(exc, UpstreamError):
-        return f"{where} is failing (HTTP {exc.status}); try again later"
-    if isinstance(exc, ConnectionFailed | RunpodTimeout):
-        return f"{where} is unreachable: {exc.message}"
-    if isinstance(exc, MalformedResponse):
-        return f"{where} answered something that is not a billing report: {exc.message}"
-    return f"{where}: {exc.message}"
 
 
 @asynccontextmanager

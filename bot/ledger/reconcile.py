@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 from bot.config import ReconcileSettings
 from bot.ledger.periods import from_micros, to_micros, utc_now
 from bot.ledger.quota import format_usd, to_usd
-from bot.runpod.client import MalformedResponse, RunpodClient
+from bot.runpod.client import (
+    ConnectionFailed,
+    MalformedResponse,
+    RateLimited,
+    RunpodClient,
+    RunpodError,
+    RunpodTimeout,
+    Unauthorized,
+    UpstreamError,
+)
 from bot.storage.sql import Connection, Store
 
 if TYPE_CHECKING:
@@ -167,3 +176,21 @@ class Reconciler:
             except Exception:
                 log.exception("reconcile: the check against Runpod's bill failed")
             await asyncio.sleep(self.settings.interval_hours * 3600)
+
+
+def billing_failure(exc: RunpodError, rest_url: str) -> str:
+    """What went wrong reading the bill, in words an operator can act on."""
+    where = f"Runpod's billing API ({rest_url})"
+    if isinstance(exc, Unauthorized):
+        if exc.status == 403:
+            return f"{where} refused: the API key lacks read access to billing (403)"
+        return f"{where} refused the API key (401): check RUNPOD_API_KEY"
+    if isinstance(exc, RateLimited):
+        return f"{where} is rate limiting this key (429); try again in a minute"
+    if isinstance(exc, UpstreamError):
+        return f"{where} is failing (HTTP {exc.status}); try again later"
+    if isinstance(exc, ConnectionFailed | RunpodTimeout):
+        return f"{where} is unreachable: {exc.message}"
+    if isinstance(exc, MalformedResponse):
+        return f"{where} answered something that is not a billing report: {exc.message}"
+    return f"{where}: {exc.message}"

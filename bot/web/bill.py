@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.cli.reconcile import billing_failure
 from bot.ledger.periods import utc_now
 from bot.ledger.quota import format_usd
-from bot.ledger.reconcile import SHARED_KEY_NOTE, Day, Verdict, compare
+from bot.ledger.reconcile import SHARED_KEY_NOTE, Day, Verdict, billing_failure, compare
 from bot.runpod.client import RunpodError
 from bot.web.http import Refused, Sessions, csv_file
 from bot.web.signin import Session
