@@ -7,7 +7,8 @@ A JSON line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where 
 Records are formatted and written on a thread of their own (`QueueHandler` in front of a
 `QueueListener`): a log call on the event loop only queues the record, so a slow disk or pipe
 never holds the loop, and the ledger's hold and settle lines cost the loop a few microseconds.
-`logging.shutdown()` (run at exit) writes out what is still queued.
+The thread writes lines in batches, whenever its queue runs dry, so a line reaches the file or
+pipe within about `GATHER_S`. `logging.shutdown()` (run at exit) writes out what is still queued.
 
 Two promises hold in both formats. Secrets (the Runpod key, the Discord and Slack tokens) are
 replaced by `**********` wherever they would appear. Prompt text is logged only through
