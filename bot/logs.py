@@ -7,7 +7,8 @@ A JSON line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where 
 Records are formatted and written on a thread of their own (`QueueHandler` in front of a
 `QueueListener`): a log call on the event loop only queues the record, so a slow disk or pipe
 never holds the loop, and the ledger's hold and settle lines cost the loop a few microseconds.
-`logging.shutdown()` (run at exit) writes out what is still queued.
+The thread writes lines in batches, whenever its queue runs dry, so a line reaches the file or
+pipe within about `GATHER_S`. `logging.shutdown()` (run at exit) writes out what is still queued.
 
 Two promises hold in both formats. Secrets (the Runpod key, the Discord and Slack tokens) are
 replaced by `**********` wherever they would appear. Prompt text is logged only through
@@ -19,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sys
 import time
+import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -36,6 +39,7 @@ HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOB_FIELDS = ("job_id", "platform", "workspace", "model", "state", "cost")
 MASK = "**********"
 GATHER_S = 0.02
+BATCH_LINES = 256
 
 
 def job_fields(job: JobRecord, **more: Any) -> dict[str, Any]:
@@ -121,8 +125,40 @@ class DeferredHandler(QueueHandler):
         if self._listener is not None:
             self._listener.stop()  # writes out what is queued, then ends the thread
             self._listener = None
+        self.target.flush()
         self.target.close()
         super().close()
+
+
+class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines in batches, on `flush`, which the listener calls when its queue runs dry:
+    one write to the file or pipe per batch instead of one per line (stderr is line-buffered)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        if len(self._lines) >= BATCH_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            text, self._lines = "".join(self._lines), []
+            try:
+                if text:
+                    self.stream.write(text)
+                super().flush()
+            except Exception:  # as logging does for a line it cannot write: say so, carry on
+                if logging.raiseExceptions:
+                    traceback.print_exc(file=sys.stderr)
 
 
 class _GatheringListener(QueueListener):
@@ -132,13 +168,15 @@ class _GatheringListener(QueueListener):
     def dequeue(self, block: bool) -> logging.LogRecord:
         records = cast("queue.Queue[logging.LogRecord]", self.queue)
         if block and records.empty():
+            for handler in self.handlers:
+                handler.flush()
             time.sleep(GATHER_S)
         return records.get(block)
 
 
 def configure(settings: Settings, *, stream: Any = None) -> DeferredHandler:
     """Replace the root logger's handlers with one writing in the configured format."""
-    target = logging.StreamHandler(stream)
+    target = BatchingStreamHandler(stream)
     target.setFormatter(
         BotFormatter(
             as_json=settings.log.format == "json",

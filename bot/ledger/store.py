@@ -47,6 +47,11 @@ SELECT 'unlimited', scope_key, NULL, NULL, NULL FROM unlimited_scopes
 """
 
 
+_DAY, _WEEK, _MONTH = Period
+_OVERRIDE = len("override:")
+_NONE: Mapping[Period, int] = {}  # no rows: nothing charged or granted (shared, never written)
+
+
 @dataclass(frozen=True)
 class Calendar:
     """The current windows and their SQL parameters; valid for one local day."""
@@ -83,23 +88,32 @@ def scope_states(
     for kind, key, a, b, c in raw.execute(_STATE_SQL, params):
         if kind == "held":
             held[key] = a or 0
-        elif kind in ("charged", "granted"):
-            sums[kind, key] = dict(zip(Period, (a or 0, b or 0, c or 0), strict=True))
-        elif kind.startswith("override:"):
-            overrides[key][Period(kind.removeprefix("override:"))] = a
-        else:
+        elif kind == "charged" or kind == "granted":
+            sums[kind, key] = {_DAY: a or 0, _WEEK: b or 0, _MONTH: c or 0}
+        elif kind == "unlimited":
             unlimited.add(key)
+        else:
+            overrides[key][Period(kind[_OVERRIDE:])] = a
+    return (
+        _state(user_key, held, sums, overrides, unlimited),
+        _state(pool_key, held, sums, overrides, unlimited),
+    )
 
-    def state(key: str) -> ScopeState:
-        return ScopeState(
-            held=held.get(key, 0),
-            charged=sums.get(("charged", key), {}),
-            granted=sums.get(("granted", key), {}),
-            overrides=overrides[key],
-            unlimited=key in unlimited,
-        )
 
-    return state(user_key), state(pool_key)
+def _state(
+    key: str,
+    held: dict[str, int],
+    sums: dict[tuple[str, str], dict[Period, int]],
+    overrides: dict[str, dict[Period, int | None]],
+    unlimited: set[str],
+) -> ScopeState:
+    return ScopeState(
+        held.get(key, 0),
+        sums.get(("charged", key), _NONE),
+        sums.get(("granted", key), _NONE),
+        overrides[key],
+        key in unlimited,
+    )
 
 
 def sync_zone(raw: Connection, name: str, zone: ZoneInfo) -> str | None:

@@ -245,9 +245,14 @@ class Database:
         if task is not None and self._owner is task:
             raise RuntimeError("nested write transaction: pass the open transaction as tx=")
         if not self._pending and not self._lock.locked():
-            # Nobody to share a batch with: run it now, without a hand-off to the flusher.
-            async with self._write_slot():
-                return await _on_thread(self._writer, _in_transaction(fn, "BEGIN IMMEDIATE"))
+            # Nobody to share a batch with: run it now, without a hand-off to the flusher, and
+            # without `_write_slot`'s generator (the lock is free: taking it does not wait).
+            async with self._lock:
+                self._owner = task
+                try:
+                    return await _on_thread(self._writer, _in_transaction(fn, "BEGIN IMMEDIATE"))
+                finally:
+                    self._owner = None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if self._flusher is None or self._flusher.done():
