@@ -20,8 +20,6 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.jobs.states import ACTIVE, sql_in
-from bot.jobs.workers import LIVE_WORKERS
 from bot.ledger.quota import to_usd
 from bot.storage.sql import Store
 
@@ -179,6 +177,11 @@ class Metrics:
 
     async def exposition(self, db: Store, lease_held: bool) -> bytes:
         """The text format, after refreshing what the database knows."""
+        # The job engine counts into these metrics, so its vocabulary is read here, at scrape
+        # time, not when this module loads (bot.jobs imports bot.metrics).
+        from bot.jobs.states import ACTIVE, sql_in
+        from bot.jobs.workers import LIVE_WORKERS
+
         rows = await db.fetchall(
             f"SELECT state, command, model, platform, count(*) FROM jobs WHERE {sql_in(ACTIVE)}"
             " GROUP BY state, command, model, platform"

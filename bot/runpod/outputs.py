@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -24,9 +24,11 @@ from PIL import Image, UnidentifiedImageError
 from bot.commands import COMMANDS, command_of_kind
 from bot.delivery import MediaFile
 from bot.errors import BotError
-from bot.jobs.store import JobRecord
 from bot.runpod.addresses import AddressRefused, IPAddress, Unresolved, is_public, public_address
 from bot.runpod.catalog import Model
+
+if TYPE_CHECKING:  # bot.jobs imports this module
+    from bot.jobs.store import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +306,8 @@ def _is_http(url: str) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    """A failure in a member's words: "Connection reset by peer", not "[Errno 104] ..."."""
+    return re.sub(r"^\[Errno -?\d+\] ", "", str(exc)) or type(exc).__name__
 
 
 def _mb(size: int) -> str:
