@@ -86,8 +86,9 @@ def confirm_view(job_id: str) -> discord.ui.View:
 
 
 def result_actions(kind: str, *, continues: bool = False) -> tuple[str, ...]:
-    """An answer (`/ask`) posted where replies reach the bot (`continues`: a server's channel;
-    the bot reads no DMs) is a conversation's turn: Start fresh makes its next turn a new one."""
+    """An answer (`/ask`) posted where replies reach the bot (`continues`: a server's channel
+    or the member's DM with the bot, not a group DM) is a conversation's turn: Start fresh
+    makes its next turn a new one."""
     if kind == "text":
         return ("reroll", "request", "fresh") if continues else ("reroll", "request")
     if command_of_kind(kind).variations:

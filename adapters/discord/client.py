@@ -2,8 +2,9 @@
 
 discord.py reads its REST base and gateway from two class attributes (`Route.BASE`,
 `DiscordWebSocket.DEFAULT_GATEWAY`); `use_endpoints` sets them from settings so operators (and
-tests, with the fake Discord) point the bot elsewhere the same way. Only the `guilds` intent is
-asked for: slash commands and buttons need no privileged intent.
+tests, with the fake Discord) point the bot elsewhere the same way. Slash commands and buttons
+need no privileged intent; guild and DM messages (replies that continue a conversation) are
+asked for, Message Content and Server Members only when the operator turns them on.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def intents(settings: DiscordSettings | None = None) -> discord.Intents:
     wanted = discord.Intents.none()
     wanted.guilds = True  # channels, roles and upload limits of the servers the bot is in
     wanted.guild_messages = True  # replies to /ask answers continue the conversation
+    wanted.dm_messages = True  # in the bot's DM too (their text needs no Message Content)
     wanted.message_content = bool(settings and settings.message_content)
     wanted.members = bool(settings and settings.members_intent)  # GUILD_MEMBER_REMOVE
     return wanted

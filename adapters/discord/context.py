@@ -33,10 +33,15 @@ def is_personal(interaction: discord.Interaction) -> bool:
 
 
 def workspace_of(interaction: discord.Interaction) -> str:
-    """The guild id; "dm" for the bot's DM; the member's personal pool for personal use."""
-    if is_personal(interaction):
-        return Identity.personal(PLATFORM, str(interaction.user.id)).workspace
-    return str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+    return pool(str(interaction.user.id), interaction.guild_id, personal=is_personal(interaction))
+
+
+def pool(user: str, guild_id: int | None, *, personal: bool) -> str:
+    """The workspace a member's use is charged to: the guild id; "dm" for the bot's DM; the
+    member's personal pool for personal use."""
+    if personal:
+        return Identity.personal(PLATFORM, user).workspace
+    return str(guild_id) if guild_id else DM_WORKSPACE
 
 
 def community_of(interaction: discord.Interaction) -> Community:

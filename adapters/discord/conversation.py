@@ -6,6 +6,11 @@ the conversation's place). The turn is theirs, on their quota, under the channel
 Without the privileged Message Content intent Discord sends a message's text only when it
 mentions the bot; a reply pings the bot by default, so replies work, and in a thread members
 mention the bot (or the operator turns on `discord.message_content`).
+
+In the member's DM with the bot every message's text arrives (Discord's documented exception),
+and a reply there is charged to the pool the conversation's first turn used: "dm" under a
+server's install, the member's personal pool under their own (`context.pool`). The bot is in
+no group DM, so nothing said there reaches it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import discord
 
-from adapters.discord.context import APOLOGY, PLATFORM, with_charge_note
+from adapters.discord.context import APOLOGY, PLATFORM, pool, with_charge_note
 from adapters.discord.delivery import DiscordDelivery
 from bot.app import Core
 from bot.config import DiscordSettings
@@ -33,6 +39,16 @@ _JOB_FOOTER = re.compile(r"^job ([0-9a-f]{12})$")
 NO_PINGS = discord.AllowedMentions.none()
 
 
+@dataclass(frozen=True)
+class Found:
+    """A conversation a message continues; `place` where it continues it (a thread), and the
+    workspace its turns are charged to."""
+
+    conversation: str
+    place: str | None
+    workspace: str
+
+
 class ConversationReplies:
     def __init__(self, core: Core, delivery_for: DeliveryFor, client: discord.Client) -> None:
         self._core = core
@@ -42,43 +58,43 @@ class ConversationReplies:
 
     async def on_message(self, message: discord.Message) -> None:
         """A member's message: the next turn if it continues a conversation, else nothing."""
-        if message.author.bot or message.guild is None or self._client.user is None:
+        if message.author.bot or self._client.user is None:
             return
         found = await self._conversation_of(message)
         if found is None:
             return
-        conversation, place = found
         text = re.sub(rf"<@!?{self._client.user.id}>", " ", message.content).strip()
         if not text:
             return  # nothing we may read (no Message Content intent and no mention)
         try:
-            await self._take_turn(message, conversation, place, text)
+            await self._take_turn(message, found, text)
         except BotError as exc:
             await self._answer(message, with_charge_note(exc.message))
         except Exception:
             log.exception("discord: a conversation turn failed")
             await self._answer(message, APOLOGY)
 
-    async def _take_turn(
-        self, message: discord.Message, conversation: str, place: str | None, text: str
-    ) -> None:
-        assert message.guild is not None
+    async def _take_turn(self, message: discord.Message, found: Found, text: str) -> None:
         jobs = self._core.jobs
         images = [a.url for a in message.attachments if (a.content_type or "").startswith("image/")]
-        turn = await jobs.conversations.next_turn(conversation, text, place=place, media=images)
+        turn = await jobs.conversations.next_turn(
+            found.conversation, text, place=found.place, media=images
+        )
+        guild = message.guild
         ref = ChannelRef(
             PLATFORM,
-            str(message.guild.id),
+            found.workspace,
             str(message.channel.id),
             str(message.author.id),
-            extra={"upload_limit": str(message.guild.filesize_limit)},
+            extra={"upload_limit": str(guild.filesize_limit)} if guild else {},
         )
+        identity = _identity(message, found.workspace)
         invocation = Invocation(
             turn.request,
-            _identity(message),
+            identity,
             ref,
             self._delivery_for(ref, None),
-            self._where(message),
+            self._where(message, personal=identity.is_personal),
             thread=turn.thread,
         )
         submitted = await jobs.submit(invocation)
@@ -89,26 +105,35 @@ class ConversationReplies:
             submitted.job_id,
         )
 
-    async def _conversation_of(self, message: discord.Message) -> tuple[str, str | None] | None:
-        """(conversation, place of this message) when it continues one."""
-        assert message.guild is not None
+    async def _conversation_of(self, message: discord.Message) -> Found | None:
+        """The conversation this message continues, if any, and where it is charged: its
+        server, or in the bot's DM whichever pool the conversation's turns used."""
+        if message.guild is not None:
+            return await self._found_in(str(message.guild.id), message)
+        author = str(message.author.id)
+        for personal in (False, True):
+            found = await self._found_in(pool(author, None, personal=personal), message)
+            if found is not None:
+                return found
+        return None
+
+    async def _found_in(self, workspace: str, message: discord.Message) -> Found | None:
         conversations = self._core.jobs.conversations
-        workspace = str(message.guild.id)
         here = str(message.channel.id)
         in_thread = await conversations.at(PLATFORM, workspace, here)
         if in_thread is not None:
-            return in_thread, here
+            return Found(in_thread, here, workspace)
         reference = message.reference
         if reference is None or reference.message_id is None:
             return None
         answered = await conversations.at(PLATFORM, workspace, str(reference.message_id))
         if answered is not None:
-            return answered, None
+            return Found(answered, None, workspace)
         job_id = self._job_of(reference.resolved)
         if job_id is None:
             return None
         of_job = await conversations.of_job(PLATFORM, workspace, job_id)
-        return None if of_job is None else (of_job, None)
+        return None if of_job is None else Found(of_job, None, workspace)
 
     def _job_of(self, replied: object) -> str | None:
         """The job a message of ours answered (its result embed's footer names it)."""
@@ -121,15 +146,16 @@ class ConversationReplies:
                 return match[1]
         return None
 
-    def _where(self, message: discord.Message) -> Where:
+    def _where(self, message: discord.Message, *, personal: bool) -> Where:
         channel = message.channel
         ruled_by = channel.parent_id if isinstance(channel, discord.Thread) else channel.id
         is_nsfw = getattr(channel, "is_nsfw", None)
         return Where(
             channel=str(ruled_by),
-            is_dm=False,
+            is_dm=message.guild is None,
             nsfw_channel=bool(is_nsfw()) if callable(is_nsfw) else False,
             is_admin=_is_admin(message.author, self._settings),
+            personal=personal,
         )
 
     async def _answer(self, message: discord.Message, text: str) -> None:
@@ -139,14 +165,14 @@ class ConversationReplies:
             log.warning("could not tell user %s: %s", message.author.id, exc)
 
 
-def _identity(message: discord.Message) -> Identity:
-    assert message.guild is not None
+def _identity(message: discord.Message, workspace: str) -> Identity:
+    """The member in `workspace`, with their role ids and names there (none in a DM)."""
     roles: set[str] = set()
     if isinstance(message.author, discord.Member):
         for role in message.author.roles:
             if not role.is_default():
                 roles.update((str(role.id), role.name))
-    return Identity(PLATFORM, str(message.guild.id), str(message.author.id), roles=frozenset(roles))
+    return Identity(PLATFORM, workspace, str(message.author.id), roles=frozenset(roles))
 
 
 def _is_admin(author: discord.User | discord.Member, settings: DiscordSettings) -> bool:

@@ -110,11 +110,12 @@ class DiscordDelivery:
 
     async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
         limit = 0 if route is Route.LINK else self.upload_limit()
+        heard = await self._heard(route)
         try:
-            await self._post(self._compose(result, limit, route), result, route)
+            await self._post(self._compose(result, limit, heard), result, route)
         except UploadTooLarge:
             log.warning("job %s: upload refused as too large; linking instead", result.job_id)
-            await self._post(self._compose(result, 0, route), result, route)
+            await self._post(self._compose(result, 0, heard), result, route)
 
     async def fail(self, failure: Failure) -> None:
         text = render.failure_text(failure)
@@ -146,10 +147,26 @@ class DiscordDelivery:
         guild = self._client.get_guild(int(self._ref.workspace)) if self._guild_id else None
         return guild.filesize_limit if guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
-    def _compose(self, result: Result, limit: int, route: Route) -> list[Outgoing]:
+    async def _heard(self, route: Route) -> bool:
+        """Whether the bot hears replies to this answer: in its server's channel and in the
+        requester's DM with it, not in a group DM or a server without it (a member's own
+        install), nor in a DM it was sent to because the channel refused it."""
+        if route is Route.DIRECT:
+            return False
+        if self._guild_id is not None:
+            return True
+        if self._interaction is not None:
+            return self._interaction.context.dm_channel
+        try:
+            dm = await self._client.create_dm(discord.Object(int(self._ref.user)))
+        except discord.HTTPException as exc:
+            log.info("could not open the DM with %s: %s", self._ref.user, exc)
+            return False
+        return dm.id == int(self._ref.channel)
+
+    def _compose(self, result: Result, limit: int, heard: bool) -> list[Outgoing]:
         kind = result.kind
-        in_server = self._guild_id is not None and route is not Route.DIRECT  # replies continue
-        view = buttons.result_view(result.job_id, kind, continues=in_server)
+        view = buttons.result_view(result.job_id, kind, continues=heard)
         if kind == "text":
             return self._text_messages(result, result.text or "(The model returned no text.)", view)
         if kind == "transcription" and self._ref.extra.get("output", "text") == "text":

@@ -133,7 +133,7 @@ async def test_sharded_bot_answers_on_every_shard(
 
     assert isinstance(bot.client, ShardedBotClient)
     assert sorted(tuple(i["shard"]) for i in fake.gateway.identifies) == [(0, 2), (1, 2)]
-    assert all(i["intents"] == 1 | 1 << 9 for i in fake.gateway.identifies)
+    assert all(i["intents"] == 1 | 1 << 9 | 1 << 12 for i in fake.gateway.identifies)
     assert all(r.ephemeral and "Flux Schnell" in r.embeds[0]["description"] for r in replies)
 
 

@@ -46,7 +46,8 @@ async def test_commands_are_synced_to_the_configured_guild(
     }  # fmt: skip
     assert None not in fake.commands  # nothing global when guilds are configured
     (identify,) = fake.gateway.identifies
-    assert identify["intents"] == 1 | 1 << 9  # guilds and guild messages: no privileged intent
+    # guilds, guild and DM messages: no privileged intent
+    assert identify["intents"] == 1 | 1 << 9 | 1 << 12
 
 
 async def test_imagine_posts_the_png_with_its_embed_and_buttons(

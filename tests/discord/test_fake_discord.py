@@ -415,3 +415,37 @@ async def test_create_dm_returns_one_dm_channel_per_user_and_stores_its_messages
     stored = fake.messages[sent.id]
     assert stored.channel_id == dm.id and stored.guild_id is None
     assert stored.content == "hello" and stored.attachment("dm.png").data == PNG
+
+
+class Listener(TreeClient):
+    """Puts every message it is sent on `heard`, in the order the gateway sent them."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.heard: asyncio.Queue[discord.Message] = asyncio.Queue()
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.heard.put_nowait(message)
+
+
+@pytest.mark.parametrize("dm_messages", [True, False])
+async def test_dm_messages_reach_a_bot_with_the_dm_intent_and_their_text(
+    fake: FakeDiscord, dm_messages: bool
+) -> None:
+    """Without Message Content a DM's text still arrives (Discord documents "content in DMs
+    with the app" as an exception); without the DM intent the DM is not sent at all. The
+    mention in the guild message that follows is the marker that all sent so far has come."""
+    wanted = discord.Intents(guilds=True, guild_messages=True, dm_messages=dm_messages)
+    async with running(Listener(intents=wanted), fake.bot_token) as client:
+        assert isinstance(client, Listener)
+        dm = fake.dm_channel(fake.user)
+        await fake.user_message("hello bot", channel_id=dm.id)
+        await fake.user_message("hello all", channel_id=fake.group_dm().id)
+        await fake.user_message("marker", mention_bot=True)
+        heard = [await asyncio.wait_for(client.heard.get(), TIMEOUT)]
+        while heard[-1].guild is None:
+            heard.append(await asyncio.wait_for(client.heard.get(), TIMEOUT))
+
+    shown = [(m.channel.id, m.content) for m in heard[:-1]]
+    assert shown == ([(dm.id, "hello bot")] if dm_messages else [])
+    assert heard[-1].content.endswith("marker")

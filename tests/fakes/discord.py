@@ -47,8 +47,11 @@ What Discord behaviour is modelled, because the bot must cope with it:
 - `user_message()` posts a member's message (a reply with `reply_to`, as Discord's reply with its
   default ping: the replied-to author is in `mentions`) and sends MESSAGE_CREATE to a session
   with the GUILD_MESSAGES intent. As on Discord, `content` (and attachments) arrive empty unless
-  the session has MESSAGE_CONTENT or the bot is mentioned. `start_thread(message)` opens a public
-  thread on a message (its id is the message's) and sends THREAD_CREATE.
+  the session has MESSAGE_CONTENT or the bot is mentioned. In the member's DM with the bot it
+  goes to a session with DIRECT_MESSAGES (no `guild_id`), content included, as Discord sends
+  "content in DMs with the app"; from a group DM the bot hears nothing (it is never a member).
+  `start_thread(message)` opens a public thread on a message (its id is the message's) and
+  sends THREAD_CREATE.
 Not modelled: channel permission overwrites, private threads, thread members, select menus and
 modals beyond recording the callback, replay of missed events on RESUME.
 
@@ -86,6 +89,7 @@ from tests.fakes.discord_components import IS_COMPONENTS_V2, gallery, texts, v2_
 from tests.fakes.discord_gateway import (
     ATTACH_FILES,
     DEFAULT_UPLOAD_LIMIT,
+    DIRECT_MESSAGES_INTENT,
     DM,
     GROUP_DM,
     GUILD_MEMBERS_INTENT,
@@ -627,19 +631,15 @@ class FakeDiscord:
         mention_bot: bool = False,
         attachments: Sequence[Upload] = (),
     ) -> Message:
-        """`user` posts `content` in `channel_id` (default: the first guild's text channel);
-        `reply_to` makes it a reply (pinging the replied-to author, Discord's default);
-        `mention_bot` starts it with the bot's mention; `attachments` are its files. MESSAGE_CREATE carries the content only
-        where Discord would: the MESSAGE_CONTENT intent, or the bot mentioned."""
+        """`user` posts `content` in `channel_id` (default: the first guild's text channel; a DM
+        channel from `dm_channel(user)` or `group_dm()` works too); `reply_to` makes it a reply
+        (pinging the replied-to author, Discord's default); `mention_bot` starts it with the
+        bot's mention; `attachments` are its files. MESSAGE_CREATE goes out as `_send_created`
+        says."""
         user = user or self.user
         if reply_to is not None and channel_id is None:
             channel_id = reply_to.channel_id
         channel, guild = self._where(channel_id, None, False, user)
-        if guild is None:
-            raise ValueError("user_message models guild messages only")
-        member = guild.member(user)
-        if member is None:
-            raise LookupError(f"{user.username} is not a member of {guild.name}")
         mentions = [self.bot_user.payload()] if mention_bot else []
         if mention_bot:
             content = f"<@{self.bot_user.id}> {content}"
@@ -649,7 +649,7 @@ class FakeDiscord:
         message = Message(
             id=snowflake(),
             channel_id=channel.id,
-            guild_id=guild.id,
+            guild_id=guild.id if guild else None,
             content=content,
             embeds=(),
             components=(),
@@ -659,14 +659,10 @@ class FakeDiscord:
             interaction_id=None,
             created_at=datetime.now(UTC),
         )
-        member_data = member_payload(member)
-        del member_data["user"]
         payload = {
             "id": str(message.id),
             "channel_id": str(channel.id),
-            "guild_id": str(guild.id),
-            "author": user.payload(),
-            "member": member_data,
+            **self._author_fields(user, channel, guild),
             "content": content,
             "timestamp": iso(message.created_at),
             "edited_timestamp": None,
@@ -687,22 +683,50 @@ class FakeDiscord:
                 "type": 0,
                 "message_id": str(reply_to.id),
                 "channel_id": str(reply_to.channel_id),
-                "guild_id": str(guild.id),
+                **({"guild_id": str(guild.id)} if guild else {}),
             }
             payload["referenced_message"] = self.messages[reply_to.id].payload
         message = replace(message, payload=payload)
         self.messages[message.id] = message
+        await self._send_created(payload, channel, guild)
+        return message
+
+    @staticmethod
+    def _author_fields(
+        user: FakeUser, channel: FakeChannel, guild: FakeGuild | None
+    ) -> dict[str, Any]:
+        """`author`, and in a guild `guild_id` and the author's `member` (as Discord sends)."""
+        if guild is None:
+            if channel.type == DM and channel.recipient is not user:
+                raise ValueError(f"{user.username} is not in DM channel {channel.id}")
+            return {"author": user.payload()}
+        member = guild.member(user)
+        if member is None:
+            raise LookupError(f"{user.username} is not a member of {guild.name}")
+        member_data = member_payload(member)
+        del member_data["user"]
+        return {"guild_id": str(guild.id), "author": user.payload(), "member": member_data}
+
+    async def _send_created(
+        self, payload: dict[str, Any], channel: FakeChannel, guild: FakeGuild | None
+    ) -> None:
+        """MESSAGE_CREATE as Discord sends it to the bot: a guild's to a session with
+        GUILD_MESSAGES, `content` and attachments empty unless it has MESSAGE_CONTENT or the bot
+        is mentioned; its DM's (no `guild_id`) to a session with DIRECT_MESSAGES, content
+        included ("Content in DMs with the app" is one of the intent's documented exceptions);
+        a group DM's to nobody, the bot not being a member."""
+        if channel.type == GROUP_DM:
+            return
         session = self.gateway.live_session(guild)
         if session is None:
             raise ConnectionError("no gateway session to send MESSAGE_CREATE on")
-        if session.intents & GUILD_MESSAGES_INTENT:
-            seen = session.intents & MESSAGE_CONTENT_INTENT or any(
-                m["id"] == str(self.bot_user.id) for m in mentions
-            )
-            await session.dispatch(
-                "MESSAGE_CREATE", payload if seen else {**payload, "content": "", "attachments": []}
-            )
-        return message
+        if not session.intents & (GUILD_MESSAGES_INTENT if guild else DIRECT_MESSAGES_INTENT):
+            return
+        mentioned = any(m["id"] == str(self.bot_user.id) for m in payload["mentions"])
+        if guild is None or session.intents & MESSAGE_CONTENT_INTENT or mentioned:
+            await session.dispatch("MESSAGE_CREATE", payload)
+            return
+        await session.dispatch("MESSAGE_CREATE", {**payload, "content": "", "attachments": []})
 
     # ----- delivering interactions -------------------------------------------------------------
 
