@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import resource
 import secrets
@@ -55,6 +56,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def forget_bot_settings() -> None:
+    """Drop `BOT_*` and `RUNPOD_API_KEY` from this process: they would override the bench's."""
+    for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
+        os.environ.pop(name, None)
 
 
 def median(values: Sequence[float]) -> float:

@@ -38,6 +38,7 @@ from bench.common import (
     ServerJob,
     billed,
     calibration_ms,
+    forget_bot_settings,
     median,
     percentile,
     rss_mb,
@@ -313,8 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON line (for bench.regress)")
     args = parser.parse_args(argv)
-    for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
-        os.environ.pop(name, None)  # settings from the environment would override the bench's
+    forget_bot_settings()
     load = os.getloadavg()[0]
     figures = asyncio.run(bench(args))
     if args.json:

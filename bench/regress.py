@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT
+from bench.common import ROOT, forget_bot_settings
 
 BASELINE = Path(__file__).with_name("regress_baseline.json")
 TOLERANCE = 0.25  # a figure more than 25 % above the baseline fails
@@ -93,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--update", action="store_true", help="write the baseline and exit 0")
     args = parser.parse_args(argv)
-    for name in [n for n in os.environ if n.startswith("BOT_")] + ["RUNPOD_API_KEY"]:
-        os.environ.pop(name, None)  # settings from the environment would override the bench's
+    forget_bot_settings()
     print(f"load average at the start {os.getloadavg()[0]:.2f}; {args.jobs} jobs per run")
     found = measure(args.jobs, args.runs)
     if args.update:
