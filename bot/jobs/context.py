@@ -47,18 +47,13 @@ class JobContext:
 
     def count(self, job: JobRecord, state: JobState) -> None:
         self.metrics.job_state(
-            state, command=job.command, model=job.model, platform=job.identity[0]
+            state, command=job.command, model=job.model, platform=job.member.platform
         )
 
     async def still_mine(self, job: JobRecord) -> None:
         """Before a message leaves for good: the lease holds here and the job is still ours."""
         await self.worker.lease_confirmed()
         await self.patient(lambda: self.store.affirm(job.id))
-
-
-def pool_of(job: JobRecord) -> str:
-    """The workspace as the ledger keys it ("platform:workspace"), for the USD metrics."""
-    return f"{job.identity[0]}:{job.identity[1]}"
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from bot.jobs.settling import Settled, Settler, flat_files
 from bot.jobs.spool import Spool
 from bot.jobs.states import JobState
 from bot.jobs.store import JobRecord
-from bot.ledger.quota import Identity, Scope
+from bot.ledger.quota import Scope
 from bot.ledger.records import describe_remaining
 from bot.ledger.service import Settlement
 from bot.requests import prompt_of
@@ -182,7 +182,7 @@ class Handover:
 
     async def _remaining_text(self, job: JobRecord) -> str:
         ledger = self._ctx.ledger
-        usage = await self._ctx.patient(lambda: ledger.usage(Identity(*job.identity)))
+        usage = await self._ctx.patient(lambda: ledger.usage(job.member))
         return describe_remaining(
             [a for a in (*usage.user, *usage.workspace) if a.limit is not None]
         )

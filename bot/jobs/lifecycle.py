@@ -200,7 +200,7 @@ class JobRunner:
     async def _run(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]], resumed: bool
     ) -> Settled:
-        user_key = ":".join(job.identity)
+        user_key = job.member.user_key
 
         async def on_wait(position: int) -> None:
             await progress("queued", position=position)

@@ -28,7 +28,7 @@ class Viewer:
     own_only: bool = False  # sees only their own jobs (Discord DMs are all one community)
 
     def may_see(self, job: JobRecord) -> bool:
-        return not self.own_only or job.identity[2] == self.user
+        return not self.own_only or job.member.user == self.user
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ class JobService:
             )
             if expired is not None:
                 raise InvalidRequest("This confirmation expired; run the command again.")
-        identity = Identity(*job.identity, roles=roles)
+        identity = replace(job.member, roles=roles)
         async with self._db.transaction() as tx:
             confirmed = await self._store.transition(
                 job.id, WAITING, JobState.HELD, tx=tx, take=True
@@ -352,7 +352,7 @@ class JobService:
 
     def _count(self, job: JobRecord, state: str) -> None:
         self.metrics.job_state(
-            state, command=job.command, model=job.model, platform=job.identity[0]
+            state, command=job.command, model=job.model, platform=job.member.platform
         )
 
     @contextlib.contextmanager
@@ -374,7 +374,7 @@ class JobService:
         self, job_id: str, community: Community, user: str, *, is_admin: bool
     ) -> JobRecord:
         job = await self._known(job_id, community)
-        if job.identity[2] != user and not is_admin:
+        if job.member.user != user and not is_admin:
             raise PolicyDenied("Only the person who asked (or an admin) can do that.")
         return job
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from bot.delivery import MediaFile
-from bot.jobs.context import JobContext, pool_of
+from bot.jobs.context import JobContext
 from bot.jobs.spool import Spool
 from bot.jobs.states import JobState
 from bot.jobs.store import Copy, JobRecord
@@ -80,7 +80,7 @@ class Settler:
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._ctx.count(job, JobState.COMPLETED)
         metrics = self._ctx.metrics
-        metrics.money(metrics.charged, total, model=job.model, workspace=pool_of(job))
+        metrics.money(metrics.charged, total, model=job.model, workspace=job.member.pool_key)
         return Settled(job, held, settlement)
 
     async def _charge(self, job: JobRecord, total: Decimal) -> tuple[JobRecord, Settlement]:
@@ -131,7 +131,9 @@ class Settler:
         self._ctx.count(job, state)
         if released:
             metrics = self._ctx.metrics
-            metrics.money(metrics.released, job.estimate, model=job.model, workspace=pool_of(job))
+            metrics.money(
+                metrics.released, job.estimate, model=job.model, workspace=job.member.pool_key
+            )
         return job
 
     async def _release(

@@ -18,6 +18,7 @@ from typing import Any
 from bot.delivery import ChannelRef
 from bot.jobs.states import ACTIVE, AT_RUNPOD, ENDED, OUTCOMES, UNDELIVERED, JobState, sql_in
 from bot.jobs.workers import LIVE_WORKERS, LeaseLost, Worker
+from bot.ledger.quota import Identity
 from bot.storage.sql import Connection, Store, lock_scopes, skip_locked
 
 # Jobs at Runpod, or on their way there, counted against `jobs.max_per_user` / `max_global`.
@@ -64,6 +65,11 @@ class JobRecord:
     notified: bool = False
     updated_at: float = 0.0
     finished_at: float | None = None
+
+    @property
+    def member(self) -> Identity:
+        """Who asked, as the ledger names them (roles are not kept with the job)."""
+        return Identity(*self.identity)
 
     @property
     def input(self) -> dict[str, Any]:

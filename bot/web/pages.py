@@ -184,7 +184,7 @@ class Pages:
 
     @staticmethod
     def _may_hide(job: JobRecord, session: Session) -> bool:
-        return session.admin or job.identity[2] == session.identity.user
+        return session.admin or job.member.user == session.identity.user
 
     async def hide_result(self, request: web.Request) -> web.Response:
         """Its owner or an admin takes one result off the page (or puts it back)."""
