@@ -9,13 +9,13 @@ Secrets are `SecretStr`: they print as `**********` and are never logged.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.config_file import ENV_PREFIX, config_path, read_config_file
 from bot.config_sections import (
     MAX_ADMIN_USD,
     DeliverySettings,
@@ -56,8 +56,6 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_CONFIG_PATH = Path("config.toml")
-
 # Environment variables people already have, mapped onto settings paths.
 ENV_ALIASES: dict[str, tuple[str, str]] = {
     "RUNPOD_API_KEY": ("runpod", "api_key"),
@@ -72,7 +70,7 @@ class Settings(BaseSettings):
     """Everything the bot reads at start; built once by `load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -129,19 +127,9 @@ class _AliasEnvSource(PydanticBaseSettingsSource):
         return values
 
 
-def config_path(explicit: str | Path | None = None) -> Path:
-    return Path(explicit or os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)
-
-
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read settings; a missing file is fine, a bad value raises ConfigError naming the key."""
-    file = config_path(path)
-    data: dict[str, Any] = {}
-    if file.exists():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    data = read_config_file(config_path(path))
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.storage.sql import POSTGRES_SCHEMES, sqlite_path
+from bot.config_file import DEFAULT_DATABASE, database_place
 
 Usd = Decimal
 
@@ -63,7 +63,7 @@ class RunpodSettings(Section):
 
 class StorageSettings(Section):
     # An SQLite file (a path or `sqlite:///path`), or a PostgreSQL DSN `postgresql://...`.
-    database: Path | str = Path("bot.db")
+    database: Path | str = DEFAULT_DATABASE
     # Keep a copy of every result here; also enables the identical-request cache.
     media_dir: Path | None = None
     # Results are written to `spool/` next to the database before they are charged, so a
@@ -76,11 +76,7 @@ class StorageSettings(Section):
     @field_validator("database", mode="before")
     @classmethod
     def _database_place(cls, value: object) -> Path | str:
-        if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
-            return value
-        if isinstance(value, str | Path):
-            return sqlite_path(value)
-        raise ValueError("storage.database must be a file path or a postgresql:// DSN")
+        return database_place(value)
 
     # Files members attach (/edit, /video, /transcribe) are kept in `inputs/` next to the
     # database (the working directory beside PostgreSQL), so a Reroll works after the platform's attachment link expired. Removed after

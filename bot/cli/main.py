@@ -10,12 +10,10 @@ message and exit 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import inspect
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from types import ModuleType
 
 from bot.errors import BotError
@@ -89,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         result = args.handler(args)
-        if inspect.iscoroutine(result):
+        if isinstance(result, Coroutine):
+            import asyncio  # only for commands that wait on something (start-up time)
+
             result = asyncio.run(result)
         return int(result or 0)
     except BotError as exc:

@@ -1,21 +1,28 @@
 """`models`: the catalog with prices; `--probe` asks Runpod which endpoints still exist;
 `--enable ID` offers again a model hidden after Runpod answered 404 for it (bot/runpod/availability.py).
+
+The plain listing imports neither pydantic nor asyncio unless it must (`bot.config_file`;
+a database to read hidden models from): it is the command people run to look things up.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.cli.basic import EXIT_INVALID, settings_and_catalog
 from bot.commands import command_of_kind
-from bot.config import Settings
+from bot.config_file import catalog_settings
 from bot.errors import BotError
 from bot.runpod import pricing
 from bot.runpod.availability import Availability
-from bot.runpod.catalog import Catalog, Model
+from bot.runpod.catalog import Catalog, Model, load_catalog
+from bot.storage.sql import exists
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 PROBE_TIMEOUT_S = 10.0
 PROBES_AT_ONCE = 8
@@ -34,13 +41,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     models.set_defaults(handler=_models)
 
 
-async def _models(args: argparse.Namespace) -> int:
-    settings, catalog = settings_and_catalog(args)
-    if args.enable:
-        return await _enable(settings, catalog.get(args.enable))
-    if args.probe:
-        return await _probe(settings, catalog)
-    hidden = await _hidden(settings)
+def _models(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    if args.enable or args.probe:
+        return _at_runpod_or_database(args)
+    found = catalog_settings(args.config)
+    catalog = load_catalog(found.models)
+    hidden: set[str] = set()
+    if exists(found.database):
+        import asyncio  # only to read the database
+
+        hidden = asyncio.run(_hidden(found.database))
     rows = [
         (
             m.id,
@@ -58,10 +68,22 @@ async def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _at_runpod_or_database(args: argparse.Namespace) -> int:
+    from bot.cli.basic import settings_and_catalog  # every setting: Runpod's, the database's
+
+    settings, catalog = settings_and_catalog(args)
+    if args.enable:
+        return await _enable(settings, catalog.get(args.enable))
+    return await _probe(settings, catalog)
+
+
 async def _probe(settings: Settings, catalog: Catalog) -> int:
     """One `/health` per endpoint; exit 2 when any model's endpoint no longer exists."""
+    import asyncio
+
     import httpx  # the network stack only for commands that reach the network (startup time)
 
+    from bot.cli.basic import EXIT_INVALID
     from bot.runpod.client import NotFound, RunpodClient, RunpodError
 
     key = settings.runpod.api_key
@@ -95,29 +117,29 @@ async def _probe(settings: Settings, catalog: Catalog) -> int:
 
 
 async def _enable(settings: Settings, model: Model) -> int:
-    async with _availability(settings, must_exist=True) as availability:
+    async with _availability(settings.storage.database, must_exist=True) as availability:
         assert availability is not None
         changed = await availability.enable(model.id)
     print(f"{model.id}: " + ("offered again" if changed else "was not hidden"))
     return 0
 
 
-async def _hidden(settings: Settings) -> set[str]:
-    async with _availability(settings, must_exist=False) as availability:
+async def _hidden(database: Path | str) -> set[str]:
+    async with _availability(database, must_exist=False) as availability:
         return await availability.hidden() if availability else set()
 
 
 @asynccontextmanager
 async def _availability(
-    settings: Settings, *, must_exist: bool
+    database: Path | str, *, must_exist: bool
 ) -> AsyncIterator[Availability | None]:
     """The database's record of hidden models; None when there is no database (nothing hidden)."""
-    from bot.storage.sql import exists, open_existing  # the database drivers: only when needed
+    from bot.storage.sql import open_existing  # the database drivers: only when needed
 
-    if not exists(settings.storage.database) and not must_exist:
+    if not exists(database) and not must_exist:
         yield None
         return
-    db = await open_existing(settings.storage.database)
+    db = await open_existing(database)
     try:
         yield Availability(db)
     finally:

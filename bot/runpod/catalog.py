@@ -4,6 +4,11 @@ The catalog ships as `bot/runpod/models.toml` (one table per model, transcribed 
 and operators extend or override it from the `[models.<id>]` tables of their config, so a new model,
 a moved endpoint id or a new price needs no code change. Parameters are checked before any request
 leaves the bot (`bot.runpod.params`).
+
+The classes are frozen dataclasses, not pydantic models, so `python -m bot models` lists the
+shipped catalog without importing pydantic (docs/benchmarks.md, "Start-up of the command line"):
+the shipped tables are trusted (tests/runpod/test_catalog.py checks each against pydantic), and
+only the tables an operator's config touches are validated by pydantic.
 """
 
 from __future__ import annotations
@@ -11,21 +16,16 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Literal
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from bot.commands import KINDS
 from bot.errors import ConfigError, UnknownModel, shown
-from bot.runpod.params import ROLES, checked_input, schema_for
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, TypeAdapter
 
 ParamType = Literal[
     "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
@@ -45,13 +45,16 @@ PriceUnit = Literal[
 # 32-bit one (Discord's seed option allows the same). Seeds outside it are refused, never wrapped:
 # the seed sent is the seed shown. A page's "-1 for random" stays the minimum.
 SEED_MIN, SEED_MAX = 0, 2**31 - 1
+# Chat roles of a `messages` parameter.
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class ParamSpec:
+    # pydantic's config when it validates an operator's table: unknown keys are refused.
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
-
-class ParamSpec(_Strict):
     type: ParamType = "string"
     required: bool = False
     default: Any = None
@@ -65,6 +68,10 @@ class ParamSpec(_Strict):
     # object_list: the fields of each object (e.g. a LoRA's `path` and `scale`).
     items: dict[str, ParamSpec] | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.items is not None) != (self.type == "object_list"):
+            raise ValueError("`items` is required for type object_list and only for it")
 
     def allowed(self) -> str:
         """What this parameter accepts, in words a user can act on."""
@@ -97,14 +104,9 @@ class ParamSpec(_Strict):
             + ") and content (text)",
         }[self.type]
 
-    @model_validator(mode="after")
-    def _items_only_for_objects(self) -> ParamSpec:
-        if (self.items is not None) != (self.type == "object_list"):
-            raise ValueError("`items` is required for type object_list and only for it")
-        return self
 
-
-class PriceRule(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class PriceRule:
     """How Runpod bills a model: `usd` per `unit`, optionally looked up in `table`.
 
     `by` names the parameters whose values (joined by ",") select the unit price in `table`, e.g.
@@ -115,50 +117,61 @@ class PriceRule(_Strict):
     as long as a reference clip).
     """
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
     unit: PriceUnit
     usd: Decimal | None = None
     input_usd: Decimal | None = None
-    by: list[str] = []
-    table: dict[str, Decimal] = {}
-    input_table: dict[str, Decimal] = {}
+    by: list[str] = field(default_factory=list)
+    table: dict[str, Decimal] = field(default_factory=dict)
+    input_table: dict[str, Decimal] = field(default_factory=dict)
     estimate_usd: Decimal | None = None
 
-    @model_validator(mode="after")
-    def _has_a_price(self) -> PriceRule:
+    def __post_init__(self) -> None:
         if self.usd is None and not self.table:
             raise ValueError("a price needs `usd` or a `table`")
         if (self.table or self.input_table) and not self.by:
             raise ValueError("a price `table` needs `by` (the parameters that select a row)")
         if self.input_table and self.unit != "1m_tokens":
             raise ValueError("`input_table` is for token prices (unit 1m_tokens)")
-        return self
 
 
-class Model(_Strict):
+def _known_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    return kind
+
+
+class _KnownKind:
+    """`Model.kind`'s check as pydantic runs it on an operator's table: an error at `kind`."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(_known_kind, handler(source))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
     id: str
     name: str
     endpoint: str
-    kind: str  # one of the kinds of `bot.commands.COMMANDS`
+    kind: Annotated[str, _KnownKind()]  # one of the kinds of `bot.commands.COMMANDS`
     price: PriceRule
     output: str
     params: dict[str, ParamSpec]
-    aliases: list[str] = []
+    aliases: list[str] = field(default_factory=list)
     description: str = ""
     nsfw: bool = False
     # Text models: the model name on the OpenAI-compatible route (streaming).
     openai_model: str | None = None
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        return kind
-
-    @field_validator("params")
-    @classmethod
-    def _bounded_seeds(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
-        return {name: _bounded_seed(name, spec) for name, spec in params.items()}
+    def __post_init__(self) -> None:
+        _known_kind(self.kind)
+        bounded = {name: _bounded_seed(name, spec) for name, spec in self.params.items()}
+        object.__setattr__(self, "params", bounded)  # frozen: the one change, at construction
 
     @property
     def seed_param(self) -> ParamSpec | None:
@@ -179,6 +192,8 @@ class Model(_Strict):
 
     @functools.cached_property
     def _schema(self) -> type[BaseModel]:
+        from bot.runpod.params import schema_for  # pydantic: only when parameters are checked
+
         return schema_for(self)
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,6 +203,8 @@ class Model(_Strict):
         the input; it is accepted dotted or nested, and returned nested, so a checked input
         checks again unchanged.
         """
+        from bot.runpod.params import checked_input
+
         return checked_input(self, self._schema, params)
 
 
@@ -197,7 +214,7 @@ def _bounded_seed(name: str, spec: ParamSpec) -> ParamSpec:
         return spec
     low = SEED_MIN if spec.min is None else spec.min
     high = SEED_MAX if spec.max is None else spec.max
-    return spec.model_copy(update={"min": low, "max": high})
+    return replace(spec, min=low, max=high)
 
 
 def _bounds(low: object, high: object, both: str, low_only: str, high_only: str) -> list[str]:
@@ -258,10 +275,60 @@ def load_catalog(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Ca
                 merged["params"] = {**merged.get("params", {}), **value}
             else:
                 merged[key] = value
-    models = []
-    for model_id, table in tables.items():
-        try:
-            models.append(Model(id=model_id, **table))
-        except (ValidationError, TypeError) as exc:
-            raise ConfigError(f"models.{model_id}: {exc}") from None
-    return Catalog(models)
+    touched = overrides or {}
+    return Catalog(
+        [
+            (_validated if model_id in touched else _shipped)(model_id, table)
+            for model_id, table in tables.items()
+        ]
+    )
+
+
+def _shipped(model_id: str, table: Mapping[str, Any]) -> Model:
+    """A table of `models.toml` as pydantic would read it (prices Decimal, bounds float), checked
+    by the classes' own rules only: tests check the file with pydantic, slow to import."""
+    try:
+        checked = {"price": _price(table["price"]), "params": _specs(table["params"])}
+        return Model(**{**table, **checked, "id": model_id})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"models.{model_id}: {exc}") from None
+
+
+def _price(table: Mapping[str, Any]) -> PriceRule:
+    usd = {
+        key: Decimal(str(table[key]))
+        for key in ("usd", "input_usd", "estimate_usd")
+        if key in table
+    }
+    rows = {
+        key: {row: Decimal(str(v)) for row, v in table[key].items()}
+        for key in ("table", "input_table")
+        if key in table
+    }
+    return PriceRule(**{**table, **usd, **rows})
+
+
+def _specs(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, ParamSpec]:
+    specs = {}
+    for name, table in tables.items():
+        bounds = {key: float(table[key]) for key in ("min", "max") if key in table}
+        items = {"items": _specs(table["items"])} if "items" in table else {}
+        specs[name] = ParamSpec(**{**table, **bounds, **items})
+    return specs
+
+
+def _validated(model_id: str, table: Mapping[str, Any]) -> Model:
+    """A table the operator's config touched, checked by pydantic (lax, as every setting is)."""
+    from pydantic import ValidationError  # only when the config adds to the catalog
+
+    try:
+        return _adapter().validate_python(dict(id=model_id, **table))
+    except (ValidationError, TypeError) as exc:
+        raise ConfigError(f"models.{model_id}: {exc}") from None
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[Model]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,13 +21,10 @@ from pydantic import (
 )
 
 from bot.errors import InvalidRequest, clip, shown
+from bot.runpod.catalog import Role
 
-if TYPE_CHECKING:  # the catalog imports this module
+if TYPE_CHECKING:
     from bot.runpod.catalog import Model, ParamSpec
-
-# Chat roles of a `messages` parameter.
-Role = Literal["system", "user", "assistant"]
-ROLES: tuple[str, ...] = get_args(Role)
 
 
 def checked_input(

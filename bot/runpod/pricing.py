@@ -15,11 +15,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config import JobSettings
 from bot.errors import InvalidRequest
 from bot.runpod.catalog import Model, PriceRule
+
+if TYPE_CHECKING:
+    from bot.config import JobSettings
 
 BILLING_QUANTUM = Decimal("1e-10")
 MEGAPIXEL = Decimal(1_000_000)
@@ -114,7 +116,10 @@ def bound(
 
     `audio_seconds` is the length of the recording a transcription sends, when it was read.
     """
-    jobs = jobs or JobSettings()
+    if jobs is None:
+        from bot.config import JobSettings  # pydantic: not for `models`, which prices no job
+
+        jobs = JobSettings()
     for name in QUANTITIES:
         value = _value(params, name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,10 @@ sys.exit(code)
 
 
 def _bot(
-    tmp_path: Path, *args: str, heavy: tuple[str, ...] = HEAVY
+    tmp_path: Path, *args: str, heavy: tuple[str, ...] = HEAVY, extra_env: Mapping[str, str] = {}
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "RUNPOD_"))}
+    env.update(extra_env)
     env["BOT_CONFIG"] = str(tmp_path / "absent.toml")
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
@@ -82,3 +84,43 @@ def test_each_command_is_found_in_the_module_named_for_it(tmp_path: Path) -> Non
         result = _bot(tmp_path, "--config", "models", command, "--help", heavy=())
         assert result.returncode == 0, result.stderr
         assert f"usage: python -m bot {command} " in result.stdout
+
+
+# What `models` leaves out since it reads the catalog and its two settings without pydantic.
+PYDANTIC_AND_ASYNC = ("pydantic", "pydantic_core", "pydantic_settings", "asyncio", *NETWORK)
+
+
+def test_models_lists_without_pydantic_or_asyncio(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[storage]\ndatabase = "absent.db"\n[quotas]\n')
+    result = _bot(tmp_path, "--config", "config.toml", "models", heavy=PYDANTIC_AND_ASYNC)
+    assert result.returncode == 0, result.stderr
+    assert "flux-schnell" in result.stdout
+    assert result.stderr.splitlines()[-1] == "loaded:"
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "error"),
+    [
+        ("[storage]\ndatabase = 5\n", {}, "storage.database: Value error, storage.database must"),
+        ("", {"BOT_STORAGE__SPOOL_MAX_MB": "-1"}, "storage.spool_max_mb: Input should be"),
+        ("[models]\nflux-dev = 1\n", {}, "models.flux-dev: Input should be a valid dictionary"),
+        ("[models.flux-dev]\nprice = { unit = 'hour', usd = '1' }\n", {}, "models.flux-dev:"),
+        ("[storage\n", {}, "not valid TOML"),
+    ],
+)
+def test_models_words_a_bad_setting_it_reads_as_the_bot_does(
+    tmp_path: Path, config: str, env: dict[str, str], error: str
+) -> None:
+    """What `models` reads is judged by pydantic as for the running bot: the same message."""
+    (tmp_path / "config.toml").write_text(config)
+    result = _bot(tmp_path, "--config", "config.toml", "models", heavy=(), extra_env=env)
+    assert result.returncode == 2
+    assert error in result.stderr
+
+
+def test_the_shipped_catalog_read_without_pydantic_is_what_pydantic_reads() -> None:
+    from bot.runpod.catalog import load_catalog
+
+    shipped = load_catalog()
+    checked = load_catalog({model.id: {} for model in shipped})  # every table through pydantic
+    assert [repr(model) for model in shipped] == [repr(model) for model in checked]
