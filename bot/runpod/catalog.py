@@ -7,7 +7,7 @@ leaves the bot (`bot.runpod.params`).
 
 The classes are frozen dataclasses, not pydantic models, so `python -m bot models` lists the
 shipped catalog without importing pydantic (docs/benchmarks.md, "Start-up of the command line"):
-the shipped tables are trusted (tests/runpod/test_catalog.py checks each against pydantic), and
+the shipped tables are trusted (tests/cli/test_startup.py checks each against pydantic), and
 only the tables an operator's config touches are validated by pydantic.
 """
 
@@ -48,12 +48,13 @@ SEED_MIN, SEED_MAX = 0, 2**31 - 1
 # Chat roles of a `messages` parameter.
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = get_args(Role)
+# pydantic's config when it validates an operator's table: unknown keys are refused.
+_STRICT: dict[str, Any] = {"extra": "forbid"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class ParamSpec:
-    # pydantic's config when it validates an operator's table: unknown keys are refused.
-    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
 
     type: ParamType = "string"
     required: bool = False
@@ -117,7 +118,7 @@ class PriceRule:
     as long as a reference clip).
     """
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
 
     unit: PriceUnit
     usd: Decimal | None = None
@@ -153,7 +154,7 @@ class _KnownKind:
 
 @dataclass(frozen=True, kw_only=True)
 class Model:
-    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
 
     id: str
     name: str
@@ -285,8 +286,9 @@ def load_catalog(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Ca
 
 
 def _shipped(model_id: str, table: Mapping[str, Any]) -> Model:
-    """A table of `models.toml` as pydantic would read it (prices Decimal, bounds float), checked
-    by the classes' own rules only: tests check the file with pydantic, slow to import."""
+    """A table of `models.toml`, typed as pydantic would type it (prices Decimal, bounds float)
+    and checked by the classes' own rules: pydantic is slow to import, and a test reads every
+    table both ways."""
     try:
         checked = {"price": _price(table["price"]), "params": _specs(table["params"])}
         return Model(**{**table, **checked, "id": model_id})
