@@ -4,38 +4,44 @@ The usual names work (`RUNPOD_API_KEY`, `DISCORD_TOKEN`, `SLACK_BOT_TOKEN`, `SLA
 `SLACK_APP_TOKEN`), and any setting can be given as `BOT_<SECTION>__<KEY>`, e.g.
 `BOT_QUOTAS__DAILY_USD=2.50`. Every base URL is a setting so tests can point the bot at local fakes.
 Secrets are `SecretStr`: they print as `**********` and are never logged.
+
+`Settings` (bot/config_settings.py) is imported when first named: pydantic-settings is slow to
+import, and `python -m bot cost` reads its few sections without it (`quote_settings`).
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.config_file import ENV_PREFIX, config_path, read_config_file
+from bot.config_file import (
+    ENV_ALIASES,
+    CatalogSettings,
+    catalog_settings,
+    config_path,
+    read_config_file,
+    set_in_environment,
+)
 from bot.config_sections import (
     MAX_ADMIN_USD,
     DeliverySettings,
     DiscordSettings,
-    HttpSettings,
     JobSettings,
-    LogSettings,
-    MetricsSettings,
     PolicySettings,
     QuotaLimits,
     QuotaSettings,
     ReconcileSettings,
-    RunpodSettings,
-    SecuritySettings,
     SlackSettings,
     StorageSettings,
-    WebSettings,
     WorkerSettings,
 )
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.config_settings import Settings
 
 # The sections live in bot.config_sections; the rest of the code names them from here.
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "PolicySettings",
     "QuotaLimits",
     "QuotaSettings",
+    "QuoteSettings",
     "ReconcileSettings",
     "Settings",
     "SlackSettings",
@@ -54,81 +61,23 @@ __all__ = [
     "WorkerSettings",
     "config_path",
     "load_settings",
+    "quote_settings",
 ]
 
-# Environment variables people already have, mapped onto settings paths.
-ENV_ALIASES: dict[str, tuple[str, str]] = {
-    "RUNPOD_API_KEY": ("runpod", "api_key"),
-    "DISCORD_TOKEN": ("discord", "token"),
-    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
-    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
-    "SLACK_APP_TOKEN": ("slack", "app_token"),
-}
 
+def __getattr__(name: str) -> Any:
+    """`bot.config.Settings`, imported from bot/config_settings.py when first named."""
+    if name != "Settings":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from bot.config_settings import Settings
 
-class Settings(BaseSettings):
-    """Everything the bot reads at start; built once by `load_settings`."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
-    )
-
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log: LogSettings = LogSettings()
-    reconcile: ReconcileSettings = ReconcileSettings()
-    metrics: MetricsSettings = MetricsSettings()
-    runpod: RunpodSettings = RunpodSettings()
-    storage: StorageSettings = StorageSettings()
-    discord: DiscordSettings = DiscordSettings()
-    slack: SlackSettings = SlackSettings()
-    quotas: QuotaSettings = QuotaSettings()
-    jobs: JobSettings = JobSettings()
-    http: HttpSettings = HttpSettings()
-    web: WebSettings = WebSettings()
-    delivery: DeliverySettings = DeliverySettings()
-    workers: WorkerSettings = WorkerSettings()
-    policy: PolicySettings = PolicySettings()
-    security: SecuritySettings = SecuritySettings()
-    # Catalog additions and overrides, keyed by model id (see config.example.toml).
-    models: dict[str, dict[str, Any]] = {}
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Earlier sources win: BOT_* env, then the usual names, then the file (passed as init).
-        return env_settings, _AliasEnvSource(settings_cls), init_settings
-
-    def enabled_adapters(self) -> list[str]:
-        adapters = []
-        if self.discord.token is not None:
-            adapters.append("discord")
-        if self.slack.bot_token is not None and (
-            self.slack.app_token is not None or self.slack.signing_secret is not None
-        ):
-            adapters.append("slack")
-        return adapters
-
-
-class _AliasEnvSource(PydanticBaseSettingsSource):
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, dict[str, str]] = {}
-        for name, (section, key) in ENV_ALIASES.items():
-            if os.environ.get(name):
-                values.setdefault(section, {})[key] = os.environ[name]
-        return values
+    return Settings
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read settings; a missing file is fine, a bad value raises ConfigError naming the key."""
+    from bot.config_settings import Settings
+
     data = read_config_file(config_path(path))
     try:
         return Settings(**data)
@@ -143,3 +92,50 @@ def _describe(exc: ValidationError) -> str:
         # Never echo the rejected value: it may be a secret.
         lines.append(f"{key}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+@dataclass(frozen=True)
+class QuoteSettings:
+    """What a quote reads (`python -m bot cost`): the catalog's settings and three sections."""
+
+    catalog: CatalogSettings
+    jobs: JobSettings
+    policy: PolicySettings
+    quotas: QuotaSettings
+
+
+_QUOTE_SECTIONS = ("jobs", "policy", "quotas")
+
+
+def quote_settings(path: str | Path | None = None) -> QuoteSettings:
+    """The sections a quote reads: validated alone when only the file sets them (the other
+    sections are not judged); otherwise, or when one is invalid, `load_settings` decides and
+    words the error as the bot does."""
+    found = _quote_sections_alone(path)
+    if found is not None:
+        return found
+    settings = load_settings(path)
+    return QuoteSettings(
+        CatalogSettings(settings.storage.database, settings.models),
+        settings.jobs,
+        settings.policy,
+        settings.quotas,
+    )
+
+
+def _quote_sections_alone(path: str | Path | None) -> QuoteSettings | None:
+    if set_in_environment(*_QUOTE_SECTIONS):
+        return None
+    data = read_config_file(config_path(path))
+    jobs, policy, quotas = (data.get(name, {}) for name in _QUOTE_SECTIONS)
+    if not all(isinstance(table, dict) for table in (jobs, policy, quotas)):
+        return None
+    try:
+        return QuoteSettings(
+            catalog_settings(path),
+            JobSettings(**jobs),
+            PolicySettings(**policy),
+            QuotaSettings(**quotas),
+        )
+    except ValidationError:
+        return None

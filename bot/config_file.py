@@ -21,6 +21,14 @@ DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_DATABASE = Path("bot.db")
 # `BOT_<SECTION>__<KEY>` (any case) sets a setting from the environment (bot/config.py).
 ENV_PREFIX = "BOT_"
+# Environment variables people already have, mapped onto settings paths.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "RUNPOD_API_KEY": ("runpod", "api_key"),
+    "DISCORD_TOKEN": ("discord", "token"),
+    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
+}
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
@@ -64,11 +72,16 @@ def catalog_settings(path: str | Path | None = None) -> CatalogSettings:
     return CatalogSettings(settings.storage.database, settings.models)
 
 
+def set_in_environment(*sections: str) -> bool:
+    """Whether a `BOT_<SECTION>...` variable (any case) may set one of `sections`."""
+    watched = tuple(ENV_PREFIX + section.upper() for section in sections)
+    return any(name.upper().startswith(watched) for name in os.environ)
+
+
 def _from_file_alone(file: Path) -> CatalogSettings | None:
     """None when the environment sets storage or models, or the file holds what pydantic
     would have to judge (a database that is not text, models that are not tables)."""
-    watched = (f"{ENV_PREFIX}STORAGE", f"{ENV_PREFIX}MODELS")
-    if any(name.upper().startswith(watched) for name in os.environ):
+    if set_in_environment("storage", "models"):
         return None
     data = read_config_file(file)
     storage, models = data.get("storage", {}), data.get("models", {})

@@ -43,7 +43,7 @@ AdminUsd = Annotated[Decimal, AfterValidator(_at_most_admin_maximum)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class RunpodSettings(Section):

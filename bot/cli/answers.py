@@ -8,22 +8,24 @@ another, and `show` looks in the terminal's own jobs unless `--workspace` names 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bot.cli.basic import parse_key_values, settings_and_catalog
-from bot.cli.playground import local_identity
+from bot.cli.basic import local_identity, parse_key_values, settings_and_catalog
 from bot.commands import command_of_kind
-from bot.config import Settings
+from bot.config import quote_settings
 from bot.errors import InvalidRequest
 from bot.ledger.quota import Identity, Scope, scope_of
 from bot.policy import Policy, Where
 from bot.quote import quote
-from bot.requests import build_request
+from bot.requests import Request, build_request
 from bot.runpod import pricing
+from bot.runpod.catalog import Catalog, load_catalog
 from bot.storage.sql import exists, open_existing
 
 if TYPE_CHECKING:
+    from bot.config import QuoteSettings
     from bot.jobs.invocation import Community
     from bot.ledger.records import Usage
 
@@ -63,18 +65,45 @@ def _community(text: str) -> Community:
     return Community(platform, workspace)
 
 
-async def _cost(args: argparse.Namespace) -> int:
-    settings, catalog = settings_and_catalog(args)
+def _cost(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    """Without a database there is no standing to read: the answer needs no event loop."""
+    settings = quote_settings(args.config)  # not every section: `cost` answers at once
+    catalog = load_catalog(settings.catalog.models)
+    request = _request(args, catalog)
+    if not exists(settings.catalog.database):
+        return _print_quote(request, None, settings, catalog)
+    return _quote_with_usage(request, args.member or local_identity(), settings, catalog)
+
+
+def _request(args: argparse.Namespace, catalog: Catalog) -> Request:
     model = catalog.get(args.model)
     options = parse_key_values(args.params)
     prompt = str(options.pop(model.prompt_param, "cost estimate")) if model.prompt_param else ""
     media = [PLACEHOLDER_URL] if any(model.params[n].required for n in model.media_inputs) else []
     options |= {"model": model.id, "count": args.count}
     command = command_of_kind(model.kind).name
-    request = build_request(
+    return build_request(
         command, catalog, prompt=prompt, options=options, default_model=model.id, media=media
     )
-    usage = await _usage(settings, args.member or local_identity())
+
+
+async def _quote_with_usage(
+    request: Request, identity: Identity, settings: QuoteSettings, catalog: Catalog
+) -> int:
+    """The member's standing read from the database (`cost` never creates one)."""
+    from bot.ledger.service import SqliteLedger  # the ledger's SQL: only when there is a database
+
+    db = await open_existing(settings.catalog.database)
+    try:
+        usage = await SqliteLedger(db, settings.quotas).usage(identity)
+    finally:
+        await db.close()
+    return _print_quote(request, usage, settings, catalog)
+
+
+def _print_quote(
+    request: Request, usage: Usage | None, settings: QuoteSettings, catalog: Catalog
+) -> int:
     found = quote(
         request,
         usage,
@@ -84,7 +113,7 @@ async def _cost(args: argparse.Namespace) -> int:
         jobs=settings.jobs,
     )
     print(pricing.exact_usd(found.estimate))
-    print(f"{model.name}: {found.price}")
+    print(f"{found.model.name}: {found.price}")
     if found.tightest is not None:
         print(f"left: {found.tightest.describe()}")
     if found.over_limit:
@@ -94,19 +123,6 @@ async def _cost(args: argparse.Namespace) -> int:
     if found.confirm_above is not None:
         print(f"above {pricing.exact_usd(found.confirm_above)}: it asks for confirmation first")
     return 0
-
-
-async def _usage(settings: Settings, identity: Identity) -> Usage | None:
-    """The member's standing, when there is a database to read it from (never creates one)."""
-    if not exists(settings.storage.database):
-        return None
-    from bot.ledger.service import SqliteLedger  # the ledger's SQL: only when there is a database
-
-    db = await open_existing(settings.storage.database)
-    try:
-        return await SqliteLedger(db, settings.quotas).usage(identity)
-    finally:
-        await db.close()
 
 
 async def _show(args: argparse.Namespace) -> int:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import re
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config import Settings, config_path, load_settings
+from bot.config import config_path, load_settings
 from bot.errors import ConfigError, InvalidRequest, shown
+from bot.ledger.quota import Identity
 from bot.runpod import pricing
 from bot.runpod.catalog import Catalog, load_catalog
 
+if TYPE_CHECKING:
+    from bot.config import Settings
+
 EXIT_INVALID = 2
+# The terminal's member (`try`, `cost`, `show`): cli:local:<user>.
+PLATFORM = "cli"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,6 +120,11 @@ def _is_set(secret: Any) -> str:
 
 def _limit(value: Any) -> str:
     return "unlimited" if value is None else pricing.exact_usd(value)
+
+
+def local_identity() -> Identity:
+    user = re.sub(r"[^A-Za-z0-9_.-]", "_", getpass.getuser()) or "operator"
+    return Identity(PLATFORM, "local", user)
 
 
 def parse_key_values(items: list[str]) -> dict[str, Any]:

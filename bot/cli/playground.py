@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import re
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.cli.basic import parse_key_values, settings_and_catalog
+from bot.cli.basic import PLATFORM, local_identity, parse_key_values, settings_and_catalog
 from bot.commands import command_of_kind
 from bot.delivery import ChannelRef, Confirmation, Delivery, Failure, Progress, Result, Route
-from bot.ledger.quota import Identity
 from bot.policy import Where
 from bot.requests import build_request
 from bot.runpod import pricing
@@ -30,7 +27,6 @@ from bot.runpod import pricing
 if TYPE_CHECKING:
     from bot.app import Core
 
-PLATFORM = "cli"
 EXIT_FAILED = 1
 
 
@@ -47,11 +43,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.set_defaults(handler=_try)
     resume = subparsers.add_parser("resume", help="finish terminal jobs an interrupted `try` left")
     resume.set_defaults(handler=_resume)
-
-
-def local_identity() -> Identity:
-    user = re.sub(r"[^A-Za-z0-9_.-]", "_", getpass.getuser()) or "operator"
-    return Identity(PLATFORM, "local", user)
 
 
 async def _try(args: argparse.Namespace) -> int:
