@@ -25,7 +25,7 @@ from bot.commands import KINDS
 from bot.errors import ConfigError, UnknownModel, shown
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel, TypeAdapter
+    from pydantic import BaseModel, TypeAdapter, ValidationError
 
 ParamType = Literal[
     "string", "integer", "number", "boolean", "url", "url_list", "messages", "object_list"
@@ -325,8 +325,30 @@ def _validated(model_id: str, table: Mapping[str, Any]) -> Model:
 
     try:
         return _adapter().validate_python(dict(id=model_id, **table))
-    except (ValidationError, TypeError) as exc:
+    except ValidationError as exc:
+        raise ConfigError(f"models.{model_id}: {_as_for_settings(exc)}") from None
+    except TypeError as exc:
         raise ConfigError(f"models.{model_id}: {exc}") from None
+
+
+def _as_for_settings(exc: ValidationError) -> ValidationError:
+    """pydantic calls an unknown key of a dataclass an "Unexpected keyword argument"; say it as
+    for every other setting (and as before the classes were dataclasses): "Extra inputs are not
+    permitted", at the key's place."""
+    from pydantic import ValidationError
+
+    details: list[Any] = [
+        {
+            "type": "extra_forbidden"
+            if err["type"] == "unexpected_keyword_argument"
+            else err["type"],
+            "loc": err["loc"],
+            "input": err["input"],
+            **({"ctx": err["ctx"]} if "ctx" in err else {}),
+        }
+        for err in exc.errors()
+    ]
+    return ValidationError.from_exception_data(exc.title, details)
 
 
 @functools.cache

@@ -106,6 +106,11 @@ def test_models_lists_without_pydantic_or_asyncio(tmp_path: Path) -> None:
         ("[models]\nflux-dev = 1\n", {}, "models.flux-dev: Input should be a valid dictionary"),
         ("[models.flux-dev]\nprice = { unit = 'hour', usd = '1' }\n", {}, "models.flux-dev:"),
         ("[storage\n", {}, "not valid TOML"),
+        (
+            "[models.flux-dev]\nfoo = 1\n",
+            {},
+            "flux-dev: 1 validation error for Model\nfoo\n  Extra inputs",
+        ),
     ],
 )
 def test_models_words_a_bad_setting_it_reads_as_the_bot_does(
@@ -124,3 +129,49 @@ def test_the_shipped_catalog_read_without_pydantic_is_what_pydantic_reads() -> N
     shipped = load_catalog()
     checked = load_catalog({model.id: {} for model in shipped})  # every table through pydantic
     assert [repr(model) for model in shipped] == [repr(model) for model in checked]
+
+
+# What `cost` leaves out since it reads only the sections a quote needs (bot.config.quote_settings).
+SETTINGS_AND_ASYNC = ("pydantic_settings", "asyncio", *NETWORK)
+
+
+def test_cost_answers_without_pydantic_settings_or_asyncio(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[storage]\ndatabase = "absent.db"\n[jobs]\nconfirm_above_usd = "0.001"\n'
+        '[policy]\nblocked_terms = ["moon"]\n[discord]\nguilds = [1]\n'
+    )
+    result = _bot(
+        tmp_path,
+        "--config",
+        "config.toml",
+        "cost",
+        "flux-schnell",
+        "prompt=moon",
+        heavy=SETTINGS_AND_ASYNC,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "above $0.001: it asks for confirmation first" in result.stdout
+    assert "not allowed:" in result.stdout
+    assert result.stderr.splitlines()[-1] == "loaded:"
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "shown"),
+    [
+        ("[jobs]\nconfirm_above_usd = -1\n", {}, "jobs.confirm_above_usd: Input should be"),
+        ("jobs = 1\n", {}, "jobs: Input should be a valid dictionary"),
+        ("", {"BOT_JOBS__CONFIRM_ABOVE_USD": "-1"}, "jobs.confirm_above_usd: Input should be"),
+        ("", {"BOT_JOBS__CONFIRM_ABOVE_USD": "0.001"}, "above $0.001: it asks for confirmation"),
+        ("", {"bot_policy__blocked_terms": '["moon"]'}, "not allowed:"),
+        ('[quotas]\ntimezone = "Mars/Base"\n', {}, "quotas.timezone: Value error, unknown"),
+    ],
+)
+def test_cost_reads_its_sections_as_the_bot_does(
+    tmp_path: Path, config: str, env: dict[str, str], shown: str
+) -> None:
+    """The file alone, or the environment over it: the same values and the same errors."""
+    (tmp_path / "config.toml").write_text(config)
+    args = ("--config", "config.toml", "cost", "flux-schnell", "prompt=moon")
+    result = _bot(tmp_path, *args, heavy=(), extra_env=env)
+    assert shown in result.stdout + result.stderr
+    assert result.returncode == (2 if "Input" in shown or "Value" in shown else 0)
