@@ -75,7 +75,9 @@ async def test_repeated_404s_hide_the_model_until_an_operator_enables_it(
     )
     assert code == 0
     async with asyncio.timeout(STALE_S + 1):  # the CLI is another process: seen within STALE_S
-        while "flux-schnell" not in await offered(core):
+        while True:
+            if "flux-schnell" in await offered(core):
+                break
             await asyncio.sleep(0.05)
 
 
