@@ -183,7 +183,10 @@ class SlackDelivery:
     # --- the anchor ---------------------------------------------------------------------
 
     async def open(self, job_id: str) -> tuple[str, str]:
-        """Make sure the job's anchor exists (posting a 'queued' one if needed)."""
+        """Post the card of a job just submitted through this delivery ('queued'), unless its
+        task got there first. Nothing can be stored for it yet but by this delivery, so the
+        store is not read."""
+        self._posted.setdefault(job_id, {})
         view = blocks.progress(self.title, "queued", job_id)
         return await self.show(job_id, self._fallback("queued"), view, create_only=True)
 
@@ -344,7 +347,8 @@ class SlackDelivery:
 
     async def _messages(self, job_id: str) -> dict[str, tuple[str, str]]:
         if job_id not in self._posted:
-            self._posted[job_id] = await self._store.messages(job_id)
+            stored = await self._store.messages(job_id)
+            return self._posted.setdefault(job_id, stored)  # kept if `open` came meanwhile
         return self._posted[job_id]
 
     async def _remember(self, job_id: str, kind: str, channel: str, ts: str) -> None:
