@@ -31,7 +31,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Discord command: parse, checks", ("job_command", "CommandTree._from_interaction")),
     ("Slack ingress: HTTP server, Bolt, signature, ack", ("SlackServer._events", "slack_bolt")),
     ("Discord gateway: read, dispatch", ("discord/gateway.py", "discord/state.py")),
-    ("progress edits", ("ProgressThrottle",)),
+    ("progress edits", ("ProgressThrottle", "CardPacer")),
     ("result delivery: Slack", ("SlackDelivery",)),
     ("result delivery: Discord", ("DiscordDelivery",)),
     ("Runpod calls (/run, long poll)", ("RunpodClient",)),

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.files import FileLinks
+from adapters.slack.pacing import CardPacer
 from adapters.slack.people import PLATFORM, People
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
@@ -86,6 +87,9 @@ class SlackContext:
             store=self.store,
             replies=self.replies,
             ref=ref,
+            pacer=CardPacer(
+                interval_s=self.core.settings.jobs.progress_interval_s, tasks=self.tasks
+            ),
             streaming=self.streaming,
         )
 

@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
+from adapters.slack.pacing import CardPacer
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.stream import (
@@ -62,9 +63,11 @@ class SlackDelivery:
         store: SlackStore,
         replies: Replies,
         ref: ChannelRef,
+        pacer: CardPacer,
         streaming: StreamSupport | None = None,
     ) -> None:
         self._client = client
+        self._pacer = pacer
         self._streaming = streaming or StreamSupport()
         self._streams: dict[str, AnswerStream] = {}  # job id -> its answer being streamed
         self._store = store
@@ -93,7 +96,7 @@ class SlackDelivery:
 
     async def progress(self, update: Progress) -> None:
         view = blocks.progress(self.title, update.describe(), update.job_id)
-        await self.show(update.job_id, self._fallback("working on it"), view)
+        await self._step(update.job_id, self._fallback("working on it"), view)
         if update.partial_text:
             await self._post_text(update.job_id, update.partial_text, final=False)
 
@@ -102,6 +105,7 @@ class SlackDelivery:
         await self._replies.ephemeral(self.audience, question, blocks.confirmation(request))
 
     async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
+        await self._pacer.final(result.job_id)
         posted = await self._messages(result.job_id)
         if DELIVERED in posted:
             log.info("job %s: already in Slack; not posting it again", result.job_id)
@@ -110,7 +114,7 @@ class SlackDelivery:
             await self._post_anew(result, route, posted)
             return
         view = blocks.progress(self.title, f"{result.model}: uploading", result.job_id)
-        channel, anchor = await self.show(result.job_id, self._fallback("uploading"), view)
+        channel, anchor = await self._step(result.job_id, self._fallback("uploading"), view)
         thread = self.ref.thread or anchor
         text, files = _shown_parts(result)
         if text:
@@ -119,6 +123,7 @@ class SlackDelivery:
             await self._upload(result, files, channel, thread)
             await self._remember(result.job_id, FILES, channel, anchor)
         card = blocks.result(self.title, result, variations=COMMANDS[result.command].variations)
+        await self._pacer.final(result.job_id)
         await self.show(result.job_id, self._fallback(blocks.summary(result)), card)
         await self._remember(result.job_id, DELIVERED, channel, anchor)
 
@@ -163,6 +168,7 @@ class SlackDelivery:
         stream = self._streams.pop(failure.job_id, None)
         if stream is not None:
             await stream.close()
+        await self._pacer.final(failure.job_id)
         await self._replies.ephemeral(self.audience, escape(failure.message))
         try:
             await self.show(
@@ -177,7 +183,10 @@ class SlackDelivery:
     # --- the anchor ---------------------------------------------------------------------
 
     async def open(self, job_id: str) -> tuple[str, str]:
-        """Make sure the job's anchor exists (posting a 'queued' one if needed)."""
+        """Post the card of a job just submitted through this delivery ('queued'), unless its
+        task got there first. Nothing can be stored for it yet but by this delivery, so the
+        store is not read."""
+        self._posted.setdefault(job_id, {})
         view = blocks.progress(self.title, "queued", job_id)
         return await self.show(job_id, self._fallback("queued"), view, create_only=True)
 
@@ -191,6 +200,7 @@ class SlackDelivery:
                 channel, ts = posted[ANCHOR]
                 if not create_only:
                     await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=view)
+                    self._pacer.wrote(job_id)
                 return channel, ts
             answer = await self._client.chat_postMessage(
                 channel=self.ref.channel,
@@ -201,9 +211,21 @@ class SlackDelivery:
                 unfurl_media=False,
             )
             channel, ts = str(answer["channel"]), str(answer["ts"])
+            self._pacer.wrote(job_id)
             await self._remember(job_id, ANCHOR, channel, ts)
             log.info("job %s: card posted in %s at %s", job_id, channel, ts)
             return channel, ts
+
+    async def _step(
+        self, job_id: str, text: str, view: Sequence[dict[str, Any]]
+    ) -> tuple[str, str]:
+        """A step before the job's end: paced (`adapters.slack.pacing`) once the card is up."""
+        async with self._lock:  # a card being posted is up once the lock is free
+            anchor = (await self._messages(job_id)).get(ANCHOR)
+        if anchor is None:
+            return await self.show(job_id, text, view)
+        await self._pacer.edit(job_id, lambda: self.show(job_id, text, view))
+        return anchor
 
     def _fallback(self, state: str) -> str:
         return f"{self.title} ({state})"
@@ -325,7 +347,8 @@ class SlackDelivery:
 
     async def _messages(self, job_id: str) -> dict[str, tuple[str, str]]:
         if job_id not in self._posted:
-            self._posted[job_id] = await self._store.messages(job_id)
+            stored = await self._store.messages(job_id)
+            return self._posted.setdefault(job_id, stored)  # kept if `open` came meanwhile
         return self._posted[job_id]
 
     async def _remember(self, job_id: str, kind: str, channel: str, ts: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -67,16 +67,11 @@ class Conversations:
         self._catalog = catalog
         self._jobs = jobs
 
-    async def record(
-        self,
-        tx: Any,
-        *,
-        job_id: str,
-        platform: str,
-        workspace: str,
-        thread: Thread,
-    ) -> None:
-        """Make job `job_id` a turn (in the submitting transaction, so no turn is half-kept)."""
+    def recording(
+        self, *, job_id: str, platform: str, workspace: str, thread: Thread
+    ) -> Callable[[Connection], None]:
+        """Make job `job_id` a turn: an operation for the submitting transaction, so no turn is
+        half-kept."""
         conversation = thread.conversation or job_id
         now = time.time()
 
@@ -94,7 +89,7 @@ class Conversations:
                     (platform, workspace, thread.place, conversation),
                 )
 
-        await self._db.run(write, tx=tx)
+        return write
 
     async def add_place(self, platform: str, workspace: str, place: str, job_id: str) -> None:
         """Replies at `place` now continue the conversation job `job_id` is a turn of."""

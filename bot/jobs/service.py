@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -45,7 +45,7 @@ from bot.runpod.catalog import Catalog, Model
 from bot.runpod.client import RunpodClient, RunpodStatus
 from bot.runpod.outputs import Downloader
 from bot.runpod.show import api_call
-from bot.storage.sql import Store
+from bot.storage.sql import Connection, Store
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +163,13 @@ class JobService:
         if estimate > self._settings.jobs.confirm_above_usd and not confirmed:
             return await self._ask_confirmation(job, invocation, model, kept)
         with self._counting_refusal(job):
-            async with self._db.transaction() as tx:
-                await self.ledger.hold(job.id, invocation.identity, estimate, model=model.id, tx=tx)
-                await self._store.insert(job, tx=tx)
-                await self._turn(job, invocation, tx)
+            await self.ledger.hold(
+                job.id,
+                invocation.identity,
+                estimate,
+                model=model.id,
+                then=self._rows(job, invocation),
+            )
         await self.kept.keep_inputs(job.id, kept)
         log.info("job %s held %s for %s", job.id, estimate, model.id)
         self._runner.start(job, invocation.delivery)
@@ -187,9 +190,9 @@ class JobService:
         """Store an expensive job unheld and ask its requester; refused if it could not fit."""
         with self._counting_refusal(job):
             await self.ledger.check(invocation.identity, job.estimate)
-        async with self._db.transaction() as tx:
-            await self._store.insert(replace(job, state=JobState.AWAITING_CONFIRMATION), tx=tx)
-            await self._turn(job, invocation, tx)
+        await self._db.run(
+            self._rows(replace(job, state=JobState.AWAITING_CONFIRMATION), invocation)
+        )
         await self.kept.keep_inputs(job.id, kept)
         self._count(job, JobState.AWAITING_CONFIRMATION)
         log.info("job %s awaiting confirmation (%s)", job.id, job.estimate)
@@ -340,15 +343,24 @@ class JobService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    async def _turn(self, job: JobRecord, invocation: Invocation, tx: Any) -> None:
-        """Every `ask` is a turn of a conversation: the one it continues, or its own."""
-        if job.command != CONVERSING:
-            return
-        thread = invocation.thread or Thread(None, None, invocation.request.prompt)
-        platform, workspace, _ = job.identity
-        await self.conversations.record(
-            tx, job_id=job.id, platform=platform, workspace=workspace, thread=thread
-        )
+    def _rows(self, job: JobRecord, invocation: Invocation) -> Callable[[Connection], None]:
+        """The new job's row and, for an `ask`, its turn of a conversation (the one it
+        continues, or its own): written in one transaction, with the hold if there is one."""
+        insert = self._store.inserting(job)
+        turn = None
+        if job.command == CONVERSING:
+            thread = invocation.thread or Thread(None, None, invocation.request.prompt)
+            platform, workspace, _ = job.identity
+            turn = self.conversations.recording(
+                job_id=job.id, platform=platform, workspace=workspace, thread=thread
+            )
+
+        def write(raw: Connection) -> None:
+            insert(raw)
+            if turn is not None:
+                turn(raw)
+
+        return write
 
     def _count(self, job: JobRecord, state: str) -> None:
         self.metrics.job_state(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -95,6 +95,11 @@ class JobStore:
 
     async def insert(self, job: JobRecord, *, tx: Any) -> None:
         """Add a job; one that is to be driven (`held`) belongs to this store's worker."""
+        await self._db.run(self.inserting(job), tx=tx)
+
+    def inserting(self, job: JobRecord) -> Callable[[Connection], object]:
+        """`insert` as an operation for a transaction of the caller's (one trip with its
+        other writes: the hold, the conversation's turn)."""
         now = time.time()
         owner = self._worker.id if self._worker and job.state == JobState.HELD else None
         row = (
@@ -113,7 +118,7 @@ class JobStore:
             now,
             owner,
         )
-        await self._db.run(lambda raw: raw.execute(_INSERT, row), tx=tx)
+        return lambda raw: raw.execute(_INSERT, row)
 
     async def save(self, job: JobRecord, *, tx: Any = None, **changes: Any) -> JobRecord:
         """Write the job's state, copies, cost and error; returns the updated record.

@@ -121,15 +121,32 @@ class SqliteLedger:
     # -- the job engine's calls ------------------------------------------------------------
 
     async def hold(
-        self, job_id: str, identity: Identity, amount: Decimal, *, model: str, tx: Tx | None = None
+        self,
+        job_id: str,
+        identity: Identity,
+        amount: Decimal,
+        *,
+        model: str,
+        tx: Tx | None = None,
+        then: Callable[[Connection], object] | None = None,
     ) -> Hold:
-        """Reserve `amount` for the job, or raise `QuotaExceeded`; the same job id holds once."""
+        """Reserve `amount` for the job, or raise `QuotaExceeded`; the same job id holds once.
+
+        `then` (the caller's own writes, such as the job's row) runs after a new hold in the
+        same transaction: admission is one trip to the database instead of one per statement.
+        """
         units = amount_units(amount, "hold amount")
         if not job_id:
             raise ValueError("job_id must not be empty")
-        hold, created = await self._write(
-            partial(self._hold, job_id, identity, units, model, self._now()), tx
-        )
+        now = self._now()
+
+        def holding(raw: Connection) -> tuple[Hold, bool]:
+            hold, created = self._hold(job_id, identity, units, model, now, raw)
+            if created and then is not None:
+                then(raw)
+            return hold, created
+
+        hold, created = await self._write(holding, tx)
         if created:
             log.info("hold %s: %s for %s (%s)", job_id, _Usd(amount), identity.user_key, model)
         else:

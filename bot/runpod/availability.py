@@ -5,6 +5,12 @@ Runpod retires Public Endpoints (Whisper V3 Large, WAN 2.1/2.2, Seedance 1.0 Pro
 `jobs.hide_model_after_404s` in a row the model is hidden from `/models` and autocomplete and
 refused, until an operator runs `python -m bot models --enable ID`. A `/run` accepted resets the
 count. The counts live in the database, so every process sharing it agrees.
+
+What was read is kept for `STALE_S`: every command and every accepted `/run` asks, and the answer
+almost never changes. A change made by this process is seen at once; one made by another process
+(a second worker, `models --enable`) within `STALE_S`. Meanwhile this process may still refuse a
+model just enabled, or admit one just hidden (its `/run` then answers 404 and nothing is
+charged), and an accepted `/run` here may leave another process's fresh 404 counted.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Iterable
 
 from bot.runpod.catalog import Model
 from bot.storage.sql import Connection, Store
+
+STALE_S = 2.0
 
 
 def not_available(model: Model) -> str:
@@ -29,10 +37,29 @@ def visible(models: Iterable[Model], hidden: set[str]) -> list[Model]:
 class Availability:
     def __init__(self, db: Store) -> None:
         self._db = db
+        self._counted: dict[str, bool] = {}  # model -> hidden, for every model with a 404 counted
+        self._read_at = float("-inf")
+        self._writes = 0  # by this process, so a read begun before one is not kept
 
     async def hidden(self) -> set[str]:
-        rows = await self._db.fetchall("SELECT model FROM model_availability WHERE hidden = 1")
-        return {row[0] for row in rows}
+        return {model for model, hidden in (await self._counts()).items() if hidden}
+
+    async def _counts(self) -> dict[str, bool]:
+        if time.monotonic() - self._read_at < STALE_S:
+            return self._counted
+        read_at, writes = time.monotonic(), self._writes
+        rows = await self._db.fetchall(
+            "SELECT model, hidden FROM model_availability WHERE not_found > 0 OR hidden = 1"
+        )
+        counted = {row[0]: bool(row[1]) for row in rows}
+        if writes == self._writes:
+            self._counted, self._read_at = counted, read_at
+        return counted
+
+    def _changed(self) -> None:
+        """This process wrote the table: the next question reads it again."""
+        self._writes += 1
+        self._read_at = float("-inf")
 
     async def not_found(self, model_id: str, *, hide_after: int) -> bool:
         """Count a `/run` answered 404; True when this answer hid the model."""
@@ -51,14 +78,14 @@ class Availability:
             ).rowcount
             return bool(hid)
 
-        return await self._db.run(write)
+        try:
+            return await self._db.run(write)
+        finally:
+            self._changed()
 
     async def found(self, model_id: str) -> None:
         """A `/run` was accepted: the count starts again (written only when there was one)."""
-        row = await self._db.fetchone(
-            "SELECT 1 FROM model_availability WHERE model = ? AND not_found > 0", (model_id,)
-        )
-        if row is not None:
+        if model_id in await self._counts():
             await self.enable(model_id)
 
     async def enable(self, model_id: str) -> bool:
@@ -73,4 +100,7 @@ class Availability:
                 ).rowcount
             )
 
-        return await self._db.run(write)
+        try:
+            return await self._db.run(write)
+        finally:
+            self._changed()
