@@ -294,7 +294,8 @@ class JobRunner:
         return job
 
     async def _submitted(self, job: JobRecord) -> JobRecord:
-        """After a copy's /run failed: `submitted` with the copies Runpod accepted, else ended."""
+        """The last copy was not just accepted (its /run failed, it was cancelled, or it had
+        ended already): `submitted` with the copies Runpod has, else ended, nothing charged."""
         if any(c.runpod_id for c in job.copies):
             return await self._ctx.save(job, state=JobState.SUBMITTED)
         if job.id in self._cancel_requested:
