@@ -79,8 +79,9 @@ class Handover:
         ctx.metrics.delivery.labels(job.channel.platform).observe(
             max(0.0, time.time() - charged_at)
         )
-        keep = await ctx.patient(ctx.store.undelivered_ids)
-        await asyncio.to_thread(self._spool.trim, keep)
+        if self._spool.may_be_over():
+            keep = await ctx.patient(ctx.store.undelivered_ids)
+            await asyncio.to_thread(self._spool.trim, keep)
         for warning in _warnings(settlement):
             with logged(job.id, "the quota warning"):
                 await delivery.warn(job.id, warning)

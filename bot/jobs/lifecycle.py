@@ -219,7 +219,9 @@ class JobRunner:
             job.id, user_key, on_wait=on_wait, claim=claim if held else None
         ):
             self._metrics.queue_wait.observe(time.monotonic() - asked)
-            if job.state == JobState.SUBMITTING and resumed:
+            if held:  # the claim moved it to `submitting` in the store
+                job = replace(job, state=JobState.SUBMITTING)
+            elif job.state == JobState.SUBMITTING and resumed:
                 job = await self._drop_unknown_copies(job)
             if job.state in (JobState.HELD, JobState.SUBMITTING):
                 job = await self._submit(job, model, progress)
@@ -248,7 +250,6 @@ class JobRunner:
     async def _submit(
         self, job: JobRecord, model: Model, progress: Callable[..., Awaitable[None]]
     ) -> JobRecord:
-        job = await self._ctx.save(job, state=JobState.SUBMITTING)
         await progress("submitting")
         copies = list(job.copies)
         for index, copy in enumerate(copies):
@@ -279,21 +280,29 @@ class JobRunner:
             if not any(c.runpod_id for c in copies):  # the first accepted: the model exists
                 await self._ctx.patient(lambda: self._availability.found(model.id))
             copies[index] = replace(copy, runpod_id=state.id, status=state.status)
-            job = await self._ctx.save(job, copies=tuple(copies))
+            # The last copy's id and `submitted` are one write: nothing is left to send.
+            last = {"state": JobState.SUBMITTED} if index == len(copies) - 1 else {}
+            job = await self._ctx.save(job, copies=tuple(copies), **last)
             log.info("job %s: copy %d submitted as %s", job.id, index, state.id)
             await progress(state.status)
             if job.id in self._cancel_requested:
                 await self._tracker.cancel_at_runpod(replace(job, copies=(copies[index],)), model)
-        job = await self._ctx.save(job, copies=tuple(copies))
-        if not any(c.runpod_id for c in copies):
-            if job.id in self._cancel_requested:
-                return await self._settler.end_quietly(
-                    job, JobState.CANCELLED, "Cancelled. Nothing was charged."
-                )
-            return await self._settler.end_quietly(job, JobState.FAILED, failure_message(copies))
-        job = await self._ctx.save(job, state=JobState.SUBMITTED)
-        self._ctx.count(job, JobState.SUBMITTED)
+        if job.state != JobState.SUBMITTED:
+            job = await self._submitted(replace(job, copies=tuple(copies)))
+        if job.state == JobState.SUBMITTED:
+            self._ctx.count(job, JobState.SUBMITTED)
         return job
+
+    async def _submitted(self, job: JobRecord) -> JobRecord:
+        """The last copy was not just accepted (its /run failed, it was cancelled, or it had
+        ended already): `submitted` with the copies Runpod has, else ended, nothing charged."""
+        if any(c.runpod_id for c in job.copies):
+            return await self._ctx.save(job, state=JobState.SUBMITTED)
+        if job.id in self._cancel_requested:
+            return await self._settler.end_quietly(
+                job, JobState.CANCELLED, "Cancelled. Nothing was charged."
+            )
+        return await self._settler.end_quietly(job, JobState.FAILED, failure_message(job.copies))
 
     async def _run_refused(self, model: Model, exc: RunpodError) -> str:
         """Why a `/run` failed, for the member; a 404 (no such endpoint) counts against the
@@ -320,9 +329,9 @@ class JobRunner:
     ) -> Settled:
         deadline = time.monotonic() + self._jobs.timeout_s
         live = [i for i, c in enumerate(job.copies) if c.runpod_id and c.status not in FINAL_STATES]
-        results = await asyncio.gather(
-            *(self._tracker.wait_copy(job, model, i, deadline, progress) for i in live)
-        )
+        waits = [self._tracker.wait_copy(job, model, i, deadline, progress) for i in live]
+        # one copy (most jobs) is waited for in this task: gather would make a task for it
+        results = [await waits[0]] if len(waits) == 1 else await asyncio.gather(*waits)
         copies = list(job.copies)
         for index, copy in zip(live, results, strict=True):
             copies[index] = copy

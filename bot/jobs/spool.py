@@ -52,6 +52,12 @@ class Spool:
     def path(self, job_id: str, filename: str) -> Path | None:
         return self._folder.path(job_id, filename)
 
+    def may_be_over(self) -> bool:
+        """Whether `trim` may have work: the folder is not counted yet, or is over its cap. The
+        caller asks before reading which results to keep (a read of every active job)."""
+        with self._lock:
+            return self._stored is None or self._stored > self.max_bytes
+
     def trim(self, keep: Collection[str]) -> list[str]:
         """Remove the oldest results not in `keep` until the spool fits its cap; their ids."""
         with self._lock:  # saves wait while the folder is read (only when it may be over)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -326,6 +326,7 @@ class JobStore:
         return None if row is None else _record(row)
 
 
+_COPY_FIELDS = tuple(field.name for field in fields(Copy))
 # A result the cache may give again: charged, and not refused by the platform.
 _CACHED = sql_in({JobState.COMPLETED, JobState.DELIVERED})
 _COLUMNS = (
@@ -335,7 +336,8 @@ _COLUMNS = (
 
 
 def _copies_json(copies: Iterable[Copy]) -> str:
-    return json.dumps([asdict(copy) for copy in copies])
+    """The copies as stored; not `asdict`, which deep-copies each output only to dump it."""
+    return json.dumps([{name: getattr(copy, name) for name in _COPY_FIELDS} for copy in copies])
 
 
 def _record(row: Any) -> JobRecord:

@@ -123,17 +123,16 @@ class Tracker:
         timeout_s: float,
         on_status: Callable[[RunpodStatus], Awaitable[None]],
     ) -> RunpodStatus:
-        poll = asyncio.ensure_future(
-            self._runpod.wait(
-                model.endpoint,
-                runpod_id,
-                timeout_s=timeout_s,
-                on_status=on_status,
-                backstop=bool(job.webhook_token),
-            )
+        waiting = self._runpod.wait(
+            model.endpoint,
+            runpod_id,
+            timeout_s=timeout_s,
+            on_status=on_status,
+            backstop=bool(job.webhook_token),
         )
         if not job.webhook_token:
-            return await poll
+            return await waiting  # in this task: a task of its own is for racing a webhook
+        poll = asyncio.ensure_future(waiting)
         pushed: asyncio.Future[RunpodStatus] = asyncio.get_running_loop().create_future()
         self._webhooks[(job.id, index)] = (job.webhook_token, pushed)
         try:

@@ -200,12 +200,13 @@ class Downloader:
 
     async def fetch(self, url: str, *, kind: str, name: str) -> MediaFile:
         expected = MEDIA_KINDS.get(kind, "")
-        if not _is_http(url):
+        target = _http_url(url)
+        if target is None:
             raise OutputError("the result's address is not a valid http(s) URL")
         for attempt in range(self._attempts):
             try:
                 async with self._slots, asyncio.timeout(self._timeout_s):
-                    data, content_type = await self._get(url)
+                    data, content_type = await self._get(target)
                 break
             except AddressRefused as exc:
                 log.warning("download of %s refused: %s", name, exc.message)
@@ -226,8 +227,7 @@ class Downloader:
         extension = EXTENSIONS.get(content_type, "bin")
         return MediaFile(f"{name}.{extension}", content_type, data, width, height, source_url=url)
 
-    async def _get(self, url: str) -> tuple[bytes, str]:
-        target = httpx.URL(url)
+    async def _get(self, target: httpx.URL) -> tuple[bytes, str]:
         for _ in range(MAX_REDIRECTS + 1):
             async with self._hop(target) as response:
                 if not response.has_redirect_location:
@@ -297,12 +297,13 @@ def _next_hop(url: httpx.URL, location: str) -> httpx.URL:
     return target
 
 
-def _is_http(url: str) -> bool:
+def _http_url(url: str) -> httpx.URL | None:
+    """The URL parsed once for every try and hop, or None when it is not a valid http(s) one."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
-        return False
-    return parsed.scheme in ("http", "https") and bool(parsed.host)
+        return None
+    return parsed if parsed.scheme in ("http", "https") and parsed.host else None
 
 
 def _reason(exc: BaseException) -> str:

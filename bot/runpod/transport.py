@@ -29,6 +29,8 @@ import httpx
 
 CHUNK_BYTES = 64 * 1024
 PLAIN_OPTIONS = frozenset({"json", "params", "headers", "timeout"})
+# What a download asks of `stream` (bot/runpod/outputs.py); anything more goes through httpx.
+STREAM_OPTIONS = frozenset({"headers", "timeout", "extensions", "follow_redirects"})
 
 
 @contextlib.contextmanager
@@ -171,27 +173,66 @@ class AiohttpClient(httpx.AsyncClient):
     def __init__(self, *, transport: AiohttpTransport, **kwargs: Any) -> None:
         super().__init__(transport=transport, **kwargs)
         self._aiohttp = transport
+        # The client's own headers (names in lower case) and timeout, read once: the plain
+        # calls below send them without building httpx's models for every request.
+        self._plain_headers = dict(self.headers.items())
+        self._plain_timeout = self.timeout.as_dict()
 
     async def request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Response:
         """A call with only `json`, `params`, `headers` or `timeout` (every Runpod call) goes
         to aiohttp as it is, without httpx's URL and Request models (a tenth of the bot's CPU)."""
         if not isinstance(url, str) or not options.keys() <= PLAIN_OPTIONS:
             return await super().request(method, url, **options)
-        timeout = options.get("timeout", httpx.USE_CLIENT_DEFAULT)
-        timeout = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
-        headers = dict(self.headers.items())  # names in lower case
-        headers.update(
-            (name.lower(), value) for name, value in (options.get("headers") or {}).items()
-        )
         return await self._aiohttp.call(
             method,
             url,
-            headers=headers,
+            headers=self._plain(options.get("headers")),
             json=options.get("json"),
             params=options.get("params"),
-            timeout=timeout.as_dict(),
+            timeout=self._timeout_of(options),
             read=True,
         )
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: httpx.URL | str, **options: Any
+    ) -> AsyncIterator[httpx.Response]:
+        """A download (headers, timeout, no redirects, at most an `sni_hostname`) goes to
+        aiohttp as `request` does; its body is read as the caller iterates, then released."""
+        extensions = options.get("extensions") or {}
+        if (
+            not options.keys() <= STREAM_OPTIONS
+            or options.get("follow_redirects") is not False
+            or not extensions.keys() <= {"sni_hostname"}
+        ):
+            async with super().stream(method, url, **options) as response:
+                yield response
+            return
+        response = await self._aiohttp.call(
+            method,
+            str(url),
+            headers=self._plain(options.get("headers")),
+            timeout=self._timeout_of(options),
+            server_hostname=extensions.get("sni_hostname"),
+        )
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _plain(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        """The client's headers with the call's own over them."""
+        if not headers:
+            return self._plain_headers
+        merged = dict(self._plain_headers)
+        merged.update((name.lower(), value) for name, value in headers.items())
+        return merged
+
+    def _timeout_of(self, options: Mapping[str, Any]) -> Mapping[str, float | None]:
+        timeout = options.get("timeout", httpx.USE_CLIENT_DEFAULT)
+        if timeout is httpx.USE_CLIENT_DEFAULT:
+            return self._plain_timeout
+        return httpx.Timeout(timeout).as_dict()
 
     async def send(
         self,
