@@ -212,6 +212,7 @@ class Database:
                 tx.open, self._tx = False, None
             if here:
                 self._committed()
+                await asyncio.sleep(0)  # as in `run`: other tasks get their turn
 
     async def run(
         self, fn: Callable[[sqlite3.Connection], T], *, tx: SqliteTransaction | None = None
@@ -235,7 +236,12 @@ class Database:
             # Nobody to share a batch with: run it now, on the loop if no other process
             # writes, without `_write_slot`'s generator (the lock is free: no wait).
             if begin_at_once(self._here):
-                result = commit(fn, self._here)
+                try:
+                    result = commit(fn, self._here)
+                finally:
+                    # Still a point where other tasks run: a loop of writes must not starve
+                    # them (one turn of the loop, a few µs).
+                    await asyncio.sleep(0)
                 self._committed()
                 return result
             async with self._lock:
