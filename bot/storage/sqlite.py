@@ -9,9 +9,10 @@ one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write l
 When this process's lock is free, a write transaction runs whole on the event loop's thread, on
 a connection of its own with no busy timeout: its `BEGIN IMMEDIATE` either gets the write lock
 at once or answers SQLITE_BUSY (another process holds it), and then the transaction goes to the
-writer's thread instead, whose `BEGIN IMMEDIATE` waits up to the busy timeout. Writes that
-arrive while the lock is held share the next transaction and its commit, on the writer's thread
-(`Database.run`). The read-only reader sees the last committed state and never waits (WAL).
+writer's thread instead, whose `BEGIN IMMEDIATE` waits up to the busy timeout. A write first
+lets the loop turn once, holding the lock: writes that arrive meanwhile queue and then share
+one transaction and its commit (`Database.run`), on the loop too if the write lock is free.
+The read-only reader sees the last committed state and never waits (WAL).
 
 The trade: a transaction on the loop blocks it for its own work (a ledger hold or settle:
 ~50-100 µs, commit included) and never for a wait, since it is never sent to the loop unless
@@ -56,6 +57,7 @@ from bot.storage.sqlite_write import (
     checkpoint,
     commit,
     connect_here,
+    each_in_savepoint,
     end,
     in_transaction,
     on_thread,
@@ -221,7 +223,7 @@ class Database:
         shared with other calls queued meanwhile (group commit).
 
         Shared: calls that arrive while the write lock is held go together into the next
-        transaction on the writer's thread, each in a savepoint, so one raising undoes only
+        transaction (on the loop, or on the writer's thread), each in a savepoint, so one raising undoes only
         itself, and each sees the ones before it. It commits once; no result is handed back
         before that commit.
         """
@@ -233,20 +235,19 @@ class Database:
         if task is not None and self._owner is task:
             raise RuntimeError("nested write transaction: pass the open transaction as tx=")
         if not self._pending and not self._lock.locked():
-            # Nobody to share a batch with: run it now, on the loop if no other process
-            # writes, without `_write_slot`'s generator (the lock is free: no wait).
-            if begin_at_once(self._here):
-                try:
-                    result = commit(fn, self._here)
-                finally:
-                    # Still a point where other tasks run: a loop of writes must not starve
-                    # them (one turn of the loop, a few µs).
-                    await asyncio.sleep(0)
-                self._committed()
-                return result
+            # Nobody to share a batch with: run it now, without `_write_slot`'s generator
+            # (the lock is free: no wait), on the loop if no other process writes.
             async with self._lock:
                 self._owner = task
                 try:
+                    # One turn of the loop first: writes arriving meanwhile queue and share
+                    # the flusher's next transaction, and a task doing nothing but writes
+                    # cannot starve the others.
+                    await asyncio.sleep(0)
+                    if begin_at_once(self._here):
+                        result = commit(fn, self._here)
+                        self._committed()
+                        return result
                     return await on_thread(self._writer, in_transaction(fn, "BEGIN IMMEDIATE"))
                 finally:
                     self._owner = None
@@ -274,14 +275,21 @@ class Database:
         except sqlite3.Error:
             log.warning("%s: checkpoint failed; the next one retries", self.path, exc_info=True)
 
+    async def _run_batch(
+        self, fns: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
+        if begin_at_once(self._here):
+            outcomes = commit(partial(each_in_savepoint, fns), self._here)
+            self._committed()
+            return outcomes
+        return await on_thread(self._writer, partial(run_batch, fns))
+
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
                 async with self._write_slot():
-                    outcomes = await on_thread(
-                        self._writer, partial(run_batch, [fn for fn, _ in batch])
-                    )
+                    outcomes = await self._run_batch([fn for fn, _ in batch])
             except BaseException as exc:
                 for _, future in batch:
                     if future.done():

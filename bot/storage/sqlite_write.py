@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -106,22 +107,23 @@ def run_batch(
     fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
 ) -> list[tuple[bool, Any]]:
     """One write transaction for several calls, each in a savepoint: (ok, result or error)."""
-    outcomes: list[tuple[bool, Any]] = []
     raw.execute("BEGIN IMMEDIATE")
-    try:
-        for fn in fns:
-            raw.execute("SAVEPOINT call")
-            try:
-                outcomes.append((True, fn(raw)))
-            except Exception as exc:
-                raw.execute("ROLLBACK TO call")
-                outcomes.append((False, exc))
-            raw.execute("RELEASE call")
-        raw.execute("COMMIT")
-    except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
-        raise
+    return commit(partial(each_in_savepoint, fns), raw)
+
+
+def each_in_savepoint(
+    fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
+) -> list[tuple[bool, Any]]:
+    """Run the calls one after the other, one raising undoing only itself."""
+    outcomes: list[tuple[bool, Any]] = []
+    for fn in fns:
+        raw.execute("SAVEPOINT call")
+        try:
+            outcomes.append((True, fn(raw)))
+        except Exception as exc:
+            raw.execute("ROLLBACK TO call")
+            outcomes.append((False, exc))
+        raw.execute("RELEASE call")
     return outcomes
 
 
