@@ -223,9 +223,9 @@ class Database:
         shared with other calls queued meanwhile (group commit).
 
         Shared: calls that arrive while the write lock is held go together into the next
-        transaction (on the loop, or on the writer's thread), each in a savepoint, so one raising undoes only
-        itself, and each sees the ones before it. It commits once; no result is handed back
-        before that commit.
+        transaction (on the loop, or on the writer's thread), each in a savepoint, so one
+        raising undoes only itself, and each sees the ones before it. It commits once; no
+        result is handed back before that commit.
         """
         if tx is not None:
             if tx is not self._tx or not tx.open:
