@@ -61,16 +61,20 @@ async def test_live_and_ready_when_everything_is_up(health: httpx.AsyncClient) -
 async def test_a_read_only_database_is_not_ready_and_back(
     health: httpx.AsyncClient, discord_bot: DiscordAdapter
 ) -> None:
-    # SQLite's own read-only state on the bot's writer connection: what a file on a read-only
-    # mount gives (SQLITE_READONLY). Tests run as root, so file modes cannot produce it.
-    writer = discord_bot.core.db._writer
+    # SQLite's own read-only state on the bot's two writing connections (the loop's and the
+    # writer thread's): what a file on a read-only mount gives (SQLITE_READONLY). Tests run as
+    # root, so file modes cannot produce it.
+    db = discord_bot.core.db
+    writer = db._writer
     await writer.execute("PRAGMA query_only = ON")
+    db._here.execute("PRAGMA query_only = ON")
     status, body = await ready(health)
     assert status == 503
     assert body["ready"] is False
     assert "readonly" in body["not_ready"]["database"]
     assert set(body["not_ready"]) == {"database"}
     await writer.execute("PRAGMA query_only = OFF")
+    db._here.execute("PRAGMA query_only = OFF")
     assert await ready(health) == (200, {"ready": True})
 
 

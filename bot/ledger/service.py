@@ -22,7 +22,6 @@ marks the job done).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -332,7 +331,7 @@ class SqliteLedger:
                 job_id,
                 identity.user_key,
                 identity.pool_key,
-                json.dumps(sorted(identity.roles)),
+                store.roles_text(frozenset(identity.roles)),
                 model,
                 units,
                 to_micros(now),

@@ -6,6 +6,7 @@ a `bot.storage.sql.Store` (SQLite or PostgreSQL); none commits. Schema: `bot/sto
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -250,7 +251,19 @@ def _audit(
 def identity_of(row: Any) -> Identity:
     """The member a hold row belongs to, with the roles they had when it was made."""
     platform, workspace, user = row["user_key"].split(":")
-    return Identity(platform, workspace, user, frozenset(json.loads(row["roles"])))
+    return Identity(platform, workspace, user, roles_of(row["roles"]))
+
+
+@functools.lru_cache(maxsize=256)
+def roles_of(text: str) -> frozenset[str]:
+    """A hold's `roles` column read back (cached: a few role sets, read on every settle)."""
+    return frozenset(json.loads(text))
+
+
+@functools.lru_cache(maxsize=256)
+def roles_text(roles: frozenset[str]) -> str:
+    """A member's roles as the `roles` column keeps them (cached: written on every hold)."""
+    return json.dumps(sorted(roles))
 
 
 def hold_of(row: Any) -> Hold:

@@ -4,11 +4,24 @@ This is the embedded default `bot.storage.sql.Store`; `bot/storage/postgres.py` 
 schema versions: tests/storage/test_pg_dialect.py keeps the two spellings in step). The tables are in
 `bot.storage.tables`, the online backup in `bot.storage.sqlite_backup`.
 
-Two connections. The writer serves one write transaction at a time in this process (an asyncio
-lock) and one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock
-up front, waiting up to the busy timeout). Writes that arrive while one runs share the next
-transaction and its commit (`Database.run`). The read-only reader sees the last committed state
-and never waits for the writer (WAL).
+Three connections. Write transactions run one at a time in this process (an asyncio lock) and
+one process at a time across processes (`BEGIN IMMEDIATE` takes SQLite's write lock up front).
+When this process's lock is free, a write transaction runs whole on the event loop's thread, on
+a connection of its own with no busy timeout: its `BEGIN IMMEDIATE` either gets the write lock
+at once or answers SQLITE_BUSY (another process holds it), and then the transaction goes to the
+writer's thread instead, whose `BEGIN IMMEDIATE` waits up to the busy timeout. A write first
+lets the loop turn once, holding the lock: writes that arrive meanwhile queue and then share
+one transaction and its commit (`Database.run`), on the loop too if the write lock is free.
+The read-only reader sees the last committed state and never waits (WAL).
+
+The trade: a transaction on the loop blocks it for its own work (a ledger hold or settle:
+~50-100 µs, commit included) and never for a wait, since it is never sent to the loop unless
+the write lock was free; it saves the two thread hand-offs (~50 µs each) a transaction on the
+writer's thread costs. The loop's connection never checkpoints (`wal_autocheckpoint=0`: a
+checkpoint syncs the file, milliseconds on a slow disk); every `CHECKPOINT_EVERY` commits on
+the loop, the writer's thread runs a PASSIVE checkpoint, so the WAL stays short. Operations
+that touch many rows (re-bucketing spend after a time zone change, migrations at startup)
+block the loop for as long as they take, as they would hold every other writer up anyway.
 
 Durability: WAL with `synchronous=NORMAL`. In WAL mode NORMAL cannot corrupt the file and loses
 nothing when the process crashes; only a power loss or kernel crash can roll back the last
@@ -27,23 +40,37 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.errors import BotError
 from bot.storage.sql import Store
 from bot.storage.sqlite_backup import DEFAULT_BUSY_TIMEOUT_MS, backup_file
+from bot.storage.sqlite_write import (
+    SqliteTransaction,
+    begin_at_once,
+    checkpoint,
+    commit,
+    connect_here,
+    each_in_savepoint,
+    end,
+    in_transaction,
+    on_thread,
+    run_batch,
+)
 from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
+
+CHECKPOINT_EVERY = 200  # commits on the loop between checkpoints: ~1,000 WAL pages of holds
 
 
 class SchemaTooNew(BotError):
@@ -70,58 +97,6 @@ async def migrate(
         )
 
 
-async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `fn` on the connection's own thread, in one hop.
-
-    aiosqlite has no public call for this; `_execute` and `_conn` have been stable through its
-    0.x releases (pinned `<1`). One hop per ledger operation instead of one per statement is
-    most of the ledger's throughput (a hop costs 15-65 µs here), and it means no other coroutine
-    can run between the statements of one operation.
-    """
-    execute = cast(Callable[..., Awaitable[T]], conn._execute)
-    return await execute(fn, conn._conn)
-
-
-def _in_transaction(
-    fn: Callable[[sqlite3.Connection], T], begin: str
-) -> Callable[[sqlite3.Connection], T]:
-    def call(raw: sqlite3.Connection) -> T:
-        raw.execute(begin)
-        try:
-            result = fn(raw)
-            raw.execute("COMMIT")
-        except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
-            raise
-        return result
-
-    return call
-
-
-def _run_batch(
-    fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
-) -> list[tuple[bool, Any]]:
-    """One write transaction for several calls, each in a savepoint: (ok, result or error)."""
-    outcomes: list[tuple[bool, Any]] = []
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        for fn in fns:
-            raw.execute("SAVEPOINT call")
-            try:
-                outcomes.append((True, fn(raw)))
-            except Exception as exc:
-                raw.execute("ROLLBACK TO call")
-                outcomes.append((False, exc))
-            raw.execute("RELEASE call")
-        raw.execute("COMMIT")
-    except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
-        raise
-    return outcomes
-
-
 def split_statements(script: str) -> Iterator[str]:
     """Yield the statements of `script` one by one (executescript would commit mid-migration)."""
     pending = ""
@@ -139,11 +114,20 @@ class Database:
     """The open file; build it with `await Database.open(path)`."""
 
     def __init__(
-        self, path: Path, *, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+        self,
+        path: Path,
+        *,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        here: sqlite3.Connection,
     ) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
+        self._here = here  # the event loop's own: see the module docstring
+        self._tx: SqliteTransaction | None = None
+        self._commits = 0  # on the loop since the last checkpoint
+        self._checkpointer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
@@ -170,7 +154,7 @@ class Database:
             await writer.close()
             raise
         await reader.execute("PRAGMA query_only=ON")
-        db = cls(path, writer=writer, reader=reader)
+        db = cls(path, writer=writer, reader=reader, here=connect_here(path))
         try:
             await migrate(db, db.path, MIGRATIONS if migrations is None else migrations, _apply)
         except BaseException:
@@ -181,6 +165,9 @@ class Database:
     async def close(self) -> None:
         if self._flusher is not None:
             await self._flusher
+        if self._checkpointer is not None:
+            await self._checkpointer
+        self._here.close()
         await self._reader.close()
         await self._writer.close()
 
@@ -202,55 +189,66 @@ class Database:
                 self._owner = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` if the block raises.
 
-        The connection yielded is for this block only; hand it to ledger calls as `tx=` so they
-        join the transaction instead of waiting for it.
+        The transaction yielded is for this block only; hand it to ledger calls as `tx=` so they
+        join it instead of waiting for it. On the loop's connection when the write lock was
+        free at once, else on the writer's thread.
         """
         async with self._write_slot():
+            here = begin_at_once(self._here)
+            tx = self._tx = SqliteTransaction(self._here if here else self._writer)
             try:
-                # Inside the try: cancelled while BEGIN waits for another process, the BEGIN
-                # still runs on the writer's thread, and the ROLLBACK queued after it ends it.
-                await self._writer.execute("BEGIN IMMEDIATE")
-                yield self._writer
-                await self._writer.execute("COMMIT")
+                if not here:
+                    # Inside the try: cancelled while BEGIN waits for another process, the
+                    # BEGIN still runs on the writer's thread, and the ROLLBACK queued after
+                    # it ends it.
+                    await self._writer.execute("BEGIN IMMEDIATE")
+                yield tx
+                await tx.call(end)
             except BaseException:
-                await self._rollback()
+                await tx.rollback()
                 raise
-
-    async def _rollback(self) -> None:
-        try:
-            await asyncio.shield(self._writer.execute("ROLLBACK"))
-        except sqlite3.OperationalError as exc:
-            # COMMIT may have gone through before a cancellation reached us.
-            if "no transaction is active" not in str(exc):
-                raise
+            finally:
+                tx.open, self._tx = False, None
+            if here:
+                self._committed()
+                await asyncio.sleep(0)  # as in `run`: other tasks get their turn
 
     async def run(
-        self, fn: Callable[[sqlite3.Connection], T], *, tx: aiosqlite.Connection | None = None
+        self, fn: Callable[[sqlite3.Connection], T], *, tx: SqliteTransaction | None = None
     ) -> T:
-        """Run `fn` on the writer's thread: in `tx` if given, else atomically in a write
-        transaction of its own or shared with other calls queued meanwhile (group commit).
+        """Run `fn` in `tx` if given, else atomically in a write transaction of its own or
+        shared with other calls queued meanwhile (group commit).
 
-        Shared: calls that arrive while a batch runs go together into the next one, each in a
-        savepoint, so one raising undoes only itself, and each sees the ones before it. The
-        batch commits once; no result is handed back before that commit.
+        Shared: calls that arrive while the write lock is held go together into the next
+        transaction (on the loop, or on the writer's thread), each in a savepoint, so one
+        raising undoes only itself, and each sees the ones before it. It commits once; no
+        result is handed back before that commit.
         """
         if tx is not None:
-            if tx is not self._writer or not self._lock.locked():
-                raise RuntimeError("tx must be the connection of an open Database.transaction()")
-            return await _on_thread(tx, fn)
+            if tx is not self._tx or not tx.open:
+                raise RuntimeError("tx must be an open Database.transaction()")
+            return await tx.call(fn)
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             raise RuntimeError("nested write transaction: pass the open transaction as tx=")
         if not self._pending and not self._lock.locked():
-            # Nobody to share a batch with: run it now, without a hand-off to the flusher, and
-            # without `_write_slot`'s generator (the lock is free: taking it does not wait).
+            # Nobody to share a batch with: run it now, without `_write_slot`'s generator
+            # (the lock is free: no wait), on the loop if no other process writes.
             async with self._lock:
                 self._owner = task
                 try:
-                    return await _on_thread(self._writer, _in_transaction(fn, "BEGIN IMMEDIATE"))
+                    # One turn of the loop first: writes arriving meanwhile queue and share
+                    # the flusher's next transaction, and a task doing nothing but writes
+                    # cannot starve the others.
+                    await asyncio.sleep(0)
+                    if begin_at_once(self._here):
+                        result = commit(fn, self._here)
+                        self._committed()
+                        return result
+                    return await on_thread(self._writer, in_transaction(fn, "BEGIN IMMEDIATE"))
                 finally:
                     self._owner = None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -259,14 +257,39 @@ class Database:
             self._flusher = asyncio.create_task(self._flush(), name=f"db-writer {self.path}")
         return await future
 
+    def _committed(self) -> None:
+        """Count a commit on the loop; every `CHECKPOINT_EVERY`, checkpoint on the writer's
+        thread (unless one still runs), where its disk sync blocks nothing."""
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY and (
+            self._checkpointer is None or self._checkpointer.done()
+        ):
+            self._commits = 0
+            self._checkpointer = asyncio.create_task(
+                self._checkpoint(), name=f"db-checkpoint {self.path}"
+            )
+
+    async def _checkpoint(self) -> None:
+        try:
+            await on_thread(self._writer, checkpoint)
+        except sqlite3.Error:
+            log.warning("%s: checkpoint failed; the next one retries", self.path, exc_info=True)
+
+    async def _run_batch(
+        self, fns: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
+        if begin_at_once(self._here):
+            outcomes = commit(partial(each_in_savepoint, fns), self._here)
+            self._committed()
+            return outcomes
+        return await on_thread(self._writer, partial(run_batch, fns))
+
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
                 async with self._write_slot():
-                    outcomes = await _on_thread(
-                        self._writer, partial(_run_batch, [fn for fn, _ in batch])
-                    )
+                    outcomes = await self._run_batch([fn for fn, _ in batch])
             except BaseException as exc:
                 for _, future in batch:
                     if future.done():
@@ -288,7 +311,7 @@ class Database:
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` on the reader's thread under one read snapshot."""
-        return await _on_thread(self._reader, _in_transaction(fn, "BEGIN"))
+        return await on_thread(self._reader, in_transaction(fn, "BEGIN"))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         return list(await self._reader.execute_fetchall(sql, params))
