@@ -7,13 +7,18 @@ The caps hold across processes sharing a database: a job that fits here also ask
 (`claim`, e.g. `JobStore.start_running`), which counts the jobs running in every process. When
 the store says no, the job waits here, first in its user's line, and asks again when a slot of
 this process frees or after `poll_s` (with jitter, so waiting processes don't ask in step).
+
+Only the jobs that could start are woken: the first waiting job of each user with room, when
+there is room in all; and only a job that fits here but not in the store polls. Waking every
+waiting job on each change (a condition's `notify_all`) and every `poll_s` cost a fifth of the
+bot's CPU with thousands of jobs queued (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -26,16 +31,16 @@ class Slots:
         self._total = total
         self._poll_s = poll_s
         self._running: Counter[str] = Counter()
-        self._waiting: list[tuple[str, str]] = []  # (job id, user key), oldest first
-        self._changed = asyncio.Condition()
+        self._running_total = 0
+        self._lines: dict[str, deque[str]] = {}  # user key -> waiting job ids, oldest first
+        self._wakers: dict[str, asyncio.Event] = {}  # waiting job id -> set when it may fit
 
     def position(self, job_id: str) -> int | None:
         """1-based place among the same user's waiting jobs, or None when not waiting."""
-        user = next((u for j, u in self._waiting if j == job_id), None)
-        if user is None:
-            return None
-        mine = [j for j, u in self._waiting if u == user]
-        return mine.index(job_id) + 1
+        for line in self._lines.values():
+            if job_id in line:
+                return line.index(job_id) + 1
+        return None
 
     @asynccontextmanager
     async def slot(
@@ -47,39 +52,63 @@ class Slots:
         claim: Claim | None = None,
     ) -> AsyncIterator[None]:
         """Wait for a slot here and, with `claim`, for the store to grant one too."""
-        async with self._changed:
-            self._waiting.append((job_id, user))
-            told = False
-            try:
-                while not (self._fits(job_id, user) and (claim is None or await claim())):
-                    if not told and on_wait is not None:
-                        told = True
-                        await on_wait(self.position(job_id) or 1)
-                    await self._wait_for_change(poll=claim is not None)
-            finally:
-                self._waiting.remove((job_id, user))
-            self._running[user] += 1
-            self._changed.notify_all()
+        await self._take(job_id, user, on_wait, claim)
         try:
             yield
         finally:
-            async with self._changed:
-                self._running[user] -= 1
-                self._changed.notify_all()
+            self._running[user] -= 1
+            self._running_total -= 1
+            self._wake_those_that_fit()
 
-    async def _wait_for_change(self, *, poll: bool) -> None:
-        """Until a local slot frees; when the store has a say, at most about `poll_s`."""
+    async def _take(
+        self,
+        job_id: str,
+        user: str,
+        on_wait: Callable[[int], Awaitable[None]] | None,
+        claim: Claim | None,
+    ) -> None:
+        line = self._lines.setdefault(user, deque())
+        line.append(job_id)
+        waker = self._wakers[job_id] = asyncio.Event()
+        told = False
+        try:
+            while not (self._fits(job_id, user) and (claim is None or await claim())):
+                if not told and on_wait is not None:
+                    told = True
+                    await on_wait(self.position(job_id) or 1)
+                waker.clear()
+                # Only a job that fits here but not in the store asks it again by itself: any
+                # other is woken when it fits here (a slot frees, it comes first in its line).
+                await self._wait(waker, poll=claim is not None and self._fits(job_id, user))
+        finally:
+            line.remove(job_id)
+            if not line:
+                del self._lines[user]
+            del self._wakers[job_id]
+            self._wake_those_that_fit()  # the next of this user may be first in line now
+        self._running[user] += 1
+        self._running_total += 1
+
+    async def _wait(self, waker: asyncio.Event, *, poll: bool) -> None:
+        """Until woken; when the store has a say, at most about `poll_s`."""
         if not poll:
-            await self._changed.wait()
+            await waker.wait()
             return
         try:
             async with asyncio.timeout(self._poll_s * random.uniform(0.5, 1.5)):
-                await self._changed.wait()
+                await waker.wait()
         except TimeoutError:
             return
 
     def _fits(self, job_id: str, user: str) -> bool:
-        if sum(self._running.values()) >= self._total or self._running[user] >= self._per_user:
+        if self._running_total >= self._total or self._running[user] >= self._per_user:
             return False
-        first_of_user = next(j for j, u in self._waiting if u == user)
-        return first_of_user == job_id
+        return self._lines[user][0] == job_id
+
+    def _wake_those_that_fit(self) -> None:
+        """Wake the first waiting job of each user with room, if there is room in all."""
+        if self._running_total >= self._total:
+            return
+        for user, line in self._lines.items():
+            if line and self._running[user] < self._per_user:
+                self._wakers[line[0]].set()
