@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import JobSettings
 from bot.errors import InvalidRequest
@@ -29,6 +29,9 @@ from bot.requests import Request, build_request, split_options
 from bot.runpod.catalog import Catalog, Model
 from bot.runpod.outputs import extract
 from bot.storage.sql import Connection, Store
+
+if TYPE_CHECKING:
+    from bot.jobs.store import JobRecord
 
 COMMAND = "ask"
 _NEW = re.compile(r"(?<!\S)(?:--|\u2014|\u2013)new(?!\S)", re.IGNORECASE)
@@ -67,11 +70,10 @@ class Conversations:
         self._catalog = catalog
         self._jobs = jobs
 
-    def recording(
-        self, *, job_id: str, platform: str, workspace: str, thread: Thread
-    ) -> Callable[[Connection], None]:
-        """Make job `job_id` a turn: an operation for the submitting transaction, so no turn is
-        half-kept."""
+    def recording(self, job: JobRecord, thread: Thread) -> Callable[[Connection], None]:
+        """Make `job` a turn of `thread`'s conversation: an operation for the submitting
+        transaction, so no turn is half-kept."""
+        job_id, platform, workspace = job.id, job.member.platform, job.member.workspace
         conversation = thread.conversation or job_id
         now = time.time()
 

@@ -343,24 +343,21 @@ class JobService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _rows(self, job: JobRecord, invocation: Invocation) -> Callable[[Connection], None]:
+    def _rows(self, job: JobRecord, invocation: Invocation) -> Callable[[Connection], object]:
         """The new job's row and, for an `ask`, its turn of a conversation (the one it
         continues, or its own): written in one transaction, with the hold if there is one."""
         insert = self._store.inserting(job)
-        turn = None
-        if job.command == CONVERSING:
-            thread = invocation.thread or Thread(None, None, invocation.request.prompt)
-            platform, workspace, _ = job.identity
-            turn = self.conversations.recording(
-                job_id=job.id, platform=platform, workspace=workspace, thread=thread
-            )
+        if job.command != CONVERSING:
+            return insert
+        turn = self.conversations.recording(
+            job, invocation.thread or Thread(None, None, invocation.request.prompt)
+        )
 
-        def write(raw: Connection) -> None:
+        def insert_and_turn(raw: Connection) -> None:
             insert(raw)
-            if turn is not None:
-                turn(raw)
+            turn(raw)
 
-        return write
+        return insert_and_turn
 
     def _count(self, job: JobRecord, state: str) -> None:
         self.metrics.job_state(
