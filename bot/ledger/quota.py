@@ -66,6 +66,18 @@ def format_usd(amount: Decimal, *, rounding: str = ROUND_HALF_EVEN) -> str:
     return f"${amount.quantize(Decimal('0.0001'), rounding=rounding).normalize():f}"
 
 
+class LazyUsd:
+    """An amount formatted (`format_usd`) only if the log line it is in is emitted."""
+
+    __slots__ = ("amount",)
+
+    def __init__(self, amount: Decimal) -> None:
+        self.amount = amount
+
+    def __str__(self) -> str:
+        return format_usd(self.amount)
+
+
 def describe_limits(limits: Mapping[Period, Decimal | None]) -> str:
     """E.g. "daily $2.00, monthly no limit"."""
     if not limits:

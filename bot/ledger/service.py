@@ -15,7 +15,7 @@ second settle or release changes nothing. A settle after a release (the sweeper 
 that then finished) still records what Runpod billed.
 
 The same code runs on SQLite and PostgreSQL (`bot.storage.sql.Store`; the class keeps its historical
-name). Each operation runs as one function on a database thread (`Store.run`), in its
+name). Each operation runs as one function (`Store.run`), in its
 own transaction or, with `tx=`, in the caller's (the job engine settles in the transaction that
 marks the job done).
 """
@@ -38,6 +38,7 @@ from bot.ledger.quota import (
     Allowance,
     Budget,
     Identity,
+    LazyUsd,
     QuotaExceeded,
     QuotaPolicy,
     Scope,
@@ -47,7 +48,6 @@ from bot.ledger.quota import (
     budgets,
     crossings,
     describe_limits,
-    format_usd,
     limited,
     refusal,
     scope_of,
@@ -89,18 +89,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Tx = Any  # the value a `Store.transaction()` yields
 RECENT_JOBS = 10
-
-
-class _Usd:
-    """An amount formatted only if the log line is emitted."""
-
-    __slots__ = ("amount",)
-
-    def __init__(self, amount: Decimal) -> None:
-        self.amount = amount
-
-    def __str__(self) -> str:
-        return format_usd(self.amount)
 
 
 class SqliteLedger:
@@ -147,7 +135,7 @@ class SqliteLedger:
 
         hold, created = await self._write(holding, tx)
         if created:
-            log.info("hold %s: %s for %s (%s)", job_id, _Usd(amount), identity.user_key, model)
+            log.info("hold %s: %s for %s (%s)", job_id, LazyUsd(amount), identity.user_key, model)
         else:
             log.info("hold %s: already %s", job_id, hold.state)
         return hold
@@ -167,7 +155,7 @@ class SqliteLedger:
         units = amount_units(cost, "cost")
         result, previous = await self._write(partial(self._settle, job_id, units, self._now()), tx)
         if previous is HoldState.SETTLED:
-            log.info("settle %s: already settled at %s", job_id, _Usd(result.charged))
+            log.info("settle %s: already settled at %s", job_id, LazyUsd(result.charged))
         else:
             level = (
                 logging.WARNING
@@ -178,9 +166,9 @@ class SqliteLedger:
                 level,
                 "settle %s: charged %s, held %s, overage %s%s",
                 job_id,
-                _Usd(result.charged),
-                _Usd(result.held),
-                _Usd(result.overage),
+                LazyUsd(result.charged),
+                LazyUsd(result.held),
+                LazyUsd(result.overage),
                 " (after its hold was released)" if previous is HoldState.RELEASED else "",
             )
         return result
@@ -244,7 +232,7 @@ class SqliteLedger:
         grant = await self._write(
             partial(store.grant, scope_key, units, reason, by, grant_key, self._now()), None
         )
-        log.info("grant %d: %s to %s by %s (%s)", grant.id, _Usd(amount), scope_key, by, reason)
+        log.info("grant %d: %s to %s by %s (%s)", grant.id, LazyUsd(amount), scope_key, by, reason)
         return grant
 
     async def reset(self, scope_key: str, *, by: str = "admin") -> bool:
