@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from bot.config_file import (
     ENV_ALIASES,
     CatalogSettings,
-    catalog_settings,
+    catalog_from_file,
     config_path,
     read_config_file,
     set_in_environment,
@@ -128,23 +128,21 @@ def quote_settings(path: str | Path | None = None) -> QuoteSettings:
         return found
     settings = load_settings(path)
     return QuoteSettings(
-        CatalogSettings(settings.storage.database, settings.models),
-        settings.jobs,
-        settings.policy,
-        settings.quotas,
+        CatalogSettings.of(settings), settings.jobs, settings.policy, settings.quotas
     )
 
 
 def _quote_sections_alone(path: str | Path | None) -> QuoteSettings | None:
     if set_in_environment(*_QUOTE_SECTIONS):
         return None
-    data = read_config_file(config_path(path))
+    data = read_config_file(config_path(path))  # read once, for the catalog's settings too
+    catalog = catalog_from_file(data)
     jobs, policy, quotas = (data.get(name, {}) for name in _QUOTE_SECTIONS)
-    if not all(isinstance(table, dict) for table in (jobs, policy, quotas)):
+    if catalog is None or not all(isinstance(table, dict) for table in (jobs, policy, quotas)):
         return None
     try:
         return QuoteSettings(
-            catalog_settings(path),
+            catalog,
             JobSettings(**jobs),
             PolicySettings(**policy),
             QuotaSettings(**quotas),

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError
 from bot.storage.sql import POSTGRES_SCHEMES, sqlite_path
+
+if TYPE_CHECKING:
+    from bot.config_settings import Settings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_DATABASE = Path("bot.db")
@@ -61,15 +65,18 @@ class CatalogSettings:
     database: Path | str
     models: dict[str, dict[str, Any]]
 
+    @classmethod
+    def of(cls, settings: Settings) -> CatalogSettings:
+        return cls(settings.storage.database, settings.models)
+
 
 def catalog_settings(path: str | Path | None = None) -> CatalogSettings:
-    found = _from_file_alone(config_path(path))
+    found = catalog_from_file(read_config_file(config_path(path)))
     if found is not None:
         return found
     from bot.config import load_settings  # pydantic: validates, and words what is wrong
 
-    settings = load_settings(path)
-    return CatalogSettings(settings.storage.database, settings.models)
+    return CatalogSettings.of(load_settings(path))
 
 
 def set_in_environment(*sections: str) -> bool:
@@ -78,12 +85,12 @@ def set_in_environment(*sections: str) -> bool:
     return any(name.upper().startswith(watched) for name in os.environ)
 
 
-def _from_file_alone(file: Path) -> CatalogSettings | None:
-    """None when the environment sets storage or models, or the file holds what pydantic
-    would have to judge (a database that is not text, models that are not tables)."""
+def catalog_from_file(data: Mapping[str, Any]) -> CatalogSettings | None:
+    """The catalog's settings from the file's tables `data`; None when the environment sets
+    storage or models, or the file holds what pydantic would have to judge (a database that is
+    not text, models that are not tables)."""
     if set_in_environment("storage", "models"):
         return None
-    data = read_config_file(file)
     storage, models = data.get("storage", {}), data.get("models", {})
     if not isinstance(storage, dict) or not isinstance(models, dict):
         return None
