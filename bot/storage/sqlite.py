@@ -61,7 +61,6 @@ from bot.storage.sqlite_write import (
     end,
     in_transaction,
     on_thread,
-    run_batch,
 )
 from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 
@@ -244,11 +243,7 @@ class Database:
                     # the flusher's next transaction, and a task doing nothing but writes
                     # cannot starve the others.
                     await asyncio.sleep(0)
-                    if begin_at_once(self._here):
-                        result = commit(fn, self._here)
-                        self._committed()
-                        return result
-                    return await on_thread(self._writer, in_transaction(fn, "BEGIN IMMEDIATE"))
+                    return await self._in_a_transaction(fn)
                 finally:
                     self._owner = None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -275,21 +270,23 @@ class Database:
         except sqlite3.Error:
             log.warning("%s: checkpoint failed; the next one retries", self.path, exc_info=True)
 
-    async def _run_batch(
-        self, fns: Sequence[Callable[[sqlite3.Connection], Any]]
-    ) -> list[tuple[bool, Any]]:
+    async def _in_a_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in a write transaction of its own: on the loop's connection when the write lock
+        is free at once, else on the writer's thread, which waits for it."""
         if begin_at_once(self._here):
-            outcomes = commit(partial(each_in_savepoint, fns), self._here)
+            result = commit(fn, self._here)
             self._committed()
-            return outcomes
-        return await on_thread(self._writer, partial(run_batch, fns))
+            return result
+        return await on_thread(self._writer, in_transaction(fn, "BEGIN IMMEDIATE"))
 
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
                 async with self._write_slot():
-                    outcomes = await self._run_batch([fn for fn, _ in batch])
+                    outcomes = await self._in_a_transaction(
+                        partial(each_in_savepoint, [fn for fn, _ in batch])
+                    )
             except BaseException as exc:
                 for _, future in batch:
                     if future.done():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -103,18 +102,11 @@ class SqliteTransaction:
                 raise
 
 
-def run_batch(
-    fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
-) -> list[tuple[bool, Any]]:
-    """One write transaction for several calls, each in a savepoint: (ok, result or error)."""
-    raw.execute("BEGIN IMMEDIATE")
-    return commit(partial(each_in_savepoint, fns), raw)
-
-
 def each_in_savepoint(
     fns: Sequence[Callable[[sqlite3.Connection], Any]], raw: sqlite3.Connection
 ) -> list[tuple[bool, Any]]:
-    """Run the calls one after the other, one raising undoing only itself."""
+    """The calls one after the other, each in a savepoint so one raising undoes only itself:
+    (ok, result or error) for each."""
     outcomes: list[tuple[bool, Any]] = []
     for fn in fns:
         raw.execute("SAVEPOINT call")
