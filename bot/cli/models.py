@@ -117,28 +117,22 @@ async def _probe(settings: Settings, catalog: Catalog) -> int:
 
 
 async def _enable(settings: Settings, model: Model) -> int:
-    async with _availability(settings.storage.database, must_exist=True) as availability:
-        assert availability is not None
+    async with _availability(settings.storage.database) as availability:
         changed = await availability.enable(model.id)
     print(f"{model.id}: " + ("offered again" if changed else "was not hidden"))
     return 0
 
 
 async def _hidden(database: Path | str) -> set[str]:
-    async with _availability(database, must_exist=False) as availability:
-        return await availability.hidden() if availability else set()
+    async with _availability(database) as availability:
+        return await availability.hidden()
 
 
 @asynccontextmanager
-async def _availability(
-    database: Path | str, *, must_exist: bool
-) -> AsyncIterator[Availability | None]:
-    """The database's record of hidden models; None when there is no database (nothing hidden)."""
+async def _availability(database: Path | str) -> AsyncIterator[Availability]:
+    """The database's record of hidden models (`open_existing`: never creates a database)."""
     from bot.storage.sql import open_existing  # the database drivers: only when needed
 
-    if not exists(database) and not must_exist:
-        yield None
-        return
     db = await open_existing(database)
     try:
         yield Availability(db)
