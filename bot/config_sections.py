@@ -1,5 +1,7 @@
 """The sections of `config.toml`: one pydantic model each, with its defaults and its checks.
 
+Those a quote reads take their fields from bot/config_fields.py, where they are read without pydantic.
+
 `bot.config` puts them together into `Settings` and loads them; import them from there.
 """
 
@@ -7,11 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,26 +20,17 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_fields import (
+    ChannelFields,
+    JobFields,
+    LimitFields,
+    PersonalFields,
+    PolicyFields,
+    QuotaFields,
+)
 from bot.config_file import DEFAULT_DATABASE, database_place
 
 Usd = Decimal
-
-# The largest limit or grant an admin can give (in the config, the CLI or chat): far above any
-# chat budget, and small enough that amounts in units (and sums of many of them) stay within
-# SQLite's 64-bit integers.
-MAX_ADMIN_USD = Decimal(100_000)
-
-
-def _at_most_admin_maximum(amount: Decimal) -> Decimal:
-    if amount > MAX_ADMIN_USD:
-        raise ValueError(
-            f"must be at most ${MAX_ADMIN_USD:,.2f} (the largest amount the bot accepts)"
-        )
-    return amount
-
-
-# A spend limit, or a hold, as the config gives it.
-AdminUsd = Annotated[Decimal, AfterValidator(_at_most_admin_maximum)]
 
 
 class Section(BaseModel):
@@ -161,89 +152,27 @@ class SlackSettings(Section):
     admin_channel: str | None = None
 
 
-class QuotaLimits(Section):
+class QuotaLimits(Section, LimitFields):
     """Spend limits for one scope; `None` means no limit for that period."""
 
-    daily_usd: AdminUsd | None = Field(default=None, ge=0)
-    weekly_usd: AdminUsd | None = Field(default=None, ge=0)
-    monthly_usd: AdminUsd | None = Field(default=None, ge=0)
 
-
-class PersonalQuota(QuotaLimits):
+class PersonalQuota(QuotaLimits, PersonalFields):
     """The pool of a member using the app outside a server that installed it (Discord user
     installs: DMs, group DMs, other servers). Off unless the operator turns it on."""
 
-    enabled: bool = False
-    monthly_usd: AdminUsd | None = Field(default=Decimal("5.00"), ge=0)
 
-
-class QuotaSettings(Section):
-    # Default per-user limits.
-    daily_usd: AdminUsd | None = Field(default=Decimal("1.00"), ge=0)
-    weekly_usd: AdminUsd | None = Field(default=None, ge=0)
-    monthly_usd: AdminUsd | None = Field(default=Decimal("10.00"), ge=0)
-    # Default limits shared by a whole server/workspace.
-    workspace: QuotaLimits = QuotaLimits(monthly_usd=Decimal("100.00"))
-    # Each member's own pool for personal use (instead of a server's).
+class QuotaSettings(Section, QuotaFields):
+    workspace: QuotaLimits = QuotaLimits.model_validate({"monthly_usd": Decimal("100.00")})
     personal: PersonalQuota = PersonalQuota()
-    # Role name or id -> limits; the most generous of a user's roles wins.
     roles: dict[str, QuotaLimits] = {}
-    # "platform:workspace:user" identities (or bare user ids) with no limit at all.
-    unlimited_users: list[str] = []
-    timezone: str = "UTC"
-    # Percentages of a limit at which the user is warned after a charge.
-    thresholds: list[int] = [80, 100]
-    # Holds older than this whose job is not running are released by the sweeper.
-    hold_max_age_minutes: int = Field(default=120, ge=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     def user_limits(self) -> QuotaLimits:
-        return QuotaLimits(
-            daily_usd=self.daily_usd, weekly_usd=self.weekly_usd, monthly_usd=self.monthly_usd
-        )
+        limits = {"daily_usd": self.daily_usd, "weekly_usd": self.weekly_usd}
+        return QuotaLimits.model_validate({**limits, "monthly_usd": self.monthly_usd})
 
 
-class JobSettings(Section):
-    # Ask the user to confirm before running anything estimated above this.
-    confirm_above_usd: Usd = Field(default=Decimal("0.50"), ge=0)
-    max_per_user: int = Field(default=2, ge=1)
-    max_global: int = Field(default=20, ge=1)
-    timeout_s: float = Field(default=1800.0, gt=0)
-    progress_interval_s: float = Field(default=2.0, ge=0)
-    max_download_mb: float = Field(default=100.0, gt=0)
-    download_timeout_s: float = Field(default=120.0, gt=0)
-    # Re-deliver identical seeded requests from the archive (needs storage.media_dir).
-    cache: bool = True
-    # Holds are upper bounds of what Runpod can bill (README, "How the money stays right").
-    # A transcript is billed per character: hold for this many characters a second of the
-    # recording (fast speech is about 20).
-    transcript_chars_per_second: int = Field(default=40, ge=1)
-    # What to hold when nothing bounds a job's bill before it runs (a recording whose length
-    # cannot be read); the member is told. A bill above it is charged and counted as overage.
-    unknown_length_hold_usd: AdminUsd = Field(default=Decimal("0.50"), ge=0)
-    # A reply to an /ask answer sends the earlier turns along, the newest that fit this many
-    # tokens (counted as UTF-8 bytes of text, the worst case holds are priced at).
-    conversation_max_tokens: int = Field(default=8000, ge=0)
-    # Runpod retires models: after this many /run calls in a row answered 404 (no such
-    # endpoint) a model is hidden from menus and refused until `python -m bot models --enable`.
-    hide_model_after_404s: int = Field(default=3, ge=1)
-    # The model each command uses when the user names none.
-    default_models: dict[str, str] = {
-        "imagine": "flux-schnell",
-        "edit": "qwen-image-edit",
-        "video": "wan-2-5",
-        "transcribe": "whisper-v3-large",
-        "ask": "qwen3-32b",
-        "speak": "minimax-speech",
-    }
+class JobSettings(Section, JobFields):
+    pass
 
 
 class DeliverySettings(Section):
@@ -341,16 +270,12 @@ class MetricsSettings(Section):
     per_workspace: bool = False
 
 
-class ChannelPolicy(Section):
-    models: list[str] | None = None  # None: every model
-    commands: list[str] | None = None  # None: every command
+class ChannelPolicy(Section, ChannelFields):
+    pass
 
 
-class PolicySettings(Section):
-    allow_dms: bool = True
-    blocked_terms: list[str] = []
-    # Channel id -> what may run there.
-    channels: dict[str, ChannelPolicy] = {}
+class PolicySettings(Section, PolicyFields):
+    pass
 
 
 class SecuritySettings(Section):

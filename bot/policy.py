@@ -10,7 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from bot.config import PolicySettings
+from bot.config_fields import PolicyFields
 from bot.errors import PolicyDenied
 from bot.runpod.catalog import Model
 
@@ -33,7 +33,7 @@ PERSONAL_OFF = (
 
 
 class Policy:
-    def __init__(self, settings: PolicySettings, *, personal_use: bool = False) -> None:
+    def __init__(self, settings: PolicyFields, *, personal_use: bool = False) -> None:
         self._settings = settings
         self._personal_use = personal_use
         self._blocked = [

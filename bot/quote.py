@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.config import JobSettings
+from bot.config_fields import JobFields
 from bot.errors import PolicyDenied
 from bot.ledger.quota import Allowance
 from bot.ledger.records import Usage
@@ -45,7 +45,7 @@ def quote(
     *,
     catalog: Catalog,
     policy: Policy,
-    jobs: JobSettings,
+    jobs: JobFields,
 ) -> Quote:
     """The answer for the member whose `usage` this is (None: no ledger to read, as in a
     terminal without a database)."""

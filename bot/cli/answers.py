@@ -22,10 +22,10 @@ from bot.quote import quote
 from bot.requests import Request, build_request
 from bot.runpod import pricing
 from bot.runpod.catalog import Catalog, load_catalog
-from bot.storage.sql import exists, open_existing
+from bot.storage.sql import open_existing
 
 if TYPE_CHECKING:
-    from bot.config import QuoteSettings
+    from bot.config import QuotaSettings, QuoteSettings
     from bot.jobs.invocation import Community
     from bot.ledger.records import Usage
 
@@ -70,9 +70,10 @@ def _cost(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
     settings = quote_settings(args.config)  # not every section: `cost` answers at once
     catalog = load_catalog(settings.catalog.models)
     request = _request(args, catalog)
-    if not exists(settings.catalog.database):
+    if settings.quotas is None:
         return _print_quote(request, None, settings, catalog)
-    return _quote_with_usage(request, args.member or local_identity(), settings, catalog)
+    member = args.member or local_identity()
+    return _quote_with_usage(request, member, settings.quotas, settings, catalog)
 
 
 def _request(args: argparse.Namespace, catalog: Catalog) -> Request:
@@ -88,14 +89,18 @@ def _request(args: argparse.Namespace, catalog: Catalog) -> Request:
 
 
 async def _quote_with_usage(
-    request: Request, identity: Identity, settings: QuoteSettings, catalog: Catalog
+    request: Request,
+    identity: Identity,
+    quotas: QuotaSettings,
+    settings: QuoteSettings,
+    catalog: Catalog,
 ) -> int:
     """The member's standing read from the database (`cost` never creates one)."""
     from bot.ledger.service import SqliteLedger  # the ledger's SQL: only when there is a database
 
     db = await open_existing(settings.catalog.database)
     try:
-        usage = await SqliteLedger(db, settings.quotas).usage(identity)
+        usage = await SqliteLedger(db, quotas).usage(identity)
     finally:
         await db.close()
     return _print_quote(request, usage, settings, catalog)

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 from bot.config import MAX_ADMIN_USD as MAX_ADMIN_USD  # the adapters' maximum too
-from bot.config import QuotaLimits, QuotaSettings
 from bot.errors import BotError, InvalidRequest
 from bot.ledger.periods import Period, Window
+
+if TYPE_CHECKING:
+    from bot.config import QuotaLimits, QuotaSettings
 
 UNITS_PER_USD = 10**10
 _FIELDS = {Period.DAY: "daily_usd", Period.WEEK: "weekly_usd", Period.MONTH: "monthly_usd"}

@@ -15,13 +15,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.config_fields import JobFields
 from bot.errors import InvalidRequest
 from bot.runpod.catalog import Model, PriceRule
-
-if TYPE_CHECKING:
-    from bot.config import JobSettings
 
 BILLING_QUANTUM = Decimal("1e-10")
 MEGAPIXEL = Decimal(1_000_000)
@@ -108,7 +106,7 @@ def estimate(model: Model, params: Mapping[str, Any]) -> Decimal:
 def bound(
     model: Model,
     params: Mapping[str, Any],
-    jobs: JobSettings | None = None,
+    jobs: JobFields | None = None,
     *,
     audio_seconds: float | None = None,
 ) -> Bound:
@@ -116,10 +114,7 @@ def bound(
 
     `audio_seconds` is the length of the recording a transcription sends, when it was read.
     """
-    if jobs is None:
-        from bot.config import JobSettings  # pydantic: not for `models`, which prices no job
-
-        jobs = JobSettings()
+    jobs = jobs or JobFields()
     for name in QUANTITIES:
         value = _value(params, name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
