@@ -204,7 +204,12 @@ class Model:
         the input; it is accepted dotted or nested, and returned nested, so a checked input
         checks again unchanged.
         """
-        from bot.runpod.params import checked_input
+        from bot.runpod.plain_params import plainly_checked
+
+        plain = plainly_checked(self, params)
+        if plain is not None:
+            return plain
+        from bot.runpod.params import checked_input  # pydantic: judges and words the rest
 
         return checked_input(self, self._schema, params)
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from bot.errors import InvalidRequest, clip, shown
 from bot.runpod.catalog import Role
+from bot.runpod.plain_params import URL, flatten, nest
 
 if TYPE_CHECKING:
     from bot.runpod.catalog import Model, ParamSpec
@@ -31,7 +32,7 @@ def checked_input(
     model: Model, schema: type[BaseModel], params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """`Model.validate_params`: the input to send, checked by `schema`; else InvalidRequest."""
-    params = _flatten(params, model.params)
+    params = flatten(params, model.params)
     unknown = sorted(set(params) - set(model.params))
     if unknown:
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
@@ -43,38 +44,9 @@ def checked_input(
         checked = schema.model_validate(params)
     except ValidationError as exc:
         raise InvalidRequest(_explain(model, exc)) from None
-    return _nest(checked.model_dump(by_alias=True, exclude_none=True))
+    return nest(checked.model_dump(by_alias=True, exclude_none=True))
 
 
-def _flatten(params: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        prefix = f"{key}."
-        if key not in specs and isinstance(value, Mapping) and prefix in _heads(specs):
-            flat.update({prefix + sub: item for sub, item in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def _heads(specs: Mapping[str, ParamSpec]) -> set[str]:
-    return {name.split(".", 1)[0] + "." for name in specs if "." in name}
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        head, dot, rest = key.partition(".")
-        if dot:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            nested[key] = value
-    return nested
-
-
-# An http(s) URL with a host and no user name or password: whatever is in a URL the user gives
-# is sent to Runpod, stored with the job and shown with the result, so credentials are refused.
-_URL = r"^https?://[^/?#@\s:][^/?#@\s]*(?:[/?#]\S*)?$"
 _USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
 _PY_TYPES: dict[str, Any] = {
     "string": str,
@@ -82,7 +54,7 @@ _PY_TYPES: dict[str, Any] = {
     "number": float,
     "boolean": bool,
     "url": str,
-    "url_list": list[Annotated[str, StringConstraints(pattern=_URL)]],
+    "url_list": list[Annotated[str, StringConstraints(pattern=URL)]],
 }
 
 
@@ -122,7 +94,7 @@ def _field(name: str, spec: ParamSpec) -> tuple[Any, Any]:
     if spec.max_length is not None:
         constraints["max_length"] = spec.max_length
     if spec.type == "url":
-        constraints["pattern"] = _URL
+        constraints["pattern"] = URL
     if spec.type == "number":
         constraints["allow_inf_nan"] = False  # NaN is not JSON: Runpod would refuse the body
     default = ... if spec.required else spec.default

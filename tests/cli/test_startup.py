@@ -131,11 +131,17 @@ def test_the_shipped_catalog_read_without_pydantic_is_what_pydantic_reads() -> N
     assert [repr(model) for model in shipped] == [repr(model) for model in checked]
 
 
-# What `cost` leaves out since it reads only the sections a quote needs (bot.config.quote_settings).
-SETTINGS_AND_ASYNC = ("pydantic_settings", "asyncio", *NETWORK)
+def test_cost_of_the_example_config_answers_without_pydantic_or_asyncio(tmp_path: Path) -> None:
+    """The common case: the shipped example, nothing in the environment, no database yet."""
+    (tmp_path / "config.toml").write_text((ROOT / "config.example.toml").read_text())
+    args = ("--config", "config.toml", "cost", "flux-schnell")
+    result = _bot(tmp_path, *args, heavy=PYDANTIC_AND_ASYNC)
+    assert result.returncode == 0, result.stderr
+    assert "$0.0025165824" in result.stdout
+    assert result.stderr.splitlines()[-1] == "loaded:"
 
 
-def test_cost_answers_without_pydantic_settings_or_asyncio(tmp_path: Path) -> None:
+def test_cost_answers_without_pydantic_or_asyncio(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         '[storage]\ndatabase = "absent.db"\n[jobs]\nconfirm_above_usd = "0.001"\n'
         '[policy]\nblocked_terms = ["moon"]\n[discord]\nguilds = [1]\n'
@@ -147,7 +153,7 @@ def test_cost_answers_without_pydantic_settings_or_asyncio(tmp_path: Path) -> No
         "cost",
         "flux-schnell",
         "prompt=moon",
-        heavy=SETTINGS_AND_ASYNC,
+        heavy=PYDANTIC_AND_ASYNC,
     )
     assert result.returncode == 0, result.stderr
     assert "above $0.001: it asks for confirmation first" in result.stdout
@@ -164,6 +170,9 @@ def test_cost_answers_without_pydantic_settings_or_asyncio(tmp_path: Path) -> No
         ("", {"BOT_JOBS__CONFIRM_ABOVE_USD": "0.001"}, "above $0.001: it asks for confirmation"),
         ("", {"bot_policy__blocked_terms": '["moon"]'}, "not allowed:"),
         ('[quotas]\ntimezone = "Mars/Base"\n', {}, "quotas.timezone: Value error, unknown"),
+        ("[quotas.roles.Patron]\ndaily_usd = -1\n", {}, "quotas.roles.Patron.daily_usd: Input"),
+        ("[jobs]\nmax_per_user = 1.5\n", {}, "jobs.max_per_user: Input should be"),
+        ("[policy.channels.terminal]\nmodels = []\n", {}, "not allowed: flux-schnell is not"),
     ],
 )
 def test_cost_reads_its_sections_as_the_bot_does(
