@@ -11,7 +11,6 @@ channel message at once, `DIRECT` sends the result as a DM, `LINK` posts it with
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 import discord
 
 from adapters.discord import buttons, cards, render
-from adapters.discord.files import Fitted, fit
+from adapters.discord.files import Fitted, Upload, fit
 from adapters.discord.text import MESSAGE_LIMIT, shorten, split_message
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
 
@@ -61,10 +60,7 @@ class Outgoing:
 
     def discord_files(self) -> list[discord.File]:
         description = shorten(self.alt_text, 1000) or None
-        return [
-            discord.File(io.BytesIO(f.data), filename=f.filename, description=description)
-            for f in self.files
-        ]
+        return [Upload(f, description) for f in self.files]
 
 
 class UploadTooLarge(Exception):

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+import discord
 from PIL import Image, UnidentifiedImageError
 
 from bot.delivery import MediaFile
@@ -22,6 +23,24 @@ log = logging.getLogger(__name__)
 QUALITIES = (90, 80, 70)
 SCALES = (1.0, 0.75, 0.5)
 MIN_SIDE = 256  # smaller than this is a thumbnail, not the result: link to the original instead
+
+
+class Upload(discord.File):
+    """A file for discord.py that lets go of its bytes as soon as discord.py is done with it.
+
+    discord.File's `close` (run after each send) puts the buffer's own `close` back on it as
+    an attribute: a reference cycle, so the result's bytes stayed in memory until a full
+    garbage collection, and made that collection longer. Here the cycle is undone and the
+    buffer closed, so the bytes go when the message is sent.
+    """
+
+    def __init__(self, file: MediaFile, description: str | None) -> None:
+        super().__init__(io.BytesIO(file.data), filename=file.filename, description=description)
+
+    def close(self) -> None:
+        super().close()
+        vars(self.fp).pop("close", None)
+        self.fp.close()
 
 
 @dataclass(frozen=True)

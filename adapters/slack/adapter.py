@@ -133,6 +133,9 @@ class SlackAdapter:
             client=client,
             signing_secret=secret.get_secret_value() if secret else "",
             logger=logging.getLogger("slack_bolt"),
+            # Our listeners ack and hand the work to a task at once, so Bolt may answer when
+            # they return: otherwise it runs them aside and looks for the ack every 10 ms.
+            process_before_response=True,
         )
         listeners.register(bolt, ctx, bot_user_id=bot_user_id)
         if not self.socket_mode or self.settings.public_url:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -83,9 +84,9 @@ class Listeners:
             response_url=command.get("response_url"),
         )
         name = str(command["command"]).lstrip("/")
-        if not await self._first_time("command", origin.team, command.get("trigger_id")):
-            return
-        work = self._commands.run(origin, Asked(name, str(command.get("text", ""))))
+        asked = Asked(name, str(command.get("text", "")))
+        run = functools.partial(self._commands.run, origin, asked)
+        work = self._once("command", origin.team, command.get("trigger_id"), run)
         self._ctx.tasks.spawn(work, name=f"slack-/{name}-{origin.user}")
 
     async def on_mention(self, body: dict[str, Any], request: AsyncBoltRequest) -> None:
@@ -112,9 +113,8 @@ class Listeners:
 
     async def on_click(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        if not await self._first_time("click", origin_of(body).team, body.get("trigger_id")):
-            return
-        work = self._buttons.click(body)
+        click = functools.partial(self._buttons.click, body)
+        work = self._once("click", origin_of(body).team, body.get("trigger_id"), click)
         self._ctx.tasks.spawn(work, name=f"slack-click-{body.get('trigger_id')}")
 
     async def _mention(self, body: dict[str, Any], retry: str | None, *, dm: bool = False) -> None:
@@ -172,20 +172,22 @@ class Listeners:
         text = str(event.get("text", ""))
         await take_turn(ctx, origin, conversation, text, event.get("files") or [])
 
-    async def _first_time(self, kind: str, team: str, trigger_id: object) -> bool:
-        """False for a second delivery of the same invocation (same team and trigger_id)."""
-        if not trigger_id:
-            return True  # Slack always sends one; nothing to key a replay on without it
-        if await self._ctx.store.first_time(f"{kind}:{team}:{trigger_id}"):
-            return True
-        log.warning("slack %s %s in %s delivered again; ignored", kind, trigger_id, team)
-        return False
+    async def _once(
+        self, kind: str, team: str, trigger_id: object, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """`work`, unless this is a second delivery of the same invocation (same team and
+        trigger_id); after the ack, so the answer to Slack never waits for the database."""
+        if trigger_id and not await self._ctx.store.first_time(f"{kind}:{team}:{trigger_id}"):
+            log.warning("slack %s %s in %s delivered again; ignored", kind, trigger_id, team)
+            return
+        await work()
 
     async def on_user_change(self, event: dict[str, Any]) -> None:
         """A member deactivated loses the web page at once; names follow Slack's."""
         user = event.get("user") or {}
         who = Identity(PLATFORM, str(user.get("team_id", "")), str(user.get("id", "")))
         if user.get("deleted"):
-            await web_page.member_left(self._ctx.core, who)
+            work = web_page.member_left(self._ctx.core, who)
         else:
-            await web_page.member_seen(self._ctx.core, who, display_name(user))
+            work = web_page.member_seen(self._ctx.core, who, display_name(user))
+        self._ctx.tasks.spawn(work, name=f"slack-user-change-{who.user}")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
+import weakref
 from decimal import Decimal
 
 import pytest
+from discord.http import handle_message_parameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from adapters.discord.context import APOLOGY, user_message
-from adapters.discord.files import fit, shrink_image
+from adapters.discord.files import Upload, fit, shrink_image
 from adapters.discord.render import failure_text
 from adapters.discord.text import code_block, split_message
 from bot.delivery import Failure, MediaFile
@@ -88,6 +91,19 @@ def test_files_under_the_limit_are_untouched() -> None:
     file = MediaFile("a.png", "image/png", _png((64, 64)), 64, 64)
     fitted = fit((file,), len(file.data))
     assert fitted.uploads == (file,) and not fitted.links and not fitted.notes
+
+
+def test_a_sent_file_lets_go_of_its_bytes_without_waiting_for_the_collector() -> None:
+    upload = Upload(MediaFile("a.png", "image/png", bytes(200_000)), None)
+    gc.disable()  # what would free a reference cycle: it must not be needed
+    try:
+        with handle_message_parameters(file=upload):  # discord.py's send closes its files here
+            pass
+        buffer = weakref.ref(upload.fp)
+        del upload
+        assert buffer() is None
+    finally:
+        gc.enable()
 
 
 def test_an_oversized_image_becomes_a_smaller_jpeg() -> None:
