@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.discord import DiscordAdapter
-from bot.config import Settings
-from bot.ledger.quota import Identity, QuotaLimits
+from bot.config import QuotaLimits, Settings
+from bot.ledger.quota import Identity
 from tests.discord.support import discord_settings, job_id_of, member_of, result_of, running_bot
 from tests.fakes.discord import FakeDiscord, FakeUser, Message, Upload
 from tests.fakes.media import png
