@@ -78,7 +78,7 @@ def _data(value: Any, given: Any) -> Any:
     return repr(value)
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SECTIONS).flatmap(lambda pair: st.tuples(st.just(pair), tables(pair[0]))))
 def test_what_it_reads_pydantic_reads_the_same(
     case: tuple[tuple[type[Fields], type[BaseModel]], dict[str, Any]],

@@ -80,7 +80,7 @@ def _by_pydantic(model: Model, params: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(inputs())
 def test_what_it_accepts_pydantic_accepts_as_it_is(case: tuple[Model, dict[str, Any]]) -> None:
     model, params = case
