@@ -134,8 +134,8 @@ class SqliteLedger:
             return hold, created
 
         hold, created = await self._write(holding, tx)
-        if created:
-            log.info("hold %s: %s for %s (%s)", job_id, LazyUsd(amount), identity.user_key, model)
+        if created:  # DEBUG: the job engine's "job <id> held" line says the same at INFO
+            log.debug("hold %s: %s for %s (%s)", job_id, LazyUsd(amount), identity.user_key, model)
         else:
             log.info("hold %s: already %s", job_id, hold.state)
         return hold
@@ -157,10 +157,10 @@ class SqliteLedger:
         if previous is HoldState.SETTLED:
             log.info("settle %s: already settled at %s", job_id, LazyUsd(result.charged))
         else:
-            level = (
+            level = (  # DEBUG when routine: the engine's "job <id> completed" line says it
                 logging.WARNING
                 if previous is HoldState.RELEASED or result.overage
-                else logging.INFO
+                else logging.DEBUG
             )
             log.log(
                 level,
