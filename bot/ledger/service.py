@@ -363,11 +363,12 @@ class SqliteLedger:
             (units, to_micros(now), self._day(now), job_id),
         )
         thresholds = self._quotas.thresholds
-        crossed = [c for b in user + pool if (c := crossings(b, units, thresholds)) is not None]
+        limits = [b for b in user + pool if b.limit is not None]  # the others cross nothing
+        crossed = [c for b in limits if (c := crossings(b, units, thresholds)) is not None]
         released = held if state is HoldState.HELD else 0
         after = [
             Budget(b.scope, b.period, b.limit, b.charged + units, b.held - released, b.resets_at)
-            for b in user + pool
+            for b in limits
         ]
         return Settlement.of(job_id, units, held, crossed, limited(after)), state
 

@@ -257,14 +257,14 @@ def _audit(
 
 def identity_of(row: Any) -> Identity:
     """The member a hold row belongs to, with the roles they had when it was made."""
-    platform, workspace, user = row["user_key"].split(":")
-    return Identity(platform, workspace, user, roles_of(row["roles"]))
+    return _identity(row["user_key"], row["roles"])
 
 
-@functools.lru_cache(maxsize=256)
-def roles_of(text: str) -> frozenset[str]:
-    """A hold's `roles` column read back (cached: a few role sets, read on every settle)."""
-    return frozenset(json.loads(text))
+@functools.lru_cache(maxsize=1024)
+def _identity(user_key: str, roles: str) -> Identity:
+    """Cached (an `Identity` is frozen): built and checked once per member, not every settle."""
+    platform, workspace, user = user_key.split(":")
+    return Identity(platform, workspace, user, frozenset(json.loads(roles)))
 
 
 @functools.lru_cache(maxsize=256)
