@@ -19,8 +19,8 @@ The trade: a transaction on the loop blocks it for its own work (a ledger hold o
 the write lock was free; it saves the two thread hand-offs (~50 µs each) a transaction on the
 writer's thread costs. The loop's connection never checkpoints (`wal_autocheckpoint=0`: a
 checkpoint syncs the file, milliseconds on a slow disk); every `CHECKPOINT_EVERY` commits on
-the loop, the writer's thread runs a PASSIVE checkpoint while writes go on, then another for
-what they added meanwhile, holding the write slot (writes queue for its ~3 ms here). Only a
+the loop, the writer's thread runs a PASSIVE checkpoint while writes go on, then, unless the
+WAL was empty, another holding the write slot (writes queue for its ~3 ms here). Only a
 checkpoint that no commit overtakes copies the whole WAL, so that the next write starts it
 again from the top: without the second, a writer that never paused grew the WAL by every
 commit, and a commit appending to the file cost ~45 µs of CPU against ~30 overwriting. Operations
@@ -270,7 +270,8 @@ class Database:
 
     async def _checkpoint(self) -> None:
         try:
-            await on_thread(self._writer, checkpoint)  # the bulk, while writes go on
+            if await on_thread(self._writer, checkpoint) <= 0:  # the bulk, while writes go on
+                return  # an empty WAL: nothing to start again
             # Then what they added, holding the write slot: with no commit in between, the
             # checkpoint copies the whole WAL, and the next write starts it again from the top.
             async with self._write_slot():
