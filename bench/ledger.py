@@ -18,8 +18,10 @@ limits that never refuse; the totals are checked after each run. Prints the medi
 and for the scenarios in this process the median CPU time per pair, all threads included.
 
 Logging is configured as `python -m bot run` does it (`bot.logs.configure`, INFO), writing to a
-file (`--log`, default a throwaway file), since the bot writes a line per hold and per settle and
-that cost belongs in the figure.
+file (`--log`, default a throwaway file), so that any line the ledger writes is in the figure.
+A pair writes none: a routine hold or settle logs at DEBUG (the job engine's "held" and
+"completed" lines say it at INFO, a cost `bench.many_jobs` measures); only an overage or a
+settle after a release would log, at WARNING, and neither happens here.
 """
 
 from __future__ import annotations

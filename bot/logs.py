@@ -6,7 +6,7 @@ A JSON line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where 
 
 Records are formatted and written on a thread of their own (`QueueHandler` in front of a
 `QueueListener`): a log call on the event loop only queues the record, so a slow disk or pipe
-never holds the loop, and the ledger's hold and settle lines cost the loop a few microseconds.
+never holds the loop, and a line costs the loop only the building of its record.
 The thread writes lines in batches, whenever its queue runs dry, so a line reaches the file or
 pipe within about `GATHER_S`. `logging.shutdown()` (run at exit) writes out what is still queued.
 

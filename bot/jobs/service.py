@@ -171,7 +171,7 @@ class JobService:
                 then=self._rows(job, invocation),
             )
         await self.kept.keep_inputs(job.id, kept)
-        log.info("job %s held %s for %s", job.id, estimate, model.id)
+        log.info("job %s held %s for %s (%s)", job.id, estimate, job.member.user_key, model.id)
         self._runner.start(job, invocation.delivery)
         return Submitted(job.id, estimate)
 
@@ -236,7 +236,7 @@ class JobService:
                 await self.ledger.hold(job.id, identity, job.estimate, model=job.model, tx=tx)
         if confirmed is None:
             raise InvalidRequest(await self._standing(job.id))
-        log.info("job %s confirmed; held %s", job.id, job.estimate)
+        log.info("job %s confirmed; held %s for %s", job.id, job.estimate, identity.user_key)
         self._runner.start(confirmed, delivery or self._takeover.delivery(confirmed))
         return Submitted(job.id, job.estimate)
 

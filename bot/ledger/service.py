@@ -134,8 +134,8 @@ class SqliteLedger:
             return hold, created
 
         hold, created = await self._write(holding, tx)
-        if created:
-            log.info("hold %s: %s for %s (%s)", job_id, LazyUsd(amount), identity.user_key, model)
+        if created:  # DEBUG: the job engine's "job <id> held" line says the same at INFO
+            log.debug("hold %s: %s for %s (%s)", job_id, LazyUsd(amount), identity.user_key, model)
         else:
             log.info("hold %s: already %s", job_id, hold.state)
         return hold
@@ -157,10 +157,10 @@ class SqliteLedger:
         if previous is HoldState.SETTLED:
             log.info("settle %s: already settled at %s", job_id, LazyUsd(result.charged))
         else:
-            level = (
+            level = (  # DEBUG when routine: the engine's "job <id> completed" line says it
                 logging.WARNING
                 if previous is HoldState.RELEASED or result.overage
-                else logging.INFO
+                else logging.DEBUG
             )
             log.log(
                 level,
@@ -363,11 +363,12 @@ class SqliteLedger:
             (units, to_micros(now), self._day(now), job_id),
         )
         thresholds = self._quotas.thresholds
-        crossed = [c for b in user + pool if (c := crossings(b, units, thresholds)) is not None]
+        limits = [b for b in user + pool if b.limit is not None]  # the others cross nothing
+        crossed = [c for b in limits if (c := crossings(b, units, thresholds)) is not None]
         released = held if state is HoldState.HELD else 0
         after = [
             Budget(b.scope, b.period, b.limit, b.charged + units, b.held - released, b.resets_at)
-            for b in user + pool
+            for b in limits
         ]
         return Settlement.of(job_id, units, held, crossed, limited(after)), state
 

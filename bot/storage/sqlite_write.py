@@ -61,11 +61,14 @@ def begin_at_once(raw: sqlite3.Connection) -> bool:
     return True
 
 
-def checkpoint(raw: sqlite3.Connection) -> None:
-    """PASSIVE: copies what no reader still needs, waits for nobody. Skipped inside a
-    transaction (one of `Database.transaction()` may be open on this connection)."""
-    if not raw.in_transaction:
-        raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def checkpoint(raw: sqlite3.Connection) -> int:
+    """PASSIVE: copies what no reader still needs, waits for nobody; returns how many frames
+    the WAL held. Skipped inside a transaction (one of `Database.transaction()` may be open on
+    this connection): 0."""
+    if raw.in_transaction:
+        return 0
+    _, frames, _ = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
 
 
 class SqliteTransaction:

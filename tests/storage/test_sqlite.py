@@ -17,7 +17,7 @@ from bot.ledger.service import SqliteLedger
 from bot.storage.postgres import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.postgres import PgDatabase
 from bot.storage.sql import Connection, Store, is_postgres, open_store
-from bot.storage.sqlite import Database, SchemaTooNew, split_statements
+from bot.storage.sqlite import CHECKPOINT_EVERY, Database, SchemaTooNew, split_statements
 from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 from tests.ledger.support import ALICE, BOB, Clock, quotas, usd
 from tests.pg_support import query
@@ -299,6 +299,24 @@ async def test_backup_while_a_writer_runs_is_a_consistent_copy(tmp_path: Path) -
     assert 50 <= jobs <= at_backup_end + 1 and held <= 1
     assert bucketed == charged  # a snapshot: the totals match the rows they came from
     assert not (tmp_path / "copy.db.partial").exists()
+
+
+async def test_the_wal_starts_again_while_a_writer_never_pauses(tmp_path: Path) -> None:
+    """A checkpoint that ran while commits went on never caught up, so the WAL never restarted:
+    it grew by every commit for as long as the writes went on (176 MB in 10,000 commits)."""
+    db = await Database.open(tmp_path / "busy.db")
+    ledger = SqliteLedger(db, quotas(), clock=Clock())
+    wal = tmp_path / "busy.db-wal"
+    try:
+        first = CHECKPOINT_EVERY // 4  # settles: fewer commits than start a checkpoint
+        for n in range(3 * CHECKPOINT_EVERY):
+            await ledger.hold(f"j{n}", ALICE, usd("0.01"), model="m")
+            await ledger.settle(f"j{n}", usd("0.01"))
+            if n + 1 == first:
+                each = wal.stat().st_size / (2 * first)  # what a commit adds to the WAL
+        assert wal.stat().st_size < 3 * CHECKPOINT_EVERY * each  # of 6 * CHECKPOINT_EVERY
+    finally:
+        await db.close()
 
 
 async def test_backup_refuses_to_overwrite_the_database(tmp_path: Path) -> None:
