@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bot import memory
+from bot import collector, memory
 from bot import web as web_page
 from bot.config import JobSettings, Settings
 from bot.errors import BotError, ConfigError
@@ -115,6 +115,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """Build the core in dependency order and close it in reverse."""
     _check_runnable(settings)
     memory.return_large_buffers()
+    collector.collect_less_often()
     catalog = load_catalog(settings.models)
     async with _http_clients(settings) as (http, api, long_poll, media):
         db = await open_store(settings.storage.database)
