@@ -1,4 +1,5 @@
-"""Fitting result files under a channel's upload limit, with a note for everything changed.
+"""Result files for Discord: fitted under a channel's upload limit (with a note for everything
+changed), and uploaded so that their bytes go as soon as they are sent.
 
 An image over the limit is re-encoded as JPEG (smaller quality, then smaller size, within
 reason); anything still too big, and video or audio over the limit, is replaced by Runpod's own
