@@ -17,6 +17,7 @@ bot's CPU with thousands of jobs queued (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,12 +35,15 @@ class Slots:
         self._running_total = 0
         self._lines: dict[str, deque[str]] = {}  # user key -> waiting job ids, oldest first
         self._wakers: dict[str, asyncio.Event] = {}  # waiting job id -> set when it may fit
+        self._starting: set[str] = set()  # first in line, asking the store for its slot
 
     def position(self, job_id: str) -> int | None:
-        """1-based place among the same user's waiting jobs, or None when not waiting."""
+        """1-based place among the same user's waiting jobs, or None when not waiting. A job
+        asking the store for its slot is starting, not waiting: it is not counted ahead."""
         for line in self._lines.values():
             if job_id in line:
-                return line.index(job_id) + 1
+                ahead = itertools.takewhile(lambda other: other != job_id, line)
+                return 1 + sum(other not in self._starting for other in ahead)
         return None
 
     @asynccontextmanager
@@ -72,7 +76,9 @@ class Slots:
         waker = self._wakers[job_id] = asyncio.Event()
         told = False
         try:
-            while not (self._fits(job_id, user) and (claim is None or await claim())):
+            while not (
+                self._fits(job_id, user) and (claim is None or await self._ask(job_id, claim))
+            ):
                 if not told and on_wait is not None:
                     told = True
                     await on_wait(self.position(job_id) or 1)
@@ -88,6 +94,13 @@ class Slots:
             self._wake_those_that_fit()  # the next of this user may be first in line now
         self._running[user] += 1
         self._running_total += 1
+
+    async def _ask(self, job_id: str, claim: Claim) -> bool:
+        self._starting.add(job_id)
+        try:
+            return await claim()
+        finally:
+            self._starting.discard(job_id)
 
     async def _wait(self, waker: asyncio.Event, *, poll: bool) -> None:
         """Until woken; when the store has a say, at most about `poll_s`."""

@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from bot.jobs.slots import Slots
+from bot.jobs.slots import Claim, Slots
 
 
 class Starts:
@@ -79,3 +79,38 @@ async def test_a_job_waits_while_the_store_says_no_and_asks_again() -> None:
 
     async with asyncio.timeout(5), slots.slot("a1", "a", claim=claim):
         assert asked == [False, False, True]
+
+
+async def test_the_place_shown_leaves_out_a_job_that_is_starting() -> None:
+    """A job asking the store for its slot (a database round trip) is starting, not waiting:
+    the member's next job is first in line, not second (seen as a flaky engine test)."""
+    slots = Slots(per_user=1, total=5)
+    asking, answer, placed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    places: list[int] = []
+
+    async def claim() -> bool:
+        asking.set()
+        await answer.wait()
+        return True
+
+    async def told(place: int) -> None:
+        places.append(place)
+        placed.set()
+
+    async def second() -> None:
+        async with slots.slot("a2", "a", on_wait=told, claim=claim):
+            pass
+
+    async with asyncio.timeout(5):
+        first = asyncio.create_task(_run_once(slots, "a1", claim))
+        await asking.wait()
+        waiting = asyncio.create_task(second())
+        await placed.wait()
+        assert places == [1]
+        answer.set()
+        await asyncio.gather(first, waiting)
+
+
+async def _run_once(slots: Slots, job: str, claim: Claim) -> None:
+    async with slots.slot(job, job[0], claim=claim):
+        pass
