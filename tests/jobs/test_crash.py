@@ -1,7 +1,10 @@
 """SIGKILL the bot at random moments over a stream of jobs; every job must still end right.
 
 Each round starts `python -m bot try` (a real process: the same core the chat bot runs) and
-kills it after a random delay. The next process first resumes what the last one left. At the end,
+kills it after a random delay, counted in every other round from the process's start (start-up
+and admission included) and otherwise from the moment it says it accepted the job: on a loaded
+machine start-up alone can outlast every delay, and no job would be accepted at all. The next
+process first resumes what the last one left. At the end,
 `python -m bot resume` finishes the rest. Then, for every job the bot accepted: it was delivered
 once (its file written once) and charged once at the price Runpod billed, or it was released,
 charged nothing, and the user was told. The ledger's total equals the sum of delivered costs.
@@ -51,24 +54,41 @@ async def crash_loop(tmp_path: Path, fake: FakeRunpod, rounds: int, seed: int) -
     for number in range(rounds):
         args = ["try", FLUX, f"fox number {number}", "-p", "width=256", "-p", "height=256",
                 "--out", str(outputs / f"fox-{number}.png")]  # fmt: skip
-        logs.append(await run_bot(args, env, kill_after=rng.uniform(0.2, 2.5)))
+        after_accepted = number % 2 == 1
+        logs.append(
+            await run_bot(
+                args, env, kill_after=rng.uniform(0.2, 2.5), after_accepted=after_accepted
+            )
+        )
     logs.append(await run_bot(["resume"], env, kill_after=None))
     check(tmp_path / "bot.db", outputs, "\n".join(logs), fake)
 
 
-async def run_bot(args: list[str], env: dict[str, str], *, kill_after: float | None) -> str:
+async def run_bot(
+    args: list[str], env: dict[str, str], *, kill_after: float | None, after_accepted: bool = False
+) -> str:
+    """The process's output; killed `kill_after` seconds after its start, or after the line
+    saying it accepted the job (`job <id>: estimated $x`) when `after_accepted`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    assert process.stderr is not None
+    early = b""
+    if after_accepted:
+        async with asyncio.timeout(60):
+            while line := await process.stderr.readline():
+                early += line
+                if b": estimated " in line:
+                    break
     try:
         output, errors = await asyncio.wait_for(process.communicate(), timeout=kill_after or 60)
     except TimeoutError:
         process.send_signal(signal.SIGKILL)
         output, errors = await process.communicate()
     else:
-        assert b"Traceback" not in errors, errors.decode()
-    return (output + errors).decode()
+        assert b"Traceback" not in early + errors, (early + errors).decode()
+    return (output + early + errors).decode()
 
 
 def check(database: Path, outputs: Path, log: str, fake: FakeRunpod) -> None:
@@ -98,6 +118,7 @@ def check(database: Path, outputs: Path, log: str, fake: FakeRunpod) -> None:
     assert delivered == len(list(outputs.glob("fox-*.png")))
 
 
+@pytest.mark.timeout(300)  # 21 process start-ups: a minute on a loaded 2-core machine, or more
 async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     tmp_path: Path, runpod_fake: FakeRunpod
 ) -> None:
