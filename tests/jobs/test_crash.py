@@ -126,5 +126,6 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_sigkill_100_times(tmp_path: Path, runpod_fake: FakeRunpod) -> None:
     await crash_loop(tmp_path, runpod_fake, rounds=100, seed=99)
