@@ -15,6 +15,7 @@ charged nothing, and the user was told. The ledger's total equals the sum of del
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -84,7 +85,8 @@ async def run_bot(
     try:
         output, errors = await asyncio.wait_for(process.communicate(), timeout=kill_after or 60)
     except TimeoutError:
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it ended by itself at that moment
+            process.send_signal(signal.SIGKILL)
         output, errors = await process.communicate()
     else:
         assert b"Traceback" not in early + errors, (early + errors).decode()
