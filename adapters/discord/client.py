@@ -32,6 +32,7 @@ from adapters.discord.conversation import ConversationReplies
 from adapters.discord.delivery import DiscordDelivery
 from adapters.discord.handlers import JobHandlers
 from adapters.discord.info import InfoCommands
+from adapters.pacing import CardPacer
 from bot import web as web_page
 from bot.app import Core
 from bot.commands import COMMANDS
@@ -39,6 +40,7 @@ from bot.config import DiscordSettings
 from bot.delivery import ChannelRef
 from bot.errors import ConfigError
 from bot.ledger import Identity
+from bot.tasks import TaskSet
 from bot.web import Member
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ class DiscordAdapter:
         self.quota = QuotaCommands(core)
         self.conversations = ConversationReplies(core, self.delivery, self.client)
         self.ready = asyncio.Event()  # set once jobs left by the previous run are resumed
+        self.tasks = TaskSet()  # progress edits waiting for their turn (`adapters.pacing`)
         self._resumed = False
 
     def delivery(
@@ -147,8 +150,14 @@ class DiscordAdapter:
         """A Delivery for a job: through `interaction` while it lasts, else channel messages.
 
         Registered as the platform's DeliveryFactory, so resumed jobs post channel messages.
+        Made just after a command's defer: its "thinking..." counts as the message's first
+        write, so the job's first progress edit waits a progress interval (`adapters.pacing`).
         """
-        return DiscordDelivery(self.client, ref, interaction=interaction)
+        response = interaction.response.type if interaction is not None else None
+        thinking = response is discord.InteractionResponseType.deferred_channel_message
+        interval = self.core.settings.jobs.progress_interval_s
+        pacer = CardPacer(interval_s=interval, tasks=self.tasks, opened=thinking)
+        return DiscordDelivery(self.client, ref, pacer=pacer, interaction=interaction)
 
     async def run(self) -> None:
         """Connect and serve until cancelled; jobs left unfinished resume once connected."""
@@ -162,6 +171,8 @@ class DiscordAdapter:
                 await self.client.start(self.settings.token.get_secret_value())
             except discord.LoginFailure:
                 raise ConfigError("discord.token: Discord refused the bot token") from None
+            finally:
+                await self.tasks.cancel_all()
 
     # --- discord.py hooks -----------------------------------------------------------------
 

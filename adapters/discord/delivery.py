@@ -23,6 +23,7 @@ import discord
 from adapters.discord import buttons, cards, render
 from adapters.discord.files import Fitted, Upload, fit
 from adapters.discord.text import MESSAGE_LIMIT, shorten, split_message
+from adapters.pacing import CardPacer
 from bot.delivery import ChannelRef, Confirmation, Failure, MediaFile, Progress, Result, Route
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,11 @@ class DiscordDelivery:
         client: discord.Client,
         ref: ChannelRef,
         *,
+        pacer: CardPacer,
         interaction: discord.Interaction | None = None,
     ) -> None:
         self._client = client
+        self._pacer = pacer
         self._ref = ref
         self._interaction = interaction
         self._followups: list[int] = []  # messages after the original (a long streamed reply)
@@ -85,6 +88,9 @@ class DiscordDelivery:
     # --- the Delivery protocol ------------------------------------------------------------
 
     async def progress(self, update: Progress) -> None:
+        await self._pacer.edit(update.job_id, lambda: self._show_progress(update))
+
+    async def _show_progress(self, update: Progress) -> None:
         if update.partial_text is not None:
             chunks = split_message(update.partial_text + render.CURSOR)
             await self._with_token(lambda i: self._show_chunks(i, chunks, update.job_id))
@@ -105,6 +111,7 @@ class DiscordDelivery:
             await self._send_to_channel([Outgoing(text, view=view)], nonce=f"{request.job_id}c")
 
     async def deliver(self, result: Result, route: Route = Route.EDIT) -> None:
+        await self._pacer.final(result.job_id)
         limit = 0 if route is Route.LINK else self.upload_limit()
         heard = await self._heard(route)
         try:
@@ -114,6 +121,7 @@ class DiscordDelivery:
             await self._post(self._compose(result, 0, heard), result, route)
 
     async def fail(self, failure: Failure) -> None:
+        await self._pacer.final(failure.job_id)
         text = render.failure_text(failure)
         if await self._with_token(lambda i: self._replace_with_ephemeral(i, text)):
             return
@@ -210,9 +218,7 @@ class DiscordDelivery:
         ):
             return
         if await self._shown_in_original(result.job_id):
-            log.info(
-                "job %s: the result is already in its message; not posting again", result.job_id
-            )
+            log.info("job %s: the result is already in its message; not again", result.job_id)
             return
         await self._send_to_channel(
             messages,

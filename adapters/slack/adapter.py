@@ -77,6 +77,7 @@ class SlackAdapter:
             token=token,
             base_url=self.settings.api_url,
             session=self._session,
+            logger=_level_in_effect("slack_sdk.web.async_base_client"),
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
@@ -132,7 +133,7 @@ class SlackAdapter:
         bolt = AsyncApp(
             client=client,
             signing_secret=secret.get_secret_value() if secret else "",
-            logger=logging.getLogger("slack_bolt"),
+            logger=_level_in_effect("slack_bolt"),
             # Our listeners ack and hand the work to a task at once, so Bolt may answer when
             # they return: otherwise it runs them aside and looks for the ack every 10 ms.
             process_before_response=True,
@@ -181,6 +182,18 @@ class SlackAdapter:
             await self._session.close()
             self._session = None
         log.info("slack adapter stopped")
+
+
+def _level_in_effect(name: str) -> logging.Logger:
+    """slack_sdk and Bolt build their debug lines whenever `logger.level <= DEBUG`, the logger's
+    own level, which is NOTSET (0) unless set: so every Web API call formatted its request and
+    Slack's whole answer, and every event the middleware it ran, into strings nobody logged.
+    The level in effect now is set on the logger (`bot.logs` configures logging before the
+    adapters start), which changes nothing that is logged."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logger.getEffectiveLevel())
+    return logger
 
 
 def _secret(value: SecretStr | None, name: str) -> str:

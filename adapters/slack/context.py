@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pacing import CardPacer
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.files import FileLinks
-from adapters.slack.pacing import CardPacer
 from adapters.slack.people import PLATFORM, People
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore

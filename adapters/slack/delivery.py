@@ -29,8 +29,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pacing import CardPacer
 from adapters.slack import blocks
-from adapters.slack.pacing import CardPacer
 from adapters.slack.reply import Audience, Replies
 from adapters.slack.store import SlackStore
 from adapters.slack.stream import (
@@ -219,7 +219,7 @@ class SlackDelivery:
     async def _step(
         self, job_id: str, text: str, view: Sequence[dict[str, Any]]
     ) -> tuple[str, str]:
-        """A step before the job's end: paced (`adapters.slack.pacing`) once the card is up."""
+        """A step before the job's end: paced (`adapters.pacing`) once the card is up."""
         async with self._lock:  # a card being posted is up once the lock is free
             anchor = (await self._messages(job_id)).get(ANCHOR)
         if anchor is None:

@@ -53,6 +53,8 @@ async def test_commands_are_synced_to_the_configured_guild(
 async def test_imagine_posts_the_png_with_its_embed_and_buttons(
     bot: DiscordAdapter, fake: FakeDiscord, runpod_fake: FakeRunpod
 ) -> None:
+    # longer than a progress interval (0.05 s), so the member sees progress before the result
+    runpod_fake.endpoints["black-forest-labs-flux-1-schnell"].execution_time = 0.5
     sent = await fake.slash_command(
         "imagine", {"prompt": "a red fox", "size": "512x512", "seed": 5, "steps": 3}
     )

@@ -198,7 +198,7 @@ async def test_user_text_never_pings_anyone(tmp_path: Path, runpod_fake: FakeRun
                     await fake.slash_command("ask", {"prompt": f"repeat {injection}"})
                 )
                 late = await fake.slash_command("imagine", {"prompt": f"{injection} a dog"})
-                await late.original(lambda m: m.content.startswith(HOURGLASS))
+                await late.original(lambda m: True)  # its message is up ("thinking...")
                 fake.expire_token(late.token)
                 posted = await fake.wait_for_message(
                     lambda m: channel_result(fake) is m, timeout=10
@@ -233,7 +233,7 @@ async def test_a_result_edit_answered_502_falls_back_to_a_channel_message(
     settings = quick_retries(tmp_path, runpod_fake, fake)
     async with running_bot(settings) as bot:
         sent = await fake.slash_command("imagine", {"prompt": "a fox", "size": "256x256"})
-        await sent.original(lambda m: m.content.startswith(HOURGLASS))
+        await sent.original(lambda m: m.loading)  # "thinking...": no progress shown in 60 s
         fake.outage(EDIT, 502)  # Discord answers 502 to the interaction's edits from here on
         posted = await fake.wait_for_message(lambda m: channel_result(fake) is m, timeout=10)
         await bot.core.jobs.wait_idle(10)
@@ -257,7 +257,7 @@ async def test_when_the_edit_and_the_channel_both_refuse_the_result_arrives_by_d
     dm = fake.dm_channel(fake.user)
     async with running_bot(settings) as bot:
         sent = await fake.slash_command("imagine", {"prompt": "@everyone a fox", "size": "256x256"})
-        await sent.original(lambda m: m.content.startswith(HOURGLASS))
+        await sent.original(lambda m: m.loading)  # "thinking...": no progress shown in 60 s
         fake.outage(EDIT, 502)  # the interaction's edits fail...
         fake.guild.everyone_permissions &= ~SEND_MESSAGES  # ...and the channel refuses the bot
         posted = await fake.wait_for_message(lambda m: m.channel_id == dm.id, timeout=10)

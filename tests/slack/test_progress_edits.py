@@ -1,5 +1,5 @@
 """A job's card is edited at most once per progress interval, counting its post and last steps
-(adapters/slack/pacing.py): fewer `chat.update` calls, the same progress for a job that runs long."""
+(adapters/pacing.py): fewer `chat.update` calls, the same progress for a job that runs long."""
 
 from __future__ import annotations
 
