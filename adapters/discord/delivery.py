@@ -218,7 +218,7 @@ class DiscordDelivery:
         ):
             return
         if await self._shown_in_original(result.job_id):
-            log.info("job %s: the result is already in its message; not again", result.job_id)
+            log.info("job %s: the result is in its message already; not posted", result.job_id)
             return
         await self._send_to_channel(
             messages,
