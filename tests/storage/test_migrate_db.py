@@ -21,6 +21,7 @@ import pytest
 from bot.config import QuotaLimits
 from bot.ledger.service import Identity
 from bot.storage.sql import open_store
+from bot.storage.tables import SQLITE_MIGRATIONS as MIGRATIONS
 from tests.ledger.support import ALICE, BOB, open_ledger, quotas, usd
 from tests.pg_support import fresh_schema, query
 
@@ -184,7 +185,8 @@ async def test_a_source_from_a_newer_bot_is_refused_and_not_changed(
     code, output = run("migrate-db", str(source), target)
     assert code == 2
     assert output.strip().splitlines() == [
-        f"error: {source} has schema version 99, newer than this bot's 5; upgrade the bot"
+        f"error: {source} has schema version 99, newer than this bot's {len(MIGRATIONS)};"
+        " upgrade the bot"
     ]
     assert digest(source) == before
     assert query(
@@ -204,7 +206,9 @@ async def test_a_postgresql_database_from_a_newer_bot_is_refused(
     code, output = run("--config", str(config), "usage")
     assert code == 2
     (line,) = output.strip().splitlines()
-    assert line.endswith("has schema version 99, newer than this bot's 5; upgrade the bot")
+    assert line.endswith(
+        f"has schema version 99, newer than this bot's {len(MIGRATIONS)}; upgrade the bot"
+    )
 
 
 async def test_backup_on_postgresql_names_pg_dump(tmp_path: Path, target: str) -> None:
