@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.ledger.quota import Allowance, Scope, ThresholdCrossed, to_usd
+from bot.ledger.quota import (
+    Allowance,
+    Budget,
+    Scope,
+    ThresholdCrossed,
+    crossings,
+    limited,
+    to_usd,
+)
 
 
 class HoldState(StrEnum):
@@ -55,6 +63,26 @@ class Settlement:
         """Build one from amounts in units."""
         overage = to_usd(max(charged - held, 0))
         return cls(job_id, to_usd(charged), to_usd(held), overage, crossed, remaining)
+
+    @classmethod
+    def after(
+        cls,
+        job_id: str,
+        charged: int,
+        held: int,
+        released: int,
+        before: Sequence[Budget],
+        thresholds: Collection[int],
+    ) -> Settlement:
+        """Charging `charged` and releasing `released` (units) against the `before` budgets:
+        the thresholds crossed and what is left."""
+        limits = [b for b in before if b.limit is not None]  # the others cross nothing
+        crossed = [c for b in limits if (c := crossings(b, charged, thresholds)) is not None]
+        after = [
+            Budget(b.scope, b.period, b.limit, b.charged + charged, b.held - released, b.resets_at)
+            for b in limits
+        ]
+        return cls.of(job_id, charged, held, crossed, limited(after))
 
     def summary(self) -> str:
         return describe_remaining(self.remaining)

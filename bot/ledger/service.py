@@ -46,7 +46,6 @@ from bot.ledger.quota import (
     admin_amount,
     amount_units,
     budgets,
-    crossings,
     describe_limits,
     limited,
     refusal,
@@ -306,15 +305,15 @@ class SqliteLedger:
         raw: Connection,
     ) -> tuple[Hold, bool]:
         lock_scopes(raw, identity.user_key, identity.pool_key)
-        row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
-        if row is not None:
-            if row["user_key"] != identity.user_key:
-                raise ValueError(f"job id {job_id} is already held for {row['user_key']}")
-            return store.hold_of(row), False
-        self._admit(identity, units, now, raw)
-        raw.execute(
+        try:  # a repeat is found by the insert, not by a read before it (one statement less)
+            self._admit(identity, units, now, raw)
+        except QuotaExceeded:
+            if (held := store.held_before(raw, job_id, identity)) is None:
+                raise
+            return held, False
+        inserted = raw.execute(
             "INSERT INTO holds (job_id, user_key, pool_key, roles, model, held, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
             (
                 job_id,
                 identity.user_key,
@@ -325,6 +324,10 @@ class SqliteLedger:
                 to_micros(now),
             ),
         )
+        if inserted.rowcount == 0:
+            held = store.held_before(raw, job_id, identity)
+            assert held is not None  # the insert met it, in this transaction
+            return held, False
         hold = Hold(
             job_id,
             identity.user_key,
@@ -362,15 +365,9 @@ class SqliteLedger:
             " WHERE job_id = ?",
             (units, to_micros(now), self._day(now), job_id),
         )
-        thresholds = self._quotas.thresholds
-        limits = [b for b in user + pool if b.limit is not None]  # the others cross nothing
-        crossed = [c for b in limits if (c := crossings(b, units, thresholds)) is not None]
         released = held if state is HoldState.HELD else 0
-        after = [
-            Budget(b.scope, b.period, b.limit, b.charged + units, b.held - released, b.resets_at)
-            for b in limits
-        ]
-        return Settlement.of(job_id, units, held, crossed, limited(after)), state
+        thresholds = self._quotas.thresholds
+        return Settlement.after(job_id, units, held, released, user + pool, thresholds), state
 
     def _release(self, job_id: str, reason: str, now: datetime, raw: Connection) -> bool:
         cursor = raw.execute(

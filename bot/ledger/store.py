@@ -273,6 +273,16 @@ def roles_text(roles: frozenset[str]) -> str:
     return json.dumps(sorted(roles))
 
 
+def held_before(raw: Connection, job_id: str, identity: Identity) -> Hold | None:
+    """The hold a repeated `hold` of `job_id` finds, if any; `ValueError` if another member's."""
+    row = raw.execute("SELECT * FROM holds WHERE job_id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    if row["user_key"] != identity.user_key:
+        raise ValueError(f"job id {job_id} is already held for {row['user_key']}")
+    return hold_of(row)
+
+
 def hold_of(row: Any) -> Hold:
     return Hold(
         row["job_id"],

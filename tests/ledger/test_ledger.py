@@ -82,6 +82,8 @@ async def test_hold_is_idempotent_by_job_id(db_place: Path | str) -> None:
         assert allowance(usage.user, Period.DAY).held == usd("0.60")
         with pytest.raises(ValueError, match="already held for"):
             await ledger.hold("j1", BOB, usd("0.10"), model="m")
+        with pytest.raises(ValueError, match="already held for"):  # not a refusal: a misuse
+            await ledger.hold("j1", BOB, usd("5.00"), model="m")
         await ledger.settle("j1", usd("0.50"))
         assert (await ledger.hold("j1", ALICE, usd("0.60"), model="m")).state is HoldState.SETTLED
 
