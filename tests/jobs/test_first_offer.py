@@ -56,7 +56,8 @@ async def test_the_first_offer_needs_no_read_of_the_spool(
 
 
 def test_the_allowance_lends_what_fits_and_a_loan_is_repaid_once() -> None:
-    allowance = Allowance(1000)
+    allowance = Allowance(1000, largest=600)
+    assert allowance.borrow(601) is None  # one big result: read back from the spool
     first = allowance.borrow(600)
     assert first is not None
     assert allowance.borrow(600) is None  # would not fit
