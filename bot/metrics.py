@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -34,6 +35,9 @@ class Metrics:
     def __init__(self, *, per_workspace: bool = False) -> None:
         self.registry = CollectorRegistry()
         self.per_workspace = per_workspace
+        # (metric, label values) -> child: `labels()` checks and converts its values on every
+        # call, a few per job state change. Never for a metric that is cleared (`active`).
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._jobs()
         self._money()
         self._runpod()
@@ -130,27 +134,35 @@ class Metrics:
 
     # --- hooks ------------------------------------------------------------------------------
 
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per set of values."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def job_state(self, state: str, *, command: str, model: str, platform: str) -> None:
-        self.jobs.labels(state, command, model, platform).inc()
+        self.child(self.jobs, state, command, model, platform).inc()
 
     def money(self, counter: Counter, amount: Decimal, *, model: str, workspace: str) -> None:
         """Add `amount` USD to `charged` or `released` (float: Prometheus has no decimals)."""
         if amount <= 0:
             return
         labels = (model, workspace) if self.per_workspace else (model,)
-        counter.labels(*labels).inc(float(amount))
+        self.child(counter, *labels).inc(float(amount))
 
     def runpod_answer(self, route: str, status: int) -> None:
-        self.runpod_requests.labels(route, str(status)).inc()
+        self.child(self.runpod_requests, route, str(status)).inc()
         if status == 429:
-            self.runpod_rate_limited.labels(route).inc()
+            self.child(self.runpod_rate_limited, route).inc()
 
     def copy_seen(
         self, model: str, submitted_at: float, delay_ms: int | None, run_ms: int | None
     ) -> None:
         """A completed copy was seen now; `submitted_at` is when its wait began (Unix time)."""
         if run_ms is not None:
-            self.execution.labels(model).observe(run_ms / 1000)
+            self.child(self.execution, model).observe(run_ms / 1000)
         if delay_ms is not None and run_ms is not None:
             done_at = submitted_at + (delay_ms + run_ms) / 1000
             self.seen_delay.observe(max(0.0, time.time() - done_at))

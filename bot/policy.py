@@ -80,5 +80,7 @@ def _nsfw_allowed(where: Where) -> bool:
 
 def _fold(text: str) -> str:
     """Case- and accent-insensitive form, so `Ünsafe` matches a blocked `unsafe`."""
+    if text.isascii():  # nothing to decompose: the same as below, without a call per letter
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

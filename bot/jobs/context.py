@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bot.jobs.allowance import Allowance
 from bot.jobs.states import JobState
 from bot.jobs.store import JobRecord, JobStore
 from bot.jobs.workers import Worker
@@ -36,6 +37,8 @@ class JobContext:
     # Jobs whose result bytes may be in memory at once (bot/jobs/lifecycle.py: RESULTS_IN_MEMORY).
     in_memory: asyncio.Semaphore
     outage_s: float
+    # Results kept in memory from download to their first offer (bot/jobs/allowance.py).
+    kept: Allowance
 
     async def patient(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, waiting out an outage of up to `storage.outage_s`."""

@@ -58,10 +58,18 @@ class Handover:
 
     async def deliver(self, settled: Settled, model: Model, delivery: Delivery) -> None:
         ctx = self._ctx
-        job, held, settlement = settled.job, settled.files, settled.settlement
+        job, settlement, loan = settled.job, settled.settlement, settled.loan
+        held = settled.files if loan is None else None
+        first = settled.files if loan is not None else None
 
         async def files() -> tuple[MediaFile, ...]:
-            """Read again for each offer, so a result waiting to be retried is not in memory."""
+            """Read again for each offer, so a result waiting to be retried is not in memory;
+            the first may be made from the downloaded bytes (bot/jobs/allowance.py)."""
+            nonlocal first
+            if first is not None and loan is not None:
+                kept, first = first, None
+                loan.repay()
+                return flat_files(kept)
             return flat_files(held if held is not None else await self._stored_files(job, model))
 
         result = await self.result(job, model, {}, settlement)
@@ -76,7 +84,7 @@ class Handover:
         await ctx.save(job, state=JobState.DELIVERED, notified=True)
         log.info("job %s delivered", job.id)
         ctx.count(job, JobState.DELIVERED)
-        ctx.metrics.delivery.labels(job.channel.platform).observe(
+        ctx.metrics.child(ctx.metrics.delivery, job.channel.platform).observe(
             max(0.0, time.time() - charged_at)
         )
         if self._spool.may_be_over():

@@ -26,6 +26,7 @@ from typing import Any
 
 from bot.config import JobSettings
 from bot.delivery import Delivery, Progress
+from bot.jobs.allowance import Allowance
 from bot.jobs.archive import Archive
 from bot.jobs.context import JobContext, logged
 from bot.jobs.courier import Courier
@@ -94,6 +95,7 @@ class JobRunner:
             metrics=metrics,
             in_memory=asyncio.Semaphore(RESULTS_IN_MEMORY),
             outage_s=outage_s,
+            kept=Allowance(),
         )
         self._settler = Settler(self._ctx, downloader=downloader, spool=spool)
         self._handover = Handover(
@@ -163,8 +165,8 @@ class JobRunner:
                 Progress(job.id, model.name, state, elapsed, started_at=started_at, **extra)
             )
 
+        settled = Settled(job)
         try:
-            settled = Settled(job)
             if job.state in RUNNING:
                 settled = await self._run(job, model, progress, resumed)
                 job = settled.job
@@ -194,6 +196,8 @@ class JobRunner:
                         current, JobState.FAILED, "Something went wrong inside the bot.", delivery
                     )
         finally:
+            if settled.loan is not None:  # files kept for a first offer never made
+                settled.loan.repay()
             await throttle.close()
             self._cancel_requested.discard(job.id)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from bot.delivery import MediaFile
+from bot.jobs.allowance import Loan
 from bot.jobs.context import JobContext
 from bot.jobs.spool import Spool
 from bot.jobs.states import JobState
@@ -30,13 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settled:
-    """A job as its run left it, with what delivering it needs from settling: the files, only
-    when the spool could not keep them, and the settlement (its quota warnings). A job resumed
-    after a restart has neither: its files come from the spool, what is left from the ledger."""
+    """A job as its run left it, with what delivering it needs from settling: the files, when
+    the spool could not keep them (for every offer) or under `loan` (for the first offer only,
+    bot/jobs/allowance.py), and the settlement (its quota warnings). A job resumed after a
+    restart has neither: its files come from the spool, what is left from the ledger."""
 
     job: JobRecord
     files: dict[int, tuple[MediaFile, ...]] | None = None
     settlement: Settlement | None = None
+    loan: Loan | None = None
 
 
 class Settler:
@@ -58,7 +61,8 @@ class Settler:
                 except OutputError as exc:
                     copies[index] = replace(copy, status="FAILED", error=exc.message)
             spooled = await self._spooled(job, copies, files, model)
-        held = None if spooled else files
+        loan = self._ctx.kept.borrow(_size(files)) if spooled else None
+        held = None if spooled and loan is None else files
         del files  # on disk now: the bytes go before this job waits for its turn to settle
         job = replace(job, copies=tuple(copies))
         done = [i for i, c in enumerate(copies) if c.status == "COMPLETED"]
@@ -76,12 +80,17 @@ class Settler:
             )
             return Settled(await self.end_quietly(job, state, failure_message(copies)))
         total = sum((Decimal(copies[i].cost or 0) for i in done), Decimal(0))
-        job, settlement = await self._ctx.patient(lambda: self._charge(job, total))
+        try:
+            job, settlement = await self._ctx.patient(lambda: self._charge(job, total))
+        except BaseException:
+            if loan is not None:
+                loan.repay()
+            raise
         log.info("job %s completed; charged %s", job.id, total, extra=job_fields(job, cost=total))
         self._ctx.count(job, JobState.COMPLETED)
         metrics = self._ctx.metrics
         metrics.money(metrics.charged, total, model=job.model, workspace=job.member.pool_key)
-        return Settled(job, held, settlement)
+        return Settled(job, held, settlement, loan)
 
     async def _charge(self, job: JobRecord, total: Decimal) -> tuple[JobRecord, Settlement]:
         ctx = self._ctx
@@ -162,3 +171,7 @@ def _audio_seconds(files: tuple[MediaFile, ...]) -> float | None:
         if file.content_type.startswith("audio/"):
             return recording.seconds_of(file.data)
     return None
+
+
+def _size(files: dict[int, tuple[MediaFile, ...]]) -> int:
+    return sum(len(f.data) for copy in files.values() for f in copy)

@@ -341,6 +341,9 @@ def _sniff(data: bytes) -> str | None:
 
 
 def _dimensions(data: bytes) -> tuple[int | None, int | None]:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        # a PNG says its size first (IHDR): no need to open it with Pillow for that
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.width, image.height

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,21 +33,36 @@ PLAIN_OPTIONS = frozenset({"json", "params", "headers", "timeout"})
 STREAM_OPTIONS = frozenset({"headers", "timeout", "extensions", "follow_redirects"})
 
 
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    """aiohttp's errors as the httpx errors that say whether the request may have been sent."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:  # waiting for a connection, or connecting
-        raise httpx.ConnectTimeout(str(exc)) from exc
-    except aiohttp.ClientConnectorError as exc:  # DNS, refused, TLS handshake: nothing sent
-        raise httpx.ConnectError(str(exc)) from exc
-    except TimeoutError as exc:  # aiohttp's socket read timeout, after the request went out
-        raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except (aiohttp.ClientError, OSError) as exc:  # reset, broken body, bad HTTP: maybe sent
-        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+class _AsHttpxErrors:
+    """aiohttp's errors as the httpx errors that say whether the request may have been sent.
+
+    A class, not `contextlib.contextmanager`: it wraps every request and every read, and a
+    generator's enter and exit cost several calls each (`with _as_httpx_errors:`).
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            return
+        # waiting for a connection, or connecting
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            raise httpx.ConnectTimeout(str(exc)) from exc
+        # DNS, refused, TLS handshake: nothing sent
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise httpx.ConnectError(str(exc)) from exc
+        # aiohttp's socket read timeout, after the request went out
+        if isinstance(exc, TimeoutError):
+            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        # reset, broken body, bad HTTP: maybe sent
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+
+
+_as_httpx_errors = _AsHttpxErrors()
 
 
 class _Body(httpx.AsyncByteStream):
@@ -57,7 +72,7 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
+        with _as_httpx_errors:
             async for chunk in self._response.content.iter_chunked(CHUNK_BYTES):
                 yield chunk
 
@@ -122,7 +137,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         its body already read (`read`: one read, not httpx's chain of async iterators)."""
         if self._session is None:
             self._session = self._open()
-        with _as_httpx_errors():
+        with _as_httpx_errors:
             response = await self._session.request(
                 method, url, allow_redirects=False, timeout=_timeout(timeout), **options
             )
@@ -135,7 +150,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 response.status, headers=response.raw_headers, stream=stream, extensions=extensions
             )
         try:
-            with _as_httpx_errors():
+            with _as_httpx_errors:
                 body = await response.read()
         finally:
             response.release()
@@ -152,13 +167,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 def _timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
     """httpx's pool + connect wait as aiohttp's `connect`, its read timeout per socket read."""
-    pool, connect = timeout.get("pool"), timeout.get("connect")
-    return aiohttp.ClientTimeout(
-        total=None,
-        connect=None if pool is None or connect is None else pool + connect,
-        sock_connect=connect,
-        sock_read=timeout.get("read"),
-    )
+    pool, connect, read = timeout.get("pool"), timeout.get("connect"), timeout.get("read")
+    key = (pool, connect, read)
+    found = _TIMEOUTS.get(key)
+    if found is None:
+        found = aiohttp.ClientTimeout(
+            total=None,
+            connect=None if pool is None or connect is None else pool + connect,
+            sock_connect=connect,
+            sock_read=read,
+        )
+        if len(_TIMEOUTS) < TIMEOUTS_KEPT:
+            _TIMEOUTS[key] = found
+    return found
+
+
+# The common timeouts, made once each (frozen, so shared): a long poll's follows its wait.
+TIMEOUTS_KEPT = 64
+_TIMEOUTS: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
 
 
 class AiohttpClient(httpx.AsyncClient):
