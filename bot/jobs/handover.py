@@ -59,18 +59,19 @@ class Handover:
     async def deliver(self, settled: Settled, model: Model, delivery: Delivery) -> None:
         ctx = self._ctx
         job, settlement, loan = settled.job, settled.settlement, settled.loan
-        held = settled.files if loan is None else None
-        first = settled.files if loan is not None else None
+        in_memory = settled.files
 
         async def files() -> tuple[MediaFile, ...]:
             """Read again for each offer, so a result waiting to be retried is not in memory;
-            the first may be made from the downloaded bytes (bot/jobs/allowance.py)."""
-            nonlocal first
-            if first is not None and loan is not None:
-                kept, first = first, None
+            the first may be made from the downloaded bytes (under `loan`, allowance.py)."""
+            nonlocal in_memory
+            if in_memory is None:
+                return flat_files(await self._stored_files(job, model))
+            now = in_memory
+            if loan is not None:  # kept for the first offer only
+                in_memory = None
                 loan.repay()
-                return flat_files(kept)
-            return flat_files(held if held is not None else await self._stored_files(job, model))
+            return flat_files(now)
 
         result = await self.result(job, model, {}, settlement)
         if self._archive:
