@@ -248,10 +248,11 @@ class Downloader:
         port = url.port or (443 if url.scheme == "https" else 80)
         address = await public_address(host, port, is_public=self._is_public)
         # The request names the checked address; Host and TLS (SNI, certificate) keep the
-        # name. Connection: close keeps the pool from reusing a connection verified for one
-        # name for a request to another name on the same address.
+        # name. The pool keeps the connection for the next result from the same host: its
+        # key is the address and the name (`sni_hostname`), so a connection made for one
+        # name never carries a request for another name on the same address.
         pinned = url.copy_with(host=str(address))
-        headers = {"Host": url.netloc.decode("ascii"), "Connection": "close"}
+        headers = {"Host": url.netloc.decode("ascii")}
         async with self._http.stream(
             "GET",
             pinned,

@@ -37,3 +37,24 @@ async def test_https_to_the_resolved_address_keeps_the_name_for_tls_over_aiohttp
     assert names[0] == "localhost"
     # The same certificate does not cover the bare address: the name is what made it pass.
     assert "CERTIFICATE_VERIFY_FAILED" in by_address.value.message
+
+
+async def test_results_from_one_host_share_a_connection_and_one_tls_handshake() -> None:
+    """A busy hour brings many results from the same storage host: each must not pay a new
+    connection and TLS handshake. A connection made for one name still never carries another
+    name's request (the first test: the bare address gets a handshake of its own, and fails)."""
+    server_tls, client_tls, names = localhost_tls()
+    async with (
+        Server("127.0.0.1", serve_secret, tls=server_tls) as named,
+        aiohttp_client(max_connections=4, timeout=5, headers={}, verify=client_tls) as http,
+    ):
+        loopback = Downloader(
+            http, max_bytes=1 << 20, timeout_s=5, backoff_s=0, is_public=lambda a: a.is_loopback
+        )
+        for n in range(3):
+            fetched = await loopback.fetch(
+                named.url(f"/{n}.png", host="localhost"), kind="image", name="r"
+            )
+            assert fetched.data == SECRET_PNG
+    assert [seen["path"] for seen in named.seen] == ["/0.png", "/1.png", "/2.png"]
+    assert names == ["localhost"]
