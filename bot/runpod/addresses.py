@@ -7,6 +7,11 @@ So before each download hop the host is resolved here, every address it resolves
 public, and the caller connects to the address returned: no second lookup that a DNS server
 could answer differently. `[security] allow_private_urls = true` turns the check off (private
 deployments, local tests).
+
+A checked answer is kept for a minute (`CheckedAddresses`): results come from a few storage
+hosts, and a lookup on a thread for every result cost more CPU than its download. Keeping it
+opens no door: the bot connects to the address that was checked, whatever the name resolves
+to meanwhile, and only an answer that passed is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Callable
 
 from bot.errors import BotError
@@ -79,3 +85,39 @@ async def public_address(
         if not is_public(address):
             raise AddressRefused(f"its host {host} is not a public internet address")
     return addresses[0]
+
+
+class CheckedAddresses:
+    """`public_address`, its answers kept for `keep_s` seconds per (host, port).
+
+    Refusals and failed lookups are not kept: a refusal ends the download anyway, and a name
+    that did not resolve is looked up again on the retry.
+    """
+
+    def __init__(
+        self,
+        is_public: Callable[[IPAddress], bool] = is_public,
+        *,
+        keep_s: float = 60.0,
+        most: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._is_public = is_public
+        self._keep_s = keep_s
+        self._most = most
+        self._clock = clock
+        self._kept: dict[tuple[str, int], tuple[IPAddress, float]] = {}
+
+    async def address(self, host: str, port: int) -> IPAddress:
+        key = (host, port)
+        kept = self._kept.get(key)
+        now = self._clock()
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        address = await public_address(host, port, is_public=self._is_public)
+        if len(self._kept) >= self._most:
+            self._kept = {k: v for k, v in self._kept.items() if v[1] > now}
+            if len(self._kept) >= self._most:
+                self._kept.clear()
+        self._kept[key] = (address, now + self._keep_s)
+        return address

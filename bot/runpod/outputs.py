@@ -24,7 +24,13 @@ from PIL import Image, UnidentifiedImageError
 from bot.commands import COMMANDS, command_of_kind
 from bot.delivery import MediaFile
 from bot.errors import BotError
-from bot.runpod.addresses import AddressRefused, IPAddress, Unresolved, is_public, public_address
+from bot.runpod.addresses import (
+    AddressRefused,
+    CheckedAddresses,
+    IPAddress,
+    Unresolved,
+    is_public,
+)
 from bot.runpod.catalog import Model
 
 if TYPE_CHECKING:  # bot.jobs imports this module
@@ -190,7 +196,7 @@ class Downloader:
     ) -> None:
         self._http = http
         self._allow_private_urls = allow_private_urls
-        self._is_public = is_public
+        self._addresses = CheckedAddresses(is_public)
         # Results are held in memory until delivered: bound how many arrive at once.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._max_bytes = max_bytes
@@ -246,7 +252,7 @@ class Downloader:
             return
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
-        address = await public_address(host, port, is_public=self._is_public)
+        address = await self._addresses.address(host, port)
         # The request names the checked address; Host and TLS (SNI, certificate) keep the
         # name. The pool keeps the connection for the next result from the same host: its
         # key is the address and the name (`sni_hostname`), so a connection made for one
