@@ -22,13 +22,13 @@ from bot.ledger.records import Grant, Hold, HoldState, RecentJob, Report, Report
 from bot.storage.sql import Connection
 
 
-def _scope_sql(key: str, column: str, index: str) -> str:
+def _scope_sql(key: str) -> str:
     """What admission reads about one scope, `:key` (a member's or a pool's): every part an
     equality seek on its key. (One statement for both scopes with `scope_key IN (:user, :pool)`
     read the same rows in about twice the time: SQLite builds a temporary table for each `IN`.)"""
     return f"""
-SELECT 'held', :{key}, SUM(held), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER)
-  FROM holds INDEXED BY {index} WHERE {column} = :{key} AND state = 'held'
+SELECT 'held', scope_key, held, CAST(NULL AS INTEGER), CAST(NULL AS INTEGER)
+  FROM active_holds WHERE scope_key = :{key}
 UNION ALL
 SELECT 'charged', :{key},
        SUM(CASE WHEN day BETWEEN :day_first AND :day_last THEN charged END),
@@ -48,11 +48,7 @@ UNION ALL
 SELECT 'unlimited', scope_key, NULL, NULL, NULL FROM unlimited_scopes WHERE scope_key = :{key}"""
 
 
-_STATE_SQL = (
-    _scope_sql("user", "user_key", "holds_user_active")
-    + "\nUNION ALL"
-    + _scope_sql("pool", "pool_key", "holds_pool_active")
-)
+_STATE_SQL = _scope_sql("user") + "\nUNION ALL" + _scope_sql("pool")
 
 
 _DAY, _WEEK, _MONTH = Period
@@ -95,7 +91,7 @@ def scope_states(
     unlimited: set[str] = set()
     for kind, key, a, b, c in raw.execute(_STATE_SQL, params):
         if kind == "held":
-            held[key] = a or 0
+            held[key] = a
         elif kind == "charged" or kind == "granted":
             sums[kind, key] = {_DAY: a or 0, _WEEK: b or 0, _MONTH: c or 0}
         elif kind == "unlimited":

@@ -53,6 +53,8 @@ SUMS = {
     "holds.held": "SELECT SUM(held) FROM holds",
     "holds.charged": "SELECT SUM(charged) FROM holds",
     "daily_spend.charged": "SELECT SUM(charged) FROM daily_spend",
+    # not copied: the target's trigger adds each active hold as it is copied in
+    "active_holds.held": "SELECT SUM(held) FROM active_holds",
     "grants.amount": "SELECT SUM(amount) FROM grants",
     "limit_overrides.amount": "SELECT SUM(amount) FROM limit_overrides",
 }

@@ -154,6 +154,28 @@ async def test_settle_after_release_still_records_what_runpod_billed(db_place: P
         assert (day.spent, day.held) == (usd("0.25"), ZERO)
 
 
+async def test_the_workspace_counts_every_members_active_holds_until_each_ends(
+    db_place: Path | str,
+) -> None:
+    """The running totals kept by the database's triggers follow every way a hold ends."""
+    async with open_ledger(db_place, quotas(workspace={"daily_usd": "10"})) as ledger:
+        for n, member in enumerate([ALICE, BOB, CAROL] * 4):
+            await ledger.hold(f"j{n}", member, usd("0.25"), model="m")
+        pool = allowance((await ledger.usage(ALICE)).workspace, Period.DAY)
+        assert (pool.held, pool.remaining) == (usd("3.00"), usd("7.00"))
+        await ledger.settle("j0", usd("0.40"))
+        await ledger.release("j1", reason="failed")
+        await ledger.release("j1", reason="failed")  # a repeat ends nothing twice
+        await ledger.settle("j1", usd("0.10"))  # billed after its release: held already ended
+        for n in range(2, 12):
+            await ledger.release(f"j{n}", reason="cancelled")
+        pool = allowance((await ledger.usage(ALICE)).workspace, Period.DAY)
+        assert (pool.spent, pool.held, pool.remaining) == (usd("0.50"), ZERO, usd("9.50"))
+        await ledger.hold("j99", BOB, usd("1.00"), model="m")
+        pool = allowance((await ledger.usage(CAROL)).workspace, Period.DAY)
+        assert (pool.held, pool.remaining) == (usd("1.00"), usd("8.50"))
+
+
 async def test_amounts_finer_than_1e10_round_up(db_place: Path | str) -> None:
     assert to_units(Decimal("0.00000000001")) == 1
     assert to_units(Decimal("0.000000000100")) == 1

@@ -83,10 +83,20 @@ async def test_an_sqlite_file_gets_the_pragmas(tmp_path: Path) -> None:
 async def test_an_older_database_is_migrated_without_losing_rows(db_place: Path | str) -> None:
     path, versions = db_place, migrations(db_place)
     db = await open_at(path, versions[:1])
-    ledger = SqliteLedger(db, quotas(), clock=Clock())
-    await ledger.hold("j1", ALICE, usd("0.25"), model="m")
-    await ledger.hold("j2", BOB, usd("0.50"), model="m")
-    await ledger.settle("j2", usd("0.40"))
+    # Written as the first version's ledger wrote them: j1 still held, j2 settled.
+    holding = (
+        "INSERT INTO holds (job_id, user_key, pool_key, model, held, created_at)"
+        " VALUES (?, ?, ?, 'm', ?, 0)"
+    )
+    await db.run(
+        lambda raw: raw.execute(holding, ("j1", ALICE.user_key, ALICE.pool_key, 2500000000))
+    )
+    await db.run(lambda raw: raw.execute(holding, ("j2", BOB.user_key, BOB.pool_key, 5000000000)))
+    settling = (
+        "UPDATE holds SET state = 'settled', charged = 4000000000, closed_at = 1,"
+        " settled_day = '2026-01-01' WHERE job_id = 'j2'"
+    )
+    await db.run(lambda raw: raw.execute(settling))
     await db.close()
 
     db = await open_at(path, [*versions, EXTRA])
@@ -100,7 +110,12 @@ async def test_an_older_database_is_migrated_without_losing_rows(db_place: Path 
         notes = await db.fetchall("SELECT job_id, text FROM notes ORDER BY job_id")
         assert [tuple(r) for r in notes] == [("j1", "migrated; kept"), ("j2", "migrated; kept")]
         ledger = SqliteLedger(db, quotas(), clock=Clock())
+        # The hold made before the upgrade still counts against its member and pool.
+        usage = await ledger.usage(ALICE)
+        assert {a.held for a in usage.user + usage.workspace} == {usd("0.25")}
         await ledger.settle("j1", usd("0.25"))  # the ledger works on the migrated file
+        usage = await ledger.usage(ALICE)
+        assert {a.held for a in usage.user + usage.workspace} == {usd("0")}
     finally:
         await db.close()
     db = await open_at(path, [*versions, EXTRA])  # reopening changes nothing
