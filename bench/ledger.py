@@ -9,13 +9,15 @@ postgresql://postgres@127.0.0.1:5432/postgres, so the two backends are compared 
 
 Scenarios, each on its own new database:
 - single writer: one task, one pair after the other (latency-bound: two operations in series);
+- the same with 5,000 other jobs held in the workspace throughout (a queue behind
+  `jobs.max_global`): admission must not read them one by one;
 - N requesters: N asyncio tasks in one process sharing one store (group commit applies);
 - 2 and 4 processes: N/2 or N/4 requesters in each process sharing the database;
 and, for scale, empty write transactions through `Store.run` in series (the hand-off, lock and
 BEGIN/COMMIT that every operation pays).
 Every pair holds $0.01 for one of 200 members of one workspace and settles $0.009, with real
 limits that never refuse; the totals are checked after each run. Prints the median of the runs,
-and for the scenarios in this process the median CPU time per pair, all threads included.
+and for the scenarios in this process (but the queue's) the median CPU time per pair, all threads included.
 
 Logging is configured as `python -m bot run` does it (`bot.logs.configure`, INFO), writing to a
 file (`--log`, default a throwaway file), so that any line the ledger writes is in the figure.
@@ -53,6 +55,7 @@ from bot.storage.sql import is_postgres, open_store
 DEFAULT_PLACES = [tempfile.gettempdir(), "postgresql://postgres@127.0.0.1:5432/postgres"]
 
 HOLD, COST = Decimal("0.01"), Decimal("0.009")
+QUEUED = 5000  # jobs held in the workspace throughout one scenario: a long queue
 MEMBERS = [Identity("discord", "bench", f"member{n}") for n in range(200)]
 QUOTAS = QuotaSettings(
     daily_usd=Decimal(10_000),
@@ -68,12 +71,23 @@ async def _pairs(ledger: SqliteLedger, prefix: str, count: int) -> None:
         await ledger.settle(job_id, COST)
 
 
-async def _requesters(place: str, prefix: str, requesters: int, pairs: int) -> float:
-    """Run `pairs` pairs split over `requesters` tasks; return the seconds it took."""
+async def _requesters(
+    place: str, prefix: str, requesters: int, pairs: int, *, queued: int = 0
+) -> float:
+    """Run `pairs` pairs split over `requesters` tasks; return the seconds it took.
+
+    `queued` jobs are held in the workspace first, outside the timing, as a queue behind
+    `jobs.max_global` holds them: they stay held throughout."""
     db = await open_store(place)
     try:
         ledger = SqliteLedger(db, QUOTAS)
         await ledger.usage(MEMBERS[0])  # first-use work (time zone check) outside the timing
+        await asyncio.gather(
+            *(
+                ledger.hold(f"queued{n}", MEMBERS[n % len(MEMBERS)], HOLD, model="bench")
+                for n in range(queued)
+            )
+        )
         share = pairs // requesters
         start = time.perf_counter()
         await asyncio.gather(*(_pairs(ledger, f"{prefix}{r}", share) for r in range(requesters)))
@@ -169,7 +183,7 @@ def _measure(
     once: Callable[[str], float],
     *,
     unit: str = "pairs/s",
-    in_process: bool = True,
+    show_cpu: bool = True,
 ) -> None:
     """Print the median rate of `runs` runs and, for scenarios run in this process, the median
     CPU time per pair (or transaction) of all its threads: on a shared machine the CPU figure
@@ -185,7 +199,7 @@ def _measure(
                 _check(place, pairs)
         rates.append(pairs / seconds)
     shown = ", ".join(f"{r:,.0f}" for r in rates)
-    cpu_shown = f"  cpu {statistics.median(cpu):,.0f} µs each" if in_process else ""
+    cpu_shown = f"  cpu {statistics.median(cpu):,.0f} µs each" if show_cpu else ""
     print(
         f"{name:<40} median {statistics.median(rates):>7,.0f} {unit}{cpu_shown}  (runs: {shown};"
         f" load {os.getloadavg()[0]:.2f})",
@@ -216,6 +230,14 @@ def _scenarios(where: str, runs: int, pairs: int, requesters: int, log_path: str
         lambda p: asyncio.run(_requesters(p, "s", 1, pairs)),
     )
     _measure(
+        f"single writer, {QUEUED:,} jobs held meanwhile",
+        where,
+        runs,
+        pairs,
+        lambda p: asyncio.run(_requesters(p, "q", 1, pairs, queued=QUEUED)),
+        show_cpu=False,  # it would count the queue's holds too
+    )
+    _measure(
         f"{requesters} requesters, one process",
         where,
         runs,
@@ -229,7 +251,7 @@ def _scenarios(where: str, runs: int, pairs: int, requesters: int, log_path: str
             runs,
             pairs,
             lambda p, n=processes: _processes(p, n, requesters, pairs, log_path),  # type: ignore[misc]
-            in_process=False,
+            show_cpu=False,  # the other processes' CPU is theirs
         )
 
 
