@@ -59,7 +59,8 @@ class StorageSettings(Section):
     media_dir: Path | None = None
     # Results are written to `spool/` next to the database before they are charged, so a
     # restart or an expired Runpod URL cannot lose a paid result. Delivered ones are removed,
-    # oldest first, once the folder is over this size.
+    # oldest first, once the folder is over this size (down to nine tenths of it; between two
+    # such trims it may pass this by a tenth).
     spool_max_mb: float = Field(default=1024.0, gt=0)
     # Where that folder is; by default next to an SQLite file, or `./spool` beside PostgreSQL.
     spool: Path | None = None
