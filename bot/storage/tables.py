@@ -188,6 +188,9 @@ CREATE INDEX holds_pool_active ON holds (pool_key, held, created_at, state) WHER
 # Admission summed them from the index instead, every entry: with 5,000 jobs held in one
 # workspace (a queue behind `jobs.max_global`), a hold and settle cost three times what it cost
 # with none. The member's index served only that sum; the pool's still serves the sweeper.
+# The triggers change the pool's row before the member's: a release or the sweeper takes no
+# advisory lock, so on PostgreSQL a hold taking the member's row first could deadlock with a
+# sweep that holds the pool's row and reaches that member's.
 _ACTIVE_HOLDS = """
 CREATE TABLE active_holds (
     scope_key TEXT PRIMARY KEY,
@@ -202,16 +205,16 @@ GROUP BY scope_key;
 CREATE TRIGGER holds_begin_active AFTER INSERT ON holds
 WHEN NEW.state = 'held'
 BEGIN
-    INSERT INTO active_holds (scope_key, held) VALUES (NEW.user_key, NEW.held)
-        ON CONFLICT (scope_key) DO UPDATE SET held = held + excluded.held;
     INSERT INTO active_holds (scope_key, held) VALUES (NEW.pool_key, NEW.held)
+        ON CONFLICT (scope_key) DO UPDATE SET held = held + excluded.held;
+    INSERT INTO active_holds (scope_key, held) VALUES (NEW.user_key, NEW.held)
         ON CONFLICT (scope_key) DO UPDATE SET held = held + excluded.held;
 END;
 CREATE TRIGGER holds_end_active AFTER UPDATE OF state ON holds
 WHEN OLD.state = 'held' AND NEW.state <> 'held'
 BEGIN
-    UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.user_key;
     UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.pool_key;
+    UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.user_key;
 END;
 DROP INDEX holds_user_active;
 """
@@ -241,9 +244,9 @@ EXECUTE FUNCTION holds_settle_spend();"""
 
 _POSTGRES_ACTIVE = """CREATE FUNCTION holds_begin_active() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO active_holds AS a (scope_key, held) VALUES (NEW.user_key, NEW.held)
-        ON CONFLICT (scope_key) DO UPDATE SET held = a.held + excluded.held;
     INSERT INTO active_holds AS a (scope_key, held) VALUES (NEW.pool_key, NEW.held)
+        ON CONFLICT (scope_key) DO UPDATE SET held = a.held + excluded.held;
+    INSERT INTO active_holds AS a (scope_key, held) VALUES (NEW.user_key, NEW.held)
         ON CONFLICT (scope_key) DO UPDATE SET held = a.held + excluded.held;
     RETURN NEW;
 END $$;
@@ -252,8 +255,8 @@ WHEN (NEW.state = 'held')
 EXECUTE FUNCTION holds_begin_active();
 CREATE FUNCTION holds_end_active() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.user_key;
     UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.pool_key;
+    UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.user_key;
     RETURN NEW;
 END $$;
 CREATE TRIGGER holds_end_active AFTER UPDATE OF state ON holds FOR EACH ROW

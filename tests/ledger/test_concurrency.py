@@ -14,7 +14,7 @@ import pytest
 from bot.ledger.periods import Period
 from bot.ledger.service import Identity, QuotaExceeded, SqliteLedger
 from bot.storage.sql import open_store
-from tests.ledger.support import ALICE, open_ledger, quotas, usd
+from tests.ledger.support import ALICE, BOB, open_ledger, quotas, usd
 from tests.pg_support import fresh_schema, query
 
 CENT = usd("0.01")
@@ -208,3 +208,51 @@ async def test_on_postgresql_a_hold_waits_for_an_open_transaction_on_its_scope(
         await task
         with pytest.raises(QuotaExceeded):  # it saw the committed 0.80
             await waiting
+
+
+async def test_on_postgresql_a_sweep_and_a_hold_in_one_workspace_do_not_deadlock(
+    postgres_database: str,
+) -> None:
+    """A release takes no advisory lock; the running totals' rows are the one thing it shares
+    with a hold in the same workspace. Both change the pool's row before the member's, so a
+    sweep holding the pool's row and reaching a member's hold cannot meet a hold that took that
+    member's row first (PostgreSQL would end one of them with a deadlock error)."""
+    place = fresh_schema(postgres_database)
+    async with open_ledger(place, quotas(daily_usd="1")) as ledger:
+        db = ledger._db
+        await ledger.hold("bob-old", BOB, usd("0.10"), model="m")
+        await ledger.hold("alice-old", ALICE, usd("0.10"), model="m")
+        swept_bob = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def sweeper() -> None:
+            async with db.transaction() as tx:
+                assert await ledger.release("bob-old", reason="swept", tx=tx)
+                swept_bob.set()
+                await go_on.wait()
+                assert await ledger.release("alice-old", reason="swept", tx=tx)
+
+        sweep = asyncio.create_task(sweeper())
+        await swept_bob.wait()
+        hold = asyncio.create_task(ledger.hold("alice-new", ALICE, usd("0.20"), model="m"))
+        waiting = (
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%INSERT INTO holds%' AND datname = current_database()"
+        )
+        async with asyncio.timeout(10):  # another connection's state: nothing to wait on but it
+            while True:
+                if await asyncio.to_thread(query, place, waiting):
+                    break
+                await asyncio.sleep(0.02)
+        go_on.set()
+        async with asyncio.timeout(30):
+            await sweep
+            await hold
+        usage = await ledger.usage(ALICE)
+        assert allowance_held(usage.user) == usd("0.20")
+        assert allowance_held(usage.workspace) == usd("0.20")
+
+
+def allowance_held(allowances: list[Any]) -> Decimal:
+    (day,) = [a for a in allowances if a.period is Period.DAY]
+    return Decimal(day.held)
