@@ -230,7 +230,7 @@ SQLITE_MIGRATIONS: list[str] = [
 ]
 
 
-_POSTGRES_SETTLE = """CREATE FUNCTION holds_settle_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+_POSTGRES_SETTLE_SPEND = """CREATE FUNCTION holds_settle_spend() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO daily_spend AS d (scope_key, day, charged) VALUES (NEW.user_key, NEW.settled_day, NEW.charged)
         ON CONFLICT (scope_key, day) DO UPDATE SET charged = d.charged + excluded.charged;
@@ -242,7 +242,7 @@ CREATE TRIGGER holds_settle_spend AFTER UPDATE OF state ON holds FOR EACH ROW
 WHEN (NEW.state = 'settled' AND OLD.state <> 'settled')
 EXECUTE FUNCTION holds_settle_spend();"""
 
-_POSTGRES_ACTIVE = """CREATE FUNCTION holds_begin_active() RETURNS trigger LANGUAGE plpgsql AS $$
+_POSTGRES_BEGIN_ACTIVE = """CREATE FUNCTION holds_begin_active() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO active_holds AS a (scope_key, held) VALUES (NEW.pool_key, NEW.held)
         ON CONFLICT (scope_key) DO UPDATE SET held = a.held + excluded.held;
@@ -252,8 +252,9 @@ BEGIN
 END $$;
 CREATE TRIGGER holds_begin_active AFTER INSERT ON holds FOR EACH ROW
 WHEN (NEW.state = 'held')
-EXECUTE FUNCTION holds_begin_active();
-CREATE FUNCTION holds_end_active() RETURNS trigger LANGUAGE plpgsql AS $$
+EXECUTE FUNCTION holds_begin_active();"""
+
+_POSTGRES_END_ACTIVE = """CREATE FUNCTION holds_end_active() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.pool_key;
     UPDATE active_holds SET held = held - OLD.held WHERE scope_key = OLD.user_key;
@@ -271,14 +272,18 @@ _POSTGRES_WORDS = {
     " WITHOUT ROWID": "",
 }
 _WORDS = re.compile("|".join(rf"(?<!\w){re.escape(word)}(?!\w)" for word in _POSTGRES_WORDS))
-_SQLITE_SETTLE = re.compile(r"^CREATE TRIGGER holds_settle_spend .*?^END;", re.S | re.M)
-_SQLITE_ACTIVE = re.compile(r"^CREATE TRIGGER holds_begin_active .*?^END;.*?^END;", re.S | re.M)
+# Each SQLite trigger -> its PostgreSQL function and trigger, by the trigger's name.
+_POSTGRES_TRIGGERS = {
+    "holds_settle_spend": _POSTGRES_SETTLE_SPEND,
+    "holds_begin_active": _POSTGRES_BEGIN_ACTIVE,
+    "holds_end_active": _POSTGRES_END_ACTIVE,
+}
+_SQLITE_TRIGGER = re.compile(r"^CREATE TRIGGER (\w+) .*?^END;", re.S | re.M)
 
 
 def for_postgres(sql: str) -> str:
     """A migration in SQLite's spelling, spelled for PostgreSQL."""
-    sql = _SQLITE_SETTLE.sub(lambda _: _POSTGRES_SETTLE, sql)
-    sql = _SQLITE_ACTIVE.sub(lambda _: _POSTGRES_ACTIVE, sql)
+    sql = _SQLITE_TRIGGER.sub(lambda match: _POSTGRES_TRIGGERS[match.group(1)], sql)
     sql = _WORDS.sub(lambda match: _POSTGRES_WORDS[match.group()], sql)
     lines = (re.sub(r"\s*--.*$", "", line) for line in sql.split("\n"))
     return "\n" + "\n".join(line for line in lines if line) + "\n"
